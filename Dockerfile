@@ -1,0 +1,20 @@
+# reel's production image: Debian 12 with the runtime packages reel needs.
+FROM rust:1.95-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN cargo build --release --locked && install -m 0755 target/release/reel /usr/local/bin/reel
+
+FROM debian:bookworm-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --create-home --home-dir /var/lib/reel reel
+COPY --from=build /usr/local/bin/reel /usr/local/bin/reel
+USER reel
+WORKDIR /var/lib/reel
+ENV REEL_LISTEN=0.0.0.0:3000 \
+    REEL_DATA_DIR=/var/lib/reel/data
+EXPOSE 3000
+VOLUME ["/var/lib/reel/data"]
+ENTRYPOINT ["reel"]
+CMD ["serve"]

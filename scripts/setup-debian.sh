@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what building and running reel needs on Debian 12. Safe to run again.
+set -euo pipefail
+
+packages=(build-essential pkg-config ca-certificates curl)
+if [[ "${1:-}" == "--test" ]]; then
+  # The test suite also starts PostgreSQL and runs Python SDK clients.
+  packages+=(postgresql python3 python3-venv)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "Installing: ${missing[*]}"
+  SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  [[ -x "$HOME/.cargo/bin/cargo" ]] || curl -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
+fi

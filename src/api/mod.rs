@@ -1,0 +1,126 @@
+//! The HTTP API: one axum router with a module per dialect.
+//!
+//! - [`stream`]: the Stream-compatible API (`/api/v2/video/...`).
+//! - `/files/...`: downloads of locally stored recordings through signed links (Range support).
+//! - `/healthz`, `/metrics` (Prometheus), `/openapi.json`.
+
+mod files;
+mod openapi;
+pub mod stream;
+
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{Next, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use tower_http::cors::CorsLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::trace::TraceLayer;
+use tracing::info_span;
+
+use crate::metrics::{RequestLabels, RouteLabels};
+use crate::service::Services;
+
+/// Largest accepted request body. API bodies are small JSON documents.
+const BODY_LIMIT: usize = 1024 * 1024;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// The services.
+    pub services: Services,
+    /// The base URL clients reach reel at (no trailing slash).
+    pub public_url: String,
+}
+
+/// The whole API.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(stream::routes())
+        .route("/files/{*key}", get(files::download))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
+        .fallback(not_found)
+        // Layers run outside-in in the reverse order of these calls: tracing sees every
+        // request first, then metrics, then CORS answers preflights, then the body limit.
+        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        .layer(
+            CorsLayer::new()
+                .allow_origin(tower_http::cors::Any)
+                .allow_methods(tower_http::cors::Any)
+                .allow_headers(tower_http::cors::Any)
+                .max_age(Duration::from_secs(3600)),
+        )
+        .layer(from_fn_with_state(state.clone(), count_request))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            info_span!(
+                "http",
+                method = %req.method(),
+                path = %req.uri().path(),
+                cid = tracing::field::Empty,
+                recording_id = tracing::field::Empty,
+            )
+        }))
+        .with_state(state)
+}
+
+/// Counts requests by route and status, and times them.
+async fn count_request(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+    let method = req.method().to_string();
+    let started = Instant::now();
+    let res = next.run(req).await;
+    let m = s.services.metrics();
+    m.requests
+        .get_or_create(&RequestLabels {
+            method,
+            route: route.clone(),
+            status: res.status().as_u16(),
+        })
+        .inc();
+    m.request_seconds
+        .get_or_create(&RouteLabels { route })
+        .observe(started.elapsed().as_secs_f64());
+    res
+}
+
+async fn not_found() -> Response {
+    let e = stream::StreamError::not_found("there is no such API endpoint");
+    (e.status, Json(e.envelope(None, "0.00ms"))).into_response()
+}
+
+async fn healthz(State(s): State<AppState>) -> Response {
+    match s.services.store().ping().await {
+        Ok(()) => (StatusCode::OK, "ok\n").into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("database unavailable: {e}\n"),
+        )
+            .into_response(),
+    }
+}
+
+async fn metrics(State(s): State<AppState>) -> Response {
+    let m = s.services.metrics();
+    match s.services.store().count_recordings().await {
+        Ok(counts) => m.set_recordings(&counts),
+        Err(e) => tracing::warn!(error = %e, "cannot count recordings for metrics"),
+    }
+    let mut res = m.encode().into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    res
+}
+
+async fn openapi() -> Response {
+    Json(openapi::document()).into_response()
+}

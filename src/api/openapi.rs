@@ -1,0 +1,286 @@
+//! The OpenAPI document of reel's API, served at `/openapi.json`.
+
+use serde_json::{Value, json};
+
+fn path_param(name: &str, description: &str) -> Value {
+    json!({"name": name, "in": "path", "required": true, "description": description,
+           "schema": {"type": "string"}})
+}
+
+fn call_params() -> Vec<Value> {
+    vec![path_param("type", "call type"), path_param("id", "call id")]
+}
+
+fn schema(name: &str) -> Value {
+    json!({"$ref": format!("#/components/schemas/{name}")})
+}
+
+/// One operation of the Stream dialect: authenticated, answering JSON or the error envelope.
+fn stream_op(
+    id: &str,
+    summary: &str,
+    params: Vec<Value>,
+    body: Option<&str>,
+    answer: &str,
+) -> Value {
+    let mut op = json!({
+        "operationId": id,
+        "summary": summary,
+        "parameters": params,
+        "security": [{"api_key": [], "token": []}],
+        "responses": {
+            "200": {"description": "OK", "content": {"application/json": {"schema": schema(answer)}}},
+            "default": {"description": "Error", "content": {"application/json": {"schema": schema("Error")}}}
+        }
+    });
+    if let Some(b) = body {
+        op["requestBody"] =
+            json!({"required": false, "content": {"application/json": {"schema": schema(b)}}});
+    }
+    op
+}
+
+fn recording_type_param() -> Value {
+    json!({"name": "recording_type", "in": "path", "required": true,
+           "schema": {"type": "string", "enum": ["composite", "individual", "raw"]}})
+}
+
+/// The schemas the operations refer to.
+fn schemas() -> serde_json::Map<String, Value> {
+    let obj = json!({"type": "object", "additionalProperties": true});
+    let ns = json!({"type": "integer", "description": "unix nanoseconds"});
+    let mut schemas = serde_json::Map::new();
+    schemas.insert("Error".into(), json!({"type": "object", "required": ["code", "message", "StatusCode", "duration"], "properties": {
+                    "code": {"type": "integer", "description": "4 input, 5 authentication, 16 not found, 17 not allowed, -1 internal"},
+                    "message": {"type": "string"}, "StatusCode": {"type": "integer"}, "duration": {"type": "string"},
+                    "more_info": {"type": "string"}, "details": {"type": "array"}}}));
+    schemas.insert(
+        "Empty".into(),
+        json!({"type": "object", "properties": {"duration": {"type": "string"}}}),
+    );
+    schemas.insert("CallRecording".into(), json!({"type": "object", "properties": {
+                    "filename": {"type": "string"}, "url": {"type": "string"}, "start_time": ns, "end_time": ns,
+                    "session_id": {"type": "string"}, "recording_type": {"type": "string", "enum": ["composite", "individual", "raw"]}}}));
+    schemas.insert("ListRecordingsResponse".into(), json!({"type": "object", "properties": {
+                    "recordings": {"type": "array", "items": schema("CallRecording")}, "duration": {"type": "string"}}}));
+    schemas.insert("CallSettings".into(), json!({"type": "object", "description": "recording, individual_recording, raw_recording and Stream's other sections", "properties": {
+                    "recording": {"type": "object", "properties": {
+                        "mode": {"enum": ["available", "disabled", "auto-on"]}, "audio_only": {"type": "boolean"},
+                        "quality": {"enum": ["360p", "480p", "720p", "1080p", "1440p", "portrait-360x640", "portrait-480x854", "portrait-720x1280", "portrait-1080x1920", "portrait-1440x2560"]},
+                        "layout": {"type": "object", "properties": {
+                            "name": {"enum": ["spotlight", "grid", "single-participant", "mobile", "custom"]},
+                            "options": obj, "external_css_url": {"type": "string"}, "external_app_url": {"type": "string"},
+                            "detect_orientation": {"type": "boolean"}}}}},
+                    "individual_recording": {"type": "object", "properties": {
+                        "mode": {"enum": ["available", "disabled", "auto-on"]},
+                        "output_types": {"type": "array", "items": {"enum": ["audio_only", "video_only", "audio_video", "screenshare_audio_only", "screenshare_video_only", "screenshare_audio_video"]}}}},
+                    "raw_recording": {"type": "object", "properties": {
+                        "mode": {"enum": ["available", "disabled", "auto-on"]}, "audio_only": {"type": "boolean"}}}}}));
+    schemas.insert("GetOrCreateCallRequest".into(), json!({"type": "object", "properties": {"data": {"type": "object", "properties": {
+                    "created_by_id": {"type": "string"}, "custom": obj, "settings_override": schema("CallSettings"),
+                    "members": {"type": "array", "items": {"type": "object", "properties": {"user_id": {"type": "string"}, "role": {"type": "string"}, "custom": obj}}},
+                    "starts_at": ns, "team": {"type": "string"}}}}}));
+    schemas.insert("UpdateCallRequest".into(), json!({"type": "object", "properties": {"custom": obj, "settings_override": schema("CallSettings"), "starts_at": ns}}));
+    schemas.insert("CallEnvelope".into(), json!({"type": "object", "properties": {
+                    "call": {"type": "object", "properties": {
+                        "cid": {"type": "string"}, "id": {"type": "string"}, "type": {"type": "string"},
+                        "settings": schema("CallSettings"), "current_session_id": {"type": "string"},
+                        "recording": {"type": "boolean"}, "egress": obj, "created_at": ns, "updated_at": ns}},
+                    "members": {"type": "array", "items": obj}, "own_capabilities": {"type": "array", "items": {"type": "string"}},
+                    "created": {"type": "boolean"}, "duration": {"type": "string"}}}));
+    schemas.insert(
+        "StartRecordingRequest".into(),
+        json!({"type": "object", "properties": {"recording_external_storage": {"type": "string"}}}),
+    );
+    schemas.insert("CallType".into(), json!({"type": "object", "properties": {
+                    "name": {"type": "string"}, "settings": schema("CallSettings"),
+                    "grants": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}},
+                               "description": "role -> StartRecording, StopRecording, ListRecordings, DeleteRecording or capability names"},
+                    "notification_settings": obj, "external_storage": {"type": "string"}, "created_at": ns, "updated_at": ns}}));
+    schemas.insert("ListCallTypesResponse".into(), json!({"type": "object", "properties": {"call_types": {"type": "object", "additionalProperties": schema("CallType")}}}));
+    schemas.insert("CreateCallTypeRequest".into(), json!({"type": "object", "required": ["name"], "properties": {
+                    "name": {"type": "string"}, "settings": schema("CallSettings"), "grants": obj, "notification_settings": obj, "external_storage": {"type": "string"}}}));
+    schemas.insert("UpdateCallTypeRequest".into(), json!({"type": "object", "properties": {
+                    "settings": schema("CallSettings"), "grants": obj, "notification_settings": obj, "external_storage": {"type": "string"}}}));
+    schemas.insert("ExternalStorageRequest".into(), json!({"type": "object", "required": ["storage_type", "bucket"], "properties": {
+                    "name": {"type": "string"}, "storage_type": {"enum": ["s3"]}, "bucket": {"type": "string"}, "path": {"type": "string"},
+                    "aws_s3": {"type": "object", "required": ["s3_region"], "properties": {
+                        "s3_region": {"type": "string"}, "s3_api_key": {"type": "string"}, "s3_secret": {"type": "string"},
+                        "s3_custom_endpoint_url": {"type": "string"}}}}}));
+    schemas.insert("ExternalStorage".into(), json!({"type": "object", "properties": {
+                    "name": {"type": "string"}, "bucket": {"type": "string"}, "path": {"type": "string"}, "type": {"type": "string"}}}));
+    schemas.insert("ListExternalStoragesResponse".into(), json!({"type": "object", "properties": {"external_storages": {"type": "object", "additionalProperties": schema("ExternalStorage")}}}));
+    schemas.insert(
+        "CheckExternalStorageResponse".into(),
+        json!({"type": "object", "properties": {"file_url": {"type": "string"}}}),
+    );
+    schemas.insert("UpdateUsersRequest".into(), json!({"type": "object", "properties": {"users": {"type": "object", "additionalProperties": {"type": "object", "properties": {
+                    "id": {"type": "string"}, "role": {"type": "string"}, "name": {"type": "string"}, "image": {"type": "string"}, "custom": obj}}}}}));
+    schemas.insert(
+        "UsersResponse".into(),
+        json!({"type": "object", "properties": {"users": obj}}),
+    );
+    schemas.insert("FailedWebhooksResponse".into(), json!({"type": "object", "properties": {"deliveries": {"type": "array", "items": {"type": "object", "properties": {
+                    "id": {"type": "integer"}, "endpoint": {"type": "string"}, "call_cid": {"type": "string"}, "event_type": {"type": "string"},
+                    "state": {"enum": ["retrying", "given_up"]}, "attempts": {"type": "integer"}, "last_status": {"type": "integer"},
+                    "last_error": {"type": "string"}, "created_at": ns, "next_attempt_at": ns}}}}}));
+    schemas
+}
+
+/// The document.
+pub fn document() -> Value {
+    let v = "/api/v2/video";
+    let with = |mut p: Vec<Value>, extra: Value| {
+        p.push(extra);
+        p
+    };
+    let mut paths = serde_json::Map::new();
+    let mut add = |path: String, ops: Value| {
+        paths.insert(path, ops);
+    };
+    add(
+        format!("{v}/call/{{type}}/{{id}}"),
+        json!({
+            "post": stream_op("GetOrCreateCall", "Get a call, creating it if needed", call_params(), Some("GetOrCreateCallRequest"), "CallEnvelope"),
+            "get": stream_op("GetCall", "Get a call", call_params(), None, "CallEnvelope"),
+            "patch": stream_op("UpdateCall", "Update a call's custom data, settings override or start time", call_params(), Some("UpdateCallRequest"), "CallEnvelope"),
+        }),
+    );
+    add(
+        format!("{v}/call/{{type}}/{{id}}/recordings"),
+        json!({
+            "get": stream_op("ListRecordings", "List a call's recorded files with signed download links", call_params(), None, "ListRecordingsResponse"),
+        }),
+    );
+    add(
+        format!("{v}/call/{{type}}/{{id}}/recordings/{{recording_type}}/start"),
+        json!({
+            "post": stream_op("StartRecording", "Start a recording of the given type in the active call session",
+                              with(call_params(), recording_type_param()), Some("StartRecordingRequest"), "Empty"),
+        }),
+    );
+    add(
+        format!("{v}/call/{{type}}/{{id}}/recordings/{{recording_type}}/stop"),
+        json!({
+            "post": stream_op("StopRecording", "Stop the running recording of the given type",
+                              with(call_params(), recording_type_param()), None, "Empty"),
+        }),
+    );
+    add(
+        format!("{v}/call/{{type}}/{{id}}/start_recording"),
+        json!({
+            "post": stream_op("StartCompositeRecording", "Start a composite recording (older path)", call_params(), Some("StartRecordingRequest"), "Empty"),
+        }),
+    );
+    add(
+        format!("{v}/call/{{type}}/{{id}}/stop_recording"),
+        json!({
+            "post": stream_op("StopCompositeRecording", "Stop the composite recording (older path)", call_params(), None, "Empty"),
+        }),
+    );
+    add(
+        format!("{v}/call/{{type}}/{{id}}/{{session}}/recordings/{{filename}}"),
+        json!({
+            "delete": stream_op("DeleteRecording", "Delete a recorded file",
+                                with(with(call_params(), path_param("session", "call session id")), path_param("filename", "file name")),
+                                None, "Empty"),
+        }),
+    );
+    add(
+        format!("{v}/calltypes"),
+        json!({
+            "get": stream_op("ListCallTypes", "List call types (server-side only)", vec![], None, "ListCallTypesResponse"),
+            "post": stream_op("CreateCallType", "Create a call type (server-side only)", vec![], Some("CreateCallTypeRequest"), "CallType"),
+        }),
+    );
+    add(
+        format!("{v}/calltypes/{{name}}"),
+        json!({
+            "get": stream_op("GetCallType", "Get a call type", vec![path_param("name", "call type")], None, "CallType"),
+            "put": stream_op("UpdateCallType", "Update a call type: settings are merged, grants replaced per role",
+                             vec![path_param("name", "call type")], Some("UpdateCallTypeRequest"), "CallType"),
+            "delete": stream_op("DeleteCallType", "Delete a call type that has no calls", vec![path_param("name", "call type")], None, "Empty"),
+        }),
+    );
+    add(
+        "/api/v2/external_storage".into(),
+        json!({
+            "get": stream_op("ListExternalStorage", "List external storages", vec![], None, "ListExternalStoragesResponse"),
+            "post": stream_op("CreateExternalStorage", "Create an external storage (S3 or S3-compatible)", vec![], Some("ExternalStorageRequest"), "Empty"),
+        }),
+    );
+    add(
+        "/api/v2/external_storage/{name}".into(),
+        json!({
+            "put": stream_op("UpdateExternalStorage", "Replace an external storage's settings",
+                             vec![path_param("name", "storage name")], Some("ExternalStorageRequest"), "ExternalStorage"),
+            "delete": stream_op("DeleteExternalStorage", "Delete an external storage no call type uses",
+                                vec![path_param("name", "storage name")], None, "Empty"),
+        }),
+    );
+    add(
+        "/api/v2/external_storage/{name}/check".into(),
+        json!({
+            "get": stream_op("CheckExternalStorage", "Write a test file to the storage and link to it",
+                             vec![path_param("name", "storage name")], None, "CheckExternalStorageResponse"),
+        }),
+    );
+    add(
+        "/api/v2/users".into(),
+        json!({
+            "post": stream_op("UpdateUsers", "Create or replace user records (their role is used in grants)", vec![], Some("UpdateUsersRequest"), "UsersResponse"),
+        }),
+    );
+    add(
+        "/api/v2/reel/webhooks/failed".into(),
+        json!({
+            "get": stream_op("ListFailedWebhooks", "Webhook deliveries that failed: still retrying or given up", vec![], None, "FailedWebhooksResponse"),
+        }),
+    );
+    add(
+        "/files/{key}".into(),
+        json!({
+            "get": {
+                "operationId": "DownloadFile",
+                "summary": "Download a locally stored recording through a signed link (supports Range)",
+                "parameters": [path_param("key", "object key (may contain slashes)"),
+                               {"name": "expires", "in": "query", "required": true, "schema": {"type": "integer"}},
+                               {"name": "signature", "in": "query", "required": true, "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "the file"}, "206": {"description": "a range of the file"},
+                              "403": {"description": "expired or tampered link"}, "404": {"description": "no such file"}}
+            }
+        }),
+    );
+    add(
+        "/healthz".into(),
+        json!({"get": {"operationId": "Health", "summary": "Liveness and database check",
+        "responses": {"200": {"description": "ok"}, "503": {"description": "database unavailable"}}}}),
+    );
+    add(
+        "/metrics".into(),
+        json!({"get": {"operationId": "Metrics", "summary": "Prometheus metrics",
+        "responses": {"200": {"description": "OpenMetrics text"}}}}),
+    );
+    add(
+        "/openapi.json".into(),
+        json!({"get": {"operationId": "OpenApi", "summary": "This document",
+        "responses": {"200": {"description": "OpenAPI 3.1 document"}}}}),
+    );
+
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "reel",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Self-hosted recording service. The /api/v2 paths follow Stream's video API so that its server SDKs work unchanged. Every request carries ?api_key= and an HS256 token (signed with the API secret) in the Authorization header. Timestamps are unix nanoseconds; successful answers carry a duration field."
+        },
+        "components": {
+            "securitySchemes": {
+                "api_key": {"type": "apiKey", "in": "query", "name": "api_key"},
+                "token": {"type": "apiKey", "in": "header", "name": "Authorization"}
+            },
+            "schemas": schemas(),
+        },
+        "paths": paths
+    })
+}

@@ -1,0 +1,119 @@
+//! Events that reel tells other systems about, in Stream's shapes.
+
+use serde::Serialize;
+
+use super::ids::{Cid, FileName, RecordingId, SessionId};
+use super::recording::RecordingType;
+use super::time::Timestamp;
+
+/// A recorded file as listed by the API and announced by `call.recording_ready`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CallRecording {
+    /// File name, unique within the call session.
+    pub filename: FileName,
+    /// A signed download URL.
+    pub url: String,
+    /// Wall-clock time of its first media.
+    pub start_time: Timestamp,
+    /// Wall-clock time of its last media.
+    pub end_time: Timestamp,
+    /// The call session it belongs to.
+    pub session_id: SessionId,
+    /// What kind of recording made it.
+    pub recording_type: RecordingType,
+}
+
+/// The fields every recording event has.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RecordingEvent {
+    /// `<type>:<id>` of the call.
+    pub call_cid: Cid,
+    /// When it happened.
+    pub created_at: Timestamp,
+    /// The recording's id.
+    pub egress_id: RecordingId,
+    /// What kind of recording.
+    pub recording_type: RecordingType,
+}
+
+/// An event, serialized with its `type` as Stream's webhooks carry it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "type")]
+pub enum Event {
+    /// A recorder started writing.
+    #[serde(rename = "call.recording_started")]
+    RecordingStarted(RecordingEvent),
+    /// A recorder stopped writing.
+    #[serde(rename = "call.recording_stopped")]
+    RecordingStopped(RecordingEvent),
+    /// A recording failed.
+    #[serde(rename = "call.recording_failed")]
+    RecordingFailed(RecordingEvent),
+    /// A file is uploaded and can be downloaded (one event per file).
+    #[serde(rename = "call.recording_ready")]
+    RecordingReady {
+        /// The common fields.
+        #[serde(flatten)]
+        event: RecordingEvent,
+        /// The file.
+        call_recording: CallRecording,
+    },
+}
+
+impl Event {
+    /// The event's type name.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::RecordingStarted(_) => "call.recording_started",
+            Self::RecordingStopped(_) => "call.recording_stopped",
+            Self::RecordingFailed(_) => "call.recording_failed",
+            Self::RecordingReady { .. } => "call.recording_ready",
+        }
+    }
+
+    /// The call it concerns: events of one call are delivered in order.
+    pub fn cid(&self) -> &Cid {
+        match self {
+            Self::RecordingStarted(e) | Self::RecordingStopped(e) | Self::RecordingFailed(e) => {
+                &e.call_cid
+            }
+            Self::RecordingReady { event, .. } => &event.call_cid,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_shape() {
+        let e = RecordingEvent {
+            call_cid: Cid::parse("default:c1").unwrap(),
+            created_at: Timestamp::from_unix_nanos(7),
+            egress_id: RecordingId::parse("EG_1").unwrap(),
+            recording_type: RecordingType::Raw,
+        };
+        let ready = Event::RecordingReady {
+            event: e.clone(),
+            call_recording: CallRecording {
+                filename: FileName::parse("a.tar.gz").unwrap(),
+                url: "http://x".into(),
+                start_time: Timestamp::from_unix_nanos(1),
+                end_time: Timestamp::from_unix_nanos(2),
+                session_id: SessionId::parse("s1").unwrap(),
+                recording_type: RecordingType::Raw,
+            },
+        };
+        let v = serde_json::to_value(&ready).unwrap();
+        assert_eq!(v["type"], "call.recording_ready");
+        assert_eq!(v["call_cid"], "default:c1");
+        assert_eq!(v["created_at"], 7);
+        assert_eq!(v["egress_id"], "EG_1");
+        assert_eq!(v["call_recording"]["start_time"], 1);
+        assert_eq!(ready.kind(), "call.recording_ready");
+        let v = serde_json::to_value(Event::RecordingStarted(e)).unwrap();
+        assert_eq!(v["type"], "call.recording_started");
+        assert_eq!(v["recording_type"], "raw");
+    }
+}

@@ -1,0 +1,29 @@
+//! The domain model: calls, call types, settings, sessions, recordings, permissions, events.
+//!
+//! Pure data and rules; no I/O. Services in [`crate::service`] load and save these through
+//! [`crate::store`] and act on them.
+
+pub mod call;
+pub mod event;
+pub mod ids;
+pub mod permissions;
+pub mod recording;
+pub mod session;
+pub mod settings;
+pub mod storage;
+pub mod time;
+pub mod user;
+
+pub use call::{BUILTIN_CALL_TYPES, Call, CallType, Member};
+pub use event::{CallRecording, Event, RecordingEvent};
+pub use ids::{
+    CallId, CallTypeName, Cid, FileName, InvalidName, RecordingId, Role, SessionId, StorageName,
+    UserId,
+};
+pub use permissions::{Grants, Permission};
+pub use recording::{Recording, RecordingFile, RecordingState, RecordingType, Transition};
+pub use session::CallSession;
+pub use settings::{CallSettings, SettingsPatch};
+pub use storage::{ExternalStorage, S3Access};
+pub use time::Timestamp;
+pub use user::User;

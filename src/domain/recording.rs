@@ -1,0 +1,259 @@
+//! Recordings, the files they make, and the recording state machine.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::ids::{Cid, FileName, RecordingId, SessionId, StorageName, UserId};
+use super::time::Timestamp;
+
+/// The kinds of recording reel makes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordingType {
+    /// One file laid out like the meeting.
+    Composite,
+    /// Files per participant session.
+    Individual,
+    /// One archive of RTP packets per call session.
+    Raw,
+}
+
+impl RecordingType {
+    /// Every recording type.
+    pub const ALL: [RecordingType; 3] = [Self::Composite, Self::Individual, Self::Raw];
+
+    /// The name used in URLs, events and the store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Composite => "composite",
+            Self::Individual => "individual",
+            Self::Raw => "raw",
+        }
+    }
+
+    /// Parses the name used in URLs.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+}
+
+impl fmt::Display for RecordingType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where a recording is in its life.
+///
+/// `requested -> running -> stopping -> uploading -> ready`, or `failed` from any state
+/// before `ready`. See [`RecordingState::next`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordingState {
+    /// Accepted; the recorder is being set up.
+    Requested,
+    /// The recorder is writing.
+    Running,
+    /// A stop was asked for; the recorder is finishing its files.
+    Stopping,
+    /// The recorder is done; its files are being uploaded.
+    Uploading,
+    /// Every file is uploaded.
+    Ready,
+    /// The recording ended with an error.
+    Failed,
+}
+
+/// Something that happens to a recording.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transition {
+    /// The recorder started writing (it may have been asked to stop already).
+    Started,
+    /// Someone (or the end of the call session) asked it to stop.
+    StopRequested,
+    /// The recorder finished and handed over its files.
+    RecorderFinished,
+    /// The last file was uploaded.
+    Uploaded,
+    /// Something went wrong that ends the recording.
+    Fail,
+}
+
+/// A transition that the current state does not allow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a {from} recording cannot take {transition:?}")]
+pub struct InvalidTransition {
+    /// The state the recording was in.
+    pub from: RecordingState,
+    /// What was attempted.
+    pub transition: Transition,
+}
+
+impl RecordingState {
+    /// Every state.
+    pub const ALL: [RecordingState; 6] = [
+        Self::Requested,
+        Self::Running,
+        Self::Stopping,
+        Self::Uploading,
+        Self::Ready,
+        Self::Failed,
+    ];
+
+    /// The name used in the store and in API answers.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Requested => "requested",
+            Self::Running => "running",
+            Self::Stopping => "stopping",
+            Self::Uploading => "uploading",
+            Self::Ready => "ready",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// Parses the stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+
+    /// True while the recorder may still be writing: a second recording of the same type cannot start.
+    pub fn is_active(self) -> bool {
+        matches!(self, Self::Requested | Self::Running | Self::Stopping)
+    }
+
+    /// True once nothing more will happen.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Ready | Self::Failed)
+    }
+
+    /// The state after `t`, or an error if `t` cannot happen now.
+    pub fn next(self, t: Transition) -> Result<RecordingState, InvalidTransition> {
+        use RecordingState::*;
+        use Transition::*;
+        let to = match (self, t) {
+            (Requested, Started) => Running,
+            // Asked to stop while it was still setting up: it started, and now finishes.
+            (Stopping, Started) => Stopping,
+            (Requested | Running, StopRequested) => Stopping,
+            (Requested | Running | Stopping, RecorderFinished) => Uploading,
+            (Uploading, Uploaded) => Ready,
+            (s, Fail) if !s.is_final() => Failed,
+            _ => {
+                return Err(InvalidTransition {
+                    from: self,
+                    transition: t,
+                });
+            }
+        };
+        Ok(to)
+    }
+}
+
+impl fmt::Display for RecordingState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One recording of one type of one call session.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Recording {
+    /// Its id (the egress id in Stream's events).
+    pub id: RecordingId,
+    /// The recorded call.
+    pub cid: Cid,
+    /// The recorded call session.
+    pub session_id: SessionId,
+    /// What kind of recording.
+    pub recording_type: RecordingType,
+    /// Where it is in its life.
+    pub state: RecordingState,
+    /// The external storage its files go to; `None` is reel's own store.
+    pub storage: Option<StorageName>,
+    /// Who asked for it; `None` for server-side requests and automatic starts.
+    pub requested_by: Option<UserId>,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// When it was requested.
+    pub created_at: Timestamp,
+    /// When the recorder started writing.
+    pub started_at: Option<Timestamp>,
+    /// When the recorder stopped writing.
+    pub stopped_at: Option<Timestamp>,
+    /// Last change.
+    pub updated_at: Timestamp,
+}
+
+/// A file a recording made.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecordingFile {
+    /// The recording that made it.
+    pub recording_id: RecordingId,
+    /// The recorded call.
+    pub cid: Cid,
+    /// The recorded call session.
+    pub session_id: SessionId,
+    /// What kind of recording made it.
+    pub recording_type: RecordingType,
+    /// Its name, unique within the call session.
+    pub filename: FileName,
+    /// The external storage holding it; `None` is reel's own store.
+    pub storage: Option<StorageName>,
+    /// Its key within that storage.
+    pub object_key: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Wall-clock time of its first media.
+    pub start_time: Timestamp,
+    /// Wall-clock time of its last media.
+    pub end_time: Timestamp,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RecordingState::*;
+    use super::Transition::*;
+    use super::*;
+
+    #[test]
+    fn happy_path() {
+        let mut s = Requested;
+        for t in [Started, StopRequested, RecorderFinished, Uploaded] {
+            s = s.next(t).unwrap();
+        }
+        assert_eq!(s, Ready);
+    }
+
+    #[test]
+    fn failures_and_forbidden_moves() {
+        for s in [Requested, Running, Stopping, Uploading] {
+            assert_eq!(s.next(Fail), Ok(Failed));
+        }
+        assert!(Ready.next(Fail).is_err());
+        assert!(Failed.next(Started).is_err());
+        assert!(Running.next(Started).is_err());
+        assert!(Stopping.next(StopRequested).is_err());
+        assert!(Running.next(Uploaded).is_err());
+        assert_eq!(Running.next(RecorderFinished), Ok(Uploading));
+        assert_eq!(Requested.next(StopRequested), Ok(Stopping));
+        assert_eq!(
+            Stopping.next(Started),
+            Ok(Stopping),
+            "a stop that came before the start"
+        );
+        assert_eq!(Requested.next(RecorderFinished), Ok(Uploading));
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for s in RecordingState::ALL {
+            assert_eq!(RecordingState::parse(s.as_str()), Some(s));
+        }
+        for t in RecordingType::ALL {
+            assert_eq!(RecordingType::parse(t.as_str()), Some(t));
+        }
+        assert_eq!(RecordingType::parse("video"), None);
+    }
+}

@@ -1,0 +1,30 @@
+//! reel: a self-hosted recording service for real-time calls and broadcasts.
+//!
+//! # Layout
+//! - [`config`]: one [`config::Config`] from a TOML file, environment variables and flags.
+//! - [`domain`]: calls, call types, settings, sessions, recordings, permissions, events. Pure.
+//! - [`store`]: persistence on SQLite (default) or PostgreSQL; the only place with SQL.
+//! - [`service`]: the domain services every API dialect and the media plane call.
+//! - [`recorders`]: the recorder trait and the supervisor that runs recorders.
+//! - [`storage`]: local disk and S3 targets, signed and presigned links, resumable uploads.
+//! - [`webhooks`]: the durable outbox's dispatcher and signing.
+//! - [`auth`]: API keys, HS256 tokens, signed download links.
+//! - [`api`]: the axum router and its dialects.
+//! - [`server`]: assembling and running it all; [`cli`]: the `reel` command.
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod auth;
+pub mod backoff;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod metrics;
+pub mod recorders;
+pub mod server;
+pub mod service;
+pub mod storage;
+pub mod store;
+pub mod telemetry;
+pub mod webhooks;

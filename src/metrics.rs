@@ -1,0 +1,134 @@
+//! Prometheus metrics, served at `/metrics`.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::domain::{RecordingState, RecordingType};
+
+/// Labels of an HTTP request.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// HTTP method.
+    pub method: String,
+    /// The matched route, e.g. `/api/v2/video/call/{type}/{id}`.
+    pub route: String,
+    /// HTTP status code.
+    pub status: u16,
+}
+
+/// Labels of a route.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    /// The matched route.
+    pub route: String,
+}
+
+/// Labels of a recording count.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RecordingLabels {
+    /// Recording type.
+    pub recording_type: String,
+    /// Recording state.
+    pub state: String,
+}
+
+/// Labels of an outcome.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    /// `ok`, `failed` (will be retried) or `dead` (given up).
+    pub outcome: &'static str,
+}
+
+/// Every metric reel exports.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// HTTP requests served.
+    pub requests: Family<RequestLabels, Counter>,
+    /// HTTP request handling time.
+    pub request_seconds: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    /// Recordings by type and state (refreshed at each scrape).
+    pub recordings: Family<RecordingLabels, Gauge>,
+    /// Webhook delivery attempts by outcome.
+    pub webhook_deliveries: Family<OutcomeLabels, Counter>,
+    /// File uploads by outcome.
+    pub uploads: Family<OutcomeLabels, Counter>,
+    /// Bytes uploaded to storage.
+    pub upload_bytes: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("reel");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register("http_requests", "HTTP requests served", requests.clone());
+        let request_seconds: Family<RouteLabels, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.0005, 2.0, 14)));
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request handling time",
+            request_seconds.clone(),
+        );
+        let recordings = Family::<RecordingLabels, Gauge>::default();
+        registry.register(
+            "recordings",
+            "Recordings by type and state",
+            recordings.clone(),
+        );
+        let webhook_deliveries = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "webhook_deliveries",
+            "Webhook delivery attempts by outcome",
+            webhook_deliveries.clone(),
+        );
+        let uploads = Family::<OutcomeLabels, Counter>::default();
+        registry.register("uploads", "File uploads by outcome", uploads.clone());
+        let upload_bytes = Counter::default();
+        registry.register(
+            "upload_bytes",
+            "Bytes uploaded to storage",
+            upload_bytes.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            request_seconds,
+            recordings,
+            webhook_deliveries,
+            uploads,
+            upload_bytes,
+        }
+    }
+}
+
+impl Metrics {
+    /// Replaces the recording counts with `counts`; absent combinations read zero.
+    pub fn set_recordings(&self, counts: &[(RecordingType, RecordingState, u64)]) {
+        for t in RecordingType::ALL {
+            for s in RecordingState::ALL {
+                let n = counts
+                    .iter()
+                    .find(|(ct, cs, _)| *ct == t && *cs == s)
+                    .map_or(0, |c| c.2);
+                self.recordings
+                    .get_or_create(&RecordingLabels {
+                        recording_type: t.as_str().into(),
+                        state: s.as_str().into(),
+                    })
+                    .set(i64::try_from(n).unwrap_or(i64::MAX));
+            }
+        }
+    }
+
+    /// The text exposition format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}

@@ -1,0 +1,237 @@
+//! Assembling and running a reel server.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::api::{self, AppState};
+use crate::auth::Keys;
+use crate::config::{Config, Credentials};
+use crate::domain::{BUILTIN_CALL_TYPES, CallType, CallTypeName, Timestamp};
+use crate::metrics::Metrics;
+use crate::recorders::Recorders;
+use crate::service::{ServiceError, ServiceSettings, Services, Storages};
+use crate::storage::{LocalDisk, S3Bucket, S3Options, StorageError, Target};
+use crate::store::{Store, StoreError};
+use crate::webhooks::{Dispatcher, Receivers};
+
+/// How long a failing upload is retried before the file is given up (and kept locally).
+pub const UPLOAD_RETRY_FOR: Duration = Duration::from_secs(24 * 3600);
+/// How long a graceful shutdown waits for requests in flight.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Why a server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A directory or socket could not be set up.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+    /// The database could not be opened or migrated.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The default storage could not be set up.
+    #[error("default storage: {0}")]
+    Storage(#[from] StorageError),
+    /// Start-up work on recordings failed.
+    #[error("recovering recordings: {0}")]
+    Service(#[from] ServiceError),
+}
+
+fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> StartError {
+    let context = context.into();
+    move |source| StartError::Io { context, source }
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    getrandom::fill(&mut buf).expect("the operating system provides randomness");
+    hex::encode(buf)
+}
+
+/// The configured credentials, or the ones kept in the database (generated on first start,
+/// printed once).
+pub async fn credentials(config: &Config, store: &Store) -> Result<Keys, StoreError> {
+    if let Some(Credentials {
+        api_key,
+        api_secret,
+    }) = &config.credentials
+    {
+        return Ok(Keys::new(api_key.clone(), api_secret.clone()));
+    }
+    if let Some((key, secret)) = store.credentials().await? {
+        return Ok(Keys::new(key, secret));
+    }
+    let ((key, secret), generated) = store
+        .keep_credentials(&random_hex(8), &random_hex(32))
+        .await?;
+    if generated {
+        println!(
+            "Generated API credentials for this installation (shown once; they are kept in the database):\n  \
+             api_key:    {key}\n  api_secret: {secret}"
+        );
+    }
+    Ok(Keys::new(key, secret))
+}
+
+/// A running server.
+pub struct Server {
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    /// The base URL in links.
+    pub public_url: String,
+    /// Its services (for the media plane, tools and tests).
+    pub services: Services,
+    shutdown: CancellationToken,
+    tasks: JoinSet<()>,
+}
+
+impl Server {
+    /// Opens the store, binds the API address and starts serving and the background workers.
+    pub async fn start(config: Config, recorders: Recorders) -> Result<Server, StartError> {
+        let recordings_dir = config.recordings_dir();
+        let work_dir = recordings_dir.join(".work");
+        for dir in [&config.data_dir, &recordings_dir, &work_dir] {
+            tokio::fs::create_dir_all(dir)
+                .await
+                .map_err(io(format!("cannot create {}", dir.display())))?;
+        }
+        let recordings_dir = absolute(recordings_dir)?;
+        let work_dir = absolute(work_dir)?;
+        let store = Store::open(&config.database_url).await?;
+        let keys = credentials(&config, &store).await?;
+        let now = Timestamp::now();
+        let builtin: Vec<CallType> = BUILTIN_CALL_TYPES
+            .iter()
+            .map(|n| {
+                CallType::new(
+                    CallTypeName::parse(*n).expect("built-in names are valid"),
+                    now,
+                )
+            })
+            .collect();
+        store.ensure_call_types(&builtin).await?;
+        // Sessions live in the media plane of this process; any left open died with the last one.
+        let ended = store.end_all_sessions(now).await?;
+        if ended > 0 {
+            warn!(ended, "ended call sessions left open by the previous run");
+        }
+
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(io(format!("cannot listen on {}", config.listen)))?;
+        let addr = listener
+            .local_addr()
+            .map_err(io("cannot read the bound address"))?;
+        let public_url = config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{addr}"));
+
+        let default_target = match &config.s3 {
+            Some(s3) => Target::S3(Arc::new(S3Bucket::new(S3Options {
+                bucket: s3.bucket.clone(),
+                prefix: s3.prefix.clone(),
+                region: s3.region.clone(),
+                endpoint: s3.endpoint.clone(),
+                credentials: s3.credentials.clone(),
+                path_style: s3.path_style,
+            })?)),
+            None => Target::Local(Arc::new(LocalDisk::new(
+                recordings_dir,
+                public_url.clone(),
+                keys.url_signer(),
+            ))),
+        };
+        let metrics = Arc::new(Metrics::default());
+        let dispatcher = Dispatcher::new(
+            store.clone(),
+            keys.api_key().to_owned(),
+            keys.secret().to_owned(),
+            config.webhook_timeout,
+            config.webhook_retry_for,
+            metrics.clone(),
+        );
+        let services = Services::new(
+            store,
+            keys,
+            Receivers::new(config.webhook_urls.clone()),
+            dispatcher.waker(),
+            Storages::new(default_target),
+            recorders,
+            metrics,
+            ServiceSettings {
+                download_url_ttl: config.download_url_ttl,
+                upload_retry_for: UPLOAD_RETRY_FOR,
+                work_dir,
+            },
+        );
+        services.recover_recordings().await?;
+
+        let shutdown = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+        tasks.spawn(dispatcher.run(shutdown.clone()));
+        tasks.spawn(services.uploader().run(shutdown.clone()));
+        let app = api::router(AppState {
+            services: services.clone(),
+            public_url: public_url.clone(),
+        });
+        let stop = shutdown.clone();
+        tasks.spawn(async move {
+            let serve = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stop.cancelled().await });
+            if let Err(e) = serve.await {
+                warn!(error = %e, "the API server stopped");
+            }
+        });
+        info!(%addr, %public_url, database = services.store().backend_name(), "reel is serving");
+        Ok(Server {
+            addr,
+            public_url,
+            services,
+            shutdown,
+            tasks,
+        })
+    }
+
+    /// Stops accepting requests, lets requests in flight finish (up to a grace period), and
+    /// stops the workers. Queued webhooks and uploads stay queued for the next start.
+    pub async fn shutdown(mut self) {
+        self.shutdown.cancel();
+        let drain = async { while self.tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
+            warn!("shutdown grace period over; aborting the remaining work");
+            self.tasks.abort_all();
+        }
+        self.services.store().close().await;
+        info!("reel stopped");
+    }
+
+    /// Stops everything at once, as a crash would (for tests of durability).
+    pub async fn kill(mut self) {
+        self.tasks.abort_all();
+        while self.tasks.join_next().await.is_some() {}
+        self.services.store().close().await;
+    }
+
+    /// Serves until `signal` completes, then shuts down gracefully.
+    pub async fn run_until(self, signal: impl Future<Output = ()>) {
+        signal.await;
+        info!("shutting down");
+        self.shutdown().await;
+    }
+}
+
+fn absolute(p: PathBuf) -> Result<PathBuf, StartError> {
+    std::path::absolute(&p).map_err(io(format!("cannot resolve {}", p.display())))
+}

@@ -1,0 +1,268 @@
+//! Domain services: what the API dialects and the media plane ask of reel.
+//!
+//! Each operation means the same whichever dialect asks: it checks who is asking, loads and
+//! saves through [`crate::store`], starts and stops recorders through [`crate::recorders`],
+//! and queues webhooks in the same transaction as the change that causes them.
+
+mod call_types;
+mod calls;
+mod recordings;
+mod sessions;
+mod storages;
+mod uploads;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::{Caller, Keys};
+use crate::domain::{Call, Cid, Event, Grants, Permission, RecordingId, Role, Timestamp};
+use crate::metrics::Metrics;
+use crate::recorders::Recorders;
+use crate::storage::{StorageError, Target};
+use crate::store::{Store, StoreError, WriteTx};
+use crate::webhooks::Receivers;
+
+pub use call_types::{CallTypeChanges, NewCallType, UserChanges};
+pub use calls::{CallChanges, CallView, NewCall, NewMember};
+pub use storages::{StorageSpec, Storages};
+pub use uploads::Uploader;
+
+/// Why an operation was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The request is not acceptable as it is.
+    #[error("{0}")]
+    Invalid(String),
+    /// Something it names does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The caller may not do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// It would clash with something that exists.
+    #[error("{0}")]
+    Conflict(String),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A storage service failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// Result of a service operation.
+pub type Result<T, E = ServiceError> = std::result::Result<T, E>;
+
+/// Settings the services need from the configuration.
+#[derive(Clone, Debug)]
+pub struct ServiceSettings {
+    /// Lifetime of download links.
+    pub download_url_ttl: Duration,
+    /// How long a failing upload is retried before the file is given up (and kept locally).
+    pub upload_retry_for: Duration,
+    /// Where recorders write files before they are uploaded.
+    pub work_dir: PathBuf,
+}
+
+/// The services, cheap to clone.
+#[derive(Clone)]
+pub struct Services {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    keys: Keys,
+    receivers: Receivers,
+    webhook_wake: Arc<Notify>,
+    upload_wake: Arc<Notify>,
+    storages: Storages,
+    recorders: Recorders,
+    /// Stop signals of the recordings this process runs.
+    running: Mutex<HashMap<RecordingId, CancellationToken>>,
+    metrics: Arc<Metrics>,
+    settings: ServiceSettings,
+}
+
+/// What a caller may do in one call (or application-wide without a call).
+struct Access {
+    caller: Caller,
+    roles: Vec<Role>,
+}
+
+impl Access {
+    fn is_server(&self) -> bool {
+        matches!(self.caller, Caller::Server)
+    }
+
+    fn require(&self, grants: &Grants, p: Permission, cid: &Cid) -> Result<()> {
+        match &self.caller {
+            Caller::Server => Ok(()),
+            Caller::User(_) if grants.allows(&self.roles, p) => Ok(()),
+            Caller::User(u) => Err(ServiceError::Forbidden(format!(
+                "User '{}' with role '{}' is not allowed to perform action {} in scope 'video:{}'",
+                u.user_id,
+                self.roles.first().map(Role::as_str).unwrap_or("user"),
+                p.name(),
+                cid.call_type,
+            ))),
+        }
+    }
+
+    fn capabilities(&self, grants: &Grants) -> Vec<&'static str> {
+        if self.is_server() {
+            Grants::all_capabilities()
+        } else {
+            grants.capabilities(&self.roles)
+        }
+    }
+}
+
+impl Services {
+    /// Services over `store`, signing with `keys`, sending events to `receivers`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        store: Store,
+        keys: Keys,
+        receivers: Receivers,
+        webhook_wake: Arc<Notify>,
+        storages: Storages,
+        recorders: Recorders,
+        metrics: Arc<Metrics>,
+        settings: ServiceSettings,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                keys,
+                receivers,
+                webhook_wake,
+                upload_wake: Arc::new(Notify::new()),
+                storages,
+                recorders,
+                running: Mutex::new(HashMap::new()),
+                metrics,
+                settings,
+            }),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The application's keys.
+    pub fn keys(&self) -> &Keys {
+        &self.inner.keys
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
+    }
+
+    /// The storage targets.
+    pub fn storages(&self) -> &Storages {
+        &self.inner.storages
+    }
+
+    /// The uploader that moves finished files to their storage.
+    pub fn uploader(&self) -> Uploader {
+        Uploader::new(self.clone(), self.inner.upload_wake.clone())
+    }
+
+    /// Remembers the stop signal of a recorder this process runs.
+    pub(crate) fn register_running(&self, id: &RecordingId, stop: CancellationToken) {
+        self.running().insert(id.clone(), stop);
+    }
+
+    /// Forgets a finished recorder's stop signal.
+    pub(crate) fn unregister_running(&self, id: &RecordingId) {
+        self.running().remove(id);
+    }
+
+    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<RecordingId, CancellationToken>> {
+        self.inner
+            .running
+            .lock()
+            .expect("the running-recordings map is never poisoned")
+    }
+
+    /// Queues `events` in `tx` for every webhook receiver.
+    async fn enqueue(&self, tx: &mut WriteTx, events: &[Event]) -> Result<()> {
+        let deliveries = self.inner.receivers.deliveries(events);
+        tx.enqueue(&deliveries, Timestamp::now()).await?;
+        Ok(())
+    }
+
+    /// Commits `tx` and wakes the webhook dispatcher.
+    async fn commit(&self, tx: WriteTx) -> Result<()> {
+        tx.commit().await?;
+        self.inner.webhook_wake.notify_one();
+        Ok(())
+    }
+
+    /// The caller's roles in `call` (or application-wide), refusing tokens limited to other calls.
+    async fn access(&self, caller: &Caller, cid: &Cid, call: Option<&Call>) -> Result<Access> {
+        let roles = match caller {
+            Caller::Server => Vec::new(),
+            Caller::User(u) => {
+                if !u.may_access(cid) {
+                    return Err(ServiceError::Forbidden(format!(
+                        "the token of user '{}' is not valid for call {cid}",
+                        u.user_id
+                    )));
+                }
+                let base = match &u.role {
+                    Some(r) => r.clone(),
+                    None => self
+                        .store()
+                        .get_user(&u.user_id)
+                        .await?
+                        .map_or_else(Role::user, |user| user.role),
+                };
+                match call {
+                    Some(c) => c.roles_of(&u.user_id, base),
+                    None => vec![base],
+                }
+            }
+        };
+        Ok(Access {
+            caller: caller.clone(),
+            roles,
+        })
+    }
+
+    /// The storage target for `storage` (`None`: reel's own).
+    async fn target(&self, storage: Option<&crate::domain::StorageName>) -> Result<Target> {
+        self.inner.storages.target(self.store(), storage).await
+    }
+}
+
+impl Services {
+    /// Webhook deliveries that failed: still retrying or given up, newest first.
+    pub async fn failed_deliveries(
+        &self,
+        caller: &Caller,
+        limit: u32,
+    ) -> Result<Vec<crate::store::Delivery>> {
+        require_server(caller, "list webhook deliveries")?;
+        Ok(self.store().failed_deliveries(limit).await?)
+    }
+}
+
+fn require_server(caller: &Caller, what: &str) -> Result<()> {
+    match caller {
+        Caller::Server => Ok(()),
+        Caller::User(u) => Err(ServiceError::Forbidden(format!(
+            "only server-side requests may {what}; user '{}' may not",
+            u.user_id
+        ))),
+    }
+}

@@ -1,0 +1,481 @@
+//! Starting, stopping, listing and deleting recordings, and the recording life cycle.
+
+use tracing::{info, warn};
+
+use super::{Result, ServiceError, Services};
+use crate::auth::Caller;
+use crate::domain::RecordingFile;
+use crate::domain::settings::RecordingMode;
+use crate::domain::{
+    CallRecording, CallSettings, Cid, Event, FileName, Permission, Recording, RecordingEvent,
+    RecordingId, RecordingState, RecordingType, SessionId, StorageName, Timestamp, Transition,
+    UserId,
+};
+use crate::recorders::{self, FinishedFile, RecordingJob};
+use crate::storage::object_key;
+use crate::store::{NewFile, StoreError, StoredFile, WriteTx};
+
+fn mode_of(settings: &CallSettings, t: RecordingType) -> RecordingMode {
+    match t {
+        RecordingType::Composite => settings.recording.mode,
+        RecordingType::Individual => settings.individual_recording.mode,
+        RecordingType::Raw => settings.raw_recording.mode,
+    }
+}
+
+fn event(rec: &Recording, at: Timestamp) -> RecordingEvent {
+    RecordingEvent {
+        call_cid: rec.cid.clone(),
+        created_at: at,
+        egress_id: rec.id.clone(),
+        recording_type: rec.recording_type,
+    }
+}
+
+impl Services {
+    /// Starts a recording of `recording_type` in the call's active session.
+    ///
+    /// `storage` names an external storage for its files, over the call type's.
+    pub async fn start_recording(
+        &self,
+        caller: &Caller,
+        cid: &Cid,
+        recording_type: RecordingType,
+        storage: Option<StorageName>,
+    ) -> Result<Recording> {
+        let (call, call_type) = self.load_call(cid).await?;
+        let access = self.access(caller, cid, Some(&call)).await?;
+        access.require(
+            &call_type.grants,
+            Permission::StartRecording(recording_type),
+            cid,
+        )?;
+        let requested_by = match caller {
+            Caller::Server => None,
+            Caller::User(u) => Some(u.user_id.clone()),
+        };
+        let settings = call.settings(&call_type);
+        self.start_in_session(
+            cid,
+            recording_type,
+            settings,
+            storage.or(call_type.external_storage),
+            requested_by,
+        )
+        .await
+    }
+
+    async fn start_in_session(
+        &self,
+        cid: &Cid,
+        recording_type: RecordingType,
+        settings: CallSettings,
+        storage: Option<StorageName>,
+        requested_by: Option<UserId>,
+    ) -> Result<Recording> {
+        if mode_of(&settings, recording_type) == RecordingMode::Disabled {
+            return Err(ServiceError::Invalid(format!(
+                "{recording_type} recording is disabled for this call"
+            )));
+        }
+        if let Some(name) = &storage
+            && self.store().get_storage(name).await?.is_none()
+        {
+            return Err(ServiceError::Invalid(format!(
+                "external storage {name} does not exist"
+            )));
+        }
+        let session = self
+            .store()
+            .active_session(cid)
+            .await?
+            .ok_or_else(|| ServiceError::Invalid("there is no active session".into()))?;
+        let factory = self.inner.recorders.get(recording_type).ok_or_else(|| {
+            ServiceError::Invalid(format!(
+                "{recording_type} recording is not available on this server"
+            ))
+        })?;
+        let now = Timestamp::now();
+        let recording = Recording {
+            id: RecordingId::random(),
+            cid: cid.clone(),
+            session_id: session.id.clone(),
+            recording_type,
+            state: RecordingState::Requested,
+            storage,
+            requested_by,
+            error: None,
+            created_at: now,
+            started_at: None,
+            stopped_at: None,
+            updated_at: now,
+        };
+        self.store()
+            .insert_recording(&recording)
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict(_) => {
+                    ServiceError::Invalid(format!("{recording_type} recording is already running"))
+                }
+                e => e.into(),
+            })?;
+        info!(cid = %cid, recording_id = %recording.id, %recording_type, "recording requested");
+        let job = RecordingJob {
+            recording: recording.clone(),
+            settings,
+            work_dir: self.inner.settings.work_dir.join(recording.id.as_str()),
+        };
+        match factory.create(&job) {
+            Ok(recorder) => recorders::spawn(self.clone(), job, recorder),
+            Err(e) => {
+                self.advance(&recording.id, Transition::Fail, Some(&e.to_string()))
+                    .await?;
+            }
+        }
+        Ok(recording)
+    }
+
+    /// Starts the recordings whose mode is `auto-on` (when a call session starts).
+    pub(super) async fn start_auto_recordings(&self, cid: &Cid) -> Result<()> {
+        let (call, call_type) = self.load_call(cid).await?;
+        let settings = call.settings(&call_type);
+        for t in RecordingType::ALL {
+            if mode_of(&settings, t) != RecordingMode::AutoOn {
+                continue;
+            }
+            if let Err(e) = self
+                .start_in_session(
+                    cid,
+                    t,
+                    settings.clone(),
+                    call_type.external_storage.clone(),
+                    None,
+                )
+                .await
+            {
+                warn!(cid = %cid, recording_type = %t, error = %e, "cannot start an auto-on recording");
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops the running recording of `recording_type`.
+    pub async fn stop_recording(
+        &self,
+        caller: &Caller,
+        cid: &Cid,
+        recording_type: RecordingType,
+    ) -> Result<Recording> {
+        let (call, call_type) = self.load_call(cid).await?;
+        let access = self.access(caller, cid, Some(&call)).await?;
+        access.require(
+            &call_type.grants,
+            Permission::StopRecording(recording_type),
+            cid,
+        )?;
+        let rec = self
+            .store()
+            .active_recordings(cid)
+            .await?
+            .into_iter()
+            .find(|r| r.recording_type == recording_type)
+            .ok_or_else(|| ServiceError::Invalid("call egress is not running".into()))?;
+        self.request_stop(&rec).await?;
+        Ok(rec)
+    }
+
+    /// Asks a recording's recorder to stop (idempotent).
+    pub(super) async fn request_stop(&self, rec: &Recording) -> Result<()> {
+        if rec.state != RecordingState::Stopping {
+            match self.advance(&rec.id, Transition::StopRequested, None).await {
+                Ok(_) | Err(ServiceError::Conflict(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let token = self.running().get(&rec.id).cloned();
+        if let Some(t) = token {
+            t.cancel();
+        }
+        info!(cid = %rec.cid, recording_id = %rec.id, "recording stop requested");
+        Ok(())
+    }
+
+    /// The call's uploaded files with fresh download links.
+    pub async fn list_recordings(&self, caller: &Caller, cid: &Cid) -> Result<Vec<CallRecording>> {
+        let (call, call_type) = self.load_call(cid).await?;
+        let access = self.access(caller, cid, Some(&call)).await?;
+        access.require(&call_type.grants, Permission::ListRecordings, cid)?;
+        let files = self.store().listed_files(cid).await?;
+        let now = Timestamp::now();
+        let mut out = Vec::with_capacity(files.len());
+        for f in files {
+            let url = self.download_url(&f, now).await?;
+            out.push(CallRecording {
+                filename: f.file.filename,
+                url,
+                start_time: f.file.start_time,
+                end_time: f.file.end_time,
+                session_id: f.file.session_id,
+                recording_type: f.file.recording_type,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn download_url(&self, f: &StoredFile, now: Timestamp) -> Result<String> {
+        let target = self.target(f.file.storage.as_ref()).await?;
+        Ok(target
+            .url(
+                &f.file.object_key,
+                self.inner.settings.download_url_ttl,
+                now,
+            )
+            .await?)
+    }
+
+    /// Deletes a recorded file. Files in reel's own store are deleted from storage too;
+    /// files in an external storage are only forgotten (the bucket is the application's).
+    pub async fn delete_recording(
+        &self,
+        caller: &Caller,
+        cid: &Cid,
+        session: &SessionId,
+        filename: &FileName,
+    ) -> Result<()> {
+        let (call, call_type) = self.load_call(cid).await?;
+        let access = self.access(caller, cid, Some(&call)).await?;
+        access.require(&call_type.grants, Permission::DeleteRecording, cid)?;
+        let f = self
+            .store()
+            .find_file(cid, session, filename)
+            .await?
+            .filter(|f| f.state == crate::store::FileState::Uploaded)
+            .ok_or_else(|| ServiceError::NotFound("recording doesn't exist".into()))?;
+        if f.file.storage.is_none() {
+            self.target(None).await?.delete(&f.file.object_key).await?;
+        }
+        self.store().delete_file(f.id).await?;
+        info!(cid = %cid, recording_id = %f.file.recording_id, file = %filename, "recording file deleted");
+        Ok(())
+    }
+
+    /// Applies `t` to a recording and queues the events it causes, in one transaction.
+    ///
+    /// [`ServiceError::Conflict`] if the recording's state does not allow `t`.
+    pub(crate) async fn advance(
+        &self,
+        id: &RecordingId,
+        t: Transition,
+        error: Option<&str>,
+    ) -> Result<RecordingState> {
+        // Two changes can race (a stop request while the recorder reports its start): the
+        // loser finds the state changed under it and decides again from the new state.
+        let mut attempts = 0;
+        loop {
+            match self.try_advance(id, t, error).await {
+                Err(ServiceError::Store(StoreError::Stale(_))) if attempts < 5 => attempts += 1,
+                other => return other,
+            }
+        }
+    }
+
+    async fn try_advance(
+        &self,
+        id: &RecordingId,
+        t: Transition,
+        error: Option<&str>,
+    ) -> Result<RecordingState> {
+        let rec = self
+            .store()
+            .get_recording(id)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("recording {id} does not exist")))?;
+        let mut tx = self.store().write().await?;
+        let from = tx
+            .recording_state(id)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("recording {id} does not exist")))?;
+        let to = from
+            .next(t)
+            .map_err(|e| ServiceError::Conflict(format!("recording {id}: {e}")))?;
+        let now = Timestamp::now();
+        tx.transition_recording(id, (from, to), t == Transition::Started, error, now)
+            .await?;
+        // Events keep the order started, stopped, then ready or failed, whatever order the
+        // stop request and the recorder's start came in.
+        let events = match (from, to) {
+            (RecordingState::Requested, RecordingState::Running) => {
+                vec![Event::RecordingStarted(event(&rec, now))]
+            }
+            (RecordingState::Stopping, RecordingState::Stopping) => vec![
+                Event::RecordingStarted(event(&rec, now)),
+                Event::RecordingStopped(event(&rec, now)),
+            ],
+            (RecordingState::Running, RecordingState::Stopping | RecordingState::Uploading) => {
+                vec![Event::RecordingStopped(event(&rec, now))]
+            }
+            (_, RecordingState::Failed) => vec![Event::RecordingFailed(event(&rec, now))],
+            _ => Vec::new(),
+        };
+        self.enqueue(&mut tx, &events).await?;
+        let to = if to == RecordingState::Uploading {
+            self.settle_uploads(&mut tx, &rec, now, error).await?
+        } else {
+            to
+        };
+        self.commit(tx).await?;
+        info!(cid = %rec.cid, recording_id = %id, from = %from, to = %to, "recording state changed");
+        Ok(to)
+    }
+
+    /// In `tx`, ends an uploading recording whose files are all settled: ready if every file
+    /// is uploaded, failed if a file was given up or there are none.
+    async fn settle_uploads(
+        &self,
+        tx: &mut WriteTx,
+        rec: &Recording,
+        now: Timestamp,
+        reason: Option<&str>,
+    ) -> Result<RecordingState> {
+        let (pending, uploaded, failed) = tx.file_counts(&rec.id).await?;
+        if pending > 0 {
+            return Ok(RecordingState::Uploading);
+        }
+        let (to, error) = if failed > 0 {
+            (
+                RecordingState::Failed,
+                format!("{failed} file(s) could not be uploaded; kept on local disk"),
+            )
+        } else if uploaded == 0 {
+            (
+                RecordingState::Failed,
+                reason.unwrap_or("no media was recorded").to_owned(),
+            )
+        } else {
+            (RecordingState::Ready, String::new())
+        };
+        let error = (to == RecordingState::Failed).then_some(error.as_str());
+        tx.transition_recording(&rec.id, (RecordingState::Uploading, to), false, error, now)
+            .await?;
+        if to == RecordingState::Failed {
+            self.enqueue(tx, &[Event::RecordingFailed(event(rec, now))])
+                .await?;
+        }
+        Ok(to)
+    }
+
+    /// Registers a file a recorder finished, for upload.
+    pub(crate) async fn add_file(&self, rec: &Recording, f: FinishedFile) -> Result<()> {
+        let target = self.target(rec.storage.as_ref()).await?;
+        let size = tokio::fs::metadata(&f.path)
+            .await
+            .map_err(|e| {
+                ServiceError::Invalid(format!(
+                    "finished file {} is not readable: {e}",
+                    f.path.display()
+                ))
+            })?
+            .len();
+        let new = NewFile {
+            file: RecordingFile {
+                recording_id: rec.id.clone(),
+                cid: rec.cid.clone(),
+                session_id: rec.session_id.clone(),
+                recording_type: rec.recording_type,
+                object_key: object_key(target.prefix(), &rec.cid, &rec.session_id, &f.filename),
+                filename: f.filename,
+                storage: rec.storage.clone(),
+                size,
+                start_time: f.start_time,
+                end_time: f.end_time,
+            },
+            local_path: f.path,
+        };
+        let mut tx = self.store().write().await?;
+        tx.insert_file(&new, Timestamp::now())
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict(_) => ServiceError::Conflict(format!(
+                    "call session {} already has a file named {}",
+                    rec.session_id, new.file.filename
+                )),
+                e => e.into(),
+            })?;
+        tx.commit().await?;
+        self.inner.upload_wake.notify_one();
+        info!(cid = %rec.cid, recording_id = %rec.id, file = %new.file.filename, size, "file finished");
+        Ok(())
+    }
+
+    /// A file reached its storage: mark it, announce it, and finish its recording if it was the last.
+    pub(crate) async fn file_uploaded(&self, f: &StoredFile) -> Result<()> {
+        let now = Timestamp::now();
+        let url = self.download_url(f, now).await?;
+        let rec = self
+            .store()
+            .get_recording(&f.file.recording_id)
+            .await?
+            .ok_or_else(|| {
+                ServiceError::NotFound(format!("recording {} does not exist", f.file.recording_id))
+            })?;
+        let mut tx = self.store().write().await?;
+        tx.mark_file_uploaded(f.id, now).await?;
+        let ready = [Event::RecordingReady {
+            event: event(&rec, now),
+            call_recording: CallRecording {
+                filename: f.file.filename.clone(),
+                url,
+                start_time: f.file.start_time,
+                end_time: f.file.end_time,
+                session_id: f.file.session_id.clone(),
+                recording_type: f.file.recording_type,
+            },
+        }];
+        self.enqueue(&mut tx, &ready).await?;
+        if tx.recording_state(&rec.id).await? == Some(RecordingState::Uploading) {
+            self.settle_uploads(&mut tx, &rec, now, None).await?;
+        }
+        self.commit(tx).await
+    }
+
+    /// A file's upload was given up: mark it, and fail its recording if it was the last.
+    pub(crate) async fn file_failed(&self, f: &StoredFile, error: &str) -> Result<()> {
+        let now = Timestamp::now();
+        let rec = self
+            .store()
+            .get_recording(&f.file.recording_id)
+            .await?
+            .ok_or_else(|| {
+                ServiceError::NotFound(format!("recording {} does not exist", f.file.recording_id))
+            })?;
+        let mut tx = self.store().write().await?;
+        tx.mark_file_failed(f.id, error).await?;
+        if tx.recording_state(&rec.id).await? == Some(RecordingState::Uploading) {
+            self.settle_uploads(&mut tx, &rec, now, None).await?;
+        }
+        self.commit(tx).await
+    }
+
+    /// At start-up: recordings whose recorder died with the previous process are stopped
+    /// and finished (their handed-over files are still uploaded).
+    pub async fn recover_recordings(&self) -> Result<()> {
+        for rec in self.store().unfinished_recordings().await? {
+            if rec.state.is_active() {
+                warn!(cid = %rec.cid, recording_id = %rec.id, state = %rec.state,
+                      "recording was interrupted by a restart; finishing it");
+                self.advance(
+                    &rec.id,
+                    Transition::RecorderFinished,
+                    Some("reel restarted while recording"),
+                )
+                .await?;
+            } else if rec.state == RecordingState::Uploading {
+                let mut tx = self.store().write().await?;
+                self.settle_uploads(&mut tx, &rec, Timestamp::now(), None)
+                    .await?;
+                self.commit(tx).await?;
+            }
+        }
+        Ok(())
+    }
+}

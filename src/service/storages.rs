@@ -1,0 +1,170 @@
+//! Storage targets: reel's own store and the application's external storages.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::{Result, ServiceError, Services, require_server};
+use crate::auth::Caller;
+use crate::domain::{ExternalStorage, S3Access, StorageName, Timestamp};
+use crate::storage::{S3Bucket, S3Options, Target};
+use crate::store::{Store, StoreError};
+
+/// Finds the [`Target`] of a storage name, keeping a client per external storage.
+#[derive(Clone, Debug)]
+pub struct Storages {
+    default: Target,
+    clients: Arc<Mutex<HashMap<StorageName, (Timestamp, Target)>>>,
+}
+
+/// How an external storage is reached.
+#[derive(Clone, Debug)]
+pub struct StorageSpec {
+    /// Its name.
+    pub name: StorageName,
+    /// The bucket.
+    pub bucket: String,
+    /// Key prefix.
+    pub path: String,
+    /// Access.
+    pub s3: S3Access,
+}
+
+fn bucket_for(s: &ExternalStorage) -> Result<Target> {
+    let b = S3Bucket::new(S3Options {
+        bucket: s.bucket.clone(),
+        prefix: s.path.clone(),
+        region: s.s3.region.clone(),
+        path_style: s.s3.endpoint_url.is_some(),
+        endpoint: s.s3.endpoint_url.clone(),
+        credentials: s
+            .s3
+            .access_key_id
+            .clone()
+            .zip(s.s3.secret_access_key.clone()),
+    })?;
+    Ok(Target::S3(Arc::new(b)))
+}
+
+impl Storages {
+    /// Storages whose default (reel's own store) is `default`.
+    pub fn new(default: Target) -> Self {
+        Self {
+            default,
+            clients: Arc::default(),
+        }
+    }
+
+    /// Reel's own store.
+    pub fn default_target(&self) -> &Target {
+        &self.default
+    }
+
+    /// The target named `name`, or reel's own store for `None`.
+    pub async fn target(&self, store: &Store, name: Option<&StorageName>) -> Result<Target> {
+        let Some(name) = name else {
+            return Ok(self.default.clone());
+        };
+        let s = store.get_storage(name).await?.ok_or_else(|| {
+            ServiceError::NotFound(format!("external storage {name} does not exist"))
+        })?;
+        let mut clients = self
+            .clients
+            .lock()
+            .expect("the storage client cache is never poisoned");
+        if let Some((version, t)) = clients.get(name)
+            && *version == s.updated_at
+        {
+            return Ok(t.clone());
+        }
+        let t = bucket_for(&s)?;
+        clients.insert(name.clone(), (s.updated_at, t.clone()));
+        Ok(t)
+    }
+}
+
+impl Services {
+    /// Every external storage.
+    pub async fn list_storages(&self, caller: &Caller) -> Result<Vec<ExternalStorage>> {
+        require_server(caller, "list external storages")?;
+        Ok(self.store().list_storages().await?)
+    }
+
+    /// Creates an external storage.
+    pub async fn create_storage(
+        &self,
+        caller: &Caller,
+        spec: StorageSpec,
+    ) -> Result<ExternalStorage> {
+        require_server(caller, "create external storages")?;
+        let now = Timestamp::now();
+        let s = ExternalStorage {
+            name: spec.name,
+            bucket: spec.bucket,
+            path: spec.path.trim_matches('/').to_owned(),
+            s3: spec.s3,
+            created_at: now,
+            updated_at: now,
+        };
+        self.store().insert_storage(&s).await.map_err(|e| match e {
+            StoreError::Conflict(_) => {
+                ServiceError::Conflict(format!("external storage {} already exists", s.name))
+            }
+            e => e.into(),
+        })?;
+        Ok(s)
+    }
+
+    /// Replaces an external storage's settings.
+    pub async fn update_storage(
+        &self,
+        caller: &Caller,
+        spec: StorageSpec,
+    ) -> Result<ExternalStorage> {
+        require_server(caller, "change external storages")?;
+        let old = self.store().get_storage(&spec.name).await?.ok_or_else(|| {
+            ServiceError::NotFound(format!("external storage {} does not exist", spec.name))
+        })?;
+        let s = ExternalStorage {
+            name: spec.name,
+            bucket: spec.bucket,
+            path: spec.path.trim_matches('/').to_owned(),
+            s3: spec.s3,
+            created_at: old.created_at,
+            updated_at: Timestamp::now().max(old.updated_at.after(Duration::from_nanos(1))),
+        };
+        self.store().update_storage(&s).await?;
+        Ok(s)
+    }
+
+    /// Deletes an external storage that no call type uses.
+    pub async fn delete_storage(&self, caller: &Caller, name: &StorageName) -> Result<()> {
+        require_server(caller, "delete external storages")?;
+        if self.store().storage_in_use(name).await? {
+            return Err(ServiceError::Conflict(format!(
+                "external storage {name} is used by a call type; change the call type first"
+            )));
+        }
+        if !self.store().delete_storage(name).await? {
+            return Err(ServiceError::NotFound(format!(
+                "external storage {name} does not exist"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Writes a test file to an external storage and returns a download link to it.
+    pub async fn check_storage(&self, caller: &Caller, name: &StorageName) -> Result<String> {
+        require_server(caller, "check external storages")?;
+        let target = self.target(Some(name)).await?;
+        let Target::S3(bucket) = &target else {
+            return Err(ServiceError::Invalid(format!(
+                "external storage {name} is not an S3 bucket"
+            )));
+        };
+        let key = bucket.probe().await?;
+        Ok(target
+            .url(&key, self.inner.settings.download_url_ttl, Timestamp::now())
+            .await?)
+    }
+}

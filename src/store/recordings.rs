@@ -1,0 +1,555 @@
+//! Recordings, their files, and the uploads of those files.
+
+use std::path::PathBuf;
+
+use sqlx::any::AnyRow;
+
+use super::{Store, StoreError, WriteTx, conflict, get, parse_with, to_i64};
+use crate::domain::{
+    CallId, CallTypeName, Cid, FileName, Recording, RecordingFile, RecordingId, RecordingState,
+    RecordingType, SessionId, StorageName, Timestamp, UserId,
+};
+
+macro_rules! recording_columns {
+    () => {
+        "id, call_type, call_id, session_id, recording_type, state, storage, requested_by, error,
+         created_at, started_at, stopped_at, updated_at"
+    };
+}
+
+macro_rules! file_columns {
+    () => {
+        "id, recording_id, call_type, call_id, session_id, recording_type, filename, storage, object_key,
+         local_path, size, start_time, end_time, state, attempts, next_attempt_at, last_error, upload_id,
+         created_at"
+    };
+}
+
+fn cid_from_row(row: &AnyRow) -> Result<Cid, StoreError> {
+    Ok(Cid::new(
+        CallTypeName::parse(get::<String>(row, "call_type")?)?,
+        CallId::parse(get::<String>(row, "call_id")?)?,
+    ))
+}
+
+fn recording_type_from_row(row: &AnyRow) -> Result<RecordingType, StoreError> {
+    parse_with(
+        "recording type",
+        &get::<String>(row, "recording_type")?,
+        RecordingType::parse,
+    )
+}
+
+fn storage_from_row(row: &AnyRow) -> Result<Option<StorageName>, StoreError> {
+    Ok(get::<Option<String>>(row, "storage")?
+        .map(StorageName::parse)
+        .transpose()?)
+}
+
+fn opt_time(row: &AnyRow, col: &str) -> Result<Option<Timestamp>, StoreError> {
+    Ok(get::<Option<i64>>(row, col)?.map(Timestamp::from_unix_nanos))
+}
+
+fn recording_from_row(row: &AnyRow) -> Result<Recording, StoreError> {
+    Ok(Recording {
+        id: RecordingId::parse(get::<String>(row, "id")?)?,
+        cid: cid_from_row(row)?,
+        session_id: SessionId::parse(get::<String>(row, "session_id")?)?,
+        recording_type: recording_type_from_row(row)?,
+        state: parse_with(
+            "recording state",
+            &get::<String>(row, "state")?,
+            RecordingState::parse,
+        )?,
+        storage: storage_from_row(row)?,
+        requested_by: get::<Option<String>>(row, "requested_by")?
+            .map(UserId::parse)
+            .transpose()?,
+        error: get(row, "error")?,
+        created_at: Timestamp::from_unix_nanos(get(row, "created_at")?),
+        started_at: opt_time(row, "started_at")?,
+        stopped_at: opt_time(row, "stopped_at")?,
+        updated_at: Timestamp::from_unix_nanos(get(row, "updated_at")?),
+    })
+}
+
+/// Upload state of a recorded file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileState {
+    /// Written locally, waiting to be uploaded.
+    Pending,
+    /// In its storage; listed and downloadable.
+    Uploaded,
+    /// The upload was given up; the local copy is kept.
+    Failed,
+}
+
+impl FileState {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Uploaded => "uploaded",
+            Self::Failed => "failed",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        [Self::Pending, Self::Uploaded, Self::Failed]
+            .into_iter()
+            .find(|f| f.as_str() == s)
+    }
+}
+
+/// A recorded file with its upload bookkeeping.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredFile {
+    /// Row id.
+    pub id: i64,
+    /// The file as the API shows it.
+    pub file: RecordingFile,
+    /// Upload state.
+    pub state: FileState,
+    /// The local copy, while it exists.
+    pub local_path: Option<PathBuf>,
+    /// Failed upload attempts so far.
+    pub attempts: u32,
+    /// Earliest time of the next attempt.
+    pub next_attempt_at: Timestamp,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+    /// The multipart upload in progress, if any.
+    pub upload_id: Option<String>,
+    /// When the recorder handed it over.
+    pub created_at: Timestamp,
+}
+
+fn file_from_row(row: &AnyRow) -> Result<StoredFile, StoreError> {
+    Ok(StoredFile {
+        id: get(row, "id")?,
+        file: RecordingFile {
+            recording_id: RecordingId::parse(get::<String>(row, "recording_id")?)?,
+            cid: cid_from_row(row)?,
+            session_id: SessionId::parse(get::<String>(row, "session_id")?)?,
+            recording_type: recording_type_from_row(row)?,
+            filename: FileName::parse(get::<String>(row, "filename")?)?,
+            storage: storage_from_row(row)?,
+            object_key: get(row, "object_key")?,
+            size: u64::try_from(get::<i64>(row, "size")?).unwrap_or(0),
+            start_time: Timestamp::from_unix_nanos(get(row, "start_time")?),
+            end_time: Timestamp::from_unix_nanos(get(row, "end_time")?),
+        },
+        state: parse_with(
+            "file state",
+            &get::<String>(row, "state")?,
+            FileState::parse,
+        )?,
+        local_path: get::<Option<String>>(row, "local_path")?.map(PathBuf::from),
+        attempts: u32::try_from(get::<i64>(row, "attempts")?).unwrap_or(u32::MAX),
+        next_attempt_at: Timestamp::from_unix_nanos(get(row, "next_attempt_at")?),
+        last_error: get(row, "last_error")?,
+        upload_id: get(row, "upload_id")?,
+        created_at: Timestamp::from_unix_nanos(get(row, "created_at")?),
+    })
+}
+
+/// A file a recorder finished, to be uploaded.
+#[derive(Clone, Debug)]
+pub struct NewFile {
+    /// The file as it will be listed.
+    pub file: RecordingFile,
+    /// Where it is on local disk.
+    pub local_path: PathBuf,
+}
+
+impl Store {
+    /// Records a requested recording; [`StoreError::Conflict`] if one of the same type is
+    /// already active for the call.
+    pub async fn insert_recording(&self, r: &Recording) -> Result<(), StoreError> {
+        sqlx::query(concat!(
+            "INSERT INTO recordings (",
+            recording_columns!(),
+            ")
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+        ))
+        .bind(r.id.as_str())
+        .bind(r.cid.call_type.as_str())
+        .bind(r.cid.id.as_str())
+        .bind(r.session_id.as_str())
+        .bind(r.recording_type.as_str())
+        .bind(r.state.as_str())
+        .bind(r.storage.as_ref().map(|s| s.as_str().to_owned()))
+        .bind(r.requested_by.as_ref().map(|u| u.as_str().to_owned()))
+        .bind(r.error.clone())
+        .bind(r.created_at.unix_nanos())
+        .bind(r.started_at.map(Timestamp::unix_nanos))
+        .bind(r.stopped_at.map(Timestamp::unix_nanos))
+        .bind(r.updated_at.unix_nanos())
+        .execute(&self.pool)
+        .await
+        .map_err(conflict("an active recording of this type"))?;
+        Ok(())
+    }
+
+    /// One recording.
+    pub async fn get_recording(&self, id: &RecordingId) -> Result<Option<Recording>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            recording_columns!(),
+            " FROM recordings WHERE id = $1"
+        ))
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(recording_from_row).transpose()
+    }
+
+    /// The call's requested, running or stopping recordings.
+    pub async fn active_recordings(&self, cid: &Cid) -> Result<Vec<Recording>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            recording_columns!(),
+            " FROM recordings
+             WHERE call_type = $1 AND call_id = $2 AND state IN ('requested', 'running', 'stopping')
+             ORDER BY created_at"
+        ))
+        .bind(cid.call_type.as_str())
+        .bind(cid.id.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(recording_from_row).collect()
+    }
+
+    /// Recordings that are neither ready nor failed, oldest first.
+    pub async fn unfinished_recordings(&self) -> Result<Vec<Recording>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            recording_columns!(),
+            " FROM recordings
+             WHERE state NOT IN ('ready', 'failed') ORDER BY created_at"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(recording_from_row).collect()
+    }
+
+    /// How many recordings there are of each type in each state.
+    pub async fn count_recordings(
+        &self,
+    ) -> Result<Vec<(RecordingType, RecordingState, u64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT recording_type, state, COUNT(*) AS n FROM recordings GROUP BY recording_type, state",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    recording_type_from_row(row)?,
+                    parse_with(
+                        "recording state",
+                        &get::<String>(row, "state")?,
+                        RecordingState::parse,
+                    )?,
+                    u64::try_from(get::<i64>(row, "n")?).unwrap_or(0),
+                ))
+            })
+            .collect()
+    }
+
+    /// The call's uploaded files, oldest first: what `list recordings` shows.
+    pub async fn listed_files(&self, cid: &Cid) -> Result<Vec<StoredFile>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            file_columns!(),
+            " FROM recording_files
+             WHERE call_type = $1 AND call_id = $2 AND state = 'uploaded'
+             ORDER BY start_time, id"
+        ))
+        .bind(cid.call_type.as_str())
+        .bind(cid.id.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(file_from_row).collect()
+    }
+
+    /// One file of a call session by name.
+    pub async fn find_file(
+        &self,
+        cid: &Cid,
+        session: &SessionId,
+        filename: &FileName,
+    ) -> Result<Option<StoredFile>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            file_columns!(),
+            " FROM recording_files
+             WHERE call_type = $1 AND call_id = $2 AND session_id = $3 AND filename = $4"
+        ))
+        .bind(cid.call_type.as_str())
+        .bind(cid.id.as_str())
+        .bind(session.as_str())
+        .bind(filename.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(file_from_row).transpose()
+    }
+
+    /// The files of one recording.
+    pub async fn files_of(&self, recording: &RecordingId) -> Result<Vec<StoredFile>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            file_columns!(),
+            " FROM recording_files WHERE recording_id = $1 ORDER BY id"
+        ))
+        .bind(recording.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(file_from_row).collect()
+    }
+
+    /// Files waiting for upload whose next attempt is due at `now`, oldest first.
+    pub async fn due_uploads(
+        &self,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<StoredFile>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ", file_columns!(), " FROM recording_files
+             WHERE state = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2"
+        ))
+        .bind(now.unix_nanos())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(file_from_row).collect()
+    }
+
+    /// When the next waiting upload is due.
+    pub async fn next_upload_at(&self) -> Result<Option<Timestamp>, StoreError> {
+        let (t,): (Option<i64>,) = sqlx::query_as(
+            "SELECT MIN(next_attempt_at) FROM recording_files WHERE state = 'pending'",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(t.map(Timestamp::from_unix_nanos))
+    }
+
+    /// Notes a failed upload attempt and when to try again.
+    pub async fn upload_attempt_failed(
+        &self,
+        file_id: i64,
+        attempts: u32,
+        next_attempt_at: Timestamp,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE recording_files SET attempts = $2, next_attempt_at = $3, last_error = $4 WHERE id = $1")
+            .bind(file_id)
+            .bind(i64::from(attempts))
+            .bind(next_attempt_at.unix_nanos())
+            .bind(error.to_owned())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Remembers (or forgets) the multipart upload in progress for a file.
+    pub async fn set_upload_id(
+        &self,
+        file_id: i64,
+        upload_id: Option<&str>,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE recording_files SET upload_id = $2 WHERE id = $1")
+            .bind(file_id)
+            .bind(upload_id.map(str::to_owned))
+            .execute(&self.pool)
+            .await?;
+        if upload_id.is_none() {
+            sqlx::query("DELETE FROM upload_parts WHERE file_id = $1")
+                .bind(file_id)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Remembers an uploaded part of a multipart upload.
+    pub async fn add_upload_part(
+        &self,
+        file_id: i64,
+        part_number: u32,
+        etag: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO upload_parts (file_id, part_number, etag) VALUES ($1, $2, $3)
+             ON CONFLICT (file_id, part_number) DO UPDATE SET etag = excluded.etag",
+        )
+        .bind(file_id)
+        .bind(i64::from(part_number))
+        .bind(etag.to_owned())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The parts uploaded so far, by part number.
+    pub async fn upload_parts(&self, file_id: i64) -> Result<Vec<(u32, String)>, StoreError> {
+        let rows: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT part_number, etag FROM upload_parts WHERE file_id = $1 ORDER BY part_number",
+        )
+        .bind(file_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(n, e)| (u32::try_from(n).unwrap_or(0), e))
+            .collect())
+    }
+
+    /// Forgets a file.
+    pub async fn delete_file(&self, file_id: i64) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM recording_files WHERE id = $1")
+            .bind(file_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+impl WriteTx {
+    /// Moves a recording from `from` to `to`, failing with [`StoreError::Stale`] if it is no
+    /// longer in `from`. Sets `started_at` when `started`, `stopped_at` on leaving the active
+    /// states, and `error` when given.
+    pub async fn transition_recording(
+        &mut self,
+        id: &RecordingId,
+        (from, to): (RecordingState, RecordingState),
+        started: bool,
+        error: Option<&str>,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let started = started.then_some(at.unix_nanos());
+        let stopped = (!to.is_active()).then_some(at.unix_nanos());
+        let done = sqlx::query(
+            "UPDATE recordings SET state = $3, updated_at = $4, started_at = COALESCE(started_at, $5),
+                 stopped_at = COALESCE(stopped_at, $6), error = COALESCE($7, error)
+             WHERE id = $1 AND state = $2",
+        )
+        .bind(id.as_str())
+        .bind(from.as_str())
+        .bind(to.as_str())
+        .bind(at.unix_nanos())
+        .bind(started)
+        .bind(stopped)
+        .bind(error.map(str::to_owned))
+        .execute(&mut *self.tx)
+        .await?;
+        if done.rows_affected() == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::Stale("recording"))
+        }
+    }
+
+    /// Registers a finished file for upload; [`StoreError::Conflict`] if the call session
+    /// already has a file of that name.
+    pub async fn insert_file(&mut self, f: &NewFile, now: Timestamp) -> Result<i64, StoreError> {
+        let (id,): (i64,) = sqlx::query_as(
+            "INSERT INTO recording_files (recording_id, call_type, call_id, session_id, recording_type, filename,
+                 storage, object_key, local_path, size, start_time, end_time, state, attempts, next_attempt_at,
+                 created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'pending', 0, $13, $13)
+             RETURNING id",
+        )
+        .bind(f.file.recording_id.as_str())
+        .bind(f.file.cid.call_type.as_str())
+        .bind(f.file.cid.id.as_str())
+        .bind(f.file.session_id.as_str())
+        .bind(f.file.recording_type.as_str())
+        .bind(f.file.filename.as_str())
+        .bind(f.file.storage.as_ref().map(|s| s.as_str().to_owned()))
+        .bind(f.file.object_key.clone())
+        .bind(f.local_path.to_string_lossy().into_owned())
+        .bind(to_i64(f.file.size))
+        .bind(f.file.start_time.unix_nanos())
+        .bind(f.file.end_time.unix_nanos())
+        .bind(now.unix_nanos())
+        .fetch_one(&mut *self.tx)
+        .await
+        .map_err(conflict("a file of that name in this call session"))?;
+        Ok(id)
+    }
+
+    /// Marks a file uploaded (its local copy is gone or about to go).
+    pub async fn mark_file_uploaded(
+        &mut self,
+        file_id: i64,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE recording_files SET state = 'uploaded', uploaded_at = $2, local_path = NULL, upload_id = NULL,
+                 last_error = NULL
+             WHERE id = $1",
+        )
+        .bind(file_id)
+        .bind(at.unix_nanos())
+        .execute(&mut *self.tx)
+        .await?;
+        sqlx::query("DELETE FROM upload_parts WHERE file_id = $1")
+            .bind(file_id)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Gives up uploading a file; its local copy stays where it is.
+    pub async fn mark_file_failed(&mut self, file_id: i64, error: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE recording_files SET state = 'failed', last_error = $2 WHERE id = $1")
+            .bind(file_id)
+            .bind(error.to_owned())
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    /// How many of a recording's files are in each upload state: (pending, uploaded, failed).
+    pub async fn file_counts(
+        &mut self,
+        recording: &RecordingId,
+    ) -> Result<(u64, u64, u64), StoreError> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT state, COUNT(*) FROM recording_files WHERE recording_id = $1 GROUP BY state",
+        )
+        .bind(recording.as_str())
+        .fetch_all(&mut *self.tx)
+        .await?;
+        let mut counts = (0, 0, 0);
+        for (state, n) in rows {
+            let n = u64::try_from(n).unwrap_or(0);
+            match FileState::parse(&state) {
+                Some(FileState::Pending) => counts.0 = n,
+                Some(FileState::Uploaded) => counts.1 = n,
+                Some(FileState::Failed) => counts.2 = n,
+                None => {
+                    return Err(StoreError::Corrupt {
+                        what: "file state",
+                        reason: format!("unknown value {state:?}"),
+                    });
+                }
+            }
+        }
+        Ok(counts)
+    }
+
+    /// The recording's current state, read inside this transaction.
+    pub async fn recording_state(
+        &mut self,
+        id: &RecordingId,
+    ) -> Result<Option<RecordingState>, StoreError> {
+        let row: Option<(String,)> = sqlx::query_as("SELECT state FROM recordings WHERE id = $1")
+            .bind(id.as_str())
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        row.map(|(s,)| parse_with("recording state", &s, RecordingState::parse))
+            .transpose()
+    }
+}

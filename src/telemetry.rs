@@ -1,0 +1,20 @@
+//! Logging set-up.
+
+use std::io::IsTerminal;
+
+use tracing_subscriber::EnvFilter;
+
+use crate::config::LogFormat;
+
+/// Logs to stderr in `format`, filtered by `REEL_LOG` (default `info`; e.g. `reel=debug`).
+pub fn init(format: LogFormat) {
+    let filter = EnvFilter::try_from_env("REEL_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}

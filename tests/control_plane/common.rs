@@ -1,0 +1,479 @@
+//! Test harness: reel servers on loopback over SQLite or PostgreSQL, tokens, HTTP helpers,
+//! an S3 server, a webhook receiver, and a recorder that writes a file.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use futures_util::future::BoxFuture;
+use reel::auth::Keys;
+use reel::config::{Config, Settings};
+use reel::domain::{Cid, FileName, RecordingType, Role, Timestamp, UserId};
+use reel::recorders::{
+    FinishedFile, Recorder, RecorderError, RecorderFactory, Recorders, RecordingContext,
+    RecordingJob,
+};
+use reel::server::Server;
+use serde_json::Value;
+use sqlx::Connection;
+use tempfile::TempDir;
+
+pub const API_KEY: &str = "test-key";
+pub const API_SECRET: &str = "test-secret-0123456789";
+
+/// The databases the suite runs against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs a test body once per database backend: `both_backends!(name, |db| async { ... })`.
+#[macro_export]
+macro_rules! both_backends {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                ($body)($crate::common::Db::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                ($body)($crate::common::Db::Postgres).await
+            }
+        }
+    };
+}
+
+/// A fresh, empty database of kind `db`; SQLite lives in `dir`.
+pub async fn database_url(db: Db, dir: &Path) -> String {
+    match db {
+        Db::Sqlite => format!("sqlite://{}?mode=rwc", dir.join("reel.db").display()),
+        Db::Postgres => {
+            let admin = std::env::var("REEL_TEST_POSTGRES_URL").expect(
+                "REEL_TEST_POSTGRES_URL must point at a PostgreSQL server (scripts/test.sh starts one)",
+            );
+            let name = format!("reel_test_{}", uuid::Uuid::new_v4().simple());
+            let mut conn = sqlx::PgConnection::connect(&admin)
+                .await
+                .expect("connect to PostgreSQL");
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(&mut conn)
+                .await
+                .expect("create a test database");
+            let (base, _) = admin.rsplit_once('/').expect("a database URL has a path");
+            format!("{base}/{name}")
+        }
+    }
+}
+
+/// Settings every test server starts from.
+pub fn base_settings(dir: &Path, database_url: String) -> Settings {
+    Settings {
+        listen: Some("127.0.0.1:0".parse().unwrap()),
+        data_dir: Some(dir.to_owned()),
+        database_url: Some(database_url),
+        api_key: Some(API_KEY.into()),
+        api_secret: Some(API_SECRET.into()),
+        ..Default::default()
+    }
+}
+
+/// A reel server on loopback with its own data directory and database.
+pub struct TestServer {
+    pub server: Option<Server>,
+    pub dir: TempDir,
+    pub config: Config,
+    pub recorders: Recorders,
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+impl TestServer {
+    /// A server with default settings and no recorders.
+    pub async fn start(db: Db) -> Self {
+        Self::start_with(db, |_| {}, Recorders::default()).await
+    }
+
+    /// A server whose settings `tweak` changes, with `recorders`.
+    pub async fn start_with(
+        db: Db,
+        tweak: impl FnOnce(&mut Settings),
+        recorders: Recorders,
+    ) -> Self {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_env("REEL_LOG")
+                    .unwrap_or_else(|_| "info".into()),
+            )
+            .with_test_writer()
+            .try_init();
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = base_settings(dir.path(), database_url(db, dir.path()).await);
+        tweak(&mut settings);
+        let config = Config::resolve(settings).unwrap();
+        let server = Server::start(config.clone(), recorders.clone())
+            .await
+            .unwrap();
+        let base = format!("http://{}", server.addr);
+        Self {
+            server: Some(server),
+            dir,
+            config,
+            recorders,
+            base,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn server(&self) -> &Server {
+        self.server.as_ref().expect("the server is running")
+    }
+
+    pub fn keys(&self) -> Keys {
+        Keys::new(API_KEY, API_SECRET)
+    }
+
+    pub fn server_token(&self) -> String {
+        self.keys().server_token()
+    }
+
+    pub fn user_token(&self, user: &str, role: Option<&str>) -> String {
+        self.keys().user_token(
+            &UserId::parse(user).unwrap(),
+            role.map(|r| Role::parse(r).unwrap()).as_ref(),
+            Some(Duration::from_secs(3600)),
+        )
+    }
+
+    /// Stops the server as a crash would and starts it again on the same address, data and database.
+    pub async fn restart(&mut self) {
+        self.server.take().expect("running").kill().await;
+        let mut config = self.config.clone();
+        config.listen = self
+            .base
+            .trim_start_matches("http://")
+            .parse::<SocketAddr>()
+            .unwrap();
+        self.server = Some(Server::start(config, self.recorders.clone()).await.unwrap());
+    }
+
+    /// Calls the API as the server (`Authorization: <server token>`).
+    pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        self.call_as(&self.server_token(), method, path, body).await
+    }
+
+    /// Calls the API with `token`.
+    pub async fn call_as(
+        &self,
+        token: &str,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let url = format!("{}{path}{sep}api_key={API_KEY}", self.base);
+        self.raw(method, &url, Some(token), body).await
+    }
+
+    /// Sends a request to an absolute URL and decodes the JSON answer.
+    pub async fn raw(
+        &self,
+        method: &str,
+        url: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.http.request(method.parse().unwrap(), url);
+        if let Some(t) = token {
+            req = req
+                .header("authorization", t)
+                .header("stream-auth-type", "jwt");
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.unwrap();
+        let status = StatusCode::from_u16(res.status().as_u16()).unwrap();
+        let text = res.text().await.unwrap();
+        let json = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, json)
+    }
+
+    /// Creates call `default:<id>` created by alice.
+    pub async fn create_call(&self, id: &str) -> Cid {
+        let (s, _) = self
+            .call(
+                "POST",
+                &format!("/api/v2/video/call/default/{id}"),
+                Some(serde_json::json!({"data": {"created_by_id": "alice"}})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "create call {id}");
+        Cid::parse(&format!("default:{id}")).unwrap()
+    }
+}
+
+/// Asserts the Stream error envelope.
+pub fn assert_envelope(body: &Value, status: u16, code: i64, message_contains: &str) {
+    assert_eq!(body["StatusCode"], status, "{body}");
+    assert_eq!(body["code"], code, "{body}");
+    let msg = body["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains(message_contains),
+        "{msg:?} does not contain {message_contains:?}"
+    );
+    assert!(
+        body["duration"].as_str().is_some_and(|d| d.ends_with("ms")),
+        "{body}"
+    );
+    assert_eq!(body["more_info"], "");
+    assert!(body["details"].is_array());
+}
+
+/// Polls `check` every 50 ms until it returns `Some`, for up to `timeout`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A recorder that writes `size` bytes into one file when asked to stop (a stand-in for the
+/// media recorders, which come with the media plane).
+#[derive(Clone)]
+pub struct BytesRecorder {
+    pub size: usize,
+}
+
+impl RecorderFactory for BytesRecorder {
+    fn create(&self, _job: &RecordingJob) -> Result<Box<dyn Recorder>, RecorderError> {
+        Ok(Box::new(self.clone()))
+    }
+}
+
+/// The content of the file a [`BytesRecorder`] writes.
+pub fn recorded_bytes(size: usize) -> Vec<u8> {
+    (0..size).map(|i| (i % 251) as u8).collect()
+}
+
+impl Recorder for BytesRecorder {
+    fn run(
+        self: Box<Self>,
+        ctx: RecordingContext,
+    ) -> BoxFuture<'static, Result<(), RecorderError>> {
+        Box::pin(async move {
+            let start = Timestamp::now();
+            ctx.started().await?;
+            ctx.stop().cancelled().await;
+            let job = ctx.job();
+            std::fs::create_dir_all(&job.work_dir).unwrap();
+            let name = format!("{}_{}.bin", job.recording.recording_type, job.recording.id);
+            let path = job.work_dir.join(&name);
+            std::fs::write(&path, recorded_bytes(self.size)).unwrap();
+            ctx.file_finished(FinishedFile {
+                path,
+                filename: FileName::parse(name).unwrap(),
+                start_time: start,
+                end_time: Timestamp::now(),
+            })
+            .await
+        })
+    }
+}
+
+/// Recorders for every type that write `size` bytes each.
+pub fn bytes_recorders(size: usize) -> Recorders {
+    RecordingType::ALL
+        .into_iter()
+        .fold(Recorders::default(), |r, t| {
+            r.with(t, BytesRecorder { size })
+        })
+}
+
+/// An S3 server (`s3s-fs`) over a temporary directory.
+pub struct S3Server {
+    pub child: Option<tokio::process::Child>,
+    pub root: TempDir,
+    pub port: u16,
+}
+
+pub const S3_KEY: &str = "AKIATESTREEL";
+pub const S3_SECRET: &str = "test-s3-secret";
+
+impl S3Server {
+    /// Starts a server with bucket `bucket`.
+    pub async fn start(bucket: &str) -> Self {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.path().join(bucket)).unwrap();
+        let port = free_port();
+        let mut s = Self {
+            child: None,
+            root,
+            port,
+        };
+        s.resume().await;
+        s
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops the server (the directory stays).
+    pub async fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().await.unwrap();
+        }
+    }
+
+    /// Starts the server again on the same port and directory.
+    pub async fn resume(&mut self) {
+        let bin = std::env::var("REEL_TEST_S3S_FS").unwrap_or_else(|_| "s3s-fs".into());
+        let child = tokio::process::Command::new(bin)
+            .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
+            .args(["--access-key", S3_KEY, "--secret-key", S3_SECRET])
+            .arg(self.root.path())
+            .kill_on_drop(true)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("s3s-fs must be installed (scripts/test.sh installs it)");
+        self.child = Some(child);
+        let addr = format!("127.0.0.1:{}", self.port);
+        eventually(Duration::from_secs(10), "s3s-fs to listen", || async {
+            tokio::net::TcpStream::connect(&addr).await.ok().map(|_| ())
+        })
+        .await;
+    }
+
+    /// The object `key` of `bucket`, if it exists.
+    pub fn object(&self, bucket: &str, key: &str) -> Option<Vec<u8>> {
+        std::fs::read(self.root.path().join(bucket).join(key)).ok()
+    }
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One request a [`Receiver`] got.
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+#[derive(Default)]
+struct ReceiverState {
+    got: Vec<Received>,
+    attempts: usize,
+    fail_first: usize,
+}
+
+/// A webhook receiver on loopback that can fail its first requests and go down and up.
+pub struct Receiver {
+    state: Arc<Mutex<ReceiverState>>,
+    pub port: u16,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Receiver {
+    pub async fn start(fail_first: usize) -> Self {
+        let state = Arc::new(Mutex::new(ReceiverState {
+            fail_first,
+            ..Default::default()
+        }));
+        let mut r = Self {
+            state,
+            port: free_port(),
+            task: None,
+        };
+        r.up().await;
+        r
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/hook", self.port)
+    }
+
+    pub async fn up(&mut self) {
+        async fn hook(
+            State(s): State<Arc<Mutex<ReceiverState>>>,
+            headers: HeaderMap,
+            body: Bytes,
+        ) -> StatusCode {
+            let mut s = s.lock().unwrap();
+            s.attempts += 1;
+            if s.attempts <= s.fail_first {
+                return StatusCode::INTERNAL_SERVER_ERROR;
+            }
+            s.got.push(Received { headers, body });
+            StatusCode::OK
+        }
+        let app = axum::Router::new()
+            .route("/hook", axum::routing::post(hook))
+            .with_state(self.state.clone());
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
+            .await
+            .unwrap();
+        self.task = Some(tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        }));
+    }
+
+    pub async fn down(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+            let _ = t.await;
+        }
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.state.lock().unwrap().got.clone()
+    }
+
+    /// From now on, fail only the first `n` requests counted since the start.
+    pub fn set_fail_first(&self, n: usize) {
+        let mut s = self.state.lock().unwrap();
+        s.fail_first = n;
+    }
+
+    pub fn attempts(&self) -> usize {
+        self.state.lock().unwrap().attempts
+    }
+}
+
+/// Where the reel binary is.
+pub fn reel_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_reel"))
+}
+
+/// The Python interpreter with the official Stream SDK installed.
+pub fn python() -> PathBuf {
+    std::env::var("REEL_TEST_PYTHON").map(PathBuf::from).expect(
+        "REEL_TEST_PYTHON must name a Python with getstream installed (scripts/test.sh makes one)",
+    )
+}

@@ -1,0 +1,13 @@
+//! Integration tests of the control plane against real parts: reel servers on loopback,
+//! SQLite and PostgreSQL, an S3 server, webhook receivers, the official Python SDK.
+
+mod common;
+
+mod auth;
+mod cli;
+mod observability;
+mod sdk;
+mod settings;
+mod storage;
+mod store;
+mod webhooks;
