@@ -204,9 +204,11 @@ impl Server {
         })
     }
 
-    /// Stops accepting requests, lets requests in flight finish (up to a grace period), and
-    /// stops the workers. Queued webhooks and uploads stay queued for the next start.
+    /// Asks the recorders to finish their files, stops accepting requests, lets requests in
+    /// flight finish (up to a grace period each), and stops the workers. Queued webhooks and
+    /// uploads stay queued for the next start.
     pub async fn shutdown(mut self) {
+        self.services.stop_recorders(SHUTDOWN_GRACE).await;
         self.shutdown.cancel();
         let drain = async { while self.tasks.join_next().await.is_some() {} };
         if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
@@ -219,6 +221,7 @@ impl Server {
 
     /// Stops everything at once, as a crash would (for tests of durability).
     pub async fn kill(mut self) {
+        self.services.abort_recorders();
         self.tasks.abort_all();
         while self.tasks.join_next().await.is_some() {}
         self.services.store().close().await;

@@ -21,7 +21,8 @@ pub enum LinkError {
 /// Signs and checks `(path, expiry)` pairs.
 #[derive(Clone)]
 pub struct UrlSigner {
-    key: Vec<u8>,
+    /// The keyed MAC, cloned for each signature (cheaper than keying it again).
+    keyed: HmacSha256,
 }
 
 impl std::fmt::Debug for UrlSigner {
@@ -37,13 +38,14 @@ impl UrlSigner {
         let mut mac =
             HmacSha256::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
         mac.update(b"reel download link v1");
+        let key = mac.finalize().into_bytes();
         Self {
-            key: mac.finalize().into_bytes().to_vec(),
+            keyed: HmacSha256::new_from_slice(&key).expect("HMAC takes keys of any length"),
         }
     }
 
     fn mac(&self, path: &str, expires: i64) -> HmacSha256 {
-        let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC takes keys of any length");
+        let mut mac = self.keyed.clone();
         mac.update(path.as_bytes());
         mac.update(b"\n");
         mac.update(expires.to_string().as_bytes());

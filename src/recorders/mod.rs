@@ -141,10 +141,11 @@ pub(crate) fn spawn(services: Services, job: RecordingJob, recorder: Box<dyn Rec
         job,
         stop,
     };
-    tokio::spawn(
+    let task = tokio::spawn({
+        let services = services.clone();
+        let id = id.clone();
         async move {
             let result = recorder.run(ctx).await;
-            services.unregister_running(&id);
             let outcome = match &result {
                 Ok(()) => {
                     services
@@ -162,7 +163,9 @@ pub(crate) fn spawn(services: Services, job: RecordingJob, recorder: Box<dyn Rec
                 Ok(state) => info!(%state, "recorder finished"),
                 Err(e) => warn!(error = %e, "cannot record the end of a recorder"),
             }
+            services.unregister_running(&id);
         }
-        .instrument(span),
-    );
+        .instrument(span)
+    });
+    services.set_running_task(&id, task.abort_handle());
 }

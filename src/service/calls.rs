@@ -78,12 +78,10 @@ impl Services {
     }
 
     pub(super) async fn load_call(&self, cid: &Cid) -> Result<(Call, CallType)> {
-        let call = self
-            .store()
-            .get_call(cid)
+        self.store()
+            .get_call_with_type(cid)
             .await?
-            .ok_or_else(|| ServiceError::NotFound(format!("call {cid} does not exist")))?;
-        Ok((call, self.load_call_type(cid).await?))
+            .ok_or_else(|| ServiceError::NotFound(format!("call {cid} does not exist")))
     }
 
     async fn view(
@@ -92,9 +90,12 @@ impl Services {
         call_type: CallType,
         capabilities: Vec<&'static str>,
     ) -> Result<CallView> {
-        let session = self.store().active_session(&call.cid).await?;
-        let recordings = self.store().active_recordings(&call.cid).await?;
-        let created_by = self.store().get_user(&call.created_by).await?;
+        let store = self.store();
+        let (session, recordings, created_by) = tokio::try_join!(
+            store.active_session(&call.cid),
+            store.active_recordings(&call.cid),
+            store.get_user(&call.created_by),
+        )?;
         Ok(CallView {
             settings: call.settings(&call_type),
             call,
@@ -113,13 +114,13 @@ impl Services {
         cid: &Cid,
         new: NewCall,
     ) -> Result<(CallView, bool)> {
-        let call_type = self.load_call_type(cid).await?;
-        if let Some(call) = self.store().get_call(cid).await? {
+        if let Some((call, call_type)) = self.store().get_call_with_type(cid).await? {
             let access = self.access(caller, cid, Some(&call)).await?;
             access.require(&call_type.grants, Permission::ReadCall, cid)?;
             let caps = access.capabilities(&call_type.grants);
             return Ok((self.view(call, call_type, caps).await?, false));
         }
+        let call_type = self.load_call_type(cid).await?;
         let access = self.access(caller, cid, None).await?;
         access.require(&call_type.grants, Permission::CreateCall, cid)?;
         let created_by = match (caller, new.created_by) {

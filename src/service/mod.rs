@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::Notify;
+use tokio::task::AbortHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{Caller, Keys};
@@ -83,10 +84,18 @@ struct Inner {
     upload_wake: Arc<Notify>,
     storages: Storages,
     recorders: Recorders,
-    /// Stop signals of the recordings this process runs.
-    running: Mutex<HashMap<RecordingId, CancellationToken>>,
+    /// The recorders this process runs.
+    running: Mutex<HashMap<RecordingId, RunningRecorder>>,
     metrics: Arc<Metrics>,
     settings: ServiceSettings,
+}
+
+/// A recorder task of this process.
+struct RunningRecorder {
+    /// Asks it to finish its files and return.
+    stop: CancellationToken,
+    /// Ends it at once (as a crash would).
+    task: Option<AbortHandle>,
 }
 
 /// What a caller may do in one call (or application-wide without a call).
@@ -177,17 +186,52 @@ impl Services {
         Uploader::new(self.clone(), self.inner.upload_wake.clone())
     }
 
-    /// Remembers the stop signal of a recorder this process runs.
+    /// Remembers a recorder this process runs, before its task starts.
     pub(crate) fn register_running(&self, id: &RecordingId, stop: CancellationToken) {
-        self.running().insert(id.clone(), stop);
+        self.running()
+            .insert(id.clone(), RunningRecorder { stop, task: None });
     }
 
-    /// Forgets a finished recorder's stop signal.
+    /// Remembers a recorder's task, unless it has already finished.
+    pub(crate) fn set_running_task(&self, id: &RecordingId, task: AbortHandle) {
+        if let Some(r) = self.running().get_mut(id) {
+            r.task = Some(task);
+        }
+    }
+
+    /// Forgets a finished recorder.
     pub(crate) fn unregister_running(&self, id: &RecordingId) {
         self.running().remove(id);
     }
 
-    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<RecordingId, CancellationToken>> {
+    /// The stop signal of a recorder this process runs.
+    pub(crate) fn stop_signal(&self, id: &RecordingId) -> Option<CancellationToken> {
+        self.running().get(id).map(|r| r.stop.clone())
+    }
+
+    /// Asks every recorder to finish its files, and waits up to `grace` for them; the ones
+    /// still running then are ended (their recordings are finished at the next start).
+    pub async fn stop_recorders(&self, grace: Duration) {
+        for r in self.running().values() {
+            r.stop.cancel();
+        }
+        let deadline = tokio::time::Instant::now() + grace;
+        while !self.running().is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.abort_recorders();
+    }
+
+    /// Ends every recorder at once, as a crash would.
+    pub fn abort_recorders(&self) {
+        for (_, r) in self.running().drain() {
+            if let Some(t) = r.task {
+                t.abort();
+            }
+        }
+    }
+
+    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<RecordingId, RunningRecorder>> {
         self.inner
             .running
             .lock()

@@ -192,8 +192,7 @@ impl Services {
                 Err(e) => return Err(e),
             }
         }
-        let token = self.running().get(&rec.id).cloned();
-        if let Some(t) = token {
+        if let Some(t) = self.stop_signal(&rec.id) {
             t.cancel();
         }
         info!(cid = %rec.cid, recording_id = %rec.id, "recording stop requested");
@@ -202,34 +201,33 @@ impl Services {
 
     /// The call's uploaded files with fresh download links.
     pub async fn list_recordings(&self, caller: &Caller, cid: &Cid) -> Result<Vec<CallRecording>> {
-        let (call, call_type) = self.load_call(cid).await?;
+        let (call, call_type, files) = self
+            .store()
+            .call_recordings(cid)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("call {cid} does not exist")))?;
         let access = self.access(caller, cid, Some(&call)).await?;
         access.require(&call_type.grants, Permission::ListRecordings, cid)?;
-        let files = self.store().listed_files(cid).await?;
         let now = Timestamp::now();
         let mut out = Vec::with_capacity(files.len());
         for f in files {
             let url = self.download_url(&f, now).await?;
             out.push(CallRecording {
-                filename: f.file.filename,
+                filename: f.filename,
                 url,
-                start_time: f.file.start_time,
-                end_time: f.file.end_time,
-                session_id: f.file.session_id,
-                recording_type: f.file.recording_type,
+                start_time: f.start_time,
+                end_time: f.end_time,
+                session_id: f.session_id,
+                recording_type: f.recording_type,
             });
         }
         Ok(out)
     }
 
-    async fn download_url(&self, f: &StoredFile, now: Timestamp) -> Result<String> {
-        let target = self.target(f.file.storage.as_ref()).await?;
+    async fn download_url(&self, f: &RecordingFile, now: Timestamp) -> Result<String> {
+        let target = self.target(f.storage.as_ref()).await?;
         Ok(target
-            .url(
-                &f.file.object_key,
-                self.inner.settings.download_url_ttl,
-                now,
-            )
+            .url(&f.object_key, self.inner.settings.download_url_ttl, now)
             .await?)
     }
 
@@ -410,7 +408,7 @@ impl Services {
     /// A file reached its storage: mark it, announce it, and finish its recording if it was the last.
     pub(crate) async fn file_uploaded(&self, f: &StoredFile) -> Result<()> {
         let now = Timestamp::now();
-        let url = self.download_url(f, now).await?;
+        let url = self.download_url(&f.file, now).await?;
         let rec = self
             .store()
             .get_recording(&f.file.recording_id)

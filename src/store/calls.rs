@@ -19,30 +19,41 @@ macro_rules! call_columns {
     };
 }
 
+/// The call type columns of a join with `call_types t`, named with the prefix `t_`.
+macro_rules! call_type_prefixed {
+    () => {
+        "t.name AS t_name, t.settings AS t_settings, t.grants AS t_grants,
+         t.notification_settings AS t_notification_settings, t.external_storage AS t_external_storage,
+         t.created_at AS t_created_at, t.updated_at AS t_updated_at"
+    };
+}
+
 macro_rules! user_columns {
     () => {
         "id, role, name, image, custom, created_at, updated_at"
     };
 }
 
-fn call_type_from_row(row: &AnyRow) -> Result<CallType, StoreError> {
+/// A call type from `row`, whose call type columns are named with `prefix`.
+pub(super) fn call_type_from_row(row: &AnyRow, prefix: &str) -> Result<CallType, StoreError> {
+    let col = |c: &str| format!("{prefix}{c}");
     Ok(CallType {
-        name: CallTypeName::parse(get::<String>(row, "name")?)?,
-        settings: from_json("call type settings", &get::<String>(row, "settings")?)?,
-        grants: from_json::<Grants>("call type grants", &get::<String>(row, "grants")?)?,
+        name: CallTypeName::parse(get::<String>(row, &col("name"))?)?,
+        settings: from_json("call type settings", &get::<String>(row, &col("settings"))?)?,
+        grants: from_json::<Grants>("call type grants", &get::<String>(row, &col("grants"))?)?,
         notification_settings: from_json(
             "notification settings",
-            &get::<String>(row, "notification_settings")?,
+            &get::<String>(row, &col("notification_settings"))?,
         )?,
-        external_storage: get::<Option<String>>(row, "external_storage")?
+        external_storage: get::<Option<String>>(row, &col("external_storage"))?
             .map(StorageName::parse)
             .transpose()?,
-        created_at: Timestamp::from_unix_nanos(get(row, "created_at")?),
-        updated_at: Timestamp::from_unix_nanos(get(row, "updated_at")?),
+        created_at: Timestamp::from_unix_nanos(get(row, &col("created_at"))?),
+        updated_at: Timestamp::from_unix_nanos(get(row, &col("updated_at"))?),
     })
 }
 
-fn call_from_row(row: &AnyRow) -> Result<Call, StoreError> {
+pub(super) fn call_from_row(row: &AnyRow) -> Result<Call, StoreError> {
     Ok(Call {
         cid: Cid::new(
             CallTypeName::parse(get::<String>(row, "call_type")?)?,
@@ -84,7 +95,7 @@ impl Store {
         ))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(call_type_from_row).collect()
+        rows.iter().map(|r| call_type_from_row(r, "")).collect()
     }
 
     /// One call type.
@@ -97,7 +108,7 @@ impl Store {
         .bind(name.as_str())
         .fetch_optional(&self.pool)
         .await?;
-        row.as_ref().map(call_type_from_row).transpose()
+        row.as_ref().map(|r| call_type_from_row(r, "")).transpose()
     }
 
     /// Creates a call type; [`StoreError::Conflict`] if the name is taken.
@@ -190,6 +201,27 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         row.as_ref().map(call_from_row).transpose()
+    }
+
+    /// One call and its type, in one query.
+    pub async fn get_call_with_type(
+        &self,
+        cid: &Cid,
+    ) -> Result<Option<(Call, CallType)>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT calls.*, ",
+            call_type_prefixed!(),
+            "
+             FROM calls JOIN call_types t ON t.name = calls.call_type
+             WHERE calls.call_type = $1 AND calls.call_id = $2"
+        ))
+        .bind(cid.call_type.as_str())
+        .bind(cid.id.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref()
+            .map(|r| Ok((call_from_row(r)?, call_type_from_row(r, "t_")?)))
+            .transpose()
     }
 
     /// Creates a call unless it exists; true if it was created.

@@ -8,6 +8,7 @@
 //! Reads go through [`Store`]; changes that must happen together (a state change and the
 //! webhooks it triggers) go through a [`WriteTx`].
 
+#[macro_use]
 mod calls;
 mod outbox;
 mod recordings;
@@ -119,7 +120,7 @@ pub struct Store {
 }
 
 /// How many connections SQLite gets: one writer at a time, readers in parallel (WAL).
-const SQLITE_CONNECTIONS: u32 = 8;
+const SQLITE_CONNECTIONS: u32 = 4;
 /// How many connections PostgreSQL gets.
 const POSTGRES_CONNECTIONS: u32 = 16;
 
@@ -137,6 +138,9 @@ impl Store {
             Backend::Sqlite => {
                 AnyPoolOptions::new()
                     .max_connections(SQLITE_CONNECTIONS)
+                    // A local file cannot drop the connection; the check would cost a round
+                    // trip to the connection's worker thread on every query.
+                    .test_before_acquire(false)
                     .after_connect(|conn, _| {
                         Box::pin(async move {
                             conn.execute("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")

@@ -6,8 +6,8 @@ use sqlx::any::AnyRow;
 
 use super::{Store, StoreError, WriteTx, conflict, get, parse_with, to_i64};
 use crate::domain::{
-    CallId, CallTypeName, Cid, FileName, Recording, RecordingFile, RecordingId, RecordingState,
-    RecordingType, SessionId, StorageName, Timestamp, UserId,
+    Call, CallId, CallType, CallTypeName, Cid, FileName, Recording, RecordingFile, RecordingId,
+    RecordingState, RecordingType, SessionId, StorageName, Timestamp, UserId,
 };
 
 macro_rules! recording_columns {
@@ -152,6 +152,54 @@ fn file_from_row(row: &AnyRow) -> Result<StoredFile, StoreError> {
     })
 }
 
+/// A listed file as the listing query aggregates it (one JSON array per call).
+#[derive(serde::Deserialize)]
+struct FileDoc {
+    recording_id: String,
+    call_type: String,
+    call_id: String,
+    session_id: String,
+    recording_type: String,
+    filename: String,
+    storage: Option<String>,
+    object_key: String,
+    size: i64,
+    start_time: i64,
+    end_time: i64,
+}
+
+impl TryFrom<FileDoc> for RecordingFile {
+    type Error = StoreError;
+
+    fn try_from(d: FileDoc) -> Result<Self, StoreError> {
+        Ok(RecordingFile {
+            recording_id: RecordingId::parse(d.recording_id)?,
+            cid: Cid::new(CallTypeName::parse(d.call_type)?, CallId::parse(d.call_id)?),
+            session_id: SessionId::parse(d.session_id)?,
+            recording_type: parse_with("recording type", &d.recording_type, RecordingType::parse)?,
+            filename: FileName::parse(d.filename)?,
+            storage: d.storage.map(StorageName::parse).transpose()?,
+            object_key: d.object_key,
+            size: u64::try_from(d.size).unwrap_or(0),
+            start_time: Timestamp::from_unix_nanos(d.start_time),
+            end_time: Timestamp::from_unix_nanos(d.end_time),
+        })
+    }
+}
+
+/// The JSON object of one listed file; the same keys on both backends.
+macro_rules! file_doc {
+    ($object:literal) => {
+        concat!(
+            $object,
+            "('recording_id', f.recording_id, 'call_type', f.call_type, 'call_id', f.call_id,
+              'session_id', f.session_id, 'recording_type', f.recording_type, 'filename', f.filename,
+              'storage', f.storage, 'object_key', f.object_key, 'size', f.size,
+              'start_time', f.start_time, 'end_time', f.end_time)"
+        )
+    };
+}
+
 /// A file a recorder finished, to be uploaded.
 #[derive(Clone, Debug)]
 pub struct NewFile {
@@ -162,6 +210,53 @@ pub struct NewFile {
 }
 
 impl Store {
+    /// A call, its type and its uploaded files (oldest first): everything `list recordings`
+    /// needs, in one query. The files come aggregated as one JSON array, so that the answer
+    /// is one row however many files there are.
+    pub async fn call_recordings(
+        &self,
+        cid: &Cid,
+    ) -> Result<Option<(Call, CallType, Vec<RecordingFile>)>, StoreError> {
+        const SQLITE: &str = concat!(
+            "SELECT calls.*, ", call_type_prefixed!(), ",
+                    (SELECT json_group_array(", file_doc!("json_object"), " ORDER BY f.start_time, f.id)
+                     FROM recording_files f
+                     WHERE f.call_type = calls.call_type AND f.call_id = calls.call_id AND f.state = 'uploaded'
+                    ) AS files
+             FROM calls JOIN call_types t ON t.name = calls.call_type
+             WHERE calls.call_type = $1 AND calls.call_id = $2"
+        );
+        const POSTGRES: &str = concat!(
+            "SELECT calls.*, ", call_type_prefixed!(), ",
+                    (SELECT COALESCE(json_agg(", file_doc!("json_build_object"), " ORDER BY f.start_time, f.id), '[]')::text
+                     FROM recording_files f
+                     WHERE f.call_type = calls.call_type AND f.call_id = calls.call_id AND f.state = 'uploaded'
+                    ) AS files
+             FROM calls JOIN call_types t ON t.name = calls.call_type
+             WHERE calls.call_type = $1 AND calls.call_id = $2"
+        );
+        let sql = match self.backend {
+            super::Backend::Sqlite => SQLITE,
+            super::Backend::Postgres => POSTGRES,
+        };
+        let row = sqlx::query(sql)
+            .bind(cid.call_type.as_str())
+            .bind(cid.id.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let docs: Vec<FileDoc> = super::from_json("listed files", &get::<String>(&row, "files")?)?;
+        let files = docs
+            .into_iter()
+            .map(RecordingFile::try_from)
+            .collect::<Result<_, _>>()?;
+        Ok(Some((
+            super::calls::call_from_row(&row)?,
+            super::calls::call_type_from_row(&row, "t_")?,
+            files,
+        )))
+    }
+
     /// Records a requested recording; [`StoreError::Conflict`] if one of the same type is
     /// already active for the call.
     pub async fn insert_recording(&self, r: &Recording) -> Result<(), StoreError> {
@@ -254,22 +349,6 @@ impl Store {
                 ))
             })
             .collect()
-    }
-
-    /// The call's uploaded files, oldest first: what `list recordings` shows.
-    pub async fn listed_files(&self, cid: &Cid) -> Result<Vec<StoredFile>, StoreError> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            file_columns!(),
-            " FROM recording_files
-             WHERE call_type = $1 AND call_id = $2 AND state = 'uploaded'
-             ORDER BY start_time, id"
-        ))
-        .bind(cid.call_type.as_str())
-        .bind(cid.id.as_str())
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(file_from_row).collect()
     }
 
     /// One file of a call session by name.

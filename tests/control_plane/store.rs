@@ -176,6 +176,24 @@ both_backends!(sessions_one_active_per_call, |db| async move {
 both_backends!(recordings_and_files, |db| async move {
     let (store, _dir) = open(db).await;
     let c = cid("r");
+    store
+        .ensure_call_types(&[CallType::new(c.call_type.clone(), Timestamp::now())])
+        .await
+        .unwrap();
+    store
+        .insert_call(&call("r", Timestamp::now()))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .call_recordings(&c)
+            .await
+            .unwrap()
+            .unwrap()
+            .2
+            .is_empty(),
+        "a call without files lists none"
+    );
     let session = SessionId::random();
     let r = recording(&c, &session, RecordingType::Raw);
     store.insert_recording(&r).await.unwrap();
@@ -295,17 +313,38 @@ both_backends!(recordings_and_files, |db| async move {
     assert_eq!(tx.file_counts(&r.id).await.unwrap(), (0, 2, 0));
     tx.commit().await.unwrap();
     assert!(store.upload_parts(late2).await.unwrap().is_empty());
-    let listed = store.listed_files(&c).await.unwrap();
-    let names: Vec<_> = listed.iter().map(|f| f.file.filename.as_str()).collect();
+    let listed = |store: Store, c: Cid| async move {
+        store
+            .call_recordings(&c)
+            .await
+            .unwrap()
+            .expect("the call exists")
+            .2
+    };
+    let files = listed(store.clone(), c.clone()).await;
+    let names: Vec<_> = files.iter().map(|f| f.filename.as_str()).collect();
     assert_eq!(names, ["a.tar.gz", "b.tar.gz"], "listed by start time");
-    assert!(listed.iter().all(|f| f.local_path.is_none()));
+    assert_eq!(
+        files[0],
+        file("a.tar.gz", 100).file,
+        "every field survives the listing"
+    );
+    assert!(
+        store
+            .files_of(&r.id)
+            .await
+            .unwrap()
+            .iter()
+            .all(|f| f.local_path.is_none())
+    );
     let found = store
         .find_file(&c, &session, &FileName::parse("a.tar.gz").unwrap())
         .await
         .unwrap()
         .unwrap();
     store.delete_file(found.id).await.unwrap();
-    assert_eq!(store.listed_files(&c).await.unwrap().len(), 1);
+    assert_eq!(listed(store.clone(), c.clone()).await.len(), 1);
+    assert!(store.call_recordings(&cid("nope")).await.unwrap().is_none());
 
     let counts = store.count_recordings().await.unwrap();
     assert!(counts.contains(&(RecordingType::Raw, RecordingState::Running, 1)));

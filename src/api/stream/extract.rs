@@ -6,7 +6,8 @@ use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Map, Value};
+#[cfg(test)]
+use serde_json::Value;
 
 use super::error::StreamError;
 use crate::api::AppState;
@@ -67,21 +68,23 @@ impl<T: DeserializeOwned> FromRequest<AppState> for StreamJson<T> {
     }
 }
 
-/// A successful JSON answer. The envelope middleware adds `duration`.
-pub struct Reply(pub Map<String, Value>);
+/// A successful JSON answer: a serialized JSON object. The envelope middleware adds `duration`.
+pub struct Reply(Vec<u8>);
 
 impl Reply {
-    /// A reply with the fields of `body` (which must serialize to an object).
+    /// A reply with the fields of `body`, which serializes to a JSON object.
     pub fn new(body: impl Serialize) -> Self {
-        match serde_json::to_value(body).expect("replies serialize to JSON") {
-            Value::Object(m) => Self(m),
-            other => panic!("a reply must be a JSON object, got {other}"),
-        }
+        let bytes = serde_json::to_vec(&body).expect("replies serialize to JSON");
+        debug_assert!(
+            bytes.starts_with(b"{") && bytes.ends_with(b"}"),
+            "a reply is a JSON object"
+        );
+        Self(bytes)
     }
 
     /// A reply with no fields but `duration`.
     pub fn empty() -> Self {
-        Self(Map::new())
+        Self(b"{}".to_vec())
     }
 }
 
@@ -93,6 +96,42 @@ impl IntoResponse for Reply {
     }
 }
 
-/// A reply's fields, carried to the envelope middleware.
+/// A reply's serialized object, carried to the envelope middleware.
 #[derive(Clone)]
-pub struct ReplyBody(pub Map<String, Value>);
+pub struct ReplyBody(Vec<u8>);
+
+impl ReplyBody {
+    /// The object with `"duration": duration` added as its last field.
+    pub fn with_duration(self, duration: &str) -> Vec<u8> {
+        let mut body = self.0;
+        body.pop(); // the closing brace
+        if body.len() > 1 {
+            body.push(b',');
+        }
+        body.extend_from_slice(b"\"duration\":\"");
+        body.extend_from_slice(duration.as_bytes());
+        body.extend_from_slice(b"\"}");
+        body
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duration_is_the_last_field() {
+        let add = |r: Reply| {
+            let v: Value = serde_json::from_slice(&ReplyBody(r.0).with_duration("1.00ms")).unwrap();
+            v
+        };
+        assert_eq!(
+            add(Reply::empty()),
+            serde_json::json!({"duration": "1.00ms"})
+        );
+        assert_eq!(
+            add(Reply::new(serde_json::json!({"a": {"b": "}"}}))),
+            serde_json::json!({"a": {"b": "}"}, "duration": "1.00ms"})
+        );
+    }
+}

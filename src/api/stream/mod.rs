@@ -110,18 +110,17 @@ async fn envelope(State(op): State<&'static str>, req: Request, next: Next) -> R
     let started = Instant::now();
     let mut res = next.run(req).await;
     let duration = format!("{:.2}ms", started.elapsed().as_secs_f64() * 1000.0);
-    let body = if let Some(ReplyBody(mut m)) = res.extensions_mut().remove::<ReplyBody>() {
-        m.insert("duration".into(), json!(duration));
-        serde_json::to_vec(&m)
+    let body = if let Some(reply) = res.extensions_mut().remove::<ReplyBody>() {
+        reply.with_duration(&duration)
     } else if let Some(e) = res.extensions_mut().remove::<StreamError>() {
         if e.status.is_server_error() {
             tracing::warn!(op, status = %e.status, error = %e.detail, "request failed");
         }
-        serde_json::to_vec(&e.envelope(Some(op), &duration))
+        serde_json::to_vec(&e.envelope(Some(op), &duration)).expect("the envelope serializes")
     } else {
         return res;
     };
-    *res.body_mut() = Body::from(body.expect("JSON values serialize"));
+    *res.body_mut() = Body::from(body);
     res.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
@@ -238,7 +237,7 @@ async fn get_or_create_call(
     let (view, created) = s.services.get_or_create_call(&caller, &cid, new).await?;
     let mut body = call_envelope(&view, &s.public_url);
     body.insert("created".into(), json!(created));
-    Ok(Reply(body))
+    Ok(Reply::new(body))
 }
 
 async fn get_call(
@@ -247,7 +246,7 @@ async fn get_call(
     p: Params,
 ) -> Answer {
     let view = s.services.get_call(&caller, &p.cid()?).await?;
-    Ok(Reply(call_envelope(&view, &s.public_url)))
+    Ok(Reply::new(call_envelope(&view, &s.public_url)))
 }
 
 async fn update_call(
@@ -262,7 +261,7 @@ async fn update_call(
         starts_at: req.starts_at,
     };
     let view = s.services.update_call(&caller, &p.cid()?, changes).await?;
-    Ok(Reply(call_envelope(&view, &s.public_url)))
+    Ok(Reply::new(call_envelope(&view, &s.public_url)))
 }
 
 fn storage_name(s: Option<String>) -> Result<Option<StorageName>, StreamError> {
@@ -372,7 +371,7 @@ async fn create_call_type(
         external_storage: storage_name(req.external_storage)?,
     };
     let ct = s.services.create_call_type(&caller, new).await?;
-    Ok(Reply(call_type_response(&ct)))
+    Ok(Reply::new(call_type_response(&ct)))
 }
 
 async fn get_call_type(
@@ -384,7 +383,7 @@ async fn get_call_type(
         .services
         .get_call_type(&caller, &p.call_type_name()?)
         .await?;
-    Ok(Reply(call_type_response(&ct)))
+    Ok(Reply::new(call_type_response(&ct)))
 }
 
 async fn update_call_type(
@@ -406,7 +405,7 @@ async fn update_call_type(
         .services
         .update_call_type(&caller, &p.call_type_name()?, changes)
         .await?;
-    Ok(Reply(call_type_response(&ct)))
+    Ok(Reply::new(call_type_response(&ct)))
 }
 
 async fn delete_call_type(

@@ -1,0 +1,240 @@
+//! The recording life cycle through the API and the session registry: auto-on starts,
+//! session ends stop, one of each type at a time, restarts finish interrupted recordings.
+
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use reel::domain::RecordingState;
+use serde_json::{Value, json};
+
+use crate::both_backends;
+use crate::common::*;
+
+async fn events(t: &TestServer) -> Vec<(String, String)> {
+    t.server()
+        .services
+        .store()
+        .deliveries(1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| {
+            let v: Value = serde_json::from_str(&d.body).unwrap();
+            (
+                d.event_type,
+                v["recording_type"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+both_backends!(
+    auto_on_starts_with_the_session_and_its_end_stops,
+    |db| async move {
+        let t = TestServer::start_with(
+            db,
+            |s| s.webhook_urls = Some(vec!["http://127.0.0.1:9/hook".into()]),
+            bytes_recorders(64),
+        )
+        .await;
+        let (s, _) = t
+            .call(
+                "PUT",
+                "/api/v2/video/calltypes/default",
+                Some(json!({"settings": {"raw_recording": {"mode": "auto-on"}}})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        let cid = t.create_call("auto").await;
+        let (session, started) = t.server().services.start_session(&cid).await.unwrap();
+        assert!(started);
+        let (_, call) = t.call("GET", "/api/v2/video/call/default/auto", None).await;
+        assert_eq!(call["call"]["current_session_id"], session.id.as_str());
+        assert_eq!(call["call"]["session"]["id"], session.id.as_str());
+        let status = eventually(
+            Duration::from_secs(10),
+            "the auto-on recording to run",
+            || async {
+                let (_, call) = t.call("GET", "/api/v2/video/call/default/auto", None).await;
+                call["call"]["egress"]["raw_recording"]["status"]
+                    .as_str()
+                    .filter(|s| *s == "running")
+                    .map(str::to_owned)
+            },
+        )
+        .await;
+        assert_eq!(status, "running");
+        assert!(
+            call["call"]["egress"].get("composite_recording").is_none(),
+            "only the auto-on type runs"
+        );
+        // A second start of the same type is refused while it runs; a second session start is a no-op.
+        let (s, body) = t
+            .call(
+                "POST",
+                "/api/v2/video/call/default/auto/recordings/raw/start",
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        assert_envelope(&body, 400, 4, "raw recording is already running");
+        let (again, started) = t.server().services.start_session(&cid).await.unwrap();
+        assert!(!started && again.id == session.id);
+
+        // The session ends: the recording stops, its file is uploaded and listed.
+        t.server().services.end_session(&cid).await.unwrap();
+        let listed = eventually(Duration::from_secs(20), "the file to be listed", || async {
+            let (_, list) = t
+                .call("GET", "/api/v2/video/call/default/auto/recordings", None)
+                .await;
+            list["recordings"]
+                .as_array()
+                .filter(|a| !a.is_empty())
+                .cloned()
+        })
+        .await;
+        assert_eq!(listed[0]["session_id"], session.id.as_str());
+        assert_eq!(
+            events(&t).await,
+            [
+                ("call.recording_started", "raw"),
+                ("call.recording_stopped", "raw"),
+                ("call.recording_ready", "raw")
+            ]
+            .map(|(a, b)| (a.to_owned(), b.to_owned()))
+        );
+        let (_, call) = t.call("GET", "/api/v2/video/call/default/auto", None).await;
+        assert_eq!(call["call"]["current_session_id"], "");
+        assert!(call["call"]["egress"].get("raw_recording").is_none());
+        let (s, body) = t
+            .call(
+                "POST",
+                "/api/v2/video/call/default/auto/recordings/raw/start",
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        assert_envelope(&body, 400, 4, "there is no active session");
+    }
+);
+
+both_backends!(a_restart_finishes_interrupted_recordings, |db| async move {
+    let mut t = TestServer::start_with(
+        db,
+        |s| s.webhook_urls = Some(vec!["http://127.0.0.1:9/hook".into()]),
+        bytes_recorders(64),
+    )
+    .await;
+    let cid = t.create_call("crash").await;
+    t.server().services.start_session(&cid).await.unwrap();
+    let (s, _) = t
+        .call(
+            "POST",
+            "/api/v2/video/call/default/crash/recordings/individual/start",
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let store = t.server().services.store().clone();
+    let rec = eventually(Duration::from_secs(10), "the recording to run", || {
+        let store = store.clone();
+        let cid = cid.clone();
+        async move {
+            store
+                .active_recordings(&cid)
+                .await
+                .unwrap()
+                .into_iter()
+                .find(|r| r.state == RecordingState::Running)
+        }
+    })
+    .await;
+
+    // reel dies while recording; on the next start the session is over and the recording is finished.
+    t.restart().await;
+    let after = t
+        .server()
+        .services
+        .store()
+        .get_recording(&rec.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        after.state,
+        RecordingState::Failed,
+        "nothing was handed over before the crash"
+    );
+    assert_eq!(
+        after.error.as_deref(),
+        Some("reel restarted while recording")
+    );
+    assert!(after.stopped_at.is_some());
+    assert!(
+        t.server()
+            .services
+            .active_session(&cid)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        events(&t).await,
+        [
+            ("call.recording_started", "individual"),
+            ("call.recording_stopped", "individual"),
+            ("call.recording_failed", "individual")
+        ]
+        .map(|(a, b)| (a.to_owned(), b.to_owned()))
+    );
+});
+
+both_backends!(graceful_shutdown_finishes_files, |db| async move {
+    let mut t = TestServer::start_with(db, |_| {}, bytes_recorders(64)).await;
+    let cid = t.create_call("term").await;
+    t.server().services.start_session(&cid).await.unwrap();
+    t.call(
+        "POST",
+        "/api/v2/video/call/default/term/recordings/raw/start",
+        None,
+    )
+    .await;
+    let store = t.server().services.store().clone();
+    let rec = eventually(Duration::from_secs(10), "the recording to run", || {
+        let store = store.clone();
+        let cid = cid.clone();
+        async move {
+            store
+                .active_recordings(&cid)
+                .await
+                .unwrap()
+                .into_iter()
+                .find(|r| r.state == RecordingState::Running)
+        }
+    })
+    .await;
+    // A graceful stop asks the recorder to finish; its file is handed over and, after the next
+    // start, uploaded: the recording ends ready.
+    t.server.take().unwrap().shutdown().await;
+    let config = t.config.clone();
+    let server = reel::server::Server::start(config, t.recorders.clone())
+        .await
+        .unwrap();
+    let store = server.services.store().clone();
+    let id = rec.id.clone();
+    let state = eventually(Duration::from_secs(20), "the recording to be ready", || {
+        let store = store.clone();
+        let id = id.clone();
+        async move {
+            let r = store.get_recording(&id).await.unwrap().unwrap();
+            r.state.is_final().then_some(r.state)
+        }
+    })
+    .await;
+    assert_eq!(state, RecordingState::Ready);
+    assert_eq!(
+        store.call_recordings(&cid).await.unwrap().unwrap().2.len(),
+        1
+    );
+    t.server = Some(server);
+});
