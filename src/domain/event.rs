@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::ids::{Cid, FileName, RecordingId, SessionId};
-use super::recording::RecordingType;
+use super::recording::{RecordingFile, RecordingType};
 use super::time::Timestamp;
 
 /// A recorded file as listed by the API and announced by `call.recording_ready`.
@@ -21,6 +21,20 @@ pub struct CallRecording {
     pub session_id: SessionId,
     /// What kind of recording made it.
     pub recording_type: RecordingType,
+}
+
+impl CallRecording {
+    /// The listing of `file`, downloadable at `url`.
+    pub fn of(file: &RecordingFile, url: String) -> Self {
+        Self {
+            filename: file.filename.clone(),
+            url,
+            start_time: file.start_time,
+            end_time: file.end_time,
+            session_id: file.session_id.clone(),
+            recording_type: file.recording_type,
+        }
+    }
 }
 
 /// The fields every recording event has.

@@ -212,14 +212,7 @@ impl Services {
         let mut out = Vec::with_capacity(files.len());
         for f in files {
             let url = self.download_url(&f, now).await?;
-            out.push(CallRecording {
-                filename: f.filename,
-                url,
-                start_time: f.start_time,
-                end_time: f.end_time,
-                session_id: f.session_id,
-                recording_type: f.recording_type,
-            });
+            out.push(CallRecording::of(&f, url));
         }
         Ok(out)
     }
@@ -277,17 +270,20 @@ impl Services {
         }
     }
 
+    async fn load_recording(&self, id: &RecordingId) -> Result<Recording> {
+        self.store()
+            .get_recording(id)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("recording {id} does not exist")))
+    }
+
     async fn try_advance(
         &self,
         id: &RecordingId,
         t: Transition,
         error: Option<&str>,
     ) -> Result<RecordingState> {
-        let rec = self
-            .store()
-            .get_recording(id)
-            .await?
-            .ok_or_else(|| ServiceError::NotFound(format!("recording {id} does not exist")))?;
+        let rec = self.load_recording(id).await?;
         let mut tx = self.store().write().await?;
         let from = tx
             .recording_state(id)
@@ -409,25 +405,12 @@ impl Services {
     pub(crate) async fn file_uploaded(&self, f: &StoredFile) -> Result<()> {
         let now = Timestamp::now();
         let url = self.download_url(&f.file, now).await?;
-        let rec = self
-            .store()
-            .get_recording(&f.file.recording_id)
-            .await?
-            .ok_or_else(|| {
-                ServiceError::NotFound(format!("recording {} does not exist", f.file.recording_id))
-            })?;
+        let rec = self.load_recording(&f.file.recording_id).await?;
         let mut tx = self.store().write().await?;
         tx.mark_file_uploaded(f.id, now).await?;
         let ready = [Event::RecordingReady {
             event: event(&rec, now),
-            call_recording: CallRecording {
-                filename: f.file.filename.clone(),
-                url,
-                start_time: f.file.start_time,
-                end_time: f.file.end_time,
-                session_id: f.file.session_id.clone(),
-                recording_type: f.file.recording_type,
-            },
+            call_recording: CallRecording::of(&f.file, url),
         }];
         self.enqueue(&mut tx, &ready).await?;
         if tx.recording_state(&rec.id).await? == Some(RecordingState::Uploading) {
@@ -439,13 +422,7 @@ impl Services {
     /// A file's upload was given up: mark it, and fail its recording if it was the last.
     pub(crate) async fn file_failed(&self, f: &StoredFile, error: &str) -> Result<()> {
         let now = Timestamp::now();
-        let rec = self
-            .store()
-            .get_recording(&f.file.recording_id)
-            .await?
-            .ok_or_else(|| {
-                ServiceError::NotFound(format!("recording {} does not exist", f.file.recording_id))
-            })?;
+        let rec = self.load_recording(&f.file.recording_id).await?;
         let mut tx = self.store().write().await?;
         tx.mark_file_failed(f.id, error).await?;
         if tx.recording_state(&rec.id).await? == Some(RecordingState::Uploading) {

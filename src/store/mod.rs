@@ -202,7 +202,10 @@ impl Store {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool.begin().await?,
         };
-        Ok(WriteTx { tx })
+        Ok(WriteTx {
+            tx,
+            backend: self.backend,
+        })
     }
 
     /// Checks that the database answers.
@@ -220,6 +223,7 @@ impl Store {
 /// A transaction; dropped without [`WriteTx::commit`], nothing it did happens.
 pub struct WriteTx {
     tx: Transaction<'static, Any>,
+    backend: Backend,
 }
 
 impl WriteTx {

@@ -619,12 +619,18 @@ impl WriteTx {
         Ok(counts)
     }
 
-    /// The recording's current state, read inside this transaction.
+    /// The recording's current state, read inside this transaction and locked until it ends,
+    /// so that two transactions deciding from it (the recorder finishing, a file's upload
+    /// finishing) run one after the other. SQLite transactions here hold the write lock already.
     pub async fn recording_state(
         &mut self,
         id: &RecordingId,
     ) -> Result<Option<RecordingState>, StoreError> {
-        let row: Option<(String,)> = sqlx::query_as("SELECT state FROM recordings WHERE id = $1")
+        let sql = match self.backend {
+            super::Backend::Sqlite => "SELECT state FROM recordings WHERE id = $1",
+            super::Backend::Postgres => "SELECT state FROM recordings WHERE id = $1 FOR UPDATE",
+        };
+        let row: Option<(String,)> = sqlx::query_as(sql)
             .bind(id.as_str())
             .fetch_optional(&mut *self.tx)
             .await?;

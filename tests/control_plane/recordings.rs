@@ -10,6 +10,24 @@ use serde_json::{Value, json};
 use crate::both_backends;
 use crate::common::*;
 
+/// Waits until the call has a running recording and returns it.
+async fn running(t: &TestServer, cid: &reel::domain::Cid) -> reel::domain::Recording {
+    let store = t.server().services.store().clone();
+    eventually(Duration::from_secs(10), "the recording to run", || {
+        let store = store.clone();
+        let cid = cid.clone();
+        async move {
+            store
+                .active_recordings(&cid)
+                .await
+                .unwrap()
+                .into_iter()
+                .find(|r| r.state == RecordingState::Running)
+        }
+    })
+    .await
+}
+
 async fn events(t: &TestServer) -> Vec<(String, String)> {
     t.server()
         .services
@@ -135,20 +153,7 @@ both_backends!(a_restart_finishes_interrupted_recordings, |db| async move {
         )
         .await;
     assert_eq!(s, StatusCode::OK);
-    let store = t.server().services.store().clone();
-    let rec = eventually(Duration::from_secs(10), "the recording to run", || {
-        let store = store.clone();
-        let cid = cid.clone();
-        async move {
-            store
-                .active_recordings(&cid)
-                .await
-                .unwrap()
-                .into_iter()
-                .find(|r| r.state == RecordingState::Running)
-        }
-    })
-    .await;
+    let rec = running(&t, &cid).await;
 
     // reel dies while recording; on the next start the session is over and the recording is finished.
     t.restart().await;
@@ -199,20 +204,7 @@ both_backends!(graceful_shutdown_finishes_files, |db| async move {
         None,
     )
     .await;
-    let store = t.server().services.store().clone();
-    let rec = eventually(Duration::from_secs(10), "the recording to run", || {
-        let store = store.clone();
-        let cid = cid.clone();
-        async move {
-            store
-                .active_recordings(&cid)
-                .await
-                .unwrap()
-                .into_iter()
-                .find(|r| r.state == RecordingState::Running)
-        }
-    })
-    .await;
+    let rec = running(&t, &cid).await;
     // A graceful stop asks the recorder to finish; its file is handed over and, after the next
     // start, uploaded: the recording ends ready.
     t.server.take().unwrap().shutdown().await;
