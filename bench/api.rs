@@ -82,7 +82,16 @@ async fn seed(url: &str) {
         })
         .await
         .unwrap();
-    let session = SessionId::random();
+    let (session, _) = store
+        .start_session(&CallSession {
+            id: SessionId::random(),
+            cid: cid.clone(),
+            started_at: now,
+            ended_at: None,
+        })
+        .await
+        .unwrap();
+    let session = session.id;
     let rec = Recording {
         id: RecordingId::random(),
         cid: cid.clone(),
@@ -111,7 +120,7 @@ async fn seed(url: &str) {
                         recording_type: RecordingType::Individual,
                         object_key: format!("default/bench/{session}/{name}"),
                         filename: FileName::parse(name).unwrap(),
-                        storage: None,
+                        storage: StorageLocation::Local,
                         size: 1 << 20,
                         start_time: now,
                         end_time: now,
@@ -125,6 +134,7 @@ async fn seed(url: &str) {
         tx.mark_file_uploaded(id, now).await.unwrap();
     }
     tx.commit().await.unwrap();
+    store.end_session(&cid, now).await.unwrap();
     store.close().await;
 }
 

@@ -17,7 +17,7 @@ use crate::domain::{BUILTIN_CALL_TYPES, CallType, CallTypeName, Timestamp};
 use crate::metrics::Metrics;
 use crate::recorders::Recorders;
 use crate::service::{ServiceError, ServiceSettings, Services, Storages};
-use crate::storage::{LocalDisk, S3Bucket, S3Options, StorageError, Target};
+use crate::storage::{LocalDisk, S3Bucket, S3Options, StorageError};
 use crate::store::{Store, StoreError};
 use crate::webhooks::{Dispatcher, Receivers};
 
@@ -138,8 +138,13 @@ impl Server {
             .clone()
             .unwrap_or_else(|| format!("http://{addr}"));
 
-        let default_target = match &config.s3 {
-            Some(s3) => Target::S3(Arc::new(S3Bucket::new(S3Options {
+        let local = Arc::new(LocalDisk::new(
+            recordings_dir,
+            public_url.clone(),
+            keys.url_signer(),
+        ));
+        let default_s3 = match &config.s3 {
+            Some(s3) => Some(Arc::new(S3Bucket::new(S3Options {
                 bucket: s3.bucket.clone(),
                 prefix: s3.prefix.clone(),
                 region: s3.region.clone(),
@@ -147,11 +152,7 @@ impl Server {
                 credentials: s3.credentials.clone(),
                 path_style: s3.path_style,
             })?)),
-            None => Target::Local(Arc::new(LocalDisk::new(
-                recordings_dir,
-                public_url.clone(),
-                keys.url_signer(),
-            ))),
+            None => None,
         };
         let metrics = Arc::new(Metrics::default());
         let dispatcher = Dispatcher::new(
@@ -167,7 +168,7 @@ impl Server {
             keys,
             Receivers::new(config.webhook_urls.clone()),
             dispatcher.waker(),
-            Storages::new(default_target),
+            Storages::new(local, default_s3),
             recorders,
             metrics,
             ServiceSettings {

@@ -67,7 +67,8 @@ CREATE TABLE recordings (
     stopped_at     BIGINT,
     updated_at     BIGINT NOT NULL
 );
-CREATE UNIQUE INDEX recordings_one_active ON recordings (call_type, call_id, recording_type)
+-- One active recording of each type per call session (an earlier session's may still be finishing).
+CREATE UNIQUE INDEX recordings_one_active ON recordings (call_type, call_id, session_id, recording_type)
     WHERE state IN ('requested', 'running', 'stopping');
 CREATE INDEX recordings_by_state ON recordings (state);
 
@@ -79,7 +80,8 @@ CREATE TABLE recording_files (
     session_id      TEXT NOT NULL,
     recording_type  TEXT NOT NULL,
     filename        TEXT NOT NULL,
-    storage         TEXT,
+    -- local | s3 (reel's own stores) | external:<name>
+    storage         TEXT NOT NULL,
     object_key      TEXT NOT NULL,
     local_path      TEXT,
     size            BIGINT NOT NULL,
@@ -96,6 +98,7 @@ CREATE TABLE recording_files (
 );
 CREATE INDEX recording_files_pending ON recording_files (next_attempt_at) WHERE state = 'pending';
 CREATE INDEX recording_files_by_recording ON recording_files (recording_id);
+CREATE INDEX recording_files_by_storage ON recording_files (storage);
 
 CREATE TABLE upload_parts (
     file_id     BIGINT NOT NULL REFERENCES recording_files (id) ON DELETE CASCADE,

@@ -9,7 +9,6 @@ use tower_http::services::ServeFile;
 
 use super::AppState;
 use crate::domain::Timestamp;
-use crate::storage::Target;
 
 #[derive(Deserialize)]
 pub(super) struct LinkQuery {
@@ -23,9 +22,7 @@ pub(super) async fn download(
     Query(q): Query<LinkQuery>,
     req: Request,
 ) -> Response {
-    let Target::Local(disk) = s.services.storages().default_target() else {
-        return (StatusCode::NOT_FOUND, "not found\n").into_response();
-    };
+    let disk = s.services.storages().local();
     let (Some(expires), Some(signature)) = (q.expires, q.signature.as_deref()) else {
         return (StatusCode::FORBIDDEN, "this link is not signed\n").into_response();
     };

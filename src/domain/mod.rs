@@ -21,7 +21,9 @@ pub use ids::{
     UserId,
 };
 pub use permissions::{Grants, Permission};
-pub use recording::{Recording, RecordingFile, RecordingState, RecordingType, Transition};
+pub use recording::{
+    Recording, RecordingFile, RecordingState, RecordingType, StorageLocation, Transition,
+};
 pub use session::CallSession;
 pub use settings::{CallSettings, SettingsPatch};
 pub use storage::{ExternalStorage, S3Access};

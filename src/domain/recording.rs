@@ -186,6 +186,45 @@ pub struct Recording {
     pub updated_at: Timestamp,
 }
 
+/// Which store holds a file.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum StorageLocation {
+    /// reel's local recordings directory.
+    Local,
+    /// reel's default S3 bucket.
+    DefaultS3,
+    /// An external storage of the application's.
+    External(StorageName),
+}
+
+impl StorageLocation {
+    /// The stored form: `local`, `s3` or `external:<name>`.
+    pub fn encode(&self) -> String {
+        match self {
+            Self::Local => "local".into(),
+            Self::DefaultS3 => "s3".into(),
+            Self::External(n) => format!("external:{n}"),
+        }
+    }
+
+    /// Parses the stored form.
+    pub fn decode(s: &str) -> Option<Self> {
+        match s {
+            "local" => Some(Self::Local),
+            "s3" => Some(Self::DefaultS3),
+            _ => s
+                .strip_prefix("external:")
+                .and_then(|n| StorageName::parse(n).ok())
+                .map(Self::External),
+        }
+    }
+
+    /// True for reel's own stores, whose files reel deletes with their recordings.
+    pub fn is_own(&self) -> bool {
+        !matches!(self, Self::External(_))
+    }
+}
+
 /// A file a recording made.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RecordingFile {
@@ -199,9 +238,9 @@ pub struct RecordingFile {
     pub recording_type: RecordingType,
     /// Its name, unique within the call session.
     pub filename: FileName,
-    /// The external storage holding it; `None` is reel's own store.
-    pub storage: Option<StorageName>,
-    /// Its key within that storage.
+    /// The store holding it.
+    pub storage: StorageLocation,
+    /// Its key within that store.
     pub object_key: String,
     /// Its size in bytes.
     pub size: u64,
@@ -244,6 +283,19 @@ mod tests {
             "a stop that came before the start"
         );
         assert_eq!(Requested.next(RecorderFinished), Ok(Uploading));
+    }
+
+    #[test]
+    fn storage_locations_round_trip() {
+        for l in [
+            StorageLocation::Local,
+            StorageLocation::DefaultS3,
+            StorageLocation::External(StorageName::parse("mine").unwrap()),
+        ] {
+            assert_eq!(StorageLocation::decode(&l.encode()), Some(l));
+        }
+        assert_eq!(StorageLocation::decode("external:../x"), None);
+        assert_eq!(StorageLocation::decode("ftp"), None);
     }
 
     #[test]

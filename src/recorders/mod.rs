@@ -14,7 +14,9 @@ use futures_util::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
 
-use crate::domain::{CallSettings, FileName, Recording, RecordingType, Timestamp, Transition};
+use crate::domain::{
+    CallSettings, FileName, Recording, RecordingState, RecordingType, Timestamp, Transition,
+};
 use crate::service::{ServiceError, Services};
 
 /// Why a recorder failed.
@@ -114,11 +116,16 @@ impl RecordingContext {
         &self.stop
     }
 
-    /// Reports that the recorder is writing (the recording is running from now).
+    /// Reports that the recorder is writing (the recording is running from now). If a stop
+    /// was asked for while the recorder was setting up, the stop signal fires now.
     pub async fn started(&self) -> Result<(), RecorderError> {
-        self.services
+        let state = self
+            .services
             .advance(&self.job.recording.id, Transition::Started, None)
             .await?;
+        if state == RecordingState::Stopping {
+            self.stop.cancel();
+        }
         Ok(())
     }
 

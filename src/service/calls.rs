@@ -123,9 +123,23 @@ impl Services {
         let call_type = self.load_call_type(cid).await?;
         let access = self.access(caller, cid, None).await?;
         access.require(&call_type.grants, Permission::CreateCall, cid)?;
+        // What a user sets up in a new call needs the permissions of changing it later.
+        if new.settings_override != SettingsPatch::default() {
+            access.require(&call_type.grants, Permission::UpdateCallSettings, cid)?;
+        }
+        if new.members.iter().any(|m| m.role.is_some()) {
+            access.require(&call_type.grants, Permission::UpdateCallMember, cid)?;
+        }
         let created_by = match (caller, new.created_by) {
-            (_, Some(u)) => u,
+            (Caller::Server, Some(u)) => u,
             (Caller::User(u), None) => u.user_id.clone(),
+            (Caller::User(u), Some(other)) if other == u.user_id => other,
+            (Caller::User(u), Some(_)) => {
+                return Err(ServiceError::Forbidden(format!(
+                    "user '{}' can only create calls as themselves",
+                    u.user_id
+                )));
+            }
             (Caller::Server, None) => {
                 return Err(ServiceError::Invalid(
                     "data.created_by_id or data.created_by is required for server-side requests"
@@ -179,6 +193,9 @@ impl Services {
         let (mut call, call_type) = self.load_call(cid).await?;
         let access = self.access(caller, cid, Some(&call)).await?;
         access.require(&call_type.grants, Permission::UpdateCall, cid)?;
+        if changes.settings_override.is_some() {
+            access.require(&call_type.grants, Permission::UpdateCallSettings, cid)?;
+        }
         let seen = call.updated_at;
         if let Some(custom) = changes.custom {
             call.custom = custom;

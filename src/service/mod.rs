@@ -48,6 +48,9 @@ pub enum ServiceError {
     /// It would clash with something that exists.
     #[error("{0}")]
     Conflict(String),
+    /// A part reel needs (a recorder, a storage service) is not working.
+    #[error("{0}")]
+    Unavailable(String),
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -283,9 +286,9 @@ impl Services {
         })
     }
 
-    /// The storage target for `storage` (`None`: reel's own).
-    async fn target(&self, storage: Option<&crate::domain::StorageName>) -> Result<Target> {
-        self.inner.storages.target(self.store(), storage).await
+    /// The storage target of `location`.
+    async fn target(&self, location: &crate::domain::StorageLocation) -> Result<Target> {
+        self.inner.storages.target(self.store(), location).await
     }
 }
 

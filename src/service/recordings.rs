@@ -114,6 +114,7 @@ impl Services {
             .insert_recording(&recording)
             .await
             .map_err(|e| match e {
+                StoreError::Stale(_) => ServiceError::Invalid("there is no active session".into()),
                 StoreError::Conflict(_) => {
                     ServiceError::Invalid(format!("{recording_type} recording is already running"))
                 }
@@ -126,13 +127,17 @@ impl Services {
             work_dir: self.inner.settings.work_dir.join(recording.id.as_str()),
         };
         match factory.create(&job) {
-            Ok(recorder) => recorders::spawn(self.clone(), job, recorder),
+            Ok(recorder) => {
+                recorders::spawn(self.clone(), job, recorder);
+                Ok(recording)
+            }
             Err(e) => {
-                self.advance(&recording.id, Transition::Fail, Some(&e.to_string()))
+                let error = format!("cannot start the {recording_type} recorder: {e}");
+                self.advance(&recording.id, Transition::Fail, Some(&error))
                     .await?;
+                Err(ServiceError::Unavailable(error))
             }
         }
-        Ok(recording)
     }
 
     /// Starts the recordings whose mode is `auto-on` (when a call session starts).
@@ -173,12 +178,19 @@ impl Services {
             Permission::StopRecording(recording_type),
             cid,
         )?;
-        let rec = self
+        // One that still records, else one already stopping (an earlier session's may be
+        // finishing beside a new one): stopping that again is a no-op.
+        let mut active: Vec<_> = self
             .store()
             .active_recordings(cid)
             .await?
             .into_iter()
-            .find(|r| r.recording_type == recording_type)
+            .filter(|r| r.recording_type == recording_type)
+            .collect();
+        active.sort_by_key(|r| r.state == RecordingState::Stopping);
+        let rec = active
+            .into_iter()
+            .next()
             .ok_or_else(|| ServiceError::Invalid("call egress is not running".into()))?;
         self.request_stop(&rec).await?;
         Ok(rec)
@@ -186,11 +198,9 @@ impl Services {
 
     /// Asks a recording's recorder to stop (idempotent).
     pub(super) async fn request_stop(&self, rec: &Recording) -> Result<()> {
-        if rec.state != RecordingState::Stopping {
-            match self.advance(&rec.id, Transition::StopRequested, None).await {
-                Ok(_) | Err(ServiceError::Conflict(_)) => {}
-                Err(e) => return Err(e),
-            }
+        match self.advance(&rec.id, Transition::StopRequested, None).await {
+            Ok(_) | Err(ServiceError::Conflict(_)) => {}
+            Err(e) => return Err(e),
         }
         if let Some(t) = self.stop_signal(&rec.id) {
             t.cancel();
@@ -218,7 +228,7 @@ impl Services {
     }
 
     async fn download_url(&self, f: &RecordingFile, now: Timestamp) -> Result<String> {
-        let target = self.target(f.storage.as_ref()).await?;
+        let target = self.target(&f.storage).await?;
         Ok(target
             .url(&f.object_key, self.inner.settings.download_url_ttl, now)
             .await?)
@@ -242,32 +252,15 @@ impl Services {
             .await?
             .filter(|f| f.state == crate::store::FileState::Uploaded)
             .ok_or_else(|| ServiceError::NotFound("recording doesn't exist".into()))?;
-        if f.file.storage.is_none() {
-            self.target(None).await?.delete(&f.file.object_key).await?;
+        if f.file.storage.is_own() {
+            self.target(&f.file.storage)
+                .await?
+                .delete(&f.file.object_key)
+                .await?;
         }
         self.store().delete_file(f.id).await?;
         info!(cid = %cid, recording_id = %f.file.recording_id, file = %filename, "recording file deleted");
         Ok(())
-    }
-
-    /// Applies `t` to a recording and queues the events it causes, in one transaction.
-    ///
-    /// [`ServiceError::Conflict`] if the recording's state does not allow `t`.
-    pub(crate) async fn advance(
-        &self,
-        id: &RecordingId,
-        t: Transition,
-        error: Option<&str>,
-    ) -> Result<RecordingState> {
-        // Two changes can race (a stop request while the recorder reports its start): the
-        // loser finds the state changed under it and decides again from the new state.
-        let mut attempts = 0;
-        loop {
-            match self.try_advance(id, t, error).await {
-                Err(ServiceError::Store(StoreError::Stale(_))) if attempts < 5 => attempts += 1,
-                other => return other,
-            }
-        }
     }
 
     async fn load_recording(&self, id: &RecordingId) -> Result<Recording> {
@@ -277,11 +270,20 @@ impl Services {
             .ok_or_else(|| ServiceError::NotFound(format!("recording {id} does not exist")))
     }
 
-    async fn try_advance(
+    /// Applies `t` to a recording and queues the events it causes, in one transaction. The
+    /// recording's row stays locked while deciding, so concurrent changes (a stop request
+    /// and the recorder's start, the recorder's end and a file's upload) apply one after
+    /// the other. `reason` is the error kept if the recording fails.
+    ///
+    /// Events keep the order started, stopped, then ready (per file) or failed, whatever
+    /// order the stop request, the recorder's start and the uploads came in.
+    ///
+    /// [`ServiceError::Conflict`] if the recording's state does not allow `t`.
+    pub(crate) async fn advance(
         &self,
         id: &RecordingId,
         t: Transition,
-        error: Option<&str>,
+        reason: Option<&str>,
     ) -> Result<RecordingState> {
         let rec = self.load_recording(id).await?;
         let mut tx = self.store().write().await?;
@@ -293,11 +295,10 @@ impl Services {
             .next(t)
             .map_err(|e| ServiceError::Conflict(format!("recording {id}: {e}")))?;
         let now = Timestamp::now();
+        let error = reason.filter(|_| to == RecordingState::Failed);
         tx.transition_recording(id, (from, to), t == Transition::Started, error, now)
             .await?;
-        // Events keep the order started, stopped, then ready or failed, whatever order the
-        // stop request and the recorder's start came in.
-        let events = match (from, to) {
+        let mut events = match (from, to) {
             (RecordingState::Requested, RecordingState::Running) => {
                 vec![Event::RecordingStarted(event(&rec, now))]
             }
@@ -311,9 +312,15 @@ impl Services {
             (_, RecordingState::Failed) => vec![Event::RecordingFailed(event(&rec, now))],
             _ => Vec::new(),
         };
+        if to == RecordingState::Uploading {
+            // Files uploaded while it recorded are announced now that it has stopped.
+            for f in tx.uploaded_files(id).await? {
+                events.push(self.ready_event(&rec, &f, now).await?);
+            }
+        }
         self.enqueue(&mut tx, &events).await?;
         let to = if to == RecordingState::Uploading {
-            self.settle_uploads(&mut tx, &rec, now, error).await?
+            self.settle_uploads(&mut tx, &rec, now, reason).await?
         } else {
             to
         };
@@ -322,8 +329,22 @@ impl Services {
         Ok(to)
     }
 
-    /// In `tx`, ends an uploading recording whose files are all settled: ready if every file
-    /// is uploaded, failed if a file was given up or there are none.
+    async fn ready_event(
+        &self,
+        rec: &Recording,
+        f: &RecordingFile,
+        now: Timestamp,
+    ) -> Result<Event> {
+        let url = self.download_url(f, now).await?;
+        Ok(Event::RecordingReady {
+            event: event(rec, now),
+            call_recording: CallRecording::of(f, url),
+        })
+    }
+
+    /// In `tx`, which holds the recording's row: ends an uploading recording whose files are
+    /// all settled: ready if every file is uploaded, failed if a file was given up or if there
+    /// are none (`reason` says why, when known).
     async fn settle_uploads(
         &self,
         tx: &mut WriteTx,
@@ -335,19 +356,22 @@ impl Services {
         if pending > 0 {
             return Ok(RecordingState::Uploading);
         }
-        let (to, error) = if failed > 0 {
+        let (t, error) = if failed > 0 {
             (
-                RecordingState::Failed,
+                Transition::Fail,
                 format!("{failed} file(s) could not be uploaded; kept on local disk"),
             )
         } else if uploaded == 0 {
             (
-                RecordingState::Failed,
+                Transition::Fail,
                 reason.unwrap_or("no media was recorded").to_owned(),
             )
         } else {
-            (RecordingState::Ready, String::new())
+            (Transition::Uploaded, String::new())
         };
+        let to = RecordingState::Uploading
+            .next(t)
+            .map_err(|e| ServiceError::Conflict(format!("recording {}: {e}", rec.id)))?;
         let error = (to == RecordingState::Failed).then_some(error.as_str());
         tx.transition_recording(&rec.id, (RecordingState::Uploading, to), false, error, now)
             .await?;
@@ -360,7 +384,8 @@ impl Services {
 
     /// Registers a file a recorder finished, for upload.
     pub(crate) async fn add_file(&self, rec: &Recording, f: FinishedFile) -> Result<()> {
-        let target = self.target(rec.storage.as_ref()).await?;
+        let location = self.storages().location_for(rec.storage.as_ref());
+        let target = self.target(&location).await?;
         let size = tokio::fs::metadata(&f.path)
             .await
             .map_err(|e| {
@@ -378,7 +403,7 @@ impl Services {
                 recording_type: rec.recording_type,
                 object_key: object_key(target.prefix(), &rec.cid, &rec.session_id, &f.filename),
                 filename: f.filename,
-                storage: rec.storage.clone(),
+                storage: location,
                 size,
                 start_time: f.start_time,
                 end_time: f.end_time,
@@ -401,19 +426,20 @@ impl Services {
         Ok(())
     }
 
-    /// A file reached its storage: mark it, announce it, and finish its recording if it was the last.
+    /// A file reached its storage: mark it; announce it unless its recording is still
+    /// recording (then it is announced when the recording stops); finish the recording if it
+    /// was the last file.
     pub(crate) async fn file_uploaded(&self, f: &StoredFile) -> Result<()> {
         let now = Timestamp::now();
-        let url = self.download_url(&f.file, now).await?;
         let rec = self.load_recording(&f.file.recording_id).await?;
         let mut tx = self.store().write().await?;
         tx.mark_file_uploaded(f.id, now).await?;
-        let ready = [Event::RecordingReady {
-            event: event(&rec, now),
-            call_recording: CallRecording::of(&f.file, url),
-        }];
-        self.enqueue(&mut tx, &ready).await?;
-        if tx.recording_state(&rec.id).await? == Some(RecordingState::Uploading) {
+        let state = tx.recording_state(&rec.id).await?;
+        if state.is_some_and(|s| !s.is_active()) {
+            let ready = self.ready_event(&rec, &f.file, now).await?;
+            self.enqueue(&mut tx, &[ready]).await?;
+        }
+        if state == Some(RecordingState::Uploading) {
             self.settle_uploads(&mut tx, &rec, now, None).await?;
         }
         self.commit(tx).await
@@ -446,8 +472,10 @@ impl Services {
                 .await?;
             } else if rec.state == RecordingState::Uploading {
                 let mut tx = self.store().write().await?;
-                self.settle_uploads(&mut tx, &rec, Timestamp::now(), None)
-                    .await?;
+                if tx.recording_state(&rec.id).await? == Some(RecordingState::Uploading) {
+                    self.settle_uploads(&mut tx, &rec, Timestamp::now(), None)
+                        .await?;
+                }
                 self.commit(tx).await?;
             }
         }

@@ -6,14 +6,18 @@ use std::time::Duration;
 
 use super::{Result, ServiceError, Services, require_server};
 use crate::auth::Caller;
-use crate::domain::{ExternalStorage, S3Access, StorageName, Timestamp};
-use crate::storage::{S3Bucket, S3Options, Target};
+use crate::domain::{ExternalStorage, S3Access, StorageLocation, StorageName, Timestamp};
+use crate::storage::{LocalDisk, S3Bucket, S3Options, Target};
 use crate::store::{Store, StoreError};
 
-/// Finds the [`Target`] of a storage name, keeping a client per external storage.
+/// Finds the [`Target`] of a [`StorageLocation`], keeping a client per external storage.
 #[derive(Clone, Debug)]
 pub struct Storages {
-    default: Target,
+    /// The local recordings directory: always there, so that files stored locally stay
+    /// downloadable after the default store becomes S3.
+    local: Arc<LocalDisk>,
+    /// reel's default S3 bucket, when configured (it is then the default store).
+    default_s3: Option<Arc<S3Bucket>>,
     clients: Arc<Mutex<HashMap<StorageName, (Timestamp, Target)>>>,
 }
 
@@ -47,23 +51,41 @@ fn bucket_for(s: &ExternalStorage) -> Result<Target> {
 }
 
 impl Storages {
-    /// Storages whose default (reel's own store) is `default`.
-    pub fn new(default: Target) -> Self {
+    /// reel's own stores: the local directory, and the default S3 bucket if there is one.
+    pub fn new(local: Arc<LocalDisk>, default_s3: Option<Arc<S3Bucket>>) -> Self {
         Self {
-            default,
+            local,
+            default_s3,
             clients: Arc::default(),
         }
     }
 
-    /// Reel's own store.
-    pub fn default_target(&self) -> &Target {
-        &self.default
+    /// The local recordings directory.
+    pub fn local(&self) -> &Arc<LocalDisk> {
+        &self.local
     }
 
-    /// The target named `name`, or reel's own store for `None`.
-    pub async fn target(&self, store: &Store, name: Option<&StorageName>) -> Result<Target> {
-        let Some(name) = name else {
-            return Ok(self.default.clone());
+    /// Where new files go: the external storage `name`, else reel's default store.
+    pub fn location_for(&self, name: Option<&StorageName>) -> StorageLocation {
+        match (name, &self.default_s3) {
+            (Some(n), _) => StorageLocation::External(n.clone()),
+            (None, Some(_)) => StorageLocation::DefaultS3,
+            (None, None) => StorageLocation::Local,
+        }
+    }
+
+    /// The target of `location`.
+    pub async fn target(&self, store: &Store, location: &StorageLocation) -> Result<Target> {
+        let name = match location {
+            StorageLocation::Local => return Ok(Target::Local(self.local.clone())),
+            StorageLocation::DefaultS3 => {
+                return self.default_s3.clone().map(Target::S3).ok_or_else(|| {
+                    ServiceError::Unavailable(
+                        "the file is in the default S3 store, which is no longer configured".into(),
+                    )
+                });
+            }
+            StorageLocation::External(name) => name,
         };
         let s = store.get_storage(name).await?.ok_or_else(|| {
             ServiceError::NotFound(format!("external storage {name} does not exist"))
@@ -142,7 +164,8 @@ impl Services {
         require_server(caller, "delete external storages")?;
         if self.store().storage_in_use(name).await? {
             return Err(ServiceError::Conflict(format!(
-                "external storage {name} is used by a call type; change the call type first"
+                "external storage {name} is used by a call type or holds recordings; \
+                 change the call type and delete those recordings first"
             )));
         }
         if !self.store().delete_storage(name).await? {
@@ -156,7 +179,9 @@ impl Services {
     /// Writes a test file to an external storage and returns a download link to it.
     pub async fn check_storage(&self, caller: &Caller, name: &StorageName) -> Result<String> {
         require_server(caller, "check external storages")?;
-        let target = self.target(Some(name)).await?;
+        let target = self
+            .target(&StorageLocation::External(name.clone()))
+            .await?;
         let Target::S3(bucket) = &target else {
             return Err(ServiceError::Invalid(format!(
                 "external storage {name} is not an S3 bucket"

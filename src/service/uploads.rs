@@ -106,7 +106,7 @@ impl Uploader {
     async fn put(&self, f: &StoredFile) -> Result<u64, (String, bool)> {
         let target = self
             .services
-            .target(f.file.storage.as_ref())
+            .target(&f.file.storage)
             .await
             .map_err(|e| (e.to_string(), false))?;
         let key = &f.file.object_key;

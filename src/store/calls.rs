@@ -4,7 +4,8 @@ use sqlx::any::AnyRow;
 
 use super::{Store, StoreError, conflict, from_json, get, to_json};
 use crate::domain::{
-    Call, CallId, CallType, CallTypeName, Cid, Grants, Role, StorageName, Timestamp, User, UserId,
+    Call, CallId, CallType, CallTypeName, Cid, Grants, Role, StorageLocation, StorageName,
+    Timestamp, User, UserId,
 };
 
 macro_rules! call_type_columns {
@@ -179,13 +180,17 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Whether any call type stores its files in `storage`.
+    /// Whether a call type, a recording or a file refers to `storage`.
     pub async fn storage_in_use(&self, storage: &StorageName) -> Result<bool, StoreError> {
-        let (n,): (i64,) =
-            sqlx::query_as("SELECT COUNT(*) FROM call_types WHERE external_storage = $1")
-                .bind(storage.as_str())
-                .fetch_one(&self.pool)
-                .await?;
+        let (n,): (i64,) = sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM call_types WHERE external_storage = $1)
+                  + (SELECT COUNT(*) FROM recordings WHERE storage = $1 AND state NOT IN ('ready', 'failed'))
+                  + (SELECT COUNT(*) FROM recording_files WHERE storage = $2)",
+        )
+        .bind(storage.as_str())
+        .bind(StorageLocation::External(storage.clone()).encode())
+        .fetch_one(&self.pool)
+        .await?;
         Ok(n > 0)
     }
 

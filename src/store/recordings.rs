@@ -7,7 +7,7 @@ use sqlx::any::AnyRow;
 use super::{Store, StoreError, WriteTx, conflict, get, parse_with, to_i64};
 use crate::domain::{
     Call, CallId, CallType, CallTypeName, Cid, FileName, Recording, RecordingFile, RecordingId,
-    RecordingState, RecordingType, SessionId, StorageName, Timestamp, UserId,
+    RecordingState, RecordingType, SessionId, StorageLocation, StorageName, Timestamp, UserId,
 };
 
 macro_rules! recording_columns {
@@ -44,6 +44,10 @@ fn storage_from_row(row: &AnyRow) -> Result<Option<StorageName>, StoreError> {
     Ok(get::<Option<String>>(row, "storage")?
         .map(StorageName::parse)
         .transpose()?)
+}
+
+fn location(s: &str) -> Result<StorageLocation, StoreError> {
+    parse_with("storage location", s, StorageLocation::decode)
 }
 
 fn opt_time(row: &AnyRow, col: &str) -> Result<Option<Timestamp>, StoreError> {
@@ -132,7 +136,7 @@ fn file_from_row(row: &AnyRow) -> Result<StoredFile, StoreError> {
             session_id: SessionId::parse(get::<String>(row, "session_id")?)?,
             recording_type: recording_type_from_row(row)?,
             filename: FileName::parse(get::<String>(row, "filename")?)?,
-            storage: storage_from_row(row)?,
+            storage: location(&get::<String>(row, "storage")?)?,
             object_key: get(row, "object_key")?,
             size: u64::try_from(get::<i64>(row, "size")?).unwrap_or(0),
             start_time: Timestamp::from_unix_nanos(get(row, "start_time")?),
@@ -161,7 +165,7 @@ struct FileDoc {
     session_id: String,
     recording_type: String,
     filename: String,
-    storage: Option<String>,
+    storage: String,
     object_key: String,
     size: i64,
     start_time: i64,
@@ -178,7 +182,7 @@ impl TryFrom<FileDoc> for RecordingFile {
             session_id: SessionId::parse(d.session_id)?,
             recording_type: parse_with("recording type", &d.recording_type, RecordingType::parse)?,
             filename: FileName::parse(d.filename)?,
-            storage: d.storage.map(StorageName::parse).transpose()?,
+            storage: location(&d.storage)?,
             object_key: d.object_key,
             size: u64::try_from(d.size).unwrap_or(0),
             start_time: Timestamp::from_unix_nanos(d.start_time),
@@ -257,32 +261,46 @@ impl Store {
         )))
     }
 
-    /// Records a requested recording; [`StoreError::Conflict`] if one of the same type is
-    /// already active for the call.
+    /// Records a requested recording in its call session, if that session is still active:
+    /// [`StoreError::Stale`] if it has ended, [`StoreError::Conflict`] if a recording of the
+    /// same type is already active in it. On PostgreSQL the session row is share-locked, so a
+    /// concurrent end of the session waits for this insert and then sees the recording.
     pub async fn insert_recording(&self, r: &Recording) -> Result<(), StoreError> {
-        sqlx::query(concat!(
-            "INSERT INTO recordings (",
-            recording_columns!(),
-            ")
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
-        ))
-        .bind(r.id.as_str())
-        .bind(r.cid.call_type.as_str())
-        .bind(r.cid.id.as_str())
-        .bind(r.session_id.as_str())
-        .bind(r.recording_type.as_str())
-        .bind(r.state.as_str())
-        .bind(r.storage.as_ref().map(|s| s.as_str().to_owned()))
-        .bind(r.requested_by.as_ref().map(|u| u.as_str().to_owned()))
-        .bind(r.error.clone())
-        .bind(r.created_at.unix_nanos())
-        .bind(r.started_at.map(Timestamp::unix_nanos))
-        .bind(r.stopped_at.map(Timestamp::unix_nanos))
-        .bind(r.updated_at.unix_nanos())
-        .execute(&self.pool)
-        .await
-        .map_err(conflict("an active recording of this type"))?;
-        Ok(())
+        macro_rules! insert {
+            ($lock:literal) => {
+                concat!(
+                    "INSERT INTO recordings (", recording_columns!(), ")
+                     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13
+                     WHERE EXISTS (SELECT 1 FROM call_sessions WHERE id = $4 AND ended_at IS NULL ", $lock, ")"
+                )
+            };
+        }
+        let sql = match self.backend {
+            super::Backend::Sqlite => insert!(""),
+            super::Backend::Postgres => insert!("FOR SHARE"),
+        };
+        let done = sqlx::query(sql)
+            .bind(r.id.as_str())
+            .bind(r.cid.call_type.as_str())
+            .bind(r.cid.id.as_str())
+            .bind(r.session_id.as_str())
+            .bind(r.recording_type.as_str())
+            .bind(r.state.as_str())
+            .bind(r.storage.as_ref().map(|s| s.as_str().to_owned()))
+            .bind(r.requested_by.as_ref().map(|u| u.as_str().to_owned()))
+            .bind(r.error.clone())
+            .bind(r.created_at.unix_nanos())
+            .bind(r.started_at.map(Timestamp::unix_nanos))
+            .bind(r.stopped_at.map(Timestamp::unix_nanos))
+            .bind(r.updated_at.unix_nanos())
+            .execute(&self.pool)
+            .await
+            .map_err(conflict("an active recording of this type"))?;
+        if done.rows_affected() == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::Stale("call session"))
+        }
     }
 
     /// One recording.
@@ -545,7 +563,7 @@ impl WriteTx {
         .bind(f.file.session_id.as_str())
         .bind(f.file.recording_type.as_str())
         .bind(f.file.filename.as_str())
-        .bind(f.file.storage.as_ref().map(|s| s.as_str().to_owned()))
+        .bind(f.file.storage.encode())
         .bind(f.file.object_key.clone())
         .bind(f.local_path.to_string_lossy().into_owned())
         .bind(to_i64(f.file.size))
@@ -617,6 +635,22 @@ impl WriteTx {
             }
         }
         Ok(counts)
+    }
+
+    /// The recording's uploaded files, in the order they were handed over.
+    pub async fn uploaded_files(
+        &mut self,
+        recording: &RecordingId,
+    ) -> Result<Vec<RecordingFile>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            file_columns!(),
+            " FROM recording_files WHERE recording_id = $1 AND state = 'uploaded' ORDER BY id"
+        ))
+        .bind(recording.as_str())
+        .fetch_all(&mut *self.tx)
+        .await?;
+        rows.iter().map(|r| Ok(file_from_row(r)?.file)).collect()
     }
 
     /// The recording's current state, read inside this transaction and locked until it ends,

@@ -207,6 +207,73 @@ both_backends!(permissions_come_from_grants, |db| async move {
     }
 });
 
+both_backends!(
+    users_cannot_give_themselves_more_than_creating_allows,
+    |db| async move {
+        let t = TestServer::start(db).await;
+        let bob = t.user_token("bob", None);
+        let cases = [
+            (
+                json!({"data": {"members": [{"user_id": "bob", "role": "host"}]}}),
+                "UpdateCallMember",
+            ),
+            (
+                json!({"data": {"settings_override": {"raw_recording": {"mode": "auto-on"}}}}),
+                "UpdateCallSettings",
+            ),
+            (
+                json!({"data": {"created_by_id": "alice"}}),
+                "only create calls as themselves",
+            ),
+        ];
+        for (i, (body, msg)) in cases.into_iter().enumerate() {
+            let (s, answer) = t
+                .call_as(
+                    &bob,
+                    "POST",
+                    &format!("/api/v2/video/call/default/esc{i}"),
+                    Some(body),
+                )
+                .await;
+            assert_eq!(s, StatusCode::FORBIDDEN, "{answer}");
+            assert_envelope(&answer, 403, 17, msg);
+        }
+        // A plain call, with plain members, is fine; bob is its creator but gets no extra role.
+        let (s, made) = t
+            .call_as(
+                &bob,
+                "POST",
+                "/api/v2/video/call/default/esc",
+                Some(json!({"data": {"members": [{"user_id": "bob"}]}})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{made}");
+        assert_eq!(made["call"]["created_by"]["id"], "bob");
+        let caps = made["own_capabilities"].as_array().unwrap();
+        assert!(
+            !caps.contains(&json!("start-record-call"))
+                && !caps.contains(&json!("update-call-settings")),
+            "{caps:?}"
+        );
+        let (s, _) = t
+            .call_as(
+                &bob,
+                "PATCH",
+                "/api/v2/video/call/default/esc",
+                Some(json!({"settings_override": {"recording": {"mode": "auto-on"}}})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        // An admin may do all of it.
+        let admin = t.user_token("root", Some("admin"));
+        let (s, answer) = t
+        .call_as(&admin, "POST", "/api/v2/video/call/default/esc-admin",
+                 Some(json!({"data": {"members": [{"user_id": "x", "role": "host"}], "settings_override": {"recording": {"quality": "1080p"}}}})))
+        .await;
+        assert_eq!(s, StatusCode::OK, "{answer}");
+    }
+);
+
 both_backends!(hostile_ids_are_refused, |db| async move {
     let t = TestServer::start(db).await;
     let long = "x".repeat(300);

@@ -257,10 +257,12 @@ where
 }
 
 /// A recorder that writes `size` bytes into one file when asked to stop (a stand-in for the
-/// media recorders, which come with the media plane).
+/// media recorders, which come with the media plane); with `early`, it also hands over a
+/// first file as soon as it starts, as an individual recorder does when a participant leaves.
 #[derive(Clone)]
 pub struct BytesRecorder {
     pub size: usize,
+    pub early: bool,
 }
 
 impl RecorderFactory for BytesRecorder {
@@ -282,19 +284,27 @@ impl Recorder for BytesRecorder {
         Box::pin(async move {
             let start = Timestamp::now();
             ctx.started().await?;
+            let write = |ctx: &RecordingContext, prefix: &str| {
+                let job = ctx.job();
+                std::fs::create_dir_all(&job.work_dir).unwrap();
+                let name = format!(
+                    "{prefix}{}_{}.bin",
+                    job.recording.recording_type, job.recording.id
+                );
+                let path = job.work_dir.join(&name);
+                std::fs::write(&path, recorded_bytes(self.size)).unwrap();
+                FinishedFile {
+                    path,
+                    filename: FileName::parse(name).unwrap(),
+                    start_time: start,
+                    end_time: Timestamp::now(),
+                }
+            };
+            if self.early {
+                ctx.file_finished(write(&ctx, "early_")).await?;
+            }
             ctx.stop().cancelled().await;
-            let job = ctx.job();
-            std::fs::create_dir_all(&job.work_dir).unwrap();
-            let name = format!("{}_{}.bin", job.recording.recording_type, job.recording.id);
-            let path = job.work_dir.join(&name);
-            std::fs::write(&path, recorded_bytes(self.size)).unwrap();
-            ctx.file_finished(FinishedFile {
-                path,
-                filename: FileName::parse(name).unwrap(),
-                start_time: start,
-                end_time: Timestamp::now(),
-            })
-            .await
+            ctx.file_finished(write(&ctx, "")).await
         })
     }
 }
@@ -304,7 +314,7 @@ pub fn bytes_recorders(size: usize) -> Recorders {
     RecordingType::ALL
         .into_iter()
         .fold(Recorders::default(), |r, t| {
-            r.with(t, BytesRecorder { size })
+            r.with(t, BytesRecorder { size, early: false })
         })
 }
 

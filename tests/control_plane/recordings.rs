@@ -230,3 +230,67 @@ both_backends!(graceful_shutdown_finishes_files, |db| async move {
     );
     t.server = Some(server);
 });
+
+both_backends!(
+    files_handed_over_while_recording_are_announced_after_the_stop,
+    |db| async move {
+        let early = reel::recorders::Recorders::default().with(
+            reel::domain::RecordingType::Individual,
+            BytesRecorder {
+                size: 32,
+                early: true,
+            },
+        );
+        let t = TestServer::start_with(
+            db,
+            |s| s.webhook_urls = Some(vec!["http://127.0.0.1:9/hook".into()]),
+            early,
+        )
+        .await;
+        let cid = t.create_call("early").await;
+        t.server().services.start_session(&cid).await.unwrap();
+        t.call(
+            "POST",
+            "/api/v2/video/call/default/early/recordings/individual/start",
+            None,
+        )
+        .await;
+        // The early file is uploaded and listed while the recording runs, but not announced yet.
+        eventually(
+            Duration::from_secs(10),
+            "the early file to be listed",
+            || async {
+                let (_, list) = t
+                    .call("GET", "/api/v2/video/call/default/early/recordings", None)
+                    .await;
+                (list["recordings"].as_array().map(Vec::len) == Some(1)).then_some(())
+            },
+        )
+        .await;
+        assert_eq!(
+            events(&t).await,
+            [("call.recording_started".to_owned(), "individual".to_owned())]
+        );
+        t.call(
+            "POST",
+            "/api/v2/video/call/default/early/recordings/individual/stop",
+            None,
+        )
+        .await;
+        let all = eventually(Duration::from_secs(10), "both ready events", || async {
+            let e = events(&t).await;
+            (e.len() == 4).then_some(e)
+        })
+        .await;
+        let kinds: Vec<&str> = all.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "call.recording_started",
+                "call.recording_stopped",
+                "call.recording_ready",
+                "call.recording_ready"
+            ]
+        );
+    }
+);

@@ -441,7 +441,8 @@ both_backends!(external_storage_api_and_precedence, |db| async move {
         .await;
     assert_eq!(s, StatusCode::OK, "{b}");
     let (s, b) = t.call("POST", "/api/v2/external_storage", Some(body)).await;
-    assert_eq!(s, StatusCode::CONFLICT, "{b}");
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    assert_envelope(&b, 400, 4, "already exists");
     let mut gcs = storage("x", "");
     gcs["name"] = json!("g");
     gcs["storage_type"] = json!("gcs");
@@ -515,10 +516,15 @@ both_backends!(external_storage_api_and_precedence, |db| async move {
     assert!(s3.object("typebucket", &key).is_some());
 
     // Storages in use cannot be deleted; unknown names are refused at start.
-    let (s, _) = t
+    let (s, b) = t
         .call("DELETE", "/api/v2/external_storage/typestore", None)
         .await;
-    assert_eq!(s, StatusCode::CONFLICT);
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_envelope(&b, 400, 4, "is used by a call type or holds recordings");
+    let (s, _) = t
+        .call("DELETE", "/api/v2/external_storage/mine", None)
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "it holds a listed recording");
     let (s, b) = t
         .call(
             "POST",

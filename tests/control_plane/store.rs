@@ -194,7 +194,26 @@ both_backends!(recordings_and_files, |db| async move {
             .is_empty(),
         "a call without files lists none"
     );
+    let start = |id: &SessionId| CallSession {
+        id: id.clone(),
+        cid: c.clone(),
+        started_at: Timestamp::now(),
+        ended_at: None,
+    };
+    let ended = SessionId::random();
+    store.start_session(&start(&ended)).await.unwrap();
+    store.end_session(&c, Timestamp::now()).await.unwrap();
+    assert!(
+        matches!(
+            store
+                .insert_recording(&recording(&c, &ended, RecordingType::Raw))
+                .await,
+            Err(StoreError::Stale(_))
+        ),
+        "no recording starts in an ended session"
+    );
     let session = SessionId::random();
+    store.start_session(&start(&session)).await.unwrap();
     let r = recording(&c, &session, RecordingType::Raw);
     store.insert_recording(&r).await.unwrap();
     let again = recording(&c, &session, RecordingType::Raw);
@@ -249,7 +268,7 @@ both_backends!(recordings_and_files, |db| async move {
             session_id: session.clone(),
             recording_type: RecordingType::Raw,
             filename: FileName::parse(name).unwrap(),
-            storage: None,
+            storage: StorageLocation::Local,
             object_key: format!("default/r/{session}/{name}"),
             size: 42,
             start_time: Timestamp::from_unix_nanos(start),

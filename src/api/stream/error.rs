@@ -117,7 +117,9 @@ impl From<ServiceError> for StreamError {
             ServiceError::Invalid(m) => (StatusCode::BAD_REQUEST, code::INPUT, m),
             ServiceError::NotFound(m) => (StatusCode::NOT_FOUND, code::NOT_FOUND, m),
             ServiceError::Forbidden(m) => (StatusCode::FORBIDDEN, code::NOT_ALLOWED, m),
-            ServiceError::Conflict(m) => (StatusCode::CONFLICT, code::INPUT, m),
+            // Stream answers 400 to input that clashes with what exists.
+            ServiceError::Conflict(m) => (StatusCode::BAD_REQUEST, code::INPUT, m),
+            ServiceError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, code::INTERNAL, m),
             ServiceError::Store(StoreError::Database(e)) => {
                 tracing::error!(error = %e, "database error");
                 (
