@@ -9,6 +9,7 @@ use crate::auth::Keys;
 use crate::config::{Config, HumanDuration, Settings};
 use crate::domain::{Role, Timestamp, UserId};
 use crate::recorders::Recorders;
+use crate::secret::redact_url;
 use crate::server::Server;
 use crate::store::{DeliveryState, Store};
 
@@ -140,9 +141,10 @@ fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
 }
 
 async fn open_store(config: &Config) -> anyhow::Result<Store> {
-    Store::open(&config.database_url)
+    let url = config.database_url.expose();
+    Store::open(url)
         .await
-        .with_context(|| format!("cannot open the database {}", config.database_url))
+        .with_context(|| format!("cannot open the database {}", redact_url(url)))
 }
 
 async fn token(args: TokenArgs) -> anyhow::Result<()> {
@@ -150,7 +152,7 @@ async fn token(args: TokenArgs) -> anyhow::Result<()> {
     let role = args.role.map(Role::parse).transpose()?;
     let config = args.config.resolve()?;
     let keys = match &config.credentials {
-        Some(c) => Keys::new(c.api_key.clone(), c.api_secret.clone()),
+        Some(c) => Keys::new(c.api_key.clone(), c.api_secret.expose()),
         None => match open_store(&config).await?.credentials().await? {
             Some((k, s)) => Keys::new(k, s),
             None => bail!(

@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+use crate::secret::Secret;
+
 /// Default API address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
 /// Default data directory (database and recordings).
@@ -103,8 +105,13 @@ pub struct Settings {
     pub data_dir: Option<PathBuf>,
 
     /// Database: sqlite://<file> or postgres://user:password@host/db [default: sqlite://<data-dir>/reel.db]
-    #[arg(long, env = "REEL_DATABASE_URL", value_name = "URL")]
-    pub database_url: Option<String>,
+    #[arg(
+        long,
+        env = "REEL_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<Secret>,
 
     /// API key clients send as ?api_key= [default: generated on first start and kept in the database]
     #[arg(long, env = "REEL_API_KEY", value_name = "KEY")]
@@ -117,7 +124,7 @@ pub struct Settings {
         value_name = "SECRET",
         hide_env_values = true
     )]
-    pub api_secret: Option<String>,
+    pub api_secret: Option<Secret>,
 
     /// Webhook receiver URL; repeat the flag or separate with commas for several
     #[arg(
@@ -181,7 +188,7 @@ pub struct S3Settings {
         value_name = "SECRET",
         hide_env_values = true
     )]
-    pub secret_access_key: Option<String>,
+    pub secret_access_key: Option<Secret>,
 
     /// Key prefix for every object
     #[arg(long = "s3-prefix", env = "REEL_S3_PREFIX", value_name = "PREFIX")]
@@ -238,21 +245,12 @@ impl Settings {
 }
 
 /// API credentials given in the configuration.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Credentials {
     /// The key clients send with every request.
     pub api_key: String,
     /// The shared secret.
-    pub api_secret: String,
-}
-
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials")
-            .field("api_key", &self.api_key)
-            .field("api_secret", &"<redacted>")
-            .finish()
-    }
+    pub api_secret: Secret,
 }
 
 /// The default S3 store.
@@ -265,7 +263,7 @@ pub struct S3Config {
     /// Endpoint of an S3-compatible service.
     pub endpoint: Option<String>,
     /// Access key id and secret; `None` reads AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.
-    pub credentials: Option<(String, String)>,
+    pub credentials: Option<(String, Secret)>,
     /// Key prefix.
     pub prefix: String,
     /// Path-style addressing.
@@ -281,8 +279,8 @@ pub struct Config {
     pub public_url: Option<String>,
     /// Data directory.
     pub data_dir: PathBuf,
-    /// Database URL.
-    pub database_url: String,
+    /// Database URL (it may hold a password).
+    pub database_url: Secret,
     /// Configured credentials; `None` uses (or creates) the ones kept in the database.
     pub credentials: Option<Credentials>,
     /// Webhook receivers.
@@ -323,12 +321,13 @@ impl Config {
         let data_dir = s
             .data_dir
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
-        let database_url = s
-            .database_url
-            .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", data_dir.join("reel.db").display()));
-        if !(database_url.starts_with("sqlite:")
-            || database_url.starts_with("postgres:")
-            || database_url.starts_with("postgresql:"))
+        let database_url = s.database_url.unwrap_or_else(|| {
+            format!("sqlite://{}?mode=rwc", data_dir.join("reel.db").display()).into()
+        });
+        let url = database_url.expose();
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres:")
+            || url.starts_with("postgresql:"))
         {
             return Err(invalid(
                 "database_url",
@@ -336,7 +335,9 @@ impl Config {
             ));
         }
         let credentials = match (s.api_key, s.api_secret) {
-            (Some(api_key), Some(api_secret)) if !api_key.is_empty() && !api_secret.is_empty() => {
+            (Some(api_key), Some(api_secret))
+                if !api_key.is_empty() && !api_secret.expose().is_empty() =>
+            {
                 Some(Credentials {
                     api_key,
                     api_secret,
@@ -429,7 +430,7 @@ mod tests {
     fn defaults() {
         let c = Config::resolve(Settings::default()).unwrap();
         assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
-        assert_eq!(c.database_url, "sqlite://./data/reel.db?mode=rwc");
+        assert_eq!(c.database_url.expose(), "sqlite://./data/reel.db?mode=rwc");
         assert_eq!(c.download_url_ttl, DEFAULT_DOWNLOAD_URL_TTL);
         assert!(c.s3.is_none() && c.credentials.is_none());
     }

@@ -8,7 +8,7 @@
 //! - [`recorders`]: the recorder trait and the supervisor that runs recorders.
 //! - [`storage`]: local disk and S3 targets, signed and presigned links, resumable uploads.
 //! - [`webhooks`]: the durable outbox's dispatcher and signing.
-//! - [`auth`]: API keys, HS256 tokens, signed download links.
+//! - [`auth`]: API keys, HS256 tokens, signed download links; [`secret`]: redaction.
 //! - [`api`]: the axum router and its dialects.
 //! - [`server`]: assembling and running it all; [`cli`]: the `reel` command.
 #![warn(missing_docs)]
@@ -22,6 +22,7 @@ pub mod config;
 pub mod domain;
 pub mod metrics;
 pub mod recorders;
+pub mod secret;
 pub mod server;
 pub mod service;
 pub mod storage;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::task::JoinSet;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -67,7 +67,7 @@ pub async fn credentials(config: &Config, store: &Store) -> Result<Keys, StoreEr
         api_secret,
     }) = &config.credentials
     {
-        return Ok(Keys::new(api_key.clone(), api_secret.clone()));
+        return Ok(Keys::new(api_key.clone(), api_secret.expose()));
     }
     if let Some((key, secret)) = store.credentials().await? {
         return Ok(Keys::new(key, secret));
@@ -92,8 +92,14 @@ pub struct Server {
     pub public_url: String,
     /// Its services (for the media plane, tools and tests).
     pub services: Services,
-    shutdown: CancellationToken,
-    tasks: JoinSet<()>,
+    /// Stops accepting API requests.
+    stop_api: CancellationToken,
+    /// The API server.
+    api: JoinHandle<()>,
+    /// Stops the webhook dispatcher and the uploader.
+    stop_workers: CancellationToken,
+    /// The webhook dispatcher and the uploader.
+    workers: JoinSet<()>,
 }
 
 impl Server {
@@ -108,7 +114,7 @@ impl Server {
         }
         let recordings_dir = absolute(recordings_dir)?;
         let work_dir = absolute(work_dir)?;
-        let store = Store::open(&config.database_url).await?;
+        let store = Store::open(config.database_url.expose()).await?;
         let keys = credentials(&config, &store).await?;
         let now = Timestamp::now();
         let builtin: Vec<CallType> = BUILTIN_CALL_TYPES
@@ -179,16 +185,17 @@ impl Server {
         );
         services.recover_recordings().await?;
 
-        let shutdown = CancellationToken::new();
-        let mut tasks = JoinSet::new();
-        tasks.spawn(dispatcher.run(shutdown.clone()));
-        tasks.spawn(services.uploader().run(shutdown.clone()));
+        let stop_workers = CancellationToken::new();
+        let mut workers = JoinSet::new();
+        workers.spawn(dispatcher.run(stop_workers.clone()));
+        workers.spawn(services.uploader().run(stop_workers.clone()));
         let app = api::router(AppState {
             services: services.clone(),
             public_url: public_url.clone(),
         });
-        let stop = shutdown.clone();
-        tasks.spawn(async move {
+        let stop_api = CancellationToken::new();
+        let stop = stop_api.clone();
+        let api = tokio::spawn(async move {
             let serve = axum::serve(listener, app)
                 .with_graceful_shutdown(async move { stop.cancelled().await });
             if let Err(e) = serve.await {
@@ -200,21 +207,32 @@ impl Server {
             addr,
             public_url,
             services,
-            shutdown,
-            tasks,
+            stop_api,
+            api,
+            stop_workers,
+            workers,
         })
     }
 
-    /// Asks the recorders to finish their files, stops accepting requests, lets requests in
-    /// flight finish (up to a grace period each), and stops the workers. Queued webhooks and
-    /// uploads stay queued for the next start.
+    /// Stops gracefully, each step within a grace period: stops accepting requests and lets
+    /// those in flight finish; asks the recorders to finish their files; stops the workers.
+    /// Queued webhooks and uploads stay queued for the next start.
     pub async fn shutdown(mut self) {
+        self.stop_api.cancel();
+        let api = self.api.abort_handle();
+        if tokio::time::timeout(SHUTDOWN_GRACE, &mut self.api)
+            .await
+            .is_err()
+        {
+            warn!("requests still running after the grace period; ending them");
+            api.abort();
+        }
         self.services.stop_recorders(SHUTDOWN_GRACE).await;
-        self.shutdown.cancel();
-        let drain = async { while self.tasks.join_next().await.is_some() {} };
+        self.stop_workers.cancel();
+        let drain = async { while self.workers.join_next().await.is_some() {} };
         if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
-            warn!("shutdown grace period over; aborting the remaining work");
-            self.tasks.abort_all();
+            warn!("workers still busy after the grace period; ending them");
+            self.workers.abort_all();
         }
         self.services.store().close().await;
         info!("reel stopped");
@@ -222,9 +240,11 @@ impl Server {
 
     /// Stops everything at once, as a crash would (for tests of durability).
     pub async fn kill(mut self) {
+        self.api.abort();
         self.services.abort_recorders();
-        self.tasks.abort_all();
-        while self.tasks.join_next().await.is_some() {}
+        self.workers.abort_all();
+        let _ = (&mut self.api).await;
+        while self.workers.join_next().await.is_some() {}
         self.services.store().close().await;
     }
 

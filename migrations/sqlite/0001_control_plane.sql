@@ -20,7 +20,7 @@ CREATE TABLE call_types (
 );
 
 CREATE TABLE calls (
-    call_type         TEXT NOT NULL,
+    call_type         TEXT NOT NULL REFERENCES call_types (name),
     call_id           TEXT NOT NULL,
     created_by        TEXT NOT NULL,
     custom            TEXT NOT NULL,

@@ -2,6 +2,7 @@
 
 use super::ids::StorageName;
 use super::time::Timestamp;
+use crate::secret::Secret;
 
 /// Where an external storage keeps files and how to reach it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,28 +22,14 @@ pub struct ExternalStorage {
 }
 
 /// Access to an S3-compatible service.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct S3Access {
     /// Region, e.g. `us-east-1`.
     pub region: String,
     /// Access key id; `None` uses the process environment's credentials.
     pub access_key_id: Option<String>,
     /// Secret access key.
-    pub secret_access_key: Option<String>,
+    pub secret_access_key: Option<Secret>,
     /// Endpoint of an S3-compatible service other than AWS.
     pub endpoint_url: Option<String>,
-}
-
-impl std::fmt::Debug for S3Access {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("S3Access")
-            .field("region", &self.region)
-            .field("access_key_id", &self.access_key_id)
-            .field(
-                "secret_access_key",
-                &self.secret_access_key.as_ref().map(|_| "<redacted>"),
-            )
-            .field("endpoint_url", &self.endpoint_url)
-            .finish()
-    }
 }

@@ -3,6 +3,8 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Deserializer, Serialize};
+use time::format_description::well_known::{Iso8601, Rfc3339};
+use time::{OffsetDateTime, PrimitiveDateTime};
 
 /// A point in wall-clock time, in nanoseconds since the unix epoch.
 ///
@@ -54,15 +56,23 @@ impl Timestamp {
         Duration::from_nanos(u64::try_from(self.0.saturating_sub(earlier.0)).unwrap_or(0))
     }
 
-    /// RFC 3339 with nanoseconds, for logs and metadata files.
+    /// RFC 3339 in UTC, for logs and metadata files.
     pub fn to_rfc3339(self) -> String {
-        let t = UNIX_EPOCH + Duration::from_nanos(u64::try_from(self.0).unwrap_or(0));
-        humantime::format_rfc3339_nanos(t).to_string()
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0))
+            .ok()
+            .and_then(|t| t.format(&Rfc3339).ok())
+            .unwrap_or_default()
     }
 
-    /// Parses an RFC 3339 string.
+    /// Parses an RFC 3339 string with any offset. A date-time without an offset (what
+    /// Python's `isoformat()` writes for a naive `datetime`) is taken as UTC.
     pub fn parse_rfc3339(s: &str) -> Option<Self> {
-        humantime::parse_rfc3339_weak(s).ok().map(Self::from)
+        let t = OffsetDateTime::parse(s, &Rfc3339).ok().or_else(|| {
+            PrimitiveDateTime::parse(s, &Iso8601::DEFAULT)
+                .ok()
+                .map(PrimitiveDateTime::assume_utc)
+        })?;
+        i64::try_from(t.unix_timestamp_nanos()).ok().map(Self)
     }
 }
 
@@ -101,6 +111,19 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(serde_json::to_string(&a).unwrap(), "1700000000000000000");
         assert!(serde_json::from_str::<Timestamp>("\"yesterday\"").is_err());
+    }
+
+    #[test]
+    fn offsets_and_naive_times() {
+        let utc = Timestamp::parse_rfc3339("2026-11-23T12:00:00Z").unwrap();
+        let plus2 = Timestamp::parse_rfc3339("2026-11-23T14:00:00+02:00").unwrap();
+        let frac = Timestamp::parse_rfc3339("2026-11-23T14:00:00.5+02:00").unwrap();
+        let naive = Timestamp::parse_rfc3339("2026-11-23T12:00:00.000001").unwrap();
+        assert_eq!(utc, plus2);
+        assert_eq!(frac.unix_nanos() - utc.unix_nanos(), 500_000_000);
+        assert_eq!(naive.unix_nanos() - utc.unix_nanos(), 1_000);
+        assert_eq!(utc.to_rfc3339(), "2026-11-23T12:00:00Z");
+        assert_eq!(Timestamp::parse_rfc3339(&frac.to_rfc3339()), Some(frac));
     }
 
     #[test]

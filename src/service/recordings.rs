@@ -1,5 +1,7 @@
 //! Starting, stopping, listing and deleting recordings, and the recording life cycle.
 
+use std::collections::HashMap;
+
 use tracing::{info, warn};
 
 use super::{Result, ServiceError, Services};
@@ -219,9 +221,18 @@ impl Services {
         let access = self.access(caller, cid, Some(&call)).await?;
         access.require(&call_type.grants, Permission::ListRecordings, cid)?;
         let now = Timestamp::now();
+        let ttl = self.inner.settings.download_url_ttl;
+        let mut targets = HashMap::new();
         let mut out = Vec::with_capacity(files.len());
         for f in files {
-            let url = self.download_url(&f, now).await?;
+            let target = match targets.get(&f.storage) {
+                Some(t) => t,
+                None => {
+                    let t = self.target(&f.storage).await?;
+                    targets.entry(f.storage.clone()).or_insert(t)
+                }
+            };
+            let url = target.url(&f.object_key, ttl, now).await?;
             out.push(CallRecording::of(&f, url));
         }
         Ok(out)

@@ -69,7 +69,7 @@ impl Uploader {
 
     /// Uploads until `shutdown` fires.
     pub async fn run(self, shutdown: CancellationToken) {
-        loop {
+        while !shutdown.is_cancelled() {
             let store = self.services.store();
             let sleep_for = match store.due_uploads(Timestamp::now(), BATCH).await {
                 Ok(due) if !due.is_empty() => {
@@ -182,8 +182,19 @@ impl Uploader {
     /// Records the upload, then removes the local copy if one is left.
     async fn finish(&self, f: &StoredFile) {
         if let Err(e) = self.services.file_uploaded(f).await {
-            warn!(cid = %f.file.cid, recording_id = %f.file.recording_id, error = %e,
-                  "cannot record a finished upload; it will be uploaded again");
+            // Try again later (the next attempt finds the object stored and only records it).
+            let attempts = f.attempts + 1;
+            let retry_at = Timestamp::now().after(backoff(attempts));
+            let error = format!("cannot record the finished upload: {e}");
+            warn!(cid = %f.file.cid, recording_id = %f.file.recording_id, %error, "upload not recorded; will retry");
+            if let Err(e) = self
+                .services
+                .store()
+                .upload_attempt_failed(f.id, attempts, retry_at, &error)
+                .await
+            {
+                warn!(cid = %f.file.cid, recording_id = %f.file.recording_id, error = %e, "cannot record a failed upload");
+            }
             return;
         }
         if let Some(p) = f.local_path.as_deref()

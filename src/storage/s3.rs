@@ -16,6 +16,7 @@ use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::{StorageError, UploadJournal};
+use crate::secret::Secret;
 
 /// Files at least this large are uploaded in parts.
 pub const MULTIPART_THRESHOLD: u64 = 16 * 1024 * 1024;
@@ -34,7 +35,7 @@ pub struct S3Options {
     /// Endpoint of an S3-compatible service.
     pub endpoint: Option<String>,
     /// Access key id and secret; `None` reads AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
-    pub credentials: Option<(String, String)>,
+    pub credentials: Option<(String, Secret)>,
     /// Path-style addressing.
     pub path_style: bool,
 }
@@ -66,7 +67,7 @@ impl S3Bucket {
     /// A client for the bucket described by `o`.
     pub fn new(o: S3Options) -> Result<Self, StorageError> {
         let (key, secret) = match o.credentials {
-            Some(c) => c,
+            Some((k, s)) => (k, s.expose().to_owned()),
             None => match (
                 std::env::var("AWS_ACCESS_KEY_ID"),
                 std::env::var("AWS_SECRET_ACCESS_KEY"),

@@ -172,10 +172,12 @@ impl Store {
         if calls > 0 {
             return Err(StoreError::Conflict("a call of this type"));
         }
+        // The foreign key from calls refuses the delete if a call appeared since the count.
         let done = sqlx::query("DELETE FROM call_types WHERE name = $1")
             .bind(name.as_str())
             .execute(&mut *tx.tx)
-            .await?;
+            .await
+            .map_err(conflict("a call of this type"))?;
         tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }

@@ -71,10 +71,12 @@ impl From<InvalidName> for StoreError {
     }
 }
 
-/// Maps a unique-constraint violation to [`StoreError::Conflict`].
+/// Maps a unique or foreign-key violation to [`StoreError::Conflict`].
 fn conflict(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
     move |e| match &e {
-        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(what),
+        sqlx::Error::Database(d) if d.is_unique_violation() || d.is_foreign_key_violation() => {
+            StoreError::Conflict(what)
+        }
         _ => StoreError::Database(e),
     }
 }

@@ -449,23 +449,23 @@ impl Store {
         Ok(())
     }
 
-    /// Remembers (or forgets) the multipart upload in progress for a file.
+    /// Remembers (or forgets) the multipart upload in progress for a file, forgetting the
+    /// parts of the previous one first: a crash in between leaves the old upload with no
+    /// parts known, whose parts are then simply sent again.
     pub async fn set_upload_id(
         &self,
         file_id: i64,
         upload_id: Option<&str>,
     ) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM upload_parts WHERE file_id = $1")
+            .bind(file_id)
+            .execute(&self.pool)
+            .await?;
         sqlx::query("UPDATE recording_files SET upload_id = $2 WHERE id = $1")
             .bind(file_id)
             .bind(upload_id.map(str::to_owned))
             .execute(&self.pool)
             .await?;
-        if upload_id.is_none() {
-            sqlx::query("DELETE FROM upload_parts WHERE file_id = $1")
-                .bind(file_id)
-                .execute(&self.pool)
-                .await?;
-        }
         Ok(())
     }
 

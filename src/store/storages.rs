@@ -4,6 +4,7 @@ use sqlx::any::AnyRow;
 
 use super::{Store, StoreError, conflict, get};
 use crate::domain::{ExternalStorage, S3Access, StorageName, Timestamp};
+use crate::secret::Secret;
 
 macro_rules! storage_columns {
     () => {
@@ -19,7 +20,7 @@ fn storage_from_row(row: &AnyRow) -> Result<ExternalStorage, StoreError> {
         s3: S3Access {
             region: get(row, "region")?,
             access_key_id: get(row, "access_key_id")?,
-            secret_access_key: get(row, "secret_access_key")?,
+            secret_access_key: get::<Option<String>>(row, "secret_access_key")?.map(Secret::from),
             endpoint_url: get(row, "endpoint_url")?,
         },
         created_at: Timestamp::from_unix_nanos(get(row, "created_at")?),
@@ -68,7 +69,11 @@ impl Store {
         .bind(s.path.clone())
         .bind(s.s3.region.clone())
         .bind(s.s3.access_key_id.clone())
-        .bind(s.s3.secret_access_key.clone())
+        .bind(
+            s.s3.secret_access_key
+                .as_ref()
+                .map(|k| k.expose().to_owned()),
+        )
         .bind(s.s3.endpoint_url.clone())
         .bind(s.created_at.unix_nanos())
         .bind(s.updated_at.unix_nanos())
@@ -90,7 +95,11 @@ impl Store {
         .bind(s.path.clone())
         .bind(s.s3.region.clone())
         .bind(s.s3.access_key_id.clone())
-        .bind(s.s3.secret_access_key.clone())
+        .bind(
+            s.s3.secret_access_key
+                .as_ref()
+                .map(|k| k.expose().to_owned()),
+        )
         .bind(s.s3.endpoint_url.clone())
         .bind(s.updated_at.unix_nanos())
         .execute(&self.pool)

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
+use futures_util::future::join_all;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -73,7 +73,7 @@ impl Dispatcher {
     /// Delivers until `shutdown` fires.
     pub async fn run(self, shutdown: CancellationToken) {
         let mut last_prune = Timestamp::from_unix_nanos(0);
-        loop {
+        while !shutdown.is_cancelled() {
             let now = Timestamp::now();
             if now.since(last_prune) > Duration::from_secs(3600) {
                 last_prune = now;
@@ -92,7 +92,7 @@ impl Dispatcher {
                     }
                 },
                 Err(e) => {
-                    warn!(error = %e, "cannot read the webhook outbox");
+                    warn!(error = %e, "cannot use the webhook outbox");
                     Duration::from_secs(1)
                 }
             };
@@ -104,20 +104,19 @@ impl Dispatcher {
         }
     }
 
-    /// Sends every due delivery that is first in line; true if there were any.
+    /// Sends every due delivery that is first in line; true if there were any. An error if an
+    /// outcome could not be recorded: the loop then pauses instead of sending it again at once.
     async fn deliver_due(&self, now: Timestamp) -> Result<bool, crate::store::StoreError> {
         let due = self.store.due_deliveries(now, BATCH).await?;
         if due.is_empty() {
             return Ok(false);
         }
-        futures_util::stream::iter(due)
-            .for_each_concurrent(None, |d| async move {
-                let outcome = self.attempt(&d).await;
-                if let Err(e) = self.settle(&d, outcome).await {
-                    warn!(delivery = d.id, error = %e, "cannot record a webhook delivery");
-                }
-            })
-            .await;
+        let settled = join_all(due.iter().map(|d| async move {
+            let outcome = self.attempt(d).await;
+            self.settle(d, outcome).await
+        }))
+        .await;
+        settled.into_iter().collect::<Result<Vec<()>, _>>()?;
         Ok(true)
     }
 

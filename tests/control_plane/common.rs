@@ -78,7 +78,7 @@ pub fn base_settings(dir: &Path, database_url: String) -> Settings {
     Settings {
         listen: Some("127.0.0.1:0".parse().unwrap()),
         data_dir: Some(dir.to_owned()),
-        database_url: Some(database_url),
+        database_url: Some(database_url.into()),
         api_key: Some(API_KEY.into()),
         api_secret: Some(API_SECRET.into()),
         ..Default::default()

@@ -218,7 +218,7 @@ both_backends!(
         let cli = |args: &[&str]| {
             let out = std::process::Command::new(reel_bin())
                 .args(args)
-                .env("REEL_DATABASE_URL", &db_url)
+                .env("REEL_DATABASE_URL", db_url.expose())
                 .output()
                 .unwrap();
             assert!(

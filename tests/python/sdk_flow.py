@@ -16,7 +16,9 @@ from getstream.models import (
     IndividualRecordingSettingsRequest,
     RawRecordingSettingsRequest,
     RecordSettingsRequest,
+    UserRequest,
 )
+from datetime import datetime, timedelta, timezone
 
 # A response missing a field the SDK requires makes dataclasses-json warn: treat it as a failure.
 warnings.simplefilter("error", RuntimeWarning)
@@ -73,6 +75,12 @@ assert r.data.call.settings.individual_recording.output_types == ["video_only", 
 got = call.get().data.call
 assert got.settings.recording.quality == "portrait-720x1280", "the call's override wins"
 assert got.current_session_id == ""
+starts = datetime(2030, 1, 2, 15, 4, 5, 123456, tzinfo=timezone(timedelta(hours=2)))
+assert call.update(starts_at=starts).data.call.starts_at == starts
+
+# Users: a stored role counts in grants.
+users = client.upsert_users(UserRequest(id="sue", role="admin", name="Sue")).data.users
+assert users["sue"].role == "admin" and users["sue"].name == "Sue"
 
 # Recording errors, as the SDK raises them.
 expect_error(lambda: call.start_recording("composite"), 400, 4,
@@ -108,6 +116,9 @@ expect_error(lambda: user_client.video.call("default", "recorded").list_recordin
 admin = Stream(api_key=key, api_secret=secret, base_url=base_url).clone_for_token(
     client.create_call_token("root", role="admin"))
 assert admin.video.call("default", "recorded").list_recordings().data.recordings == []
+
+sue = Stream(api_key=key, api_secret=secret, base_url=base_url).clone_for_token(client.create_token("sue"))
+assert sue.video.call("default", "recorded").list_recordings().data.recordings == []
 
 # A wrong secret is refused.
 wrong = Stream(api_key=key, api_secret="not-the-secret", base_url=base_url)

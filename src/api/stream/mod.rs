@@ -264,7 +264,8 @@ async fn update_call(
     Ok(Reply::new(call_envelope(&view, &s.public_url)))
 }
 
-fn storage_name(s: Option<String>) -> Result<Option<StorageName>, StreamError> {
+/// An optional storage name from a body field, empty meaning none.
+fn optional_storage(s: Option<String>) -> Result<Option<StorageName>, StreamError> {
     Ok(s.filter(|s| !s.is_empty())
         .map(StorageName::parse)
         .transpose()?)
@@ -277,7 +278,7 @@ async fn start(
     t: RecordingType,
     req: StartRecordingRequest,
 ) -> Answer {
-    let storage = storage_name(req.recording_external_storage)?;
+    let storage = optional_storage(req.recording_external_storage)?;
     let rec = s.services.start_recording(caller, cid, t, storage).await?;
     tracing::Span::current().record("recording_id", tracing::field::display(&rec.id));
     Ok(Reply::empty())
@@ -368,7 +369,7 @@ async fn create_call_type(
         settings: req.settings.unwrap_or_default(),
         grants: req.grants,
         notification_settings: req.notification_settings.unwrap_or_default(),
-        external_storage: storage_name(req.external_storage)?,
+        external_storage: optional_storage(req.external_storage)?,
     };
     let ct = s.services.create_call_type(&caller, new).await?;
     Ok(Reply::new(call_type_response(&ct)))
@@ -398,7 +399,7 @@ async fn update_call_type(
         notification_settings: req.notification_settings,
         external_storage: req
             .external_storage
-            .map(|s| storage_name(Some(s)))
+            .map(|s| optional_storage(Some(s)))
             .transpose()?,
     };
     let ct = s
@@ -449,7 +450,7 @@ fn storage_spec(
         s3: S3Access {
             region: s3.s3_region,
             access_key_id: s3.s3_api_key.filter(|s| !s.is_empty()),
-            secret_access_key: s3.s3_secret.filter(|s| !s.is_empty()),
+            secret_access_key: s3.s3_secret.filter(|s| !s.is_empty()).map(Into::into),
             endpoint_url: s3.s3_custom_endpoint_url.filter(|s| !s.is_empty()),
         },
     })
@@ -535,14 +536,11 @@ async fn upsert_users(
     let users = s.services.upsert_users(&caller, changes).await?;
     let map: serde_json::Map<_, _> = users
         .iter()
-        .map(|u| {
-            (
-                u.id.to_string(),
-                user_response(&u.id, Some(u), u.created_at),
-            )
-        })
+        .map(|u| (u.id.to_string(), full_user_response(u)))
         .collect();
-    Ok(Reply::new(json!({ "users": map })))
+    Ok(Reply::new(
+        json!({ "users": map, "membership_deletion_task_id": "" }),
+    ))
 }
 
 async fn failed_webhooks(State(s): State<AppState>, StreamCaller(caller): StreamCaller) -> Answer {

@@ -217,6 +217,24 @@ pub fn user_response(id: &UserId, user: Option<&User>, fallback_time: Timestamp)
     v
 }
 
+/// A user as the users endpoints answer it: [`user_response`] plus the chat counters the
+/// SDKs' full user model requires (always empty in reel).
+pub fn full_user_response(u: &User) -> Value {
+    let mut v = user_response(&u.id, Some(u), u.created_at);
+    for (k, zero) in [
+        ("total_unread_count", json!(0)),
+        ("unread_channels", json!(0)),
+        ("unread_count", json!(0)),
+        ("unread_threads", json!(0)),
+        ("channel_mutes", json!([])),
+        ("devices", json!([])),
+        ("mutes", json!([])),
+    ] {
+        v[k] = zero;
+    }
+    v
+}
+
 fn session_response(s: &CallSession) -> Value {
     json!({
         "id": s.id, "started_at": s.started_at, "participants": [], "participants_count_by_role": {},
