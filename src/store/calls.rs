@@ -41,7 +41,10 @@ pub(super) fn call_type_from_row(row: &AnyRow, prefix: &str) -> Result<CallType,
     Ok(CallType {
         name: CallTypeName::parse(get::<String>(row, &col("name"))?)?,
         settings: from_json("call type settings", &get::<String>(row, &col("settings"))?)?,
-        grants: from_json::<Grants>("call type grants", &get::<String>(row, &col("grants"))?)?,
+        grants: Grants::stored(from_json(
+            "call type grants",
+            &get::<String>(row, &col("grants"))?,
+        )?),
         notification_settings: from_json(
             "notification settings",
             &get::<String>(row, &col("notification_settings"))?,
