@@ -29,6 +29,7 @@ pub enum Command {
     ///
     /// Settings come from flags, then REEL_* environment variables, then the --config TOML file,
     /// then the embedded defaults (SQLite and recordings under ./data, API on 127.0.0.1:3000).
+    /// Logs go to stderr, filtered by REEL_LOG (default info; e.g. reel=debug).
     Serve(ConfigArgs),
     /// Print a signed user token (for tests, demos and the join page).
     Token(TokenArgs),
