@@ -10,6 +10,19 @@ use serde_json::{Value, json};
 use crate::both_backends;
 use crate::common::*;
 
+/// Asserts that starting a raw recording of `default:auto` is refused with `message`.
+async fn refused_start(t: &TestServer, message: &str) {
+    let (s, body) = t
+        .call(
+            "POST",
+            "/api/v2/video/call/default/auto/recordings/raw/start",
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_envelope(&body, 400, 4, message);
+}
+
 /// Waits until the call has a running recording and returns it.
 async fn running(t: &TestServer, cid: &reel::domain::Cid) -> reel::domain::Recording {
     let store = t.server().services.store().clone();
@@ -87,15 +100,7 @@ both_backends!(
             "only the auto-on type runs"
         );
         // A second start of the same type is refused while it runs; a second session start is a no-op.
-        let (s, body) = t
-            .call(
-                "POST",
-                "/api/v2/video/call/default/auto/recordings/raw/start",
-                None,
-            )
-            .await;
-        assert_eq!(s, StatusCode::BAD_REQUEST);
-        assert_envelope(&body, 400, 4, "raw recording is already running");
+        refused_start(&t, "raw recording is already running").await;
         let (again, started) = t.server().services.start_session(&cid).await.unwrap();
         assert!(!started && again.id == session.id);
 
@@ -124,15 +129,7 @@ both_backends!(
         let (_, call) = t.call("GET", "/api/v2/video/call/default/auto", None).await;
         assert_eq!(call["call"]["current_session_id"], "");
         assert!(call["call"]["egress"].get("raw_recording").is_none());
-        let (s, body) = t
-            .call(
-                "POST",
-                "/api/v2/video/call/default/auto/recordings/raw/start",
-                None,
-            )
-            .await;
-        assert_eq!(s, StatusCode::BAD_REQUEST);
-        assert_envelope(&body, 400, 4, "there is no active session");
+        refused_start(&t, "there is no active session").await;
     }
 );
 
