@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Sets up a Debian 12 machine and runs reel's whole test suite: unit tests, and integration
-# tests against real servers (PostgreSQL, an S3 server, the official Python SDK).
+# tests against real servers and clients (PostgreSQL, an S3 server, the official Python SDK,
+# aiortc WebRTC publishers). The WebRTC tests run in a network namespace of their own, where
+# only loopback exists, so no media packet leaves the machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -19,15 +21,29 @@ export REEL_TEST_S3S_FS="$(command -v s3s-fs)"
 # PostgreSQL from Debian's packages (each test makes its own database).
 source scripts/postgres.sh
 
-# The official Stream SDK, for compatibility tests.
+# The official Stream SDK (compatibility tests) and aiortc (a WebRTC publisher).
 venv="$cache/venv"
 [[ -x "$venv/bin/python" ]] || python3 -m venv "$venv"
 "$venv/bin/pip" install -q --disable-pip-version-check -r "$root/tests/python/requirements.txt"
 export REEL_TEST_PYTHON="$venv/bin/python"
 
+# A network namespace with only loopback up (unprivileged users map themselves to root in it).
+isolated() {
+  local flags=-n
+  [[ $(id -u) -ne 0 ]] && flags=-rn
+  unshare "$flags" sh -c 'ip link set lo up && exec "$@"' isolated "$@"
+}
+
+status=0
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --locked --no-fail-fast
-  cargo test --locked --doc
+  cargo nextest run --locked --no-fail-fast -E 'not binary(media)' || status=$?
+  cargo nextest run --locked --no-run --test media
+  isolated cargo nextest run --locked --offline --no-fail-fast --test media || status=$?
+  cargo test --locked --doc || status=$?
 else
-  cargo test --locked --no-fail-fast
+  cargo test --locked --no-fail-fast --lib --bins --test control_plane || status=$?
+  cargo test --locked --no-run --test media
+  isolated cargo test --locked --offline --test media || status=$?
+  cargo test --locked --doc || status=$?
 fi
+exit "$status"

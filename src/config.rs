@@ -4,13 +4,14 @@
 //! environment variables, which beat the file); [`Config::resolve`] fills in the embedded
 //! defaults and checks the combination once, at start-up.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+use crate::media::{MediaConfig, UdpMode};
 use crate::secret::Secret;
 
 /// Default API address.
@@ -23,6 +24,12 @@ pub const DEFAULT_DOWNLOAD_URL_TTL: Duration = Duration::from_secs(14 * 24 * 360
 pub const DEFAULT_WEBHOOK_RETRY_FOR: Duration = Duration::from_secs(24 * 3600);
 /// Default time a webhook receiver has to answer (Stream expects 2xx within 3 s).
 pub const DEFAULT_WEBHOOK_TIMEOUT: Duration = Duration::from_secs(3);
+/// Default UDP port of the media plane (one port for every WebRTC session).
+pub const DEFAULT_MEDIA_UDP_PORT: u16 = 50000;
+/// Default time a call session outlives its last participant.
+pub const DEFAULT_SESSION_GRACE: Duration = Duration::from_secs(30);
+/// Default most WebRTC sessions at once.
+pub const DEFAULT_MAX_MEDIA_SESSIONS: usize = 2000;
 /// Default region of the default S3 store.
 pub const DEFAULT_S3_REGION: &str = "us-east-1";
 
@@ -155,6 +162,60 @@ pub struct Settings {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub s3: S3Settings,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub media: MediaSettings,
+}
+
+/// The media plane (WebRTC): where it listens and what it advertises.
+#[derive(Clone, Debug, Default, clap::Args, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MediaSettings {
+    /// Address the media plane's UDP sockets bind to [default: the API's address]
+    #[arg(long = "media-bind", env = "REEL_MEDIA_BIND", value_name = "IP")]
+    pub bind: Option<std::net::IpAddr>,
+
+    /// One UDP port for every WebRTC session (0: any free port) [default: 50000]
+    #[arg(
+        long = "media-udp-port",
+        env = "REEL_MEDIA_UDP_PORT",
+        value_name = "PORT"
+    )]
+    pub udp_port: Option<u16>,
+
+    /// A UDP port per session from this range instead of one port, e.g. 50000-50999
+    #[arg(
+        long = "media-udp-ports",
+        env = "REEL_MEDIA_UDP_PORTS",
+        value_name = "LOW-HIGH"
+    )]
+    pub udp_ports: Option<String>,
+
+    /// Addresses clients reach the media plane at, put in ICE candidates; repeat or separate with commas [default: the bind address, or 127.0.0.1 when it is 0.0.0.0]
+    #[arg(
+        long = "media-advertise",
+        env = "REEL_MEDIA_ADVERTISE",
+        value_name = "IP",
+        value_delimiter = ','
+    )]
+    pub advertise: Option<Vec<std::net::IpAddr>>,
+
+    /// How long a call session outlives its last participant [default: 30s]
+    #[arg(
+        long = "session-grace",
+        env = "REEL_SESSION_GRACE",
+        value_name = "DURATION"
+    )]
+    pub session_grace: Option<HumanDuration>,
+
+    /// Most WebRTC sessions at once; more are refused with 503 [default: 2000]
+    #[arg(
+        long = "media-max-sessions",
+        env = "REEL_MEDIA_MAX_SESSIONS",
+        value_name = "N"
+    )]
+    pub max_sessions: Option<usize>,
 }
 
 /// The default S3 store; setting a bucket makes S3 the default store instead of local disk.
@@ -227,6 +288,14 @@ impl Settings {
             prefix: over.s3.prefix.or(self.s3.prefix),
             path_style: over.s3.path_style.or(self.s3.path_style),
         };
+        let media = MediaSettings {
+            bind: over.media.bind.or(self.media.bind),
+            udp_port: over.media.udp_port.or(self.media.udp_port),
+            udp_ports: over.media.udp_ports.or(self.media.udp_ports),
+            advertise: over.media.advertise.or(self.media.advertise),
+            session_grace: over.media.session_grace.or(self.media.session_grace),
+            max_sessions: over.media.max_sessions.or(self.media.max_sessions),
+        };
         Settings {
             listen: over.listen.or(self.listen),
             public_url: over.public_url.or(self.public_url),
@@ -240,6 +309,7 @@ impl Settings {
             download_url_ttl: over.download_url_ttl.or(self.download_url_ttl),
             log_format: over.log_format.or(self.log_format),
             s3,
+            media,
         }
     }
 }
@@ -295,6 +365,8 @@ pub struct Config {
     pub s3: Option<S3Config>,
     /// Log format.
     pub log_format: LogFormat,
+    /// The media plane.
+    pub media: MediaConfig,
 }
 
 fn invalid(name: &'static str, reason: impl Into<String>) -> ConfigError {
@@ -310,6 +382,50 @@ fn http_url(name: &'static str, url: &str) -> Result<(), ConfigError> {
     } else {
         Err(invalid(name, format!("{url:?} is not an http(s) URL")))
     }
+}
+
+fn media_config(m: &MediaSettings, listen_ip: IpAddr) -> Result<MediaConfig, ConfigError> {
+    let bind_ip = m.bind.unwrap_or(listen_ip);
+    let udp = match &m.udp_ports {
+        Some(range) => {
+            let parsed = range.split_once('-').and_then(|(a, b)| {
+                Some((a.trim().parse::<u16>().ok()?, b.trim().parse::<u16>().ok()?))
+            });
+            match parsed {
+                Some((lo, hi)) if lo > 0 && lo <= hi => UdpMode::Range(lo, hi),
+                _ => {
+                    return Err(invalid(
+                        "media.udp_ports",
+                        format!("{range:?} is not a range like 50000-50999"),
+                    ));
+                }
+            }
+        }
+        None => UdpMode::Muxed(m.udp_port.unwrap_or(DEFAULT_MEDIA_UDP_PORT)),
+    };
+    let advertised = match &m.advertise {
+        Some(a) if !a.is_empty() => a.clone(),
+        _ if bind_ip.is_unspecified() => vec![IpAddr::from([127, 0, 0, 1])],
+        _ => vec![bind_ip],
+    };
+    if let Some(a) = advertised.iter().find(|a| a.is_unspecified()) {
+        return Err(invalid(
+            "media.advertise",
+            format!("{a} cannot be reached; give the address clients use"),
+        ));
+    }
+    let session_grace = m.session_grace.map_or(DEFAULT_SESSION_GRACE, |d| d.0);
+    let max_peers = m.max_sessions.unwrap_or(DEFAULT_MAX_MEDIA_SESSIONS);
+    if max_peers == 0 {
+        return Err(invalid("media.max_sessions", "must be positive"));
+    }
+    Ok(MediaConfig {
+        bind_ip,
+        udp,
+        advertised,
+        session_grace,
+        max_peers,
+    })
 }
 
 impl Config {
@@ -389,6 +505,7 @@ impl Config {
             Some(HumanDuration(d)) => Ok(d),
             None => Ok(default),
         };
+        let media = media_config(&s.media, listen.ip())?;
         Ok(Config {
             listen,
             public_url: s.public_url.map(|u| u.trim_end_matches('/').to_owned()),
@@ -413,6 +530,7 @@ impl Config {
             )?,
             s3,
             log_format: s.log_format.unwrap_or_default(),
+            media,
         })
     }
 

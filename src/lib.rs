@@ -5,6 +5,8 @@
 //! - [`domain`]: calls, call types, settings, sessions, recordings, permissions, events. Pure.
 //! - [`store`]: persistence on SQLite (default) or PostgreSQL; the only place with SQL.
 //! - [`service`]: the domain services every API dialect and the media plane call.
+//! - [`media`]: the SFU (WHIP/WHEP on str0m), rooms, and the packet bus recorders read.
+//! - [`rtp`]: RTP payload knowledge without I/O.
 //! - [`recorders`]: the recorder trait and the supervisor that runs recorders.
 //! - [`storage`]: local disk and S3 targets, signed and presigned links, resumable uploads.
 //! - [`webhooks`]: the durable outbox's dispatcher and signing.
@@ -20,8 +22,10 @@ pub mod backoff;
 pub mod cli;
 pub mod config;
 pub mod domain;
+pub mod media;
 pub mod metrics;
 pub mod recorders;
+pub mod rtp;
 pub mod secret;
 pub mod server;
 pub mod service;

@@ -8,6 +8,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::domain::{RecordingState, RecordingType};
+use crate::media::BusCounters;
 
 /// Labels of an HTTP request.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -59,6 +60,12 @@ pub struct Metrics {
     pub uploads: Family<OutcomeLabels, Counter>,
     /// Bytes uploaded to storage.
     pub upload_bytes: Counter,
+    /// Packets through the media bus.
+    pub bus: BusCounters,
+    /// Datagrams the media plane could not hand to a peer.
+    pub udp_unrouted: Counter,
+    /// WebRTC sessions (WHIP and WHEP) open now.
+    pub media_sessions: Gauge,
 }
 
 impl Default for Metrics {
@@ -93,8 +100,39 @@ impl Default for Metrics {
             "Bytes uploaded to storage",
             upload_bytes.clone(),
         );
+        let bus = BusCounters::default();
+        registry.register(
+            "bus_packets_published",
+            "Packets publishers put on the media bus",
+            bus.published.clone(),
+        );
+        registry.register(
+            "bus_packets_delivered",
+            "Packets the media bus queued for a subscriber",
+            bus.delivered.clone(),
+        );
+        registry.register(
+            "bus_packets_dropped",
+            "Packets a slow subscriber lost because its queue was full",
+            bus.dropped.clone(),
+        );
+        let udp_unrouted = Counter::default();
+        registry.register(
+            "udp_datagrams_unrouted",
+            "Datagrams dropped before reaching a peer (unknown source or full queue)",
+            udp_unrouted.clone(),
+        );
+        let media_sessions = Gauge::default();
+        registry.register(
+            "media_sessions",
+            "WebRTC sessions open now",
+            media_sessions.clone(),
+        );
         Self {
             registry,
+            bus,
+            udp_unrouted,
+            media_sessions,
             requests,
             request_seconds,
             recordings,

@@ -14,6 +14,7 @@ use crate::api::{self, AppState};
 use crate::auth::Keys;
 use crate::config::{Config, Credentials};
 use crate::domain::{BUILTIN_CALL_TYPES, CallType, CallTypeName, Timestamp};
+use crate::media::{Bus, Media};
 use crate::metrics::Metrics;
 use crate::recorders::Recorders;
 use crate::service::{ServiceError, ServiceSettings, Services, Storages};
@@ -90,8 +91,10 @@ pub struct Server {
     pub addr: SocketAddr,
     /// The base URL in links.
     pub public_url: String,
-    /// Its services (for the media plane, tools and tests).
+    /// Its services (for tools and tests).
     pub services: Services,
+    /// Its media plane.
+    pub media: Media,
     /// Stops accepting API requests.
     stop_api: CancellationToken,
     /// The API server.
@@ -161,6 +164,7 @@ impl Server {
             None => None,
         };
         let metrics = Arc::new(Metrics::default());
+        let bus = Bus::new(metrics.bus.clone());
         let dispatcher = Dispatcher::new(
             store.clone(),
             keys.api_key().to_owned(),
@@ -182,6 +186,8 @@ impl Server {
                 upload_retry_for: UPLOAD_RETRY_FOR,
                 work_dir,
             },
+            bus,
+            Box::new(api::StreamShapes::new(public_url.clone())),
         );
         services.recover_recordings().await?;
 
@@ -189,8 +195,12 @@ impl Server {
         let mut workers = JoinSet::new();
         workers.spawn(dispatcher.run(stop_workers.clone()));
         workers.spawn(services.uploader().run(stop_workers.clone()));
+        let media = Media::start(config.media.clone(), services.clone())
+            .await
+            .map_err(io("cannot open the media plane's UDP socket"))?;
         let app = api::router(AppState {
             services: services.clone(),
+            media: media.clone(),
             public_url: public_url.clone(),
         });
         let stop_api = CancellationToken::new();
@@ -207,6 +217,7 @@ impl Server {
             addr,
             public_url,
             services,
+            media,
             stop_api,
             api,
             stop_workers,

@@ -2,11 +2,13 @@
 //!
 //! - [`stream`]: the Stream-compatible API (`/api/v2/video/...`).
 //! - `/files/...`: downloads of locally stored recordings through signed links (Range support).
+//! - `webrtc`: WHIP/WHEP (`/whip/...`, `/whep/...`) and the live event streams (`/events/...`).
 //! - `/healthz`, `/metrics` (Prometheus), `/openapi.json`.
 
 mod files;
 mod openapi;
 pub mod stream;
+mod webrtc;
 
 use std::time::{Duration, Instant};
 
@@ -21,8 +23,11 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 use tracing::info_span;
 
+use crate::media::Media;
 use crate::metrics::{RequestLabels, RouteLabels};
 use crate::service::Services;
+
+pub use stream::StreamShapes;
 
 /// Largest accepted request body. API bodies are small JSON documents.
 const BODY_LIMIT: usize = 1024 * 1024;
@@ -32,6 +37,8 @@ const BODY_LIMIT: usize = 1024 * 1024;
 pub struct AppState {
     /// The services.
     pub services: Services,
+    /// The media plane.
+    pub media: Media,
     /// The base URL clients reach reel at (no trailing slash).
     pub public_url: String,
 }
@@ -40,6 +47,7 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(stream::routes())
+        .merge(webrtc::routes())
         .route("/files/{*key}", get(files::download))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
@@ -53,6 +61,7 @@ pub fn router(state: AppState) -> Router {
                 .allow_origin(tower_http::cors::Any)
                 .allow_methods(tower_http::cors::Any)
                 .allow_headers(tower_http::cors::Any)
+                .expose_headers([header::LOCATION, header::ETAG, header::LINK])
                 .max_age(Duration::from_secs(3600)),
         )
         .layer(from_fn_with_state(state.clone(), count_request))

@@ -1,8 +1,10 @@
 //! Events that reel tells other systems about, in Stream's shapes.
 
 use serde::Serialize;
+use serde_json::Value;
 
 use super::ids::{Cid, FileName, RecordingId, SessionId};
+use super::participant::{Codec, Participant, TrackType};
 use super::recording::{RecordingFile, RecordingType};
 use super::time::Timestamp;
 
@@ -50,6 +52,69 @@ pub struct RecordingEvent {
     pub recording_type: RecordingType,
 }
 
+/// The fields of a call session event.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SessionEvent {
+    /// `<type>:<id>` of the call.
+    pub call_cid: Cid,
+    /// When it happened.
+    pub created_at: Timestamp,
+    /// The call session.
+    pub session_id: SessionId,
+    /// The call, in the shape of the dialect that renders events.
+    pub call: Value,
+}
+
+/// A participant as events show it (Stream's `CallParticipantResponse`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ParticipantView {
+    /// The user, in the shape of the dialect that renders events.
+    pub user: Value,
+    /// The participant's session id.
+    pub user_session_id: SessionId,
+    /// The user's role in the call.
+    pub role: String,
+    /// When it joined.
+    pub joined_at: Timestamp,
+}
+
+impl ParticipantView {
+    /// The view of `p`, with `user` rendered by the caller.
+    pub fn of(p: &Participant, user: Value) -> Self {
+        Self {
+            user,
+            user_session_id: p.user_session_id.clone(),
+            role: p.role.clone(),
+            joined_at: p.joined_at,
+        }
+    }
+}
+
+/// The fields of a participant event.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ParticipantEvent {
+    /// `<type>:<id>` of the call.
+    pub call_cid: Cid,
+    /// When it happened.
+    pub created_at: Timestamp,
+    /// The call session.
+    pub session_id: SessionId,
+    /// Who.
+    pub participant: ParticipantView,
+}
+
+/// A published track as events show it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TrackView {
+    /// Its id.
+    pub track_id: String,
+    /// What it carries.
+    #[serde(rename = "type")]
+    pub track_type: TrackType,
+    /// Its codec.
+    pub codec: Codec,
+}
+
 /// An event, serialized with its `type` as Stream's webhooks carry it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "type")]
@@ -72,6 +137,44 @@ pub enum Event {
         /// The file.
         call_recording: CallRecording,
     },
+    /// The first participant joined: the call session began.
+    #[serde(rename = "call.session_started")]
+    SessionStarted(SessionEvent),
+    /// The grace period after the last participant left ran out: the call session ended.
+    #[serde(rename = "call.session_ended")]
+    SessionEnded(SessionEvent),
+    /// A participant joined the call session.
+    #[serde(rename = "call.session_participant_joined")]
+    ParticipantJoined(ParticipantEvent),
+    /// A participant left the call session.
+    #[serde(rename = "call.session_participant_left")]
+    ParticipantLeft {
+        /// The common fields.
+        #[serde(flatten)]
+        event: ParticipantEvent,
+        /// How long it was in the session, in whole seconds.
+        duration_seconds: u64,
+        /// Why it left: `left` (it hung up) or `disconnected` (its connection was lost).
+        reason: String,
+    },
+    /// A participant started publishing a track (reel's own event).
+    #[serde(rename = "call.track_published")]
+    TrackPublished {
+        /// The common fields.
+        #[serde(flatten)]
+        event: ParticipantEvent,
+        /// The track.
+        track: TrackView,
+    },
+    /// A participant's track ended (reel's own event).
+    #[serde(rename = "call.track_unpublished")]
+    TrackUnpublished {
+        /// The common fields.
+        #[serde(flatten)]
+        event: ParticipantEvent,
+        /// The track.
+        track: TrackView,
+    },
 }
 
 impl Event {
@@ -82,6 +185,12 @@ impl Event {
             Self::RecordingStopped(_) => "call.recording_stopped",
             Self::RecordingFailed(_) => "call.recording_failed",
             Self::RecordingReady { .. } => "call.recording_ready",
+            Self::SessionStarted(_) => "call.session_started",
+            Self::SessionEnded(_) => "call.session_ended",
+            Self::ParticipantJoined(_) => "call.session_participant_joined",
+            Self::ParticipantLeft { .. } => "call.session_participant_left",
+            Self::TrackPublished { .. } => "call.track_published",
+            Self::TrackUnpublished { .. } => "call.track_unpublished",
         }
     }
 
@@ -92,6 +201,11 @@ impl Event {
                 &e.call_cid
             }
             Self::RecordingReady { event, .. } => &event.call_cid,
+            Self::SessionStarted(e) | Self::SessionEnded(e) => &e.call_cid,
+            Self::ParticipantJoined(event)
+            | Self::ParticipantLeft { event, .. }
+            | Self::TrackPublished { event, .. }
+            | Self::TrackUnpublished { event, .. } => &event.call_cid,
         }
     }
 }

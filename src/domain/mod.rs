@@ -1,4 +1,5 @@
-//! The domain model: calls, call types, settings, sessions, recordings, permissions, events.
+//! The domain model: calls, call types, settings, sessions, participants and tracks,
+//! recordings, permissions, events.
 //!
 //! Pure data and rules; no I/O. Services in [`crate::service`] load and save these through
 //! [`crate::store`] and act on them.
@@ -6,6 +7,7 @@
 pub mod call;
 pub mod event;
 pub mod ids;
+pub mod participant;
 pub mod permissions;
 pub mod recording;
 pub mod session;
@@ -15,11 +17,15 @@ pub mod time;
 pub mod user;
 
 pub use call::{BUILTIN_CALL_TYPES, Call, CallType, Member};
-pub use event::{CallRecording, Event, RecordingEvent};
+pub use event::{
+    CallRecording, Event, ParticipantEvent, ParticipantView, RecordingEvent, SessionEvent,
+    TrackView,
+};
 pub use ids::{
     CallId, CallTypeName, Cid, FileName, InvalidName, RecordingId, Role, SessionId, StorageName,
     UserId,
 };
+pub use participant::{Codec, Participant, Track, TrackType};
 pub use permissions::{Grants, Permission};
 pub use recording::{
     Recording, RecordingFile, RecordingState, RecordingType, StorageLocation, Transition,

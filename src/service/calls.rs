@@ -84,7 +84,7 @@ impl Services {
             .ok_or_else(|| ServiceError::NotFound(format!("call {cid} does not exist")))
     }
 
-    async fn view(
+    pub(super) async fn view(
         &self,
         call: Call,
         call_type: CallType,

@@ -6,6 +6,7 @@
 
 mod call_types;
 mod calls;
+mod live;
 mod recordings;
 mod sessions;
 mod storages;
@@ -22,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::{Caller, Keys};
 use crate::domain::{Call, Cid, Event, Grants, Permission, RecordingId, Role, Timestamp};
+use crate::media::Bus;
 use crate::metrics::Metrics;
 use crate::recorders::Recorders;
 use crate::storage::{StorageError, Target};
@@ -30,6 +32,8 @@ use crate::webhooks::Receivers;
 
 pub use call_types::{CallTypeChanges, NewCallType, UserChanges};
 pub use calls::{CallChanges, CallView, NewCall, NewMember};
+pub use live::{EventShapes, JoinGrant, LiveEvents};
+pub use sessions::LeaveReason;
 pub use storages::{StorageSpec, Storages};
 pub use uploads::Uploader;
 
@@ -91,6 +95,12 @@ struct Inner {
     running: Mutex<HashMap<RecordingId, RunningRecorder>>,
     metrics: Arc<Metrics>,
     settings: ServiceSettings,
+    /// Live events per call.
+    live: LiveEvents,
+    /// The media plane's packet bus (recorders subscribe to it).
+    bus: Bus,
+    /// Renders calls and users in events.
+    shapes: Box<dyn EventShapes>,
 }
 
 /// A recorder task of this process.
@@ -99,6 +109,25 @@ struct RunningRecorder {
     stop: CancellationToken,
     /// Ends it at once (as a crash would).
     task: Option<AbortHandle>,
+}
+
+/// A write transaction and the events it announces once committed.
+struct Tx {
+    tx: WriteTx,
+    events: Vec<Event>,
+}
+
+impl std::ops::Deref for Tx {
+    type Target = WriteTx;
+    fn deref(&self) -> &WriteTx {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for Tx {
+    fn deref_mut(&mut self) -> &mut WriteTx {
+        &mut self.tx
+    }
 }
 
 /// What a caller may do in one call (or application-wide without a call).
@@ -147,6 +176,8 @@ impl Services {
         recorders: Recorders,
         metrics: Arc<Metrics>,
         settings: ServiceSettings,
+        bus: Bus,
+        shapes: Box<dyn EventShapes>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -160,6 +191,9 @@ impl Services {
                 running: Mutex::new(HashMap::new()),
                 metrics,
                 settings,
+                live: LiveEvents::default(),
+                bus,
+                shapes,
             }),
         }
     }
@@ -241,18 +275,49 @@ impl Services {
             .expect("the running-recordings map is never poisoned")
     }
 
-    /// Queues `events` in `tx` for every webhook receiver.
-    async fn enqueue(&self, tx: &mut WriteTx, events: &[Event]) -> Result<()> {
+    /// Starts a transaction.
+    async fn begin(&self) -> Result<Tx> {
+        Ok(Tx {
+            tx: self.store().write().await?,
+            events: Vec::new(),
+        })
+    }
+
+    /// Queues `events` in `tx` for every webhook receiver, and for the call's live event
+    /// stream once `tx` commits.
+    async fn enqueue(&self, tx: &mut Tx, events: &[Event]) -> Result<()> {
         let deliveries = self.inner.receivers.deliveries(events);
-        tx.enqueue(&deliveries, Timestamp::now()).await?;
+        tx.tx.enqueue(&deliveries, Timestamp::now()).await?;
+        tx.events.extend_from_slice(events);
         Ok(())
     }
 
-    /// Commits `tx` and wakes the webhook dispatcher.
-    async fn commit(&self, tx: WriteTx) -> Result<()> {
-        tx.commit().await?;
-        self.inner.webhook_wake.notify_one();
+    /// Commits `tx`, wakes the webhook dispatcher and publishes its events live.
+    async fn commit(&self, tx: Tx) -> Result<()> {
+        tx.tx.commit().await?;
+        if !tx.events.is_empty() {
+            self.inner.webhook_wake.notify_one();
+        }
+        for e in &tx.events {
+            let json = serde_json::to_string(e).expect("events serialize to JSON");
+            self.inner.live.publish(e.cid(), json.into());
+        }
         Ok(())
+    }
+
+    /// The live events of every call.
+    pub fn live(&self) -> &LiveEvents {
+        &self.inner.live
+    }
+
+    /// The packet bus of the media plane.
+    pub fn bus(&self) -> &Bus {
+        &self.inner.bus
+    }
+
+    /// Renders domain objects in event shapes.
+    fn shapes(&self) -> &dyn EventShapes {
+        self.inner.shapes.as_ref()
     }
 
     /// The caller's roles in `call` (or application-wide), refusing tokens limited to other calls.

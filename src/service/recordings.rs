@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use tracing::{info, warn};
 
-use super::{Result, ServiceError, Services};
+use super::{Result, ServiceError, Services, Tx};
 use crate::auth::Caller;
 use crate::domain::RecordingFile;
 use crate::domain::settings::RecordingMode;
@@ -15,7 +15,7 @@ use crate::domain::{
 };
 use crate::recorders::{self, FinishedFile, RecordingJob};
 use crate::storage::object_key;
-use crate::store::{NewFile, StoreError, StoredFile, WriteTx};
+use crate::store::{NewFile, StoreError, StoredFile};
 
 fn mode_of(settings: &CallSettings, t: RecordingType) -> RecordingMode {
     match t {
@@ -297,7 +297,7 @@ impl Services {
         reason: Option<&str>,
     ) -> Result<RecordingState> {
         let rec = self.load_recording(id).await?;
-        let mut tx = self.store().write().await?;
+        let mut tx = self.begin().await?;
         let from = tx
             .recording_state(id)
             .await?
@@ -358,7 +358,7 @@ impl Services {
     /// are none (`reason` says why, when known).
     async fn settle_uploads(
         &self,
-        tx: &mut WriteTx,
+        tx: &mut Tx,
         rec: &Recording,
         now: Timestamp,
         reason: Option<&str>,
@@ -421,7 +421,7 @@ impl Services {
             },
             local_path: f.path,
         };
-        let mut tx = self.store().write().await?;
+        let mut tx = self.begin().await?;
         tx.insert_file(&new, Timestamp::now())
             .await
             .map_err(|e| match e {
@@ -431,7 +431,7 @@ impl Services {
                 )),
                 e => e.into(),
             })?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         self.inner.upload_wake.notify_one();
         info!(cid = %rec.cid, recording_id = %rec.id, file = %new.file.filename, size, "file finished");
         Ok(())
@@ -443,7 +443,7 @@ impl Services {
     pub(crate) async fn file_uploaded(&self, f: &StoredFile) -> Result<()> {
         let now = Timestamp::now();
         let rec = self.load_recording(&f.file.recording_id).await?;
-        let mut tx = self.store().write().await?;
+        let mut tx = self.begin().await?;
         tx.mark_file_uploaded(f.id, now).await?;
         let state = tx.recording_state(&rec.id).await?;
         if state.is_some_and(|s| !s.is_active()) {
@@ -460,7 +460,7 @@ impl Services {
     pub(crate) async fn file_failed(&self, f: &StoredFile, error: &str) -> Result<()> {
         let now = Timestamp::now();
         let rec = self.load_recording(&f.file.recording_id).await?;
-        let mut tx = self.store().write().await?;
+        let mut tx = self.begin().await?;
         tx.mark_file_failed(f.id, error).await?;
         if tx.recording_state(&rec.id).await? == Some(RecordingState::Uploading) {
             self.settle_uploads(&mut tx, &rec, now, None).await?;
@@ -482,7 +482,7 @@ impl Services {
                 )
                 .await?;
             } else if rec.state == RecordingState::Uploading {
-                let mut tx = self.store().write().await?;
+                let mut tx = self.begin().await?;
                 if tx.recording_state(&rec.id).await? == Some(RecordingState::Uploading) {
                     self.settle_uploads(&mut tx, &rec, Timestamp::now(), None)
                         .await?;

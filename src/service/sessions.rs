@@ -1,15 +1,63 @@
-//! Call sessions: the registry the media plane drives.
+//! Call sessions and their participants: the registry the media plane drives.
 //!
-//! The media plane calls [`Services::start_session`] when the first participant joins and
-//! [`Services::end_session`] when the grace period after the last one leaving is over.
-//! Starting a session starts the `auto-on` recordings; ending it stops every recording.
+//! The media plane asks [`Services::join`] whether a user may take part, reports each
+//! participant and track as it comes and goes, and calls [`Services::end_session`] when the
+//! grace period after the last participant left is over. The first participant starts the
+//! session (and its `auto-on` recordings); ending it stops every recording.
 
 use tracing::{info, warn};
 
-use super::{Result, ServiceError, Services};
-use crate::domain::{CallSession, Cid, SessionId, Timestamp};
+use super::{JoinGrant, NewCall, Result, ServiceError, Services};
+use crate::auth::Caller;
+use crate::domain::{
+    CallSession, Cid, Event, Participant, ParticipantEvent, ParticipantView, Permission,
+    SessionEvent, SessionId, Timestamp, Track, TrackView,
+};
+
+/// Why a participant left.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeaveReason {
+    /// It ended its connection.
+    Left,
+    /// Its connection was lost.
+    Disconnected,
+}
+
+impl LeaveReason {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Left => "left",
+            Self::Disconnected => "disconnected",
+        }
+    }
+}
 
 impl Services {
+    /// Checks that `caller` may take part in the call as a user, creating the call (as
+    /// Stream clients do when they join) if it does not exist yet.
+    pub async fn join(&self, caller: &Caller, cid: &Cid) -> Result<JoinGrant> {
+        let Caller::User(claims) = caller else {
+            return Err(ServiceError::Invalid(
+                "joining a call needs a user token (one with a user_id)".into(),
+            ));
+        };
+        let (view, _) = self
+            .get_or_create_call(caller, cid, NewCall::default())
+            .await?;
+        let access = self.access(caller, cid, Some(&view.call)).await?;
+        access.require(&view.call_type.grants, Permission::ReadCall, cid)?;
+        Ok(JoinGrant {
+            user_id: claims.user_id.clone(),
+            role: access
+                .roles
+                .first()
+                .map_or("user", |r| r.as_str())
+                .to_owned(),
+            settings: view.settings,
+            capabilities: view.capabilities,
+        })
+    }
+
     /// Starts a session for the call unless one is active; returns the active session and
     /// whether it is new.
     pub async fn start_session(&self, cid: &Cid) -> Result<(CallSession, bool)> {
@@ -20,7 +68,14 @@ impl Services {
             started_at: Timestamp::now(),
             ended_at: None,
         };
-        let (active, started) = self.store().start_session(&session).await?;
+        let mut tx = self.begin().await?;
+        let (active, started) = tx.start_session(&session).await?;
+        if started {
+            let event = self.session_event(&active, active.started_at).await?;
+            self.enqueue(&mut tx, &[Event::SessionStarted(event)])
+                .await?;
+        }
+        self.commit(tx).await?;
         if started {
             info!(cid = %cid, session_id = %active.id, "call session started");
             if let Err(e) = self.start_auto_recordings(cid).await {
@@ -32,11 +87,15 @@ impl Services {
 
     /// Ends the call's active session and stops its recordings.
     pub async fn end_session(&self, cid: &Cid) -> Result<CallSession> {
-        let session = self
-            .store()
-            .end_session(cid, Timestamp::now())
+        let now = Timestamp::now();
+        let mut tx = self.begin().await?;
+        let session = tx
+            .end_session(cid, now)
             .await?
             .ok_or_else(|| ServiceError::NotFound(format!("call {cid} has no active session")))?;
+        let event = self.session_event(&session, now).await?;
+        self.enqueue(&mut tx, &[Event::SessionEnded(event)]).await?;
+        self.commit(tx).await?;
         info!(cid = %cid, session_id = %session.id, "call session ended");
         for rec in self.store().active_recordings(cid).await? {
             self.request_stop(&rec).await?;
@@ -47,5 +106,96 @@ impl Services {
     /// The call's active session.
     pub async fn active_session(&self, cid: &Cid) -> Result<Option<CallSession>> {
         Ok(self.store().active_session(cid).await?)
+    }
+
+    /// Records that `p` joined the call, starting a session if none is active; returns the
+    /// session it joined.
+    pub async fn participant_joined(&self, cid: &Cid, p: &Participant) -> Result<SessionId> {
+        let (session, _) = self.start_session(cid).await?;
+        let event = self
+            .participant_event(cid, &session.id, p, p.joined_at)
+            .await?;
+        self.announce(Event::ParticipantJoined(event)).await?;
+        info!(cid = %cid, user_id = %p.user_id, user_session_id = %p.user_session_id, "participant joined");
+        Ok(session.id)
+    }
+
+    /// Records that `p` left the call session `session_id`.
+    pub async fn participant_left(
+        &self,
+        cid: &Cid,
+        session_id: &SessionId,
+        p: &Participant,
+        reason: LeaveReason,
+    ) -> Result<()> {
+        let now = Timestamp::now();
+        let event = self.participant_event(cid, session_id, p, now).await?;
+        let seconds = (now.unix_nanos() - p.joined_at.unix_nanos()).max(0) / 1_000_000_000;
+        self.announce(Event::ParticipantLeft {
+            event,
+            duration_seconds: seconds as u64,
+            reason: reason.as_str().to_owned(),
+        })
+        .await?;
+        info!(cid = %cid, user_id = %p.user_id, user_session_id = %p.user_session_id, reason = reason.as_str(), "participant left");
+        Ok(())
+    }
+
+    /// Records that `track` was published (`true`) or ended (`false`).
+    pub async fn track_changed(
+        &self,
+        cid: &Cid,
+        session_id: &SessionId,
+        track: &Track,
+        published: bool,
+    ) -> Result<()> {
+        let now = Timestamp::now();
+        let event = self
+            .participant_event(cid, session_id, &track.participant, now)
+            .await?;
+        let view = TrackView {
+            track_id: track.track_id.clone(),
+            track_type: track.track_type,
+            codec: track.codec.clone(),
+        };
+        self.announce(if published {
+            Event::TrackPublished { event, track: view }
+        } else {
+            Event::TrackUnpublished { event, track: view }
+        })
+        .await
+    }
+
+    async fn announce(&self, event: Event) -> Result<()> {
+        let mut tx = self.begin().await?;
+        self.enqueue(&mut tx, &[event]).await?;
+        self.commit(tx).await
+    }
+
+    async fn session_event(&self, s: &CallSession, at: Timestamp) -> Result<SessionEvent> {
+        let (call, call_type) = self.load_call(&s.cid).await?;
+        let view = self.view(call, call_type, Vec::new()).await?;
+        Ok(SessionEvent {
+            call_cid: s.cid.clone(),
+            created_at: at,
+            session_id: s.id.clone(),
+            call: self.shapes().call(&view),
+        })
+    }
+
+    async fn participant_event(
+        &self,
+        cid: &Cid,
+        session_id: &SessionId,
+        p: &Participant,
+        at: Timestamp,
+    ) -> Result<ParticipantEvent> {
+        let user = self.store().get_user(&p.user_id).await?;
+        Ok(ParticipantEvent {
+            call_cid: cid.clone(),
+            created_at: at,
+            session_id: session_id.clone(),
+            participant: ParticipantView::of(p, self.shapes().user(&p.user_id, user.as_ref())),
+        })
     }
 }

@@ -2,7 +2,7 @@
 
 use sqlx::any::AnyRow;
 
-use super::{Store, StoreError, get};
+use super::{Store, StoreError, WriteTx, get};
 use crate::domain::{CallId, CallSession, CallTypeName, Cid, SessionId, Timestamp};
 
 macro_rules! session_columns {
@@ -57,6 +57,41 @@ impl Store {
         &self,
         session: &CallSession,
     ) -> Result<(CallSession, bool), StoreError> {
+        let mut tx = self.write().await?;
+        let started = tx.start_session(session).await?;
+        tx.commit().await?;
+        Ok(started)
+    }
+
+    /// Ends the call's active session; returns it, or `None` if there was none.
+    pub async fn end_session(
+        &self,
+        cid: &Cid,
+        at: Timestamp,
+    ) -> Result<Option<CallSession>, StoreError> {
+        let mut tx = self.write().await?;
+        let ended = tx.end_session(cid, at).await?;
+        tx.commit().await?;
+        Ok(ended)
+    }
+
+    /// Ends every active session (at start-up: the media plane that kept them is gone).
+    pub async fn end_all_sessions(&self, at: Timestamp) -> Result<u64, StoreError> {
+        let done = sqlx::query("UPDATE call_sessions SET ended_at = $1 WHERE ended_at IS NULL")
+            .bind(at.unix_nanos())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+}
+
+impl WriteTx {
+    /// Starts `session` for its call unless the call has an active session; returns the
+    /// active session either way and whether it is the new one.
+    pub async fn start_session(
+        &mut self,
+        session: &CallSession,
+    ) -> Result<(CallSession, bool), StoreError> {
         let done = sqlx::query(
             "INSERT INTO call_sessions (id, call_type, call_id, started_at, ended_at)
              VALUES ($1, $2, $3, $4, NULL) ON CONFLICT DO NOTHING",
@@ -65,18 +100,24 @@ impl Store {
         .bind(session.cid.call_type.as_str())
         .bind(session.cid.id.as_str())
         .bind(session.started_at.unix_nanos())
-        .execute(&self.pool)
+        .execute(&mut *self.tx)
         .await?;
-        let active = self
-            .active_session(&session.cid)
-            .await?
-            .ok_or(StoreError::Stale("call session"))?;
-        Ok((active, done.rows_affected() == 1))
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            session_columns!(),
+            " FROM call_sessions WHERE call_type = $1 AND call_id = $2 AND ended_at IS NULL"
+        ))
+        .bind(session.cid.call_type.as_str())
+        .bind(session.cid.id.as_str())
+        .fetch_optional(&mut *self.tx)
+        .await?
+        .ok_or(StoreError::Stale("call session"))?;
+        Ok((session_from_row(&row)?, done.rows_affected() == 1))
     }
 
     /// Ends the call's active session; returns it, or `None` if there was none.
     pub async fn end_session(
-        &self,
+        &mut self,
         cid: &Cid,
         at: Timestamp,
     ) -> Result<Option<CallSession>, StoreError> {
@@ -89,17 +130,8 @@ impl Store {
         .bind(cid.call_type.as_str())
         .bind(cid.id.as_str())
         .bind(at.unix_nanos())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.tx)
         .await?;
         row.as_ref().map(session_from_row).transpose()
-    }
-
-    /// Ends every active session (at start-up: the media plane that kept them is gone).
-    pub async fn end_all_sessions(&self, at: Timestamp) -> Result<u64, StoreError> {
-        let done = sqlx::query("UPDATE call_sessions SET ended_at = $1 WHERE ended_at IS NULL")
-            .bind(at.unix_nanos())
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected())
     }
 }

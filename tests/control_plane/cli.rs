@@ -93,6 +93,7 @@ fn serve(dir: &std::path::Path, envs: &[(&str, String)], args: &[&str]) -> std::
         .current_dir(dir)
         .env_remove("REEL_API_KEY")
         .env_remove("REEL_API_SECRET")
+        .env("REEL_MEDIA_UDP_PORT", "0")
         .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

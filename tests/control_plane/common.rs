@@ -81,6 +81,10 @@ pub fn base_settings(dir: &Path, database_url: String) -> Settings {
         database_url: Some(database_url.into()),
         api_key: Some(API_KEY.into()),
         api_secret: Some(API_SECRET.into()),
+        media: reel::config::MediaSettings {
+            udp_port: Some(0),
+            ..Default::default()
+        },
         ..Default::default()
     }
 }

@@ -42,8 +42,8 @@ both_backends!(health_and_metrics, |db| async move {
     t.call("GET", "/api/v2/video/call/default/nope", None).await;
     eventually(
         Duration::from_secs(20),
-        "three delivered webhooks",
-        || async { (rx.received().len() == 3).then_some(()) },
+        "four delivered webhooks (the session's start and three of the recording)",
+        || async { (rx.received().len() == 4).then_some(()) },
     )
     .await;
 
@@ -81,7 +81,7 @@ both_backends!(health_and_metrics, |db| async move {
     );
     assert_eq!(
         value("reel_webhook_deliveries_total{outcome=\"ok\"}"),
-        Some(3.0)
+        Some(4.0)
     );
     assert_eq!(
         value("reel_webhook_deliveries_total{outcome=\"failed\"}"),

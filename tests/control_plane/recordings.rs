@@ -49,6 +49,7 @@ async fn events(t: &TestServer) -> Vec<(String, String)> {
         .await
         .unwrap()
         .into_iter()
+        .filter(|d| d.event_type.starts_with("call.recording_"))
         .map(|d| {
             let v: Value = serde_json::from_str(&d.body).unwrap();
             (

@@ -45,14 +45,16 @@ both_backends!(
         record(&t, "w2", "individual").await;
 
         // The receiver fails its first 3 deliveries; retries (1 s, 2 s, ...) get the rest through.
-        let six = |rx: &Receiver| rx.received().len() >= 6;
-        eventually(Duration::from_secs(30), "the first six events", || async {
-            six(&rx).then_some(())
-        })
+        let eight = |rx: &Receiver| rx.received().len() >= 8;
+        eventually(
+            Duration::from_secs(30),
+            "the first eight events",
+            || async { eight(&rx).then_some(()) },
+        )
         .await;
         assert!(
-            rx.attempts() >= 9,
-            "3 failures plus 6 deliveries, got {}",
+            rx.attempts() >= 11,
+            "3 failures plus 8 deliveries (2 session starts, 6 recording events), got {}",
             rx.attempts()
         );
 
@@ -71,20 +73,20 @@ both_backends!(
                         .iter()
                         .filter(|d| d.attempts > 0 && d.delivered_at.is_none())
                         .count();
-                    (d.len() == 9 && failed >= 1).then_some(())
+                    (d.len() == 11 && failed >= 1).then_some(())
                 }
             },
         )
         .await;
         t.restart().await;
         rx.up().await;
-        eventually(Duration::from_secs(60), "all nine events", || async {
-            (rx.received().len() >= 9).then_some(())
+        eventually(Duration::from_secs(60), "all eleven events", || async {
+            (rx.received().len() >= 11).then_some(())
         })
         .await;
         tokio::time::sleep(Duration::from_millis(500)).await;
         let got = rx.received();
-        assert_eq!(got.len(), 9, "each event exactly once");
+        assert_eq!(got.len(), 11, "each event exactly once");
 
         let mut ids = HashSet::new();
         let mut per_call: std::collections::BTreeMap<String, Vec<(String, String)>> =
@@ -108,13 +110,14 @@ both_backends!(
                 .or_default()
                 .push((
                     v["type"].as_str().unwrap().to_owned(),
-                    v["recording_type"].as_str().unwrap().to_owned(),
+                    v["recording_type"].as_str().unwrap_or_default().to_owned(),
                 ));
         }
         let ev = |t: &str, k: &str| (format!("call.recording_{t}"), k.to_owned());
         assert_eq!(
             per_call["default:w1"],
             vec![
+                ("call.session_started".to_owned(), String::new()),
                 ev("started", "raw"),
                 ev("stopped", "raw"),
                 ev("ready", "raw"),
@@ -126,6 +129,7 @@ both_backends!(
         assert_eq!(
             per_call["default:w2"],
             vec![
+                ("call.session_started".to_owned(), String::new()),
                 ev("started", "individual"),
                 ev("stopped", "individual"),
                 ev("ready", "individual")
@@ -159,7 +163,7 @@ both_backends!(
         );
         assert_eq!(
             String::from_utf8_lossy(&out.stdout).trim(),
-            "verified 9 events"
+            "verified 11 events"
         );
     }
 );
@@ -247,11 +251,11 @@ both_backends!(
         .await;
         rx.set_fail_first(0);
         let requeued = cli(&["webhooks", "retry", "--all"]);
-        assert_eq!(requeued.trim(), "queued 3 delivery(ies) again");
+        assert_eq!(requeued.trim(), "queued 4 delivery(ies) again");
         eventually(
             Duration::from_secs(40),
             "the retried deliveries",
-            || async { (rx.received().len() == 3).then_some(()) },
+            || async { (rx.received().len() == 4).then_some(()) },
         )
         .await;
         let types: Vec<String> = rx
@@ -267,6 +271,7 @@ both_backends!(
         assert_eq!(
             types,
             [
+                "call.session_started",
                 "call.recording_started",
                 "call.recording_stopped",
                 "call.recording_ready"

@@ -21,6 +21,7 @@ use serde_json::json;
 
 pub use error::{StreamError, code};
 use extract::{Reply, ReplyBody, StreamCaller, StreamJson};
+pub use models::StreamShapes;
 use models::*;
 
 use super::AppState;

@@ -360,3 +360,25 @@ pub struct ListRecordingsResponse {
     /// The files.
     pub recordings: Vec<CallRecording>,
 }
+
+/// Renders events' calls and users as the Stream SDKs expect them.
+pub struct StreamShapes {
+    base_url: String,
+}
+
+impl StreamShapes {
+    /// Shapes whose links start with `base_url`.
+    pub fn new(base_url: String) -> Self {
+        Self { base_url }
+    }
+}
+
+impl crate::service::EventShapes for StreamShapes {
+    fn call(&self, view: &CallView) -> Value {
+        call_response(view, &self.base_url)
+    }
+
+    fn user(&self, id: &UserId, user: Option<&User>) -> Value {
+        user_response(id, user, Timestamp::now())
+    }
+}

@@ -1,0 +1,397 @@
+//! WHIP (RFC 9725) and WHEP endpoints, and the live event streams pages subscribe to.
+//!
+//! - `POST /whip/{type}/{id}[?source=screen][&source_id=..]`: publish; `POST /whep/{type}/{id}`:
+//!   play every other participant's tracks; `POST /whep/{type}/{id}/tracks/{track_id}`: one track.
+//!   The token comes as `Authorization: Bearer <jwt>` (or `?token=`).
+//! - `PATCH` / `DELETE /whip|whep/sessions/{id}`: trickle ICE or restart it; end the session.
+//! - `GET /whep/sessions/{id}/events`: the player's slots (which track each m-line carries).
+//! - `GET /events/{type}/{id}`: the call's participants, tracks and events as they happen.
+//!
+//! Errors are plain text with a fitting status, as WHIP clients show them.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, patch, post};
+use futures_util::Stream;
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::broadcast;
+use tower_http::limit::RequestBodyLimitLayer;
+
+use super::AppState;
+use crate::auth::{AuthError, Caller};
+use crate::domain::{CallId, CallTypeName, Cid};
+use crate::media::{MediaError, Patched, Source};
+use crate::service::ServiceError;
+
+/// Largest SDP offer or fragment accepted.
+const SDP_LIMIT: usize = 64 * 1024;
+
+/// The WHIP, WHEP and event-stream routes.
+pub fn routes() -> Router<AppState> {
+    let sdp = Router::new()
+        .route(
+            "/whip/{call_type}/{call_id}",
+            post(publish).options(options),
+        )
+        .route("/whep/{call_type}/{call_id}", post(play).options(options))
+        .route(
+            "/whep/{call_type}/{call_id}/tracks/{track_id}",
+            post(play_track).options(options),
+        )
+        .route(
+            "/whip/sessions/{session}",
+            patch(patch_session).delete(delete_session),
+        )
+        .route(
+            "/whep/sessions/{session}",
+            patch(patch_session).delete(delete_session),
+        )
+        .layer(RequestBodyLimitLayer::new(SDP_LIMIT));
+    Router::new()
+        .merge(sdp)
+        .route("/whep/sessions/{session}/events", get(slot_events))
+        .route("/events/{call_type}/{call_id}", get(call_events))
+}
+
+/// An error answered as text.
+struct WebRtcError(StatusCode, String);
+
+impl IntoResponse for WebRtcError {
+    fn into_response(self) -> Response {
+        let mut res = (self.0, format!("{}\n", self.1)).into_response();
+        if self.0 == StatusCode::SERVICE_UNAVAILABLE {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        res
+    }
+}
+
+impl From<MediaError> for WebRtcError {
+    fn from(e: MediaError) -> Self {
+        let status = match &e {
+            MediaError::BadOffer(_) | MediaError::Sdp(_) => StatusCode::BAD_REQUEST,
+            MediaError::NotFound(_) => StatusCode::NOT_FOUND,
+            MediaError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            MediaError::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            MediaError::Service(s) => return service_error(s),
+            MediaError::Internal(_) => {
+                tracing::error!(error = %e, "media plane failure");
+                return Self(StatusCode::INTERNAL_SERVER_ERROR, "internal error".into());
+            }
+        };
+        Self(status, e.to_string())
+    }
+}
+
+impl From<AuthError> for WebRtcError {
+    fn from(e: AuthError) -> Self {
+        Self(StatusCode::UNAUTHORIZED, e.to_string())
+    }
+}
+
+fn service_error(e: &ServiceError) -> WebRtcError {
+    let status = match e {
+        ServiceError::Invalid(_) => StatusCode::BAD_REQUEST,
+        ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
+        ServiceError::Forbidden(_) => StatusCode::FORBIDDEN,
+        ServiceError::Conflict(_) => StatusCode::CONFLICT,
+        ServiceError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        ServiceError::Store(_) | ServiceError::Storage(_) => {
+            tracing::error!(error = %e, "media request failed");
+            return WebRtcError(StatusCode::INTERNAL_SERVER_ERROR, "internal error".into());
+        }
+    };
+    WebRtcError(status, e.to_string())
+}
+
+type Result<T> = std::result::Result<T, WebRtcError>;
+
+/// Query parameters of the WebRTC routes.
+#[derive(Debug, Default, Deserialize)]
+struct WebRtcQuery {
+    /// The token, for clients that cannot set headers (EventSource).
+    token: Option<String>,
+    /// `screen` for a screen share.
+    source: Option<String>,
+    /// Which of the user's sources.
+    source_id: Option<String>,
+}
+
+fn token<'a>(headers: &'a HeaderMap, q: &'a WebRtcQuery) -> Option<&'a str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.strip_prefix("Bearer ").unwrap_or(v).trim())
+        .or(q.token.as_deref())
+}
+
+/// The caller; a token is required.
+fn caller(state: &AppState, headers: &HeaderMap, q: &WebRtcQuery) -> Result<Caller> {
+    let t = token(headers, q).ok_or_else(|| {
+        WebRtcError(
+            StatusCode::UNAUTHORIZED,
+            "a token is required: Authorization: Bearer <token>".into(),
+        )
+    })?;
+    Ok(state.services.keys().verify(t)?)
+}
+
+/// The caller if a token was sent (session URLs are capabilities of their own).
+fn optional_caller(
+    state: &AppState,
+    headers: &HeaderMap,
+    q: &WebRtcQuery,
+) -> Result<Option<Caller>> {
+    token(headers, q)
+        .map(|t| state.services.keys().verify(t))
+        .transpose()
+        .map_err(Into::into)
+}
+
+fn cid(call_type: String, call_id: String) -> Result<Cid> {
+    let bad = |e: crate::domain::InvalidName| WebRtcError(StatusCode::BAD_REQUEST, e.to_string());
+    Ok(Cid::new(
+        CallTypeName::parse(call_type).map_err(bad)?,
+        CallId::parse(call_id).map_err(bad)?,
+    ))
+}
+
+fn sdp_body(headers: &HeaderMap, body: &Bytes) -> Result<String> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if !ct.starts_with("application/sdp") {
+        return Err(WebRtcError(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("expected Content-Type: application/sdp, got {ct:?}"),
+        ));
+    }
+    String::from_utf8(body.to_vec())
+        .map_err(|_| WebRtcError(StatusCode::BAD_REQUEST, "the SDP is not UTF-8".into()))
+}
+
+fn created(state: &AppState, kind: &str, a: crate::media::Answer) -> Response {
+    let location = format!("/{kind}/sessions/{}", a.session);
+    let mut res = (StatusCode::CREATED, a.sdp).into_response();
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/sdp"),
+    );
+    for (name, value) in [
+        (header::LOCATION, location.clone()),
+        (header::ETAG, a.etag),
+        (
+            header::LINK,
+            format!(
+                "<{}{location}/events>; rel=\"urn:reel:slots\"",
+                state.public_url
+            ),
+        ),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            h.insert(name, v);
+        }
+    }
+    res
+}
+
+async fn publish(
+    State(state): State<AppState>,
+    Path((call_type, call_id)): Path<(String, String)>,
+    Query(q): Query<WebRtcQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response> {
+    let cid = cid(call_type, call_id)?;
+    let caller = caller(&state, &headers, &q)?;
+    let offer = sdp_body(&headers, &body)?;
+    let screen = match q.source.as_deref() {
+        None | Some("camera") => false,
+        Some("screen") => true,
+        Some(other) => {
+            return Err(WebRtcError(
+                StatusCode::BAD_REQUEST,
+                format!("source must be camera or screen, not {other:?}"),
+            ));
+        }
+    };
+    let source_id = q.source_id.clone().unwrap_or_default();
+    if source_id.len() > 64
+        || !source_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(WebRtcError(
+            StatusCode::BAD_REQUEST,
+            "source_id takes up to 64 ASCII letters, digits, '-' and '_'".into(),
+        ));
+    }
+    let answer = state
+        .media
+        .publish(&caller, &cid, Source { screen, source_id }, &offer)
+        .await?;
+    Ok(created(&state, "whip", answer))
+}
+
+async fn play(
+    State(state): State<AppState>,
+    Path((call_type, call_id)): Path<(String, String)>,
+    Query(q): Query<WebRtcQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response> {
+    let cid = cid(call_type, call_id)?;
+    let caller = caller(&state, &headers, &q)?;
+    let offer = sdp_body(&headers, &body)?;
+    let answer = state.media.play(&caller, &cid, None, &offer).await?;
+    Ok(created(&state, "whep", answer))
+}
+
+async fn play_track(
+    State(state): State<AppState>,
+    Path((call_type, call_id, track_id)): Path<(String, String, String)>,
+    Query(q): Query<WebRtcQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response> {
+    let cid = cid(call_type, call_id)?;
+    let caller = caller(&state, &headers, &q)?;
+    let offer = sdp_body(&headers, &body)?;
+    let answer = state
+        .media
+        .play(&caller, &cid, Some(&track_id), &offer)
+        .await?;
+    Ok(created(&state, "whep", answer))
+}
+
+async fn options() -> Response {
+    let mut res = StatusCode::NO_CONTENT.into_response();
+    res.headers_mut()
+        .insert("accept-post", HeaderValue::from_static("application/sdp"));
+    res
+}
+
+async fn patch_session(
+    State(state): State<AppState>,
+    Path(session): Path<String>,
+    Query(q): Query<WebRtcQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response> {
+    let caller = optional_caller(&state, &headers, &q)?;
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if !ct.starts_with("application/trickle-ice-sdpfrag") {
+        return Err(WebRtcError(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("expected Content-Type: application/trickle-ice-sdpfrag, got {ct:?}"),
+        ));
+    }
+    let fragment = std::str::from_utf8(&body)
+        .map_err(|_| WebRtcError(StatusCode::BAD_REQUEST, "the fragment is not UTF-8".into()))?;
+    let if_match = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok());
+    match state
+        .media
+        .patch(&session, caller.as_ref(), if_match, fragment)
+        .await?
+    {
+        Patched::Trickled => Ok(StatusCode::NO_CONTENT.into_response()),
+        Patched::Restarted { fragment, etag } => {
+            let mut res = (StatusCode::OK, fragment).into_response();
+            let h = res.headers_mut();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/trickle-ice-sdpfrag"),
+            );
+            if let Ok(v) = HeaderValue::from_str(&etag) {
+                h.insert(header::ETAG, v);
+            }
+            Ok(res)
+        }
+    }
+}
+
+async fn delete_session(
+    State(state): State<AppState>,
+    Path(session): Path<String>,
+    Query(q): Query<WebRtcQuery>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let caller = optional_caller(&state, &headers, &q)?;
+    state.media.close(&session, caller.as_ref()).await?;
+    Ok(StatusCode::OK.into_response())
+}
+
+/// Server-sent events with a keep-alive comment, so proxies keep the stream open.
+fn sse<S>(stream: S) -> Response
+where
+    S: Stream<Item = std::result::Result<SseEvent, Infallible>> + Send + 'static,
+{
+    Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response()
+}
+
+async fn slot_events(
+    State(state): State<AppState>,
+    Path(session): Path<String>,
+    Query(q): Query<WebRtcQuery>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let caller = optional_caller(&state, &headers, &q)?;
+    let mut slots = state.media.slots(&session, caller.as_ref())?;
+    slots.mark_changed();
+    let stream = futures_util::stream::unfold(slots, |mut rx| async move {
+        rx.changed().await.ok()?;
+        let data = json!({"type": "slots", "slots": *rx.borrow_and_update()}).to_string();
+        Some((Ok(SseEvent::default().data(data)), rx))
+    });
+    Ok(sse(stream))
+}
+
+async fn call_events(
+    State(state): State<AppState>,
+    Path((call_type, call_id)): Path<(String, String)>,
+    Query(q): Query<WebRtcQuery>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let cid = cid(call_type, call_id)?;
+    let caller = caller(&state, &headers, &q)?;
+    // Anyone who may see the call may follow it.
+    state
+        .services
+        .get_call(&caller, &cid)
+        .await
+        .map_err(|e| service_error(&e))?;
+    let rx = state.services.live().subscribe(&cid);
+    let first = json!({"type": "call.state", "call_cid": cid, "state": state.media.state(&cid)});
+    let first: Arc<str> = first.to_string().into();
+    let stream = futures_util::stream::unfold((Some(first), rx), |(first, mut rx)| async move {
+        if let Some(f) = first {
+            return Some((Ok(SseEvent::default().data(&*f)), (None, rx)));
+        }
+        loop {
+            match rx.recv().await {
+                Ok(e) => return Some((Ok(SseEvent::default().data(&*e)), (None, rx))),
+                // A slow reader skips what it missed.
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    Ok(sse(stream))
+}

@@ -1,0 +1,504 @@
+//! The media plane: an SFU on str0m that takes WHIP publishers and WHEP players.
+//!
+//! - [`bus`]: per-track fan-out of packets to players and recorders, bounded per subscriber.
+//! - `peer`: one task per WebRTC peer, owning its `Rtc`.
+//! - `room`: participants per call and the call session's life; `speaker`: dominant speaker.
+//! - `udp`: one muxed port or a port per peer; `sdp`: offer checks and trickle fragments.
+//!
+//! Only this module uses str0m. A player's m-lines are *slots*: the SFU puts each track of
+//! the call in a free slot of its kind and reports the assignment on the session's event
+//! stream, so players never renegotiate when participants come and go.
+
+pub mod bus;
+mod peer;
+mod room;
+mod sdp;
+mod speaker;
+mod udp;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+use str0m::change::SdpOffer;
+use str0m::{Candidate, IceCreds, Rtc, RtcConfig};
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{info, warn};
+
+pub use bus::{Bus, BusCounters, BusMessage, Packet, Subscription};
+pub use sdp::SdpProblem;
+pub use udp::UdpMode;
+
+use crate::auth::Caller;
+use crate::domain::{Cid, Participant, Track, UserId};
+use crate::metrics::Metrics;
+use crate::service::{LeaveReason, ServiceError, Services};
+use peer::{Command, Exit, Peer, Role};
+use room::Rooms;
+
+/// Queue of datagrams per peer.
+const INBOX: usize = 1024;
+/// Bus queue of a player per slot.
+const PLAYER_QUEUE_PER_SLOT: usize = 256;
+
+/// Settings of the media plane.
+#[derive(Clone, Debug)]
+pub struct MediaConfig {
+    /// The address UDP sockets bind to.
+    pub bind_ip: IpAddr,
+    /// One muxed port or a port range.
+    pub udp: UdpMode,
+    /// Addresses put in the server's ICE candidates (what clients send to).
+    pub advertised: Vec<IpAddr>,
+    /// How long a call session outlives its last participant.
+    pub session_grace: Duration,
+    /// Most WebRTC sessions at once; more get 503.
+    pub max_peers: usize,
+}
+
+/// Why a WHIP/WHEP request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    /// The offer or fragment is not acceptable.
+    #[error("{0}")]
+    BadOffer(String),
+    /// The offer failed the checks.
+    #[error(transparent)]
+    Sdp(#[from] SdpProblem),
+    /// No such session or track.
+    #[error("{0}")]
+    NotFound(String),
+    /// The session's ETag does not match `If-Match`.
+    #[error("the session has changed (ETag mismatch)")]
+    PreconditionFailed,
+    /// The server takes no more sessions now.
+    #[error("the media server is full")]
+    Busy,
+    /// The domain refused.
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+    /// Something went wrong inside reel.
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// A created session.
+#[derive(Clone, Debug)]
+pub struct Answer {
+    /// Its id (the last part of its URL).
+    pub session: String,
+    /// The SDP answer.
+    pub sdp: String,
+    /// The ETag of the session's ICE state.
+    pub etag: String,
+}
+
+/// What a PATCH did.
+#[derive(Clone, Debug)]
+pub enum Patched {
+    /// Candidates were added.
+    Trickled,
+    /// ICE restarted: the server's fragment and the new ETag.
+    Restarted {
+        /// The answer fragment.
+        fragment: String,
+        /// The new ETag.
+        etag: String,
+    },
+}
+
+/// Which source a WHIP session publishes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Source {
+    /// A screen share (`?source=screen`) rather than camera and microphone.
+    pub screen: bool,
+    /// Which of the user's sources (`?source_id=`), for users publishing several.
+    pub source_id: String,
+}
+
+/// A player's slot as its event stream shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct SlotView {
+    /// The m-line's mid.
+    pub mid: String,
+    /// `audio` or `video`.
+    pub kind: &'static str,
+    /// The track in it, if any.
+    pub track: Option<Track>,
+}
+
+/// What the call looks like now.
+#[derive(Clone, Debug, Serialize)]
+pub struct CallState {
+    /// Its participants.
+    pub participants: Vec<Participant>,
+    /// Their tracks.
+    pub tracks: Vec<Track>,
+}
+
+/// The media plane. Cheap to clone.
+#[derive(Clone)]
+pub struct Media {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    services: Services,
+    config: MediaConfig,
+    udp: udp::Udp,
+    rooms: Arc<Rooms>,
+    sessions: Mutex<HashMap<String, SessionEntry>>,
+    next_peer: AtomicU64,
+    metrics: Arc<Metrics>,
+}
+
+struct SessionEntry {
+    user: UserId,
+    commands: mpsc::Sender<Command>,
+    etag: String,
+    slots: Option<watch::Receiver<Vec<SlotView>>>,
+}
+
+impl Media {
+    /// Binds the UDP sockets and starts the media plane.
+    pub async fn start(config: MediaConfig, services: Services) -> std::io::Result<Media> {
+        let metrics = services.metrics().clone();
+        let udp = udp::Udp::bind(config.bind_ip, &config.udp, metrics.udp_unrouted.clone()).await?;
+        if let Some(port) = udp.muxed_port() {
+            info!(port, advertised = ?config.advertised, "media plane listening on UDP");
+        }
+        Ok(Media {
+            inner: Arc::new(Inner {
+                rooms: Rooms::new(services.clone(), config.session_grace),
+                services,
+                config,
+                udp,
+                sessions: Mutex::new(HashMap::new()),
+                next_peer: AtomicU64::new(1),
+                metrics,
+            }),
+        })
+    }
+
+    /// The muxed UDP port, if the media plane uses one.
+    pub fn udp_port(&self) -> Option<u16> {
+        self.inner.udp.muxed_port()
+    }
+
+    /// The domain services.
+    pub fn services(&self) -> &Services {
+        &self.inner.services
+    }
+
+    fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<String, SessionEntry>> {
+        self.inner
+            .sessions
+            .lock()
+            .expect("the sessions map is never poisoned")
+    }
+
+    /// Starts a WHIP session: `caller` publishes `offer` into `cid` as `source`.
+    pub async fn publish(
+        &self,
+        caller: &Caller,
+        cid: &Cid,
+        source: Source,
+        offer: &str,
+    ) -> Result<Answer, MediaError> {
+        sdp::check_offer(offer, true)?;
+        let grant = self.inner.services.join(caller, cid).await?;
+        let (keyframe_sender, keyframes) = mpsc::channel(1);
+        let mut setup = self.setup(cid, offer).await?;
+        let (participant, room) =
+            self.inner
+                .rooms
+                .connect(cid, &grant.user_id, &source.source_id, &grant.role);
+        info!(cid = %cid, session = %setup.key, user_id = %grant.user_id, screen = source.screen, "WHIP session created");
+        let role = Role::Publish {
+            participant: participant.clone(),
+            screen: source.screen,
+            keyframes,
+            keyframe_sender,
+        };
+        setup.room = Some(room);
+        let answer = self.spawn(setup, role, grant.user_id, None, Some(participant));
+        Ok(answer)
+    }
+
+    /// Starts a WHEP session: `caller` plays every track of `cid` but its own, or just
+    /// `track_id`.
+    pub async fn play(
+        &self,
+        caller: &Caller,
+        cid: &Cid,
+        track_id: Option<&str>,
+        offer: &str,
+    ) -> Result<Answer, MediaError> {
+        let shape = sdp::check_offer(offer, false)?;
+        let viewer = match caller {
+            Caller::User(u) => Some(u.user_id.clone()),
+            Caller::Server => None,
+        };
+        // Players need not be participants, but must be allowed in the call.
+        let user = match caller {
+            Caller::User(_) => self.inner.services.join(caller, cid).await?.user_id,
+            Caller::Server => {
+                self.inner.services.get_call(caller, cid).await?;
+                UserId::parse("server").expect("a valid user id")
+            }
+        };
+        let capacity = PLAYER_QUEUE_PER_SLOT * (shape.audio + shape.video);
+        let bus = self.inner.services.bus();
+        let subscription = match track_id {
+            Some(t) => bus
+                .subscribe(cid, t, capacity)
+                .ok_or_else(|| MediaError::NotFound(format!("call {cid} has no track {t:?}")))?,
+            None => bus.watch(cid, capacity, |_| true),
+        };
+        let setup = self.setup(cid, offer).await?;
+        let (slots_tx, slots_rx) = watch::channel(Vec::new());
+        let role = Role::Play {
+            subscription,
+            viewer: if track_id.is_some() { None } else { viewer },
+            slots: slots_tx,
+        };
+        info!(cid = %cid, session = %setup.key, user_id = %user, "WHEP session created");
+        Ok(self.spawn(setup, role, user, Some(slots_rx), None))
+    }
+
+    /// Adds trickled candidates to a session, or restarts its ICE.
+    pub async fn patch(
+        &self,
+        session: &str,
+        caller: Option<&Caller>,
+        if_match: Option<&str>,
+        fragment: &str,
+    ) -> Result<Patched, MediaError> {
+        let fragment = sdp::parse_fragment(fragment)?;
+        let commands = {
+            let sessions = self.sessions();
+            let entry = self.entry(&sessions, session, caller)?;
+            if let Some(m) = if_match
+                && m != "*"
+                && m != entry.etag
+            {
+                return Err(MediaError::PreconditionFailed);
+            }
+            entry.commands.clone()
+        };
+        let (reply, answer) = oneshot::channel();
+        commands
+            .send(Command::Patch { fragment, reply })
+            .await
+            .map_err(|_| gone(session))?;
+        match answer.await.map_err(|_| gone(session))?? {
+            None => Ok(Patched::Trickled),
+            Some(fragment) => {
+                let etag = new_etag();
+                if let Some(e) = self.sessions().get_mut(session) {
+                    e.etag = etag.clone();
+                }
+                Ok(Patched::Restarted { fragment, etag })
+            }
+        }
+    }
+
+    /// Ends a session.
+    pub async fn close(&self, session: &str, caller: Option<&Caller>) -> Result<(), MediaError> {
+        let commands = {
+            let sessions = self.sessions();
+            self.entry(&sessions, session, caller)?.commands.clone()
+        };
+        commands
+            .send(Command::Close)
+            .await
+            .map_err(|_| gone(session))
+    }
+
+    /// The slots of a WHEP session, as they change.
+    pub fn slots(
+        &self,
+        session: &str,
+        caller: Option<&Caller>,
+    ) -> Result<watch::Receiver<Vec<SlotView>>, MediaError> {
+        let sessions = self.sessions();
+        self.entry(&sessions, session, caller)?
+            .slots
+            .clone()
+            .ok_or_else(|| MediaError::NotFound(format!("session {session} is not a WHEP session")))
+    }
+
+    /// The participants and tracks of `cid` now.
+    pub fn state(&self, cid: &Cid) -> CallState {
+        CallState {
+            participants: self.inner.rooms.participants(cid),
+            tracks: self
+                .inner
+                .services
+                .bus()
+                .tracks(cid)
+                .into_iter()
+                .map(|t| (*t).clone())
+                .collect(),
+        }
+    }
+
+    fn entry<'a>(
+        &self,
+        sessions: &'a HashMap<String, SessionEntry>,
+        session: &str,
+        caller: Option<&Caller>,
+    ) -> Result<&'a SessionEntry, MediaError> {
+        let entry = sessions
+            .get(session)
+            .ok_or_else(|| MediaError::NotFound(format!("no session {session}")))?;
+        // The session URL is the capability; a token, if sent, must be the owner's.
+        if let Some(Caller::User(u)) = caller
+            && u.user_id != entry.user
+        {
+            return Err(MediaError::NotFound(format!("no session {session}")));
+        }
+        Ok(entry)
+    }
+
+    /// A new `Rtc` answering `offer`, with its UDP endpoint.
+    async fn setup(&self, cid: &Cid, offer: &str) -> Result<Setup, MediaError> {
+        if self.sessions().len() >= self.inner.config.max_peers {
+            return Err(MediaError::Busy);
+        }
+        let parsed = SdpOffer::from_sdp_string(offer)
+            .map_err(|e| MediaError::BadOffer(format!("malformed SDP: {e}")))?;
+        let creds = IceCreds::new();
+        let mut rtc = rtc_config(creds.clone()).build(std::time::Instant::now());
+        let number = self.inner.next_peer.fetch_add(1, Ordering::Relaxed);
+        let (inbox_tx, inbox) = mpsc::channel(INBOX);
+        let endpoint = self
+            .inner
+            .udp
+            .endpoint(number, &creds.ufrag, inbox_tx)
+            .await
+            .map_err(|e| MediaError::Internal(format!("cannot open a UDP port: {e}")))?;
+        let mut local = None;
+        for ip in &self.inner.config.advertised {
+            let addr = SocketAddr::new(*ip, endpoint.port);
+            let c = Candidate::host(addr, "udp")
+                .map_err(|e| MediaError::Internal(format!("bad candidate {addr}: {e}")))?;
+            rtc.add_local_candidate(c);
+            local.get_or_insert(addr);
+        }
+        let local = local.ok_or_else(|| MediaError::Internal("no advertised address".into()))?;
+        let answer = rtc
+            .sdp_api()
+            .accept_offer(parsed)
+            .map_err(|e| MediaError::BadOffer(format!("cannot answer the offer: {e}")))?
+            .to_sdp_string();
+        Ok(Setup {
+            key: uuid::Uuid::new_v4().simple().to_string(),
+            cid: cid.clone(),
+            rtc,
+            endpoint,
+            local,
+            offer: offer.to_owned(),
+            inbox,
+            answer,
+            room: None,
+        })
+    }
+
+    fn spawn(
+        &self,
+        s: Setup,
+        role: Role,
+        user: UserId,
+        slots: Option<watch::Receiver<Vec<SlotView>>>,
+        participant: Option<Participant>,
+    ) -> Answer {
+        let (commands_tx, commands) = mpsc::channel(8);
+        let etag = new_etag();
+        self.sessions().insert(
+            s.key.clone(),
+            SessionEntry {
+                user,
+                commands: commands_tx,
+                etag: etag.clone(),
+                slots,
+            },
+        );
+        self.inner.metrics.media_sessions.inc();
+        let room = s.room.unwrap_or_else(|| mpsc::unbounded_channel().0);
+        let peer = Peer {
+            key: s.key.clone(),
+            cid: s.cid.clone(),
+            rtc: s.rtc,
+            endpoint: s.endpoint,
+            local: s.local,
+            offer: s.offer,
+            inbox: s.inbox,
+            commands,
+            role,
+            bus: self.inner.services.bus().clone(),
+            room,
+        };
+        let media = self.clone();
+        let key = s.key.clone();
+        let cid = s.cid.clone();
+        tokio::spawn(async move {
+            let exit = peer.run().await;
+            media.sessions().remove(&key);
+            media.inner.metrics.media_sessions.dec();
+            if let Some(p) = participant {
+                let reason = match exit {
+                    Exit::Closed => LeaveReason::Left,
+                    Exit::Lost => LeaveReason::Disconnected,
+                };
+                media.inner.rooms.disconnect(&cid, &p, reason);
+            }
+            if exit == Exit::Lost {
+                warn!(cid = %cid, session = %key, "WebRTC session lost");
+            } else {
+                info!(cid = %cid, session = %key, "WebRTC session closed");
+            }
+        });
+        Answer {
+            session: s.key,
+            sdp: s.answer,
+            etag,
+        }
+    }
+}
+
+struct Setup {
+    key: String,
+    cid: Cid,
+    rtc: Rtc,
+    endpoint: udp::Endpoint,
+    local: SocketAddr,
+    offer: String,
+    inbox: mpsc::Receiver<udp::Datagram>,
+    answer: String,
+    room: Option<mpsc::UnboundedSender<room::RoomEvent>>,
+}
+
+fn rtc_config(creds: IceCreds) -> RtcConfig {
+    RtcConfig::new()
+        .set_ice_lite(true)
+        .set_rtp_mode(true)
+        .set_local_ice_credentials(creds)
+        .clear_codecs()
+        .enable_opus(true, false)
+        .enable_vp8(true)
+        .enable_h264(true)
+        .enable_vp9(true)
+        .enable_av1(true)
+}
+
+fn new_etag() -> String {
+    format!("\"{}\"", uuid::Uuid::new_v4().simple())
+}
+
+fn gone(session: &str) -> MediaError {
+    MediaError::NotFound(format!("session {session} has ended"))
+}

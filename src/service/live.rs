@@ -1,0 +1,71 @@
+//! Live events of each call: what the call's event stream (join page, layout app) shows.
+//!
+//! Every event that goes to webhooks is also published here once its transaction commits;
+//! the media plane adds the ones that only matter live (the dominant speaker). Subscribers
+//! that fall behind skip events rather than hold anyone up.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+use tokio::sync::broadcast;
+
+use crate::domain::{CallSettings, Cid, User, UserId};
+use crate::service::CallView;
+
+/// Events a slow subscriber may fall behind by before it skips some.
+const BACKLOG: usize = 256;
+
+/// Renders domain objects in the shapes events carry (the webhook dialect's).
+pub trait EventShapes: Send + Sync + 'static {
+    /// A call.
+    fn call(&self, view: &CallView) -> Value;
+    /// A user; `None` when no record was upserted for the id.
+    fn user(&self, id: &UserId, user: Option<&User>) -> Value;
+}
+
+/// The per-call channels of live events (JSON text, one event each).
+#[derive(Default)]
+pub struct LiveEvents {
+    calls: Mutex<HashMap<Cid, broadcast::Sender<Arc<str>>>>,
+}
+
+impl LiveEvents {
+    /// A receiver of the call's events from now on.
+    pub fn subscribe(&self, cid: &Cid) -> broadcast::Receiver<Arc<str>> {
+        self.calls()
+            .entry(cid.clone())
+            .or_insert_with(|| broadcast::channel(BACKLOG).0)
+            .subscribe()
+    }
+
+    /// Sends `event` (a JSON object) to the call's subscribers, if it has any.
+    pub fn publish(&self, cid: &Cid, event: Arc<str>) {
+        let mut calls = self.calls();
+        if let Some(tx) = calls.get(cid)
+            && tx.send(event).is_err()
+        {
+            // Nobody listens any more.
+            calls.remove(cid);
+        }
+    }
+
+    fn calls(&self) -> std::sync::MutexGuard<'_, HashMap<Cid, broadcast::Sender<Arc<str>>>> {
+        self.calls
+            .lock()
+            .expect("the live-events map is never poisoned")
+    }
+}
+
+/// What a participant may do in a call, decided when it joins.
+#[derive(Clone, Debug)]
+pub struct JoinGrant {
+    /// The user.
+    pub user_id: UserId,
+    /// The user's role in the call.
+    pub role: String,
+    /// The call's effective settings.
+    pub settings: CallSettings,
+    /// The user's capabilities in the call (the SDKs' `own_capabilities`).
+    pub capabilities: Vec<&'static str>,
+}

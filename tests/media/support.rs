@@ -1,0 +1,151 @@
+//! Helpers shared by the media tests: publishers and SSE readers.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::common::{Db, TestServer, python};
+
+/// A server on SQLite whose call sessions end `grace` after the last participant leaves.
+pub async fn server(grace: Duration, webhook: Option<String>) -> TestServer {
+    TestServer::start_with(
+        Db::Sqlite,
+        |s| {
+            s.media.session_grace = Some(reel::config::HumanDuration(grace));
+            s.webhook_urls = webhook.map(|w| vec![w]);
+        },
+        Default::default(),
+    )
+    .await
+}
+
+fn script(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/python")
+        .join(name)
+}
+
+/// What an aiortc publisher reported.
+#[derive(Debug)]
+pub struct Published {
+    /// RTP packets it sent, by kind.
+    pub audio: u64,
+    pub video: u64,
+}
+
+/// Publishes `codec` video and Opus audio for `seconds` with aiortc, as `user`.
+pub async fn aiortc_publish(
+    t: &TestServer,
+    call: &str,
+    user: &str,
+    codec: &str,
+    seconds: f64,
+) -> Published {
+    aiortc_publish_to(&t.base, &t.user_token(user, None), call, codec, seconds).await
+}
+
+/// Publishes with aiortc to the server at `base` with `token`.
+pub async fn aiortc_publish_to(
+    base: &str,
+    token: &str,
+    call: &str,
+    codec: &str,
+    seconds: f64,
+) -> Published {
+    let url = format!("{base}/whip/default/{call}");
+    let out = tokio::process::Command::new(python())
+        .arg(script("whip_publish.py"))
+        .args([&url, token, codec, &seconds.to_string()])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "aiortc publisher failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = String::from_utf8_lossy(&out.stdout);
+    let v: Value = serde_json::from_str(line.trim()).unwrap_or_else(|e| panic!("{e}: {line}"));
+    Published {
+        audio: v["sent"]["audio"].as_u64().unwrap(),
+        video: v["sent"]["video"].as_u64().unwrap(),
+    }
+}
+
+/// A metric's value from `/metrics`.
+pub async fn metric(t: &TestServer, name: &str) -> f64 {
+    let text = t
+        .http
+        .get(format!("{}/metrics", t.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no metric {name} in {text}"))
+}
+
+/// The JSON `data:` payloads of a server-sent event stream, as they come.
+pub struct EventStream {
+    res: reqwest::Response,
+    buf: String,
+}
+
+impl EventStream {
+    /// Opens `url`.
+    pub async fn open(url: &str) -> Self {
+        let res = reqwest::get(url).await.unwrap();
+        assert_eq!(res.status(), 200, "{url}");
+        Self {
+            res,
+            buf: String::new(),
+        }
+    }
+
+    /// The next event, or `None` if none comes within `timeout`.
+    pub async fn next(&mut self, timeout: Duration) -> Option<Value> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(end) = self.buf.find("\n\n") {
+                let block: String = self.buf.drain(..end + 2).collect();
+                let data: String = block
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("data:"))
+                    .map(str::trim_start)
+                    .collect();
+                if data.is_empty() {
+                    continue; // a keep-alive comment
+                }
+                return Some(serde_json::from_str(&data).unwrap());
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.res.chunk())
+                .await
+                .ok()?;
+            self.buf
+                .push_str(&String::from_utf8_lossy(&chunk.unwrap()?));
+        }
+    }
+
+    /// Events until one of type `kind` comes (within `timeout`); all of them, that one last.
+    pub async fn until(&mut self, kind: &str, timeout: Duration) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let e = self
+                .next(left)
+                .await
+                .unwrap_or_else(|| panic!("no {kind} event; saw {seen:?}"));
+            let done = e["type"] == kind;
+            seen.push(e);
+            if done {
+                return seen;
+            }
+        }
+    }
+}
