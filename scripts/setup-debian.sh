@@ -4,9 +4,10 @@ set -euo pipefail
 
 packages=(build-essential pkg-config ca-certificates curl)
 if [[ "${1:-}" == "--test" ]]; then
-  # The test suite also starts PostgreSQL, runs Python clients (the Stream SDK, aiortc) and
-  # isolates WebRTC tests in a network namespace (unshare from util-linux, ip from iproute2).
-  packages+=(postgresql python3 python3-venv iproute2 util-linux)
+  # The test suite also starts PostgreSQL, runs Python clients (the Stream SDK, aiortc, a
+  # Chromium driver), publishes from headless Chromium, and isolates WebRTC tests in a network
+  # namespace (unshare from util-linux, ip from iproute2).
+  packages+=(postgresql python3 python3-venv iproute2 util-linux chromium)
 fi
 
 missing=()

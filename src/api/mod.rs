@@ -3,9 +3,11 @@
 //! - [`stream`]: the Stream-compatible API (`/api/v2/video/...`).
 //! - `/files/...`: downloads of locally stored recordings through signed links (Range support).
 //! - `webrtc`: WHIP/WHEP (`/whip/...`, `/whep/...`) and the live event streams (`/events/...`).
+//! - `/join/{type}/{id}`: the join page, to hold a real call in a browser.
 //! - `/healthz`, `/metrics` (Prometheus), `/openapi.json`.
 
 mod files;
+mod join;
 mod openapi;
 pub mod stream;
 mod webrtc;
@@ -48,6 +50,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(stream::routes())
         .merge(webrtc::routes())
+        .route("/join/{call_type}/{call_id}", get(join::page))
         .route("/files/{*key}", get(files::download))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))

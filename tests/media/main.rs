@@ -6,6 +6,7 @@
 #[path = "../control_plane/common.rs"]
 mod common;
 
+mod browser;
 mod publish;
 mod sessions;
 mod support;

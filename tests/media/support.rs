@@ -20,7 +20,8 @@ pub async fn server(grace: Duration, webhook: Option<String>) -> TestServer {
     .await
 }
 
-fn script(name: &str) -> PathBuf {
+/// A helper script of `tests/python`.
+pub fn script(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/python")
         .join(name)

@@ -1,0 +1,51 @@
+"""Opens join pages in headless Chromium with fake camera and microphone, lets them talk,
+and reports what each page's WebRTC stats say.
+
+usage: browser_call.py SECONDS URL [URL ...]
+  Prints one JSON line: a list with, per page, {"sent", "codecs", "received", "framesDecoded"}
+  read from getStats just before the page leaves the call.
+"""
+import asyncio
+import json
+import os
+import sys
+
+from playwright.async_api import async_playwright
+
+CHROMIUM = os.environ.get("REEL_TEST_CHROMIUM", "/usr/lib/chromium/chromium")
+FLAGS = [
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--allow-loopback-in-peer-connection",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+async def main(seconds: float, urls: list[str]) -> None:
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        pages = []
+        for url in urls:
+            page = await browser.new_page()
+            page.on("console", lambda m: print(f"console: {m.text}", file=sys.stderr))
+            await page.goto(url)
+            await page.wait_for_function("window.reel && window.reel.ready", timeout=20000)
+            pages.append(page)
+        status = [await page.text_content("#status") for page in pages]
+        await asyncio.sleep(seconds)
+        stats = [await page.evaluate("window.reel.stats()") for page in pages]
+        for page, st in zip(pages, status):
+            await page.evaluate("window.reel.leave()")
+        for s, st in zip(stats, status):
+            s["status"] = st
+        await browser.close()
+    print(json.dumps(stats), flush=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main(float(sys.argv[1]), sys.argv[2:]))
