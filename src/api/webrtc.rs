@@ -252,11 +252,7 @@ async fn play(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response> {
-    let cid = cid(call_type, call_id)?;
-    let caller = caller(&state, &headers, &q)?;
-    let offer = sdp_body(&headers, &body)?;
-    let answer = state.media.play(&caller, &cid, None, &offer).await?;
-    Ok(created(&state, "whep", answer))
+    play_in(&state, (call_type, call_id, None), &q, &headers, &body).await
 }
 
 async fn play_track(
@@ -266,14 +262,32 @@ async fn play_track(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response> {
+    play_in(
+        &state,
+        (call_type, call_id, Some(track_id)),
+        &q,
+        &headers,
+        &body,
+    )
+    .await
+}
+
+/// A WHEP session in a call, of all its tracks or of one.
+async fn play_in(
+    state: &AppState,
+    (call_type, call_id, track_id): (String, String, Option<String>),
+    q: &WebRtcQuery,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Response> {
     let cid = cid(call_type, call_id)?;
-    let caller = caller(&state, &headers, &q)?;
-    let offer = sdp_body(&headers, &body)?;
+    let caller = caller(state, headers, q)?;
+    let offer = sdp_body(headers, body)?;
     let answer = state
         .media
-        .play(&caller, &cid, Some(&track_id), &offer)
+        .play(&caller, &cid, track_id.as_deref(), &offer)
         .await?;
-    Ok(created(&state, "whep", answer))
+    Ok(created(state, "whep", answer))
 }
 
 async fn options() -> Response {
