@@ -166,19 +166,20 @@ fn cid(call_type: String, call_id: String) -> Result<Cid> {
     ))
 }
 
-fn sdp_body(headers: &HeaderMap, body: &Bytes) -> Result<String> {
+/// The body as text, if it has the content type `expected`.
+fn text_body(headers: &HeaderMap, body: &Bytes, expected: &str) -> Result<String> {
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    if !ct.starts_with("application/sdp") {
+    if !ct.starts_with(expected) {
         return Err(WebRtcError(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!("expected Content-Type: application/sdp, got {ct:?}"),
+            format!("expected Content-Type: {expected}, got {ct:?}"),
         ));
     }
     String::from_utf8(body.to_vec())
-        .map_err(|_| WebRtcError(StatusCode::BAD_REQUEST, "the SDP is not UTF-8".into()))
+        .map_err(|_| WebRtcError(StatusCode::BAD_REQUEST, "the body is not UTF-8".into()))
 }
 
 fn created(state: &AppState, kind: &str, a: crate::media::Answer) -> Response {
@@ -216,7 +217,7 @@ async fn publish(
 ) -> Result<Response> {
     let cid = cid(call_type, call_id)?;
     let caller = caller(&state, &headers, &q)?;
-    let offer = sdp_body(&headers, &body)?;
+    let offer = text_body(&headers, &body, "application/sdp")?;
     let screen = match q.source.as_deref() {
         None | Some("camera") => false,
         Some("screen") => true,
@@ -282,7 +283,7 @@ async fn play_in(
 ) -> Result<Response> {
     let cid = cid(call_type, call_id)?;
     let caller = caller(state, headers, q)?;
-    let offer = sdp_body(headers, body)?;
+    let offer = text_body(headers, body, "application/sdp")?;
     let answer = state
         .media
         .play(&caller, &cid, track_id.as_deref(), &offer)
@@ -305,22 +306,11 @@ async fn patch_session(
     body: Bytes,
 ) -> Result<Response> {
     let caller = optional_caller(&state, &headers, &q)?;
-    let ct = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    if !ct.starts_with("application/trickle-ice-sdpfrag") {
-        return Err(WebRtcError(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!("expected Content-Type: application/trickle-ice-sdpfrag, got {ct:?}"),
-        ));
-    }
-    let fragment = std::str::from_utf8(&body)
-        .map_err(|_| WebRtcError(StatusCode::BAD_REQUEST, "the fragment is not UTF-8".into()))?;
+    let fragment = text_body(&headers, &body, "application/trickle-ice-sdpfrag")?;
     let if_match = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok());
     match state
         .media
-        .patch(&session, caller.as_ref(), if_match, fragment)
+        .patch(&session, caller.as_ref(), if_match, &fragment)
         .await?
     {
         Patched::Trickled => Ok(StatusCode::NO_CONTENT.into_response()),

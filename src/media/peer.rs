@@ -90,12 +90,6 @@ pub(crate) enum Exit {
     Lost,
 }
 
-/// A track this publisher sends to the bus.
-struct Published {
-    publication: Publication,
-    video: bool,
-}
-
 /// A player's slot: one negotiated sending m-line.
 struct Slot {
     mid: Mid,
@@ -119,7 +113,7 @@ struct Binding {
 }
 
 struct State {
-    published: HashMap<Mid, Published>,
+    published: HashMap<Mid, Publication>,
     slots: Vec<Slot>,
     disconnected_since: Option<Instant>,
     last_keyframe_request: Option<Instant>,
@@ -195,9 +189,7 @@ impl Peer {
         };
         // Ending the publications tells subscribers and the room, in order.
         for (_, p) in state.published.drain() {
-            let _ = self
-                .room
-                .send(RoomEvent::TrackEnded(p.publication.track().clone()));
+            let _ = self.room.send(RoomEvent::TrackEnded(p.track().clone()));
         }
         exit
     }
@@ -346,10 +338,7 @@ impl Peer {
             let _ = self
                 .room
                 .send(RoomEvent::TrackPublished(publication.track().clone()));
-            vacant.insert(Published {
-                publication,
-                video: !audio,
-            });
+            vacant.insert(publication);
         }
         let ext = &p.header.ext_vals;
         if let Some(level) = ext.audio_level {
@@ -358,9 +347,10 @@ impl Peer {
         let Some(published) = state.published.get(&mid) else {
             return;
         };
-        let track = published.publication.track().clone();
-        let keyframe = published.video && starts_keyframe(&track.codec.name, &p.payload);
-        published.publication.send(Packet {
+        let track = published.track().clone();
+        let keyframe =
+            !track.track_type.is_audio() && starts_keyframe(&track.codec.name, &p.payload);
+        published.send(Packet {
             track,
             ssrc: *ssrc,
             seq: *p.seq_no,
@@ -412,7 +402,7 @@ impl Peer {
         }
         state.last_keyframe_request = Some(now);
         for (mid, p) in &state.published {
-            if p.video
+            if !p.track().track_type.is_audio()
                 && let Some(s) = self.rtc.direct_api().stream_rx_by_mid(*mid, None)
             {
                 s.request_keyframe(KeyframeRequestKind::Pli);

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::Value;
 use tokio::sync::broadcast;
 
-use crate::domain::{CallSettings, Cid, User, UserId};
+use crate::domain::{Cid, User, UserId};
 use crate::service::CallView;
 
 /// Events a slow subscriber may fall behind by before it skips some.
@@ -55,17 +55,4 @@ impl LiveEvents {
             .lock()
             .expect("the live-events map is never poisoned")
     }
-}
-
-/// What a participant may do in a call, decided when it joins.
-#[derive(Clone, Debug)]
-pub struct JoinGrant {
-    /// The user.
-    pub user_id: UserId,
-    /// The user's role in the call.
-    pub role: String,
-    /// The call's effective settings.
-    pub settings: CallSettings,
-    /// The user's capabilities in the call (the SDKs' `own_capabilities`).
-    pub capabilities: Vec<&'static str>,
 }

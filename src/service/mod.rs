@@ -32,8 +32,8 @@ use crate::webhooks::Receivers;
 
 pub use call_types::{CallTypeChanges, NewCallType, UserChanges};
 pub use calls::{CallChanges, CallView, NewCall, NewMember};
-pub use live::{EventShapes, JoinGrant, LiveEvents};
-pub use sessions::LeaveReason;
+pub use live::{EventShapes, LiveEvents};
+pub use sessions::{JoinGrant, LeaveReason};
 pub use storages::{StorageSpec, Storages};
 pub use uploads::Uploader;
 

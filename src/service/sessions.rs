@@ -7,12 +7,25 @@
 
 use tracing::{info, warn};
 
-use super::{JoinGrant, NewCall, Result, ServiceError, Services};
+use super::{NewCall, Result, ServiceError, Services};
 use crate::auth::Caller;
 use crate::domain::{
-    CallSession, Cid, Event, Participant, ParticipantEvent, ParticipantView, Permission,
-    SessionEvent, SessionId, Timestamp, Track, TrackView,
+    CallSession, CallSettings, Cid, Event, Participant, ParticipantEvent, ParticipantView,
+    Permission, SessionEvent, SessionId, Timestamp, Track, TrackView, UserId,
 };
+
+/// What a participant may do in a call, decided when it joins.
+#[derive(Clone, Debug)]
+pub struct JoinGrant {
+    /// The user.
+    pub user_id: UserId,
+    /// The user's role in the call.
+    pub role: String,
+    /// The call's effective settings.
+    pub settings: CallSettings,
+    /// The user's capabilities in the call (the SDKs' `own_capabilities`).
+    pub capabilities: Vec<&'static str>,
+}
 
 /// Why a participant left.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
