@@ -5,9 +5,10 @@ set -euo pipefail
 packages=(build-essential pkg-config ca-certificates curl)
 if [[ "${1:-}" == "--test" ]]; then
   # The test suite also starts PostgreSQL, runs Python clients (the Stream SDK, aiortc, a
-  # Chromium driver), publishes from headless Chromium, and isolates WebRTC tests in a network
-  # namespace (unshare from util-linux, ip from iproute2).
-  packages+=(postgresql python3 python3-venv iproute2 util-linux chromium)
+  # Chromium driver), publishes from headless Chromium, makes clips for `reel publish` with
+  # ffmpeg, and isolates WebRTC tests in a network namespace (unshare from util-linux, ip from
+  # iproute2).
+  packages+=(postgresql python3 python3-venv iproute2 util-linux chromium ffmpeg)
 fi
 
 missing=()

@@ -1,6 +1,7 @@
 //! The `reel` command line.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
@@ -33,6 +34,16 @@ pub enum Command {
     Serve(ConfigArgs),
     /// Print a signed user token (for tests, demos and the join page).
     Token(TokenArgs),
+    /// Publish a pre-encoded clip into a call as one or more participants, over WHIP.
+    ///
+    /// Nothing is encoded: the clip's frames are packetized as they fall due, looped, so one
+    /// machine can act as many participants (demos, load tests, benchmarks). Make clips with
+    /// ffmpeg, e.g.:
+    ///
+    ///   ffmpeg -f lavfi -i testsrc2=size=1280x720:rate=30 -t 10 -c:v libvpx -b:v 1.1M -g 60 clip.ivf
+    ///
+    ///   ffmpeg -f lavfi -i sine=f=440:r=48000 -t 10 -c:a libopus -b:a 64k clip.ogg
+    Publish(PublishArgs),
     /// Inspect and retry webhook deliveries.
     Webhooks {
         /// What to do.
@@ -81,6 +92,56 @@ pub struct TokenArgs {
     pub config: ConfigArgs,
 }
 
+/// `reel publish`.
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// The WHIP endpoint, e.g. http://127.0.0.1:3000/whip/default/demo.
+    pub url: reqwest::Url,
+    /// The video clip: IVF (VP8, VP9 or AV1) or an H.264 Annex B stream (.h264).
+    #[arg(long, value_name = "FILE", required_unless_present = "audio")]
+    pub video: Option<PathBuf>,
+    /// The audio clip: Ogg Opus.
+    #[arg(long, value_name = "FILE")]
+    pub audio: Option<PathBuf>,
+    /// Frame rate of an H.264 clip (IVF files carry their own timing).
+    #[arg(long, default_value_t = 30)]
+    pub fps: u32,
+    /// How many participants to publish as.
+    #[arg(long, short = 'n', default_value_t = 1)]
+    pub participants: usize,
+    /// Time between two participants' starts.
+    #[arg(long, value_name = "DURATION", default_value = "50ms")]
+    pub stagger: HumanDuration,
+    /// Stop after this long; without it, publish until Ctrl-C.
+    #[arg(long, value_name = "DURATION")]
+    pub duration: Option<HumanDuration>,
+    /// A user token for every participant; with several, each publishes as its own
+    /// `source_id` (p1, p2, ...) of that user. Takes precedence over --api-secret.
+    #[arg(long, env = "REEL_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Sign a token per participant with the API secret instead, for users <user>-1 ... <user>-N.
+    #[arg(long, env = "REEL_API_SECRET", hide_env_values = true)]
+    pub api_secret: Option<String>,
+    /// The user id the tokens are signed for (a prefix with several participants).
+    #[arg(long, default_value = "publisher")]
+    pub user: String,
+    /// The local address for media [default: the one that routes to the server].
+    #[arg(long, value_name = "IP")]
+    pub bind: Option<std::net::IpAddr>,
+    /// How to print the final report.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
+}
+
+/// How a command prints its result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    /// A line for people.
+    Text,
+    /// One JSON object, for scripts.
+    Json,
+}
+
 /// `reel webhooks ...`.
 #[derive(Debug, Subcommand)]
 pub enum WebhooksCommand {
@@ -112,6 +173,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(args.resolve()?).await,
         Command::Token(args) => token(args).await,
+        Command::Publish(args) => publish(args).await,
         Command::Webhooks { command } => webhooks(command).await,
     }
 }
@@ -166,6 +228,95 @@ async fn token(args: TokenArgs) -> anyhow::Result<()> {
         "{}",
         keys.user_token(&user, role.as_ref(), args.ttl.map(|d| d.0))
     );
+    Ok(())
+}
+
+async fn publish(args: PublishArgs) -> anyhow::Result<()> {
+    use crate::media::{clip, publisher};
+    crate::telemetry::init(crate::config::LogFormat::Text);
+    if args.participants == 0 {
+        bail!("--participants must be at least 1");
+    }
+    let video = args
+        .video
+        .as_deref()
+        .map(|p| clip::read_video(p, args.fps))
+        .transpose()?;
+    let audio = args.audio.as_deref().map(clip::read_audio).transpose()?;
+    let several = args.participants > 1;
+    let participants = (1..=args.participants)
+        .map(|i| {
+            Ok(match (&args.token, &args.api_secret) {
+                (Some(token), _) => publisher::Identity {
+                    token: token.clone(),
+                    source_id: several.then(|| format!("p{i}")),
+                },
+                (None, Some(secret)) => {
+                    let user = if several {
+                        UserId::parse(format!("{}-{i}", args.user))?
+                    } else {
+                        UserId::parse(args.user.clone())?
+                    };
+                    publisher::Identity {
+                        token: Keys::new("", secret.as_str()).user_token(&user, None, None),
+                        source_id: None,
+                    }
+                }
+                (None, None) => bail!(
+                    "give a user token (--token or REEL_TOKEN, see `reel token`) \
+                     or the API secret (--api-secret or REEL_API_SECRET)"
+                ),
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let config = publisher::PublishConfig {
+        url: args.url,
+        participants,
+        video: video.map(Arc::new),
+        audio: audio.map(Arc::new),
+        stagger: args.stagger.0,
+        bind: args.bind,
+    };
+    let stop = tokio_util::sync::CancellationToken::new();
+    let signal = shutdown_signal()?;
+    let duration = args.duration.map(|d| d.0);
+    let trigger = stop.clone();
+    tokio::spawn(async move {
+        match duration {
+            Some(d) => {
+                tokio::select! {
+                    _ = signal => {}
+                    _ = tokio::time::sleep(d) => {}
+                }
+            }
+            None => signal.await,
+        }
+        trigger.cancel();
+    });
+    let report = publisher::publish(config, stop).await;
+    match args.format {
+        ReportFormat::Json => println!("{}", serde_json::to_string(&report)?),
+        ReportFormat::Text => {
+            let seconds = report.seconds.max(0.001);
+            println!(
+                "{} participant(s), {} connected, {} failed: {} packets, {:.1} MB in {:.1} s ({:.2} Mbit/s)",
+                report.participants,
+                report.connected,
+                report.failed,
+                report.packets,
+                report.bytes as f64 / 1e6,
+                seconds,
+                report.bytes as f64 * 8.0 / seconds / 1e6,
+            );
+        }
+    }
+    if report.failed > 0 {
+        bail!(
+            "{} participant(s) failed: {}",
+            report.failed,
+            report.errors.join("; ")
+        );
+    }
     Ok(())
 }
 

@@ -4,13 +4,16 @@
 //! - `peer`: one task per WebRTC peer, owning its `Rtc`.
 //! - `room`: participants per call and the call session's life; `speaker`: dominant speaker.
 //! - `udp`: one muxed port or a port per peer; `sdp`: offer checks and trickle fragments.
+//! - [`publisher`]: the WHIP client of `reel publish`, sending [`clip`]s as participants.
 //!
 //! Only this module uses str0m. A player's m-lines are *slots*: the SFU puts each track of
 //! the call in a free slot of its kind and reports the assignment on the session's event
 //! stream, so players never renegotiate when participants come and go.
 
 pub mod bus;
+pub mod clip;
 mod peer;
+pub mod publisher;
 mod room;
 mod sdp;
 mod speaker;

@@ -8,5 +8,6 @@ mod common;
 
 mod browser;
 mod publish;
+mod publisher;
 mod sessions;
 mod support;
