@@ -27,23 +27,16 @@ venv="$cache/venv"
 "$venv/bin/pip" install -q --disable-pip-version-check -r "$root/tests/python/requirements.txt"
 export REEL_TEST_PYTHON="$venv/bin/python"
 
-# A network namespace with only loopback up (unprivileged users map themselves to root in it).
-isolated() {
-  local flags=-n
-  [[ $(id -u) -ne 0 ]] && flags=-rn
-  unshare "$flags" sh -c 'ip link set lo up && exec "$@"' isolated "$@"
-}
-
 status=0
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --locked --no-fail-fast -E 'not binary(media)' || status=$?
   cargo nextest run --locked --no-run --test media
-  isolated cargo nextest run --locked --offline --no-fail-fast --test media || status=$?
+  scripts/isolated cargo nextest run --locked --offline --no-fail-fast --test media || status=$?
   cargo test --locked --doc || status=$?
 else
   cargo test --locked --no-fail-fast --lib --bins --test control_plane || status=$?
   cargo test --locked --no-run --test media
-  isolated cargo test --locked --offline --test media || status=$?
+  scripts/isolated cargo test --locked --offline --test media || status=$?
   cargo test --locked --doc || status=$?
 fi
 exit "$status"
