@@ -40,6 +40,71 @@ fn stream_op(
     op
 }
 
+fn query_param(name: &str, description: &str) -> Value {
+    json!({"name": name, "in": "query", "required": false, "description": description,
+           "schema": {"type": "string"}})
+}
+
+/// One operation of the WebRTC routes: a Bearer token (or `?token=`), plain-text errors.
+fn webrtc_op(id: &str, summary: &str, params: Vec<Value>, responses: Value) -> Value {
+    let mut params = params;
+    params.push(query_param(
+        "token",
+        "the user token, when no Authorization header can be sent",
+    ));
+    let mut responses = responses;
+    responses["default"] = json!({"description": "Error, as plain text",
+                                  "content": {"text/plain": {"schema": {"type": "string"}}}});
+    json!({"operationId": id, "summary": summary, "parameters": params,
+           "security": [{"bearer": []}], "responses": responses})
+}
+
+/// `POST` of an SDP offer, answered `201` with the SDP answer (WHIP and WHEP).
+fn offer_op(id: &str, summary: &str, params: Vec<Value>) -> Value {
+    let mut op = webrtc_op(
+        id,
+        summary,
+        params,
+        json!({
+            "201": {"description": "the SDP answer, with the server's candidates",
+                    "headers": {"Location": {"schema": {"type": "string"}, "description": "the session's URL"},
+                                "ETag": {"schema": {"type": "string"}}, "Link": {"schema": {"type": "string"}}},
+                    "content": {"application/sdp": {"schema": {"type": "string"}}}},
+            "503": {"description": "too many sessions; see Retry-After"}
+        }),
+    );
+    op["requestBody"] =
+        json!({"required": true, "content": {"application/sdp": {"schema": {"type": "string"}}}});
+    op
+}
+
+/// `PATCH` and `DELETE` of a WHIP or WHEP session.
+fn session_ops(kind: &str) -> Value {
+    let session = || vec![path_param("session", "the session id from Location")];
+    let mut patch = webrtc_op(
+        &format!("Patch{kind}Session"),
+        "Trickle ICE candidates, or restart ICE with new credentials (If-Match: the ETag)",
+        session(),
+        json!({
+            "204": {"description": "candidates added"},
+            "200": {"description": "ICE restarted: the server's fragment, and a new ETag",
+                    "content": {"application/trickle-ice-sdpfrag": {"schema": {"type": "string"}}}},
+            "412": {"description": "the ETag does not match"}
+        }),
+    );
+    patch["requestBody"] = json!({"required": true,
+        "content": {"application/trickle-ice-sdpfrag": {"schema": {"type": "string"}}}});
+    json!({
+        "patch": patch,
+        "delete": webrtc_op(&format!("Delete{kind}Session"), "End the session", session(),
+                            json!({"200": {"description": "ended"}})),
+    })
+}
+
+fn event_stream(description: &str) -> Value {
+    json!({"200": {"description": description, "content": {"text/event-stream": {"schema": {"type": "string"}}}}})
+}
+
 fn recording_type_param() -> Value {
     json!({"name": "recording_type", "in": "path", "required": true,
            "schema": {"type": "string", "enum": ["composite", "individual", "raw"]}})
@@ -237,6 +302,53 @@ pub fn document() -> Value {
             "get": stream_op("ListFailedWebhooks", "Webhook deliveries that failed: still retrying or given up", vec![], None, "FailedWebhooksResponse"),
         }),
     );
+    let mut whip_params = call_params();
+    whip_params.push(query_param("source", "`screen` for a screen share"));
+    whip_params.push(query_param(
+        "source_id",
+        "which of the user's sources (several cameras)",
+    ));
+    add(
+        "/whip/{type}/{id}".into(),
+        json!({"post": offer_op("Publish", "Publish camera and microphone, or a screen share, into a call (WHIP); creates the call if needed",
+                                whip_params)}),
+    );
+    add("/whip/sessions/{session}".into(), session_ops("Whip"));
+    add(
+        "/whep/{type}/{id}".into(),
+        json!({"post": offer_op("Play", "Play every other participant's tracks (WHEP); the offer's m-lines are slots, see the session's events", call_params())}),
+    );
+    let mut track_params = call_params();
+    track_params.push(path_param("track_id", "the track"));
+    add(
+        "/whep/{type}/{id}/tracks/{track_id}".into(),
+        json!({"post": offer_op("PlayTrack", "Play one track (WHEP)", track_params)}),
+    );
+    add("/whep/sessions/{session}".into(), session_ops("Whep"));
+    add(
+        "/whep/sessions/{session}/events".into(),
+        json!({"get": webrtc_op("PlayerSlots", "Which track each of the player's m-lines carries, as it changes (`slots` events)",
+                                vec![path_param("session", "the WHEP session id")],
+                                event_stream("server-sent events"))}),
+    );
+    add(
+        "/events/{type}/{id}".into(),
+        json!({"get": webrtc_op("CallEvents", "The call's participants and tracks (`call.state`), then its events as they happen",
+                                call_params(), event_stream("server-sent events"))}),
+    );
+    let mut join_params = call_params();
+    join_params.push(query_param("token", "the user token"));
+    join_params.push(query_param(
+        "codec",
+        "preferred video codec: VP8, VP9, H264 or AV1",
+    ));
+    add(
+        "/join/{type}/{id}".into(),
+        json!({"get": {"operationId": "JoinPage", "summary": "A page that holds a real call in the browser (camera, microphone, screen share, recording buttons)",
+                       "parameters": join_params,
+                       "responses": {"200": {"description": "the page", "content": {"text/html": {}}},
+                                     "401": {"description": "missing or invalid token"}}}}),
+    );
     add(
         "/files/{key}".into(),
         json!({
@@ -277,7 +389,8 @@ pub fn document() -> Value {
         "components": {
             "securitySchemes": {
                 "api_key": {"type": "apiKey", "in": "query", "name": "api_key"},
-                "token": {"type": "apiKey", "in": "header", "name": "Authorization"}
+                "token": {"type": "apiKey", "in": "header", "name": "Authorization"},
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
             },
             "schemas": schemas(),
         },

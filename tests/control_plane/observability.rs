@@ -111,6 +111,10 @@ async fn openapi_documents_existing_routes() {
         "/api/v2/video/calltypes/{name}",
         "/api/v2/external_storage/{name}/check",
         "/files/{key}",
+        "/whip/{type}/{id}",
+        "/whep/sessions/{session}/events",
+        "/events/{type}/{id}",
+        "/join/{type}/{id}",
     ] {
         assert!(paths.contains_key(must), "{must} is documented");
     }
