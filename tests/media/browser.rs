@@ -109,15 +109,24 @@ async fn chromium_publishes_every_codec_it_offers() {
         let sent =
             |kind: &str| s["sent"][kind].as_u64().unwrap() - s["resent"][kind].as_u64().unwrap();
         let (audio, video) = (&got[&TrackType::Audio], &got[&TrackType::Video]);
+        let estimate = s["availableOutgoingBitrate"].as_f64().unwrap_or(0.0);
         eprintln!(
-            "{codec}: audio {}/{} packets; video {}/{} packets, {}/{} frames, {} gaps",
+            "{codec}: audio {}/{} packets; video {}/{} packets, {}/{} frames, {} gaps; \
+             send estimate {:.2} Mbit/s",
             audio.packets,
             sent("audio"),
             video.packets,
             sent("video"),
             video.frames,
             s["framesSent"],
-            video.gaps()
+            video.gaps(),
+            estimate / 1e6
+        );
+        // Chromium starts its estimate at 300 kbit/s; it only grows with reel's transport-wide
+        // congestion control feedback.
+        assert!(
+            estimate > 1e6,
+            "{codec}: Chromium's bandwidth estimate stayed at {estimate} bit/s"
         );
         assert!(sent("audio") > 100 && sent("video") > 100, "{s}");
         assert!(
