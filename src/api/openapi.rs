@@ -11,6 +11,13 @@ fn call_params() -> Vec<Value> {
     vec![path_param("type", "call type"), path_param("id", "call id")]
 }
 
+/// The call's path parameters, then `extra`.
+fn call_params_and(extra: impl IntoIterator<Item = Value>) -> Vec<Value> {
+    let mut params = call_params();
+    params.extend(extra);
+    params
+}
+
 fn schema(name: &str) -> Value {
     json!({"$ref": format!("#/components/schemas/{name}")})
 }
@@ -302,12 +309,10 @@ pub fn document() -> Value {
             "get": stream_op("ListFailedWebhooks", "Webhook deliveries that failed: still retrying or given up", vec![], None, "FailedWebhooksResponse"),
         }),
     );
-    let mut whip_params = call_params();
-    whip_params.push(query_param("source", "`screen` for a screen share"));
-    whip_params.push(query_param(
-        "source_id",
-        "which of the user's sources (several cameras)",
-    ));
+    let whip_params = call_params_and([
+        query_param("source", "`screen` for a screen share"),
+        query_param("source_id", "which of the user's sources (several cameras)"),
+    ]);
     add(
         "/whip/{type}/{id}".into(),
         json!({"post": offer_op("Publish", "Publish camera and microphone, or a screen share, into a call (WHIP); creates the call if needed",
@@ -318,8 +323,7 @@ pub fn document() -> Value {
         "/whep/{type}/{id}".into(),
         json!({"post": offer_op("Play", "Play every other participant's tracks (WHEP); the offer's m-lines are slots, see the session's events", call_params())}),
     );
-    let mut track_params = call_params();
-    track_params.push(path_param("track_id", "the track"));
+    let track_params = call_params_and([path_param("track_id", "the track")]);
     add(
         "/whep/{type}/{id}/tracks/{track_id}".into(),
         json!({"post": offer_op("PlayTrack", "Play one track (WHEP)", track_params)}),
@@ -336,12 +340,10 @@ pub fn document() -> Value {
         json!({"get": webrtc_op("CallEvents", "The call's participants and tracks (`call.state`), then its events as they happen",
                                 call_params(), event_stream("server-sent events"))}),
     );
-    let mut join_params = call_params();
-    join_params.push(query_param("token", "the user token"));
-    join_params.push(query_param(
-        "codec",
-        "preferred video codec: VP8, VP9, H264 or AV1",
-    ));
+    let join_params = call_params_and([
+        query_param("token", "the user token"),
+        query_param("codec", "preferred video codec: VP8, VP9, H264 or AV1"),
+    ]);
     add(
         "/join/{type}/{id}".into(),
         json!({"get": {"operationId": "JoinPage", "summary": "A page that holds a real call in the browser (camera, microphone, screen share, recording buttons)",

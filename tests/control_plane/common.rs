@@ -485,6 +485,22 @@ pub fn reel_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_reel"))
 }
 
+/// Runs `cmd` to completion and returns its stdout; fails the test, showing both outputs,
+/// unless it succeeded.
+pub async fn stdout_of(cmd: &mut tokio::process::Command, what: &str) -> String {
+    let out = cmd
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("{what} did not start: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{what} failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 /// The Python interpreter with the official Stream SDK installed.
 pub fn python() -> PathBuf {
     std::env::var("REEL_TEST_PYTHON").map(PathBuf::from).expect(

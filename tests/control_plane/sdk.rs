@@ -43,20 +43,15 @@ both_backends!(python_sdk_works_unchanged, |db| async move {
     )
     .await;
 
-    let out = tokio::process::Command::new(python())
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/python/sdk_flow.py"
-        ))
-        .args([&t.base, API_KEY, API_SECRET])
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = stdout_of(
+        tokio::process::Command::new(python())
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/python/sdk_flow.py"
+            ))
+            .args([&t.base, API_KEY, API_SECRET]),
+        "the SDK flow",
+    )
+    .await;
     assert_eq!(stdout.trim(), "ok");
 });

@@ -8,7 +8,7 @@ use reel::domain::TrackType;
 use reel::media::{BusMessage, Subscription};
 use serde_json::Value;
 
-use crate::common::{TestServer, python};
+use crate::common::{TestServer, python, stdout_of};
 use crate::support::{script, server};
 
 /// Opens one join page per user in `call` for `seconds`; each page's stats.
@@ -23,19 +23,14 @@ async fn browsers(t: &TestServer, call: &str, users: &[(&str, &str)], seconds: u
             )
         })
         .collect();
-    let out = tokio::process::Command::new(python())
-        .arg(script("browser_call.py"))
-        .arg(seconds.to_string())
-        .args(&urls)
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "browser failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = stdout_of(
+        tokio::process::Command::new(python())
+            .arg(script("browser_call.py"))
+            .arg(seconds.to_string())
+            .args(&urls),
+        "the browser",
+    )
+    .await;
     let stats: Vec<Value> =
         serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"));
     for s in &stats {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use reel::media::{BusMessage, Subscription};
 use serde_json::Value;
 
-use crate::common::{API_SECRET, TestServer};
+use crate::common::{API_SECRET, TestServer, stdout_of};
 use crate::support::server;
 
 /// One track as a bus subscriber saw it.
@@ -69,23 +69,18 @@ fn make_clips(dir: &Path) {
 
 /// Runs `reel publish` against `t` and returns its JSON report.
 async fn reel_publish(t: &TestServer, call: &str, args: &[&str], env: (&str, &str)) -> Value {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_reel"))
-        .arg("publish")
-        .arg(format!("{}/whip/default/{call}", t.base))
-        .args(args)
-        .args(["--duration", "3s", "--stagger", "100ms", "--format", "json"])
-        .env_remove("REEL_TOKEN")
-        .env_remove("REEL_API_SECRET")
-        .env(env.0, env.1)
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "reel publish failed: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = stdout_of(
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_reel"))
+            .arg("publish")
+            .arg(format!("{}/whip/default/{call}", t.base))
+            .args(args)
+            .args(["--duration", "3s", "--stagger", "100ms", "--format", "json"])
+            .env_remove("REEL_TOKEN")
+            .env_remove("REEL_API_SECRET")
+            .env(env.0, env.1),
+        "reel publish",
+    )
+    .await;
     serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"))
 }
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::common::{Db, TestServer, python};
+use crate::common::{Db, TestServer, python, stdout_of};
 
 /// A server on SQLite whose call sessions end `grace` after the last participant leaves.
 pub async fn server(grace: Duration, webhook: Option<String>) -> TestServer {
@@ -55,18 +55,13 @@ pub async fn aiortc_publish_to(
     seconds: f64,
 ) -> Published {
     let url = format!("{base}/whip/default/{call}");
-    let out = tokio::process::Command::new(python())
-        .arg(script("whip_publish.py"))
-        .args([&url, token, codec, &seconds.to_string()])
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "aiortc publisher failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let line = String::from_utf8_lossy(&out.stdout);
+    let line = stdout_of(
+        tokio::process::Command::new(python())
+            .arg(script("whip_publish.py"))
+            .args([&url, token, codec, &seconds.to_string()]),
+        "the aiortc publisher",
+    )
+    .await;
     let v: Value = serde_json::from_str(line.trim()).unwrap_or_else(|e| panic!("{e}: {line}"));
     Published {
         audio: v["sent"]["audio"].as_u64().unwrap(),
