@@ -120,7 +120,7 @@ pub async fn publish(config: PublishConfig, stop: CancellationToken) -> PublishR
     let config = Arc::new(config);
     let started = Instant::now();
     let mut tasks = JoinSet::new();
-    let reporter = tokio::spawn(report(counters.clone(), stop.clone()));
+    let progress = tokio::spawn(log_progress(counters.clone(), stop.clone()));
     for n in 0..config.participants.len() {
         if n > 0 {
             tokio::select! {
@@ -150,7 +150,7 @@ pub async fn publish(config: PublishConfig, stop: CancellationToken) -> PublishR
             }
         }
     }
-    reporter.abort();
+    progress.abort();
     report.connected = counters.connected.load(Ordering::Relaxed);
     report.packets = counters.packets.load(Ordering::Relaxed);
     report.bytes = counters.bytes.load(Ordering::Relaxed);
@@ -158,7 +158,8 @@ pub async fn publish(config: PublishConfig, stop: CancellationToken) -> PublishR
     report
 }
 
-async fn report(counters: Arc<Counters>, stop: CancellationToken) {
+/// Logs what is live and the bitrate every `REPORT_INTERVAL`.
+async fn log_progress(counters: Arc<Counters>, stop: CancellationToken) {
     let mut last = (Instant::now(), 0u64);
     loop {
         tokio::select! {
