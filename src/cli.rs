@@ -244,21 +244,22 @@ async fn publish(args: PublishArgs) -> anyhow::Result<()> {
         .transpose()?;
     let audio = args.audio.as_deref().map(clip::read_audio).transpose()?;
     let several = args.participants > 1;
+    let keys = args.api_secret.as_deref().map(|s| Keys::new("", s));
     let participants = (1..=args.participants)
         .map(|i| {
-            Ok(match (&args.token, &args.api_secret) {
+            Ok(match (&args.token, &keys) {
                 (Some(token), _) => publisher::Identity {
                     token: token.clone(),
                     source_id: several.then(|| format!("p{i}")),
                 },
-                (None, Some(secret)) => {
+                (None, Some(keys)) => {
                     let user = if several {
                         UserId::parse(format!("{}-{i}", args.user))?
                     } else {
                         UserId::parse(args.user.clone())?
                     };
                     publisher::Identity {
-                        token: Keys::new("", secret.as_str()).user_token(&user, None, None),
+                        token: keys.user_token(&user, None, None),
                         source_id: None,
                     }
                 }

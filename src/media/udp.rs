@@ -194,6 +194,7 @@ struct Routes {
 impl Mux {
     async fn bind(addr: SocketAddr, unrouted: Counter) -> io::Result<Arc<Mux>> {
         let (socket, granted) = bind(addr, MUX_RECV_BUFFER)?;
+        // Linux grants at most twice `net.core.rmem_max` (half of it for bookkeeping).
         if granted < MUX_RECV_BUFFER {
             warn!(
                 granted_kib = granted / 1024,
