@@ -183,7 +183,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     // Listen for signals before serving, so that one sent as soon as reel says it serves
     // stops it gracefully.
     let signal = shutdown_signal()?;
-    let server = Server::start(config, Recorders::default())
+    let server = Server::start(config, Recorders::native())
         .await
         .context("reel could not start")?;
     server.run_until(signal).await;

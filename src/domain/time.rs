@@ -30,6 +30,11 @@ impl Timestamp {
         self.0
     }
 
+    /// Whole unix milliseconds (rounded down).
+    pub const fn unix_millis(self) -> i64 {
+        self.0.div_euclid(1_000_000)
+    }
+
     /// Whole unix seconds (rounded down).
     pub const fn unix_secs(self) -> i64 {
         self.0.div_euclid(1_000_000_000)
@@ -80,6 +85,15 @@ impl From<SystemTime> for Timestamp {
     fn from(t: SystemTime) -> Self {
         let nanos = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
         Self(i64::try_from(nanos).unwrap_or(i64::MAX))
+    }
+}
+
+impl From<Timestamp> for SystemTime {
+    fn from(t: Timestamp) -> Self {
+        match u64::try_from(t.0) {
+            Ok(n) => UNIX_EPOCH + Duration::from_nanos(n),
+            Err(_) => UNIX_EPOCH,
+        }
     }
 }
 

@@ -6,6 +6,9 @@
 //! context's stop signal; when it returns, the recording moves on to uploading (or to failed,
 //! with its handed-over files still uploaded: media already written is never dropped).
 
+mod names;
+pub mod raw;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,6 +20,7 @@ use tracing::{Instrument, info, info_span, warn};
 use crate::domain::{
     CallSettings, FileName, Recording, RecordingState, RecordingType, Timestamp, Transition,
 };
+use crate::media::Bus;
 use crate::service::{ServiceError, Services};
 
 /// Why a recorder failed.
@@ -53,6 +57,8 @@ pub struct RecordingJob {
     pub settings: CallSettings,
     /// A directory of its own for files being written.
     pub work_dir: PathBuf,
+    /// When the recorded call session started.
+    pub session_started_at: Timestamp,
 }
 
 /// A file the recorder has finished writing.
@@ -92,6 +98,11 @@ impl Recorders {
         self
     }
 
+    /// The recorders that need no browser: raw.
+    pub fn native() -> Self {
+        Self::default().with(RecordingType::Raw, raw::RawFactory)
+    }
+
     /// The factory for `t`.
     pub fn get(&self, t: RecordingType) -> Option<&Arc<dyn RecorderFactory>> {
         self.0.get(&t)
@@ -109,6 +120,11 @@ impl RecordingContext {
     /// The job.
     pub fn job(&self) -> &RecordingJob {
         &self.job
+    }
+
+    /// The media bus, where the call's tracks are.
+    pub fn bus(&self) -> &Bus {
+        self.services.bus()
     }
 
     /// Fires when the recorder should finish its files and return.

@@ -127,6 +127,7 @@ impl Services {
             recording: recording.clone(),
             settings,
             work_dir: self.inner.settings.work_dir.join(recording.id.as_str()),
+            session_started_at: session.started_at,
         };
         match factory.create(&job) {
             Ok(recorder) => {

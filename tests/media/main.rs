@@ -9,5 +9,6 @@ mod common;
 mod browser;
 mod publish;
 mod publisher;
+mod raw;
 mod sessions;
 mod support;

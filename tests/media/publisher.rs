@@ -1,14 +1,13 @@
 //! `reel publish`: a pre-encoded clip sent as several participants.
 
 use std::collections::{BTreeSet, HashMap};
-use std::path::Path;
 use std::time::Duration;
 
 use reel::media::{BusMessage, Subscription};
 use serde_json::Value;
 
 use crate::common::{API_SECRET, TestServer, stdout_of};
-use crate::support::server;
+use crate::support::{make_clips, server};
 
 /// One track as a bus subscriber saw it.
 #[derive(Debug, Default)]
@@ -55,16 +54,6 @@ async fn count(mut sub: Subscription) -> Vec<Seen> {
         }
     }
     tracks.into_values().collect()
-}
-
-fn make_clips(dir: &Path) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/make-clips.sh");
-    let status = std::process::Command::new(script)
-        .arg(dir)
-        .args(["320x240", "4", "300k"])
-        .status()
-        .unwrap();
-    assert!(status.success(), "making clips failed");
 }
 
 /// Runs `reel publish` against `t` and returns its JSON report.

@@ -27,6 +27,17 @@ pub fn script(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// Makes small clips for `reel publish` in `dir`: vp8.ivf, h264.h264, opus.ogg (4 s, 320x240).
+pub fn make_clips(dir: &std::path::Path) {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/make-clips.sh");
+    let status = std::process::Command::new(script)
+        .arg(dir)
+        .args(["320x240", "4", "300k"])
+        .status()
+        .unwrap();
+    assert!(status.success(), "making clips failed");
+}
+
 /// What an aiortc publisher reported.
 #[derive(Debug)]
 pub struct Published {

@@ -1,0 +1,58 @@
+//! Safe names for files and directories made from what users supply (user ids, prefixes).
+
+use sha2::{Digest, Sha256};
+
+/// `text` as one path component: ASCII letters, digits, `.`, `-`, `_` and `@` are kept and
+/// anything else becomes `_`; the result is never empty, never starts with a dot and has at
+/// most `max` bytes. When anything had to change, the first 8 hex digits of the original's
+/// SHA-256 are appended, so that different inputs keep different names.
+pub fn component(text: &str, max: usize) -> String {
+    let mut safe: String = text
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '@') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if safe.starts_with('.') {
+        safe.replace_range(..1, "_");
+    }
+    if safe.is_empty() {
+        safe.push('_');
+    }
+    let max = max.max(16);
+    if safe == text && !safe.is_empty() && safe.len() <= max {
+        return safe;
+    }
+    let hash = hex::encode(&Sha256::digest(text.as_bytes())[..4]);
+    safe.truncate(max - hash.len() - 1);
+    format!("{safe}-{hash}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::component;
+
+    #[test]
+    fn hostile_names_stay_inside_and_distinct() {
+        assert_eq!(component("alice", 64), "alice");
+        assert_eq!(component("bob@example.com", 64), "bob@example.com");
+        let up = component("../../etc", 64);
+        assert!(!up.contains('/') && !up.starts_with('.'), "{up}");
+        assert_ne!(component("../../etc", 64), component("__.._etc", 64));
+        assert_ne!(component("a/b", 64), component("a_b", 64));
+        let long = component(&"x".repeat(300), 64);
+        assert_eq!(long.len(), 64);
+        assert_ne!(long, component(&"x".repeat(301), 64));
+        let unicode = component("Zoë 👋", 64);
+        assert!(
+            unicode.is_ascii() && unicode.starts_with("Zo__"),
+            "{unicode}"
+        );
+        assert!(component("", 64).starts_with("_-"));
+        assert_eq!(component(".", 64).len(), 10);
+    }
+}

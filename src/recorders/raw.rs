@@ -1,0 +1,468 @@
+//! The raw recorder: every packet of every track, as received, in one `.tar.gz` per call
+//! session. Inside, `<user>/<user_session>/` holds an `.rtpdump` and a single-codec `.sdp` per
+//! track segment (a new one whenever a track starts or changes SSRC) and one
+//! `<user_session>_timing_metadata.json` per participant session.
+//!
+//! Dumps are written as packets arrive and flushed every second, and each participant's
+//! metadata is rewritten then too, so a crash leaves readable dumps behind. The archive is
+//! packed when the recording stops.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+use serde::Serialize;
+
+use super::{
+    FinishedFile, Recorder, RecorderError, RecorderFactory, RecordingContext, RecordingJob, names,
+};
+use crate::domain::{FileName, Timestamp, Track, TrackType};
+use crate::media::{BusMessage, Packet, Subscription};
+use crate::rtp::rtpdump::{RtpHeader, RtpdumpWriter, sender_report};
+use crate::rtp::sdp;
+
+/// Bus queue of the recorder: a few seconds of a large call.
+const QUEUE: usize = 16_384;
+/// How often dumps are flushed and metadata rewritten.
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
+/// Longest directory name made from a user id.
+const MAX_NAME: usize = 96;
+
+/// Makes raw recorders.
+pub struct RawFactory;
+
+impl RecorderFactory for RawFactory {
+    fn create(&self, _job: &RecordingJob) -> Result<Box<dyn Recorder>, RecorderError> {
+        Ok(Box::new(RawRecorder))
+    }
+}
+
+struct RawRecorder;
+
+impl Recorder for RawRecorder {
+    fn run(
+        self: Box<Self>,
+        ctx: RecordingContext,
+    ) -> BoxFuture<'static, Result<(), RecorderError>> {
+        async move { record(ctx).await }.boxed()
+    }
+}
+
+async fn record(ctx: RecordingContext) -> Result<(), RecorderError> {
+    let job = ctx.job().clone();
+    let rec = &job.recording;
+    let audio_only = job.settings.raw_recording.audio_only;
+    let mut sub = ctx.bus().watch(&rec.cid, QUEUE, move |t| {
+        !audio_only || t.track_type.is_audio()
+    });
+    let name = format!(
+        "raw_{}_{}_{}",
+        rec.cid.call_type,
+        rec.cid.id,
+        job.session_started_at.unix_millis()
+    );
+    let mut archive = Archive::new(&job, job.work_dir.join(&name))?;
+    ctx.started().await?;
+    let mut flush = tokio::time::interval(FLUSH_EVERY);
+    loop {
+        tokio::select! {
+            _ = ctx.stop().cancelled() => break,
+            _ = flush.tick() => archive.flush()?,
+            m = sub.recv() => match m {
+                Some(m) => archive.handle(m, &sub)?,
+                None => break,
+            },
+        }
+    }
+    while let Some(m) = sub.try_recv() {
+        archive.handle(m, &sub)?;
+    }
+    let Some((start_time, end_time)) = archive.finish()? else {
+        tracing::info!("nothing was published: no archive");
+        return Ok(());
+    };
+    let path = job.work_dir.join(format!("{name}.tar.gz"));
+    let (root, target) = (job.work_dir.join(&name), path.clone());
+    tokio::task::spawn_blocking(move || pack(&root, &target))
+        .await
+        .map_err(|e| RecorderError::Failed(format!("packing the archive failed: {e}")))??;
+    let filename = FileName::parse(format!("{name}.tar.gz"))
+        .map_err(|e| RecorderError::Failed(e.to_string()))?;
+    ctx.file_finished(FinishedFile {
+        path,
+        filename,
+        start_time,
+        end_time,
+    })
+    .await
+}
+
+/// Packs `root` into a gzipped tar at `target`, with `root`'s name as the top directory.
+fn pack(root: &Path, target: &Path) -> Result<(), RecorderError> {
+    let io = |context: &str| {
+        let context = format!("{context} {}", target.display());
+        move |source| RecorderError::Io { context, source }
+    };
+    let file = File::create(target).map_err(io("cannot create"))?;
+    let gz = flate2::write::GzEncoder::new(BufWriter::new(file), flate2::Compression::fast());
+    let mut tar = tar::Builder::new(gz);
+    let top = root.file_name().unwrap_or_default();
+    tar.append_dir_all(top, root).map_err(io("cannot write"))?;
+    let gz = tar.into_inner().map_err(io("cannot write"))?;
+    gz.finish()
+        .and_then(|mut w| w.flush())
+        .map_err(io("cannot write"))?;
+    Ok(())
+}
+
+/// The call-level fields of every metadata file.
+#[derive(Clone, Serialize)]
+struct CallInfo {
+    call_type: String,
+    call_id: String,
+    call_session_id: String,
+    call_start_time: String,
+}
+
+/// One `*_timing_metadata.json`.
+#[derive(Serialize)]
+struct Metadata<'a> {
+    #[serde(flatten)]
+    call: &'a CallInfo,
+    participant_id: &'a str,
+    user_session_id: &'a str,
+    segments: Segments<'a>,
+}
+
+#[derive(Serialize)]
+struct Segments<'a> {
+    audio: Vec<&'a SegmentMeta>,
+    video: Vec<&'a SegmentMeta>,
+}
+
+/// What the metadata says of one segment.
+#[derive(Clone, Debug, Serialize)]
+struct SegmentMeta {
+    base_filename: String,
+    codec: String,
+    track_id: String,
+    track_type: TrackType,
+    ssrc: u32,
+    first_rtp_rtp_timestamp: u32,
+    first_rtp_unix_timestamp: i64,
+    last_rtp_rtp_timestamp: u32,
+    last_rtp_unix_timestamp: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    first_rtcp_rtp_timestamp: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    first_rtcp_ntp_timestamp: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_rtcp_rtp_timestamp: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_rtcp_ntp_timestamp: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    first_key_frame_offset_ms: Option<i64>,
+    start_offset_ms: i64,
+    end_offset_ms: i64,
+    rtp_duration_ms: i64,
+    unix_duration_ms: i64,
+    drift_ms: i64,
+    /// RTP packets in the dump (RTCP not counted).
+    rtp_packets: u64,
+}
+
+/// A participant session's directory and segments.
+struct Participant {
+    dir: PathBuf,
+    user_id: String,
+    user_session_id: String,
+    segments: Vec<SegmentMeta>,
+    next_segment: u32,
+    changed: bool,
+}
+
+/// A segment being written.
+struct Open {
+    /// Index into its participant's segments.
+    index: usize,
+    dump: RtpdumpWriter<BufWriter<File>>,
+    clock_rate: u32,
+    first_rtp_time: u64,
+    first_arrival: Timestamp,
+    last_sr: Option<(Timestamp, u32)>,
+    packets: u32,
+    octets: u32,
+}
+
+struct Archive {
+    root: PathBuf,
+    call: CallInfo,
+    call_start: Timestamp,
+    participants: HashMap<String, Participant>,
+    /// The open segment of each track that has sent packets.
+    open: HashMap<String, Open>,
+    scratch: Vec<u8>,
+}
+
+impl Archive {
+    fn new(job: &RecordingJob, root: PathBuf) -> Result<Archive, RecorderError> {
+        std::fs::create_dir_all(&root).map_err(|source| RecorderError::Io {
+            context: format!("cannot create {}", root.display()),
+            source,
+        })?;
+        let rec = &job.recording;
+        Ok(Archive {
+            root,
+            call: CallInfo {
+                call_type: rec.cid.call_type.to_string(),
+                call_id: rec.cid.id.to_string(),
+                call_session_id: rec.session_id.to_string(),
+                call_start_time: job.session_started_at.to_rfc3339(),
+            },
+            call_start: job.session_started_at,
+            participants: HashMap::new(),
+            open: HashMap::new(),
+            scratch: Vec::with_capacity(1500),
+        })
+    }
+
+    fn handle(&mut self, m: BusMessage, sub: &Subscription) -> Result<(), RecorderError> {
+        match m {
+            BusMessage::Track(_) => Ok(()),
+            BusMessage::Packet(p) => self.packet(&p, sub),
+            BusMessage::Ended(track) => self.close(&track.track_id),
+        }
+    }
+
+    fn packet(&mut self, p: &Packet, sub: &Subscription) -> Result<(), RecorderError> {
+        let track_id = &p.track.track_id;
+        let restarted = self
+            .open
+            .get(track_id)
+            .is_some_and(|o| self.participants_segment(&p.track, o).ssrc != p.ssrc);
+        if restarted {
+            self.close(track_id)?;
+        }
+        if !self.open.contains_key(track_id) {
+            let open = self.open_segment(p)?;
+            self.open.insert(track_id.clone(), open);
+            if !p.track.track_type.is_audio() && !p.keyframe {
+                sub.request_keyframe(track_id);
+            }
+        }
+        let participant = self
+            .participants
+            .get_mut(p.track.participant.user_session_id.as_str())
+            .expect("a segment's participant exists");
+        let open = self.open.get_mut(track_id).expect("just opened");
+        let meta = &mut participant.segments[open.index];
+        let at = std::time::SystemTime::from(p.arrival_wall);
+        if let Some(sr) = p.sender_report
+            && open.last_sr != Some(sr)
+        {
+            open.last_sr = Some(sr);
+            let (ntp, rtp) = sr;
+            let report = sender_report(p.ssrc, ntp.into(), rtp, open.packets, open.octets);
+            open.dump
+                .rtcp(at, &report)
+                .map_err(write_error(&meta.base_filename))?;
+            meta.first_rtcp_rtp_timestamp.get_or_insert(rtp);
+            meta.first_rtcp_ntp_timestamp
+                .get_or_insert(ntp.unix_millis());
+            meta.last_rtcp_rtp_timestamp = Some(rtp);
+            meta.last_rtcp_ntp_timestamp = Some(ntp.unix_millis());
+        }
+        self.scratch.clear();
+        RtpHeader {
+            marker: p.marker,
+            payload_type: p.payload_type,
+            seq: p.seq as u16,
+            timestamp: p.timestamp,
+            ssrc: p.ssrc,
+        }
+        .write_packet(&p.payload, &mut self.scratch);
+        open.dump
+            .rtp(at, &self.scratch)
+            .map_err(write_error(&meta.base_filename))?;
+        open.packets = open.packets.wrapping_add(1);
+        open.octets = open.octets.wrapping_add(p.payload.len() as u32);
+        if p.keyframe && meta.first_key_frame_offset_ms.is_none() {
+            meta.first_key_frame_offset_ms =
+                Some(p.arrival_wall.since(open.first_arrival).as_millis() as i64);
+        }
+        meta.rtp_packets += 1;
+        meta.last_rtp_rtp_timestamp = p.timestamp;
+        meta.last_rtp_unix_timestamp = p.arrival_wall.unix_millis();
+        let rtp_ms = (p.rtp_time.saturating_sub(open.first_rtp_time)) * 1000
+            / u64::from(open.clock_rate.max(1));
+        meta.rtp_duration_ms = rtp_ms as i64;
+        meta.unix_duration_ms = meta.last_rtp_unix_timestamp - meta.first_rtp_unix_timestamp;
+        meta.drift_ms = meta.unix_duration_ms - meta.rtp_duration_ms;
+        meta.end_offset_ms = meta.last_rtp_unix_timestamp - self.call_start.unix_millis();
+        participant.changed = true;
+        Ok(())
+    }
+
+    fn participants_segment(&self, track: &Track, open: &Open) -> &SegmentMeta {
+        &self.participants[track.participant.user_session_id.as_str()].segments[open.index]
+    }
+
+    /// Starts a segment for the track of `p`, the participant's directory too if it is new.
+    fn open_segment(&mut self, p: &Packet) -> Result<Open, RecorderError> {
+        let track = &p.track;
+        let who = &track.participant;
+        let key = who.user_session_id.as_str().to_owned();
+        if !self.participants.contains_key(&key) {
+            let dir = self
+                .root
+                .join(names::component(who.user_id.as_str(), MAX_NAME))
+                .join(names::component(&key, MAX_NAME));
+            std::fs::create_dir_all(&dir).map_err(|source| RecorderError::Io {
+                context: format!("cannot create {}", dir.display()),
+                source,
+            })?;
+            self.participants.insert(
+                key.clone(),
+                Participant {
+                    dir,
+                    user_id: who.user_id.to_string(),
+                    user_session_id: key.clone(),
+                    segments: Vec::new(),
+                    next_segment: 1,
+                    changed: true,
+                },
+            );
+        }
+        let participant = self.participants.get_mut(&key).expect("just inserted");
+        // Numbered first and of one width, so that no base name contains another.
+        let kind = match track.track_type {
+            TrackType::Audio => "audio",
+            TrackType::Video => "video",
+            TrackType::ScreenShare => "screenshare_video",
+            TrackType::ScreenShareAudio => "screenshare_audio",
+        };
+        let base = format!(
+            "{}_{:04}_{kind}",
+            names::component(&key, MAX_NAME),
+            participant.next_segment
+        );
+        participant.next_segment += 1;
+        let video = !track.track_type.is_audio();
+        let codec = &track.codec;
+        let description = sdp::single_codec(
+            video,
+            p.payload_type,
+            &codec.name,
+            codec.clock_rate,
+            codec.channels,
+            &codec.fmtp,
+        );
+        let sdp_path = participant.dir.join(format!("{base}.sdp"));
+        std::fs::write(&sdp_path, description).map_err(write_error(&base))?;
+        let dump_path = participant.dir.join(format!("{base}.rtpdump"));
+        let file = File::create(&dump_path).map_err(write_error(&base))?;
+        let dump = RtpdumpWriter::new(BufWriter::new(file), p.arrival_wall.into())
+            .map_err(write_error(&base))?;
+        let first_ms = p.arrival_wall.unix_millis();
+        participant.segments.push(SegmentMeta {
+            base_filename: base,
+            codec: format!("{}/{}", if video { "video" } else { "audio" }, codec.name),
+            track_id: track.track_id.clone(),
+            track_type: track.track_type,
+            ssrc: p.ssrc,
+            first_rtp_rtp_timestamp: p.timestamp,
+            first_rtp_unix_timestamp: first_ms,
+            last_rtp_rtp_timestamp: p.timestamp,
+            last_rtp_unix_timestamp: first_ms,
+            first_rtcp_rtp_timestamp: None,
+            first_rtcp_ntp_timestamp: None,
+            last_rtcp_rtp_timestamp: None,
+            last_rtcp_ntp_timestamp: None,
+            first_key_frame_offset_ms: None,
+            start_offset_ms: first_ms - self.call_start.unix_millis(),
+            end_offset_ms: first_ms - self.call_start.unix_millis(),
+            rtp_duration_ms: 0,
+            unix_duration_ms: 0,
+            drift_ms: 0,
+            rtp_packets: 0,
+        });
+        participant.changed = true;
+        Ok(Open {
+            index: participant.segments.len() - 1,
+            dump,
+            clock_rate: codec.clock_rate,
+            first_rtp_time: p.rtp_time,
+            first_arrival: p.arrival_wall,
+            last_sr: None,
+            packets: 0,
+            octets: 0,
+        })
+    }
+
+    /// Ends the open segment of `track_id`, if any.
+    fn close(&mut self, track_id: &str) -> Result<(), RecorderError> {
+        if let Some(mut open) = self.open.remove(track_id) {
+            open.dump.flush().map_err(write_error(track_id))?;
+        }
+        Ok(())
+    }
+
+    /// Flushes every dump and rewrites the metadata that changed.
+    fn flush(&mut self) -> Result<(), RecorderError> {
+        for (track_id, open) in &mut self.open {
+            open.dump.flush().map_err(write_error(track_id))?;
+        }
+        for p in self.participants.values_mut().filter(|p| p.changed) {
+            write_metadata(&self.call, p)?;
+            p.changed = false;
+        }
+        Ok(())
+    }
+
+    /// Closes every segment and writes the metadata; the first and last packet times, or
+    /// `None` if nothing was recorded.
+    fn finish(mut self) -> Result<Option<(Timestamp, Timestamp)>, RecorderError> {
+        let tracks: Vec<String> = self.open.keys().cloned().collect();
+        for t in tracks {
+            self.close(&t)?;
+        }
+        for p in self.participants.values_mut() {
+            write_metadata(&self.call, p)?;
+        }
+        let segments = self.participants.values().flat_map(|p| &p.segments);
+        let first = segments.clone().map(|s| s.first_rtp_unix_timestamp).min();
+        let last = segments.map(|s| s.last_rtp_unix_timestamp).max();
+        let millis = |ms: i64| Timestamp::from_unix_nanos(ms.saturating_mul(1_000_000));
+        Ok(first.zip(last).map(|(f, l)| (millis(f), millis(l))))
+    }
+}
+
+fn write_metadata(call: &CallInfo, p: &Participant) -> Result<(), RecorderError> {
+    let (audio, video) = p.segments.iter().partition(|s| s.track_type.is_audio());
+    let metadata = Metadata {
+        call,
+        participant_id: &p.user_id,
+        user_session_id: &p.user_session_id,
+        segments: Segments { audio, video },
+    };
+    let name = format!(
+        "{}_timing_metadata.json",
+        names::component(&p.user_session_id, MAX_NAME)
+    );
+    let path = p.dir.join(&name);
+    let json = serde_json::to_vec_pretty(&metadata).expect("metadata serializes");
+    // Written aside and renamed, so a crash never leaves half a file.
+    let partial = p.dir.join(format!("{name}.partial"));
+    std::fs::write(&partial, json)
+        .and_then(|()| std::fs::rename(&partial, &path))
+        .map_err(write_error(&name))
+}
+
+fn write_error(what: &str) -> impl FnOnce(std::io::Error) -> RecorderError {
+    let context = format!("cannot write {what}");
+    move |source| RecorderError::Io { context, source }
+}

@@ -1,0 +1,159 @@
+//! The raw recorder, fed by real WebRTC publishers, checked with an independent reader.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::common::{API_SECRET, Db, TestServer, eventually, python, stdout_of};
+use crate::support::{make_clips, script};
+
+#[tokio::test]
+async fn raw_archive_of_two_publishers_reads_back_whole() {
+    let t = TestServer::start_with(
+        Db::Sqlite,
+        |s| s.media.session_grace = Some(reel::config::HumanDuration(Duration::from_secs(1))),
+        reel::recorders::Recorders::native(),
+    )
+    .await;
+    let clips = tempfile::tempdir().unwrap();
+    make_clips(clips.path());
+    let cid = t.create_call("raw").await;
+    let publisher = tokio::process::Command::new(env!("CARGO_BIN_EXE_reel"))
+        .arg("publish")
+        .arg(format!("{}/whip/default/raw", t.base))
+        .arg("--video")
+        .arg(clips.path().join("vp8.ivf"))
+        .arg("--audio")
+        .arg(clips.path().join("opus.ogg"))
+        .args(["-n", "2", "--duration", "5s", "--format", "json"])
+        .env_remove("REEL_TOKEN")
+        .env("REEL_API_SECRET", API_SECRET)
+        .output();
+    let publishing = tokio::spawn(publisher);
+    let services = &t.server().services;
+    eventually(Duration::from_secs(10), "the call session", || async {
+        services.active_session(&cid).await.unwrap()
+    })
+    .await;
+    let (s, body) = t
+        .call(
+            "POST",
+            "/api/v2/video/call/default/raw/recordings/raw/start",
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let out = publishing.await.unwrap().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The session ends a second after the publishers left, and with it the recording.
+    let listed = eventually(
+        Duration::from_secs(20),
+        "the archive to be listed",
+        || async {
+            let (_, list) = t
+                .call("GET", "/api/v2/video/call/default/raw/recordings", None)
+                .await;
+            list["recordings"]
+                .as_array()
+                .filter(|a| !a.is_empty())
+                .cloned()
+        },
+    )
+    .await;
+    assert_eq!(listed.len(), 1, "one archive per call session: {listed:?}");
+    let filename = listed[0]["filename"].as_str().unwrap();
+    assert!(
+        filename.starts_with("raw_default_raw_") && filename.ends_with(".tar.gz"),
+        "{filename}"
+    );
+    let bytes = t
+        .http
+        .get(listed[0]["url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join(filename);
+    std::fs::write(&archive, &bytes).unwrap();
+    let text = stdout_of(
+        tokio::process::Command::new(python())
+            .arg(script("read_raw_archive.py"))
+            .arg(&archive),
+        "the archive reader",
+    )
+    .await;
+    let read: Value = serde_json::from_str(text.trim()).unwrap();
+
+    let top = filename.trim_end_matches(".tar.gz");
+    let participants = read["participants"].as_array().unwrap();
+    let mut users: Vec<&str> = participants
+        .iter()
+        .map(|p| p["participant_id"].as_str().unwrap())
+        .collect();
+    users.sort_unstable();
+    assert_eq!(users, ["publisher-1", "publisher-2"]);
+    for p in participants {
+        assert_eq!(p["call_type"], "default");
+        assert_eq!(p["call_id"], "raw");
+        assert!(p["call_start_time"].as_str().unwrap().ends_with('Z'));
+        let user = p["participant_id"].as_str().unwrap();
+        let session = p["user_session_id"].as_str().unwrap();
+        let metadata = format!("{top}/{user}/{session}/{session}_timing_metadata.json");
+        assert!(
+            read["entries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e == &metadata),
+            "{metadata} in {}",
+            read["entries"]
+        );
+        for (kind, codec, rtpmap) in [
+            ("audio", "audio/opus", "opus/48000/2"),
+            ("video", "video/VP8", "VP8/90000"),
+        ] {
+            let segments = p["segments"][kind].as_array().unwrap();
+            assert_eq!(segments.len(), 1, "{user} {kind}: {segments:?}");
+            let seg = &segments[0];
+            let dump = &seg["dump"];
+            assert_eq!(seg["codec"], codec);
+            // The independent reader finds every packet the metadata counts, from one SSRC.
+            assert_eq!(dump["rtp"], seg["rtp_packets"], "{seg}");
+            assert!(dump["rtp"].as_u64().unwrap() > 50, "{seg}");
+            assert_eq!(dump["ssrcs"], serde_json::json!([seg["ssrc"]]));
+            assert!(
+                dump["sdp_rtpmap"].as_str().unwrap().ends_with(rtpmap),
+                "{dump}"
+            );
+            assert_eq!(dump["folder"], true);
+            // The dump holds exactly the sender reports the metadata knows of.
+            assert_eq!(
+                dump["rtcp"].as_u64().unwrap() > 0,
+                seg.get("first_rtcp_ntp_timestamp").is_some(),
+                "{seg}"
+            );
+            let duration = seg["unix_duration_ms"].as_i64().unwrap();
+            assert!((1000..6000).contains(&duration), "{seg}");
+            assert!(seg["drift_ms"].as_i64().unwrap().abs() < 200, "{seg}");
+        }
+        let video = &p["segments"]["video"][0];
+        assert!(
+            video["first_key_frame_offset_ms"].as_i64().is_some(),
+            "{video}"
+        );
+        // The publisher reports on video every second (on audio every 5 s, past this call).
+        assert!(video["dump"]["rtcp"].as_u64().unwrap() >= 2, "{video}");
+        assert!(video["last_rtcp_ntp_timestamp"].as_i64().unwrap() > 0);
+        assert_eq!(p["segments"]["audio"][0]["track_type"], "TRACK_TYPE_AUDIO");
+        assert_eq!(video["track_type"], "TRACK_TYPE_VIDEO");
+    }
+}
