@@ -485,6 +485,23 @@ pub fn reel_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_reel"))
 }
 
+/// Waits until `default:{call}` lists at least one recorded file; returns the listing.
+pub async fn listed_recordings(t: &TestServer, call: &str) -> Vec<Value> {
+    let path = format!("/api/v2/video/call/default/{call}/recordings");
+    eventually(
+        Duration::from_secs(20),
+        "a recording to be listed",
+        || async {
+            let (_, list) = t.call("GET", &path, None).await;
+            list["recordings"]
+                .as_array()
+                .filter(|a| !a.is_empty())
+                .cloned()
+        },
+    )
+    .await
+}
+
 /// Runs `cmd` to completion and returns its stdout; fails the test, showing both outputs,
 /// unless it succeeded.
 pub async fn stdout_of(cmd: &mut tokio::process::Command, what: &str) -> String {

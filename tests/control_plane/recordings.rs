@@ -107,16 +107,7 @@ both_backends!(
 
         // The session ends: the recording stops, its file is uploaded and listed.
         t.server().services.end_session(&cid).await.unwrap();
-        let listed = eventually(Duration::from_secs(20), "the file to be listed", || async {
-            let (_, list) = t
-                .call("GET", "/api/v2/video/call/default/auto/recordings", None)
-                .await;
-            list["recordings"]
-                .as_array()
-                .filter(|a| !a.is_empty())
-                .cloned()
-        })
-        .await;
+        let listed = listed_recordings(&t, "auto").await;
         assert_eq!(listed[0]["session_id"], session.id.as_str());
         assert_eq!(
             events(&t).await,

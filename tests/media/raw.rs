@@ -5,7 +5,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::common::{API_SECRET, Db, TestServer, eventually, python, stdout_of};
+use crate::common::{API_SECRET, Db, TestServer, eventually, listed_recordings, python, stdout_of};
 use crate::support::{make_clips, script};
 
 #[tokio::test]
@@ -52,20 +52,7 @@ async fn raw_archive_of_two_publishers_reads_back_whole() {
     );
 
     // The session ends a second after the publishers left, and with it the recording.
-    let listed = eventually(
-        Duration::from_secs(20),
-        "the archive to be listed",
-        || async {
-            let (_, list) = t
-                .call("GET", "/api/v2/video/call/default/raw/recordings", None)
-                .await;
-            list["recordings"]
-                .as_array()
-                .filter(|a| !a.is_empty())
-                .cloned()
-        },
-    )
-    .await;
+    let listed = listed_recordings(&t, "raw").await;
     assert_eq!(listed.len(), 1, "one archive per call session: {listed:?}");
     let filename = listed[0]["filename"].as_str().unwrap();
     assert!(
