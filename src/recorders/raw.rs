@@ -87,9 +87,16 @@ async fn record(ctx: RecordingContext) -> Result<(), RecorderError> {
     };
     let path = job.work_dir.join(format!("{name}.tar.gz"));
     let (root, target) = (job.work_dir.join(&name), path.clone());
-    tokio::task::spawn_blocking(move || pack(&root, &target))
-        .await
-        .map_err(|e| RecorderError::Failed(format!("packing the archive failed: {e}")))??;
+    // Once packed, the archive holds everything: the dumps' directory goes.
+    tokio::task::spawn_blocking(move || {
+        pack(&root, &target)?;
+        std::fs::remove_dir_all(&root).map_err(|source| RecorderError::Io {
+            context: format!("cannot remove {}", root.display()),
+            source,
+        })
+    })
+    .await
+    .map_err(|e| RecorderError::Failed(format!("packing the archive failed: {e}")))??;
     let filename = FileName::parse(format!("{name}.tar.gz"))
         .map_err(|e| RecorderError::Failed(e.to_string()))?;
     ctx.file_finished(FinishedFile {

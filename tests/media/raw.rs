@@ -79,6 +79,12 @@ async fn raw_archive_of_two_publishers_reads_back_whole() {
     )
     .await;
     let read: Value = serde_json::from_str(text.trim()).unwrap();
+    // Once packed, no loose dump is left behind in reel's directories.
+    let loose = walk(t.dir.path())
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "rtpdump"))
+        .collect::<Vec<_>>();
+    assert!(loose.is_empty(), "{loose:?}");
 
     let top = filename.trim_end_matches(".tar.gz");
     let participants = read["participants"].as_array().unwrap();
@@ -143,4 +149,18 @@ async fn raw_archive_of_two_publishers_reads_back_whole() {
         assert_eq!(p["segments"]["audio"][0]["track_type"], "TRACK_TYPE_AUDIO");
         assert_eq!(video["track_type"], "TRACK_TYPE_VIDEO");
     }
+}
+
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
 }
