@@ -136,6 +136,18 @@ impl TestServer {
         }
     }
 
+    /// The text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        self.http
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     pub fn server(&self) -> &Server {
         self.server.as_ref().expect("the server is running")
     }

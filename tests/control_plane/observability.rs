@@ -47,15 +47,7 @@ both_backends!(health_and_metrics, |db| async move {
     )
     .await;
 
-    let text = t
-        .http
-        .get(format!("{}/metrics", t.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = t.metrics().await;
     let line = |needle: &str| {
         text.lines()
             .find(|l| l.starts_with(needle))

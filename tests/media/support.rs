@@ -82,15 +82,7 @@ pub async fn aiortc_publish_to(
 
 /// A metric's value from `/metrics`.
 pub async fn metric(t: &TestServer, name: &str) -> f64 {
-    let text = t
-        .http
-        .get(format!("{}/metrics", t.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = t.metrics().await;
     text.lines()
         .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
         .and_then(|l| l.rsplit(' ').next()?.parse().ok())
