@@ -2,7 +2,11 @@
 # Installs what building and running reel needs on Debian 12. Safe to run again.
 set -euo pipefail
 
-packages=(build-essential pkg-config ca-certificates curl)
+# The libav* headers and clang build the bindings of the `mux` module (reel links the system
+# FFmpeg 5.1).
+packages=(build-essential pkg-config ca-certificates curl clang libclang-dev
+  libavcodec-dev libavformat-dev libavutil-dev
+  libswscale-dev libswresample-dev)
 if [[ "${1:-}" == "--test" ]]; then
   # The test suite also starts PostgreSQL, runs Python clients (the Stream SDK, aiortc, a
   # Chromium driver), publishes from headless Chromium, makes clips for `reel publish` with

@@ -96,6 +96,9 @@ pub struct PublishReport {
     pub bytes: u64,
     /// Seconds from the first start to the end.
     pub seconds: f64,
+    /// For each participant that connected, in the order they ended: seconds from its
+    /// connection (when its media began) to the stop (when its media ended).
+    pub media_seconds: Vec<f64>,
 }
 
 #[derive(Default)]
@@ -138,7 +141,10 @@ pub async fn publish(config: PublishConfig, stop: CancellationToken) -> PublishR
     };
     while let Some(result) = tasks.join_next().await {
         let failure = match result {
-            Ok(Ok(())) => None,
+            Ok(Ok(media)) => {
+                report.media_seconds.extend(media.map(|d| d.as_secs_f64()));
+                None
+            }
             Ok(Err(e)) => Some(e.to_string()),
             Err(e) => Some(format!("participant task failed: {e}")),
         };
@@ -185,7 +191,7 @@ async fn participant(
     http: &reqwest::Client,
     counters: &Counters,
     stop: CancellationToken,
-) -> Result<(), PublishError> {
+) -> Result<Option<Duration>, PublishError> {
     let identity = &config.participants[n];
     let mut url = config.url.clone();
     if let Some(id) = &identity.source_id {
@@ -261,7 +267,7 @@ async fn participant(
         local,
         audio: audio.map(|(mid, s)| Player::new(mid, s)),
         video: video.map(|(mid, s)| Player::new(mid, s)),
-        connected: false,
+        connected: None,
         sent: Vec::new(),
         fresh: Vec::new(),
     };
@@ -393,7 +399,8 @@ struct Sender {
     local: SocketAddr,
     audio: Option<Player>,
     video: Option<Player>,
-    connected: bool,
+    /// When the connection was made (and the media began).
+    connected: Option<Instant>,
     /// Packets and bytes last reported per mid, to add only what is new.
     sent: Vec<(Mid, u64, u64)>,
     /// The mids reported since stopping began.
@@ -402,11 +409,12 @@ struct Sender {
 
 impl Sender {
     /// Sends the clip until `stop`, then waits (briefly) for the engine's final counts.
+    /// Returns how long media was sent, if the connection was made.
     async fn run(
         &mut self,
         counters: &Counters,
         stop: &CancellationToken,
-    ) -> Result<(), PublishError> {
+    ) -> Result<Option<Duration>, PublishError> {
         let mut buf = vec![0u8; 2048];
         let mut disconnected_since: Option<Instant> = None;
         let mut stopping: Option<Instant> = None;
@@ -417,10 +425,10 @@ impl Sender {
             }
             if let Some(t) = stopping {
                 let players = usize::from(self.audio.is_some()) + usize::from(self.video.is_some());
-                let waiting = self.connected && self.fresh.len() < players;
+                let waiting = self.connected.is_some() && self.fresh.len() < players;
                 if !waiting || t.elapsed() > FINAL_STATS_WAIT {
                     self.rtc.disconnect();
-                    return Ok(());
+                    return Ok(self.connected.map(|c| t.saturating_duration_since(c)));
                 }
             }
             let next = [&self.audio, &self.video]
@@ -479,9 +487,9 @@ impl Sender {
                 }
                 Output::Event(e) => match e {
                     Event::Connected => {
-                        self.connected = true;
-                        counters.connected.fetch_add(1, Ordering::Relaxed);
                         let now = Instant::now();
+                        self.connected = Some(now);
+                        counters.connected.fetch_add(1, Ordering::Relaxed);
                         for p in [&mut self.audio, &mut self.video].into_iter().flatten() {
                             p.start = now;
                             p.due = Some(now);

@@ -6,6 +6,7 @@
 //! context's stop signal; when it returns, the recording moves on to uploading (or to failed,
 //! with its handed-over files still uploaded: media already written is never dropped).
 
+pub mod individual;
 mod names;
 pub mod raw;
 
@@ -98,9 +99,11 @@ impl Recorders {
         self
     }
 
-    /// The recorders that need no browser: raw.
+    /// The recorders that need no browser: raw and individual.
     pub fn native() -> Self {
-        Self::default().with(RecordingType::Raw, raw::RawFactory)
+        Self::default()
+            .with(RecordingType::Raw, raw::RawFactory)
+            .with(RecordingType::Individual, individual::IndividualFactory)
     }
 
     /// The factory for `t`.

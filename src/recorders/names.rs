@@ -7,15 +7,23 @@ use sha2::{Digest, Sha256};
 /// most `max` bytes. When anything had to change, the first 8 hex digits of the original's
 /// SHA-256 are appended, so that different inputs keep different names.
 pub fn component(text: &str, max: usize) -> String {
+    safe(text, max, |c| {
+        c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '@')
+    })
+}
+
+/// `text` as part of a file name that lists and URLs carry as they are: like [`component`],
+/// with ASCII letters, digits, `-` and `_` only.
+pub fn file_part(text: &str, max: usize) -> String {
+    safe(text, max, |c| {
+        c.is_ascii_alphanumeric() || matches!(c, '-' | '_')
+    })
+}
+
+fn safe(text: &str, max: usize, keep: fn(char) -> bool) -> String {
     let mut safe: String = text
         .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '@') {
-                c
-            } else {
-                '_'
-            }
-        })
+        .map(|c| if keep(c) { c } else { '_' })
         .collect();
     if safe.starts_with('.') {
         safe.replace_range(..1, "_");
@@ -34,7 +42,7 @@ pub fn component(text: &str, max: usize) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::component;
+    use super::{component, file_part};
 
     #[test]
     fn hostile_names_stay_inside_and_distinct() {
@@ -54,5 +62,18 @@ mod tests {
         );
         assert!(component("", 64).starts_with("_-"));
         assert_eq!(component(".", 64).len(), 10);
+    }
+
+    #[test]
+    fn file_parts_keep_only_what_file_names_allow() {
+        assert_eq!(file_part("alice_1-2", 64), "alice_1-2");
+        let mail = file_part("bob@example.com", 64);
+        assert!(mail.starts_with("bob_example_com-"), "{mail}");
+        assert!(reel_file_name(&file_part("../../etc", 64)));
+        assert!(reel_file_name(&file_part("Zoë 👋", 64)));
+    }
+
+    fn reel_file_name(part: &str) -> bool {
+        crate::domain::FileName::parse(format!("individual_{part}.mkv")).is_ok()
     }
 }

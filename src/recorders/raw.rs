@@ -23,7 +23,7 @@ use super::{
 use crate::domain::{FileName, Timestamp, Track, TrackType};
 use crate::media::{BusMessage, Packet, Subscription};
 use crate::rtp::rtpdump::{RtpHeader, RtpdumpWriter, sender_report};
-use crate::rtp::sdp;
+use crate::rtp::{MediaCodec, packet_frame_size, sdp};
 
 /// Bus queue of the recorder: a few seconds of a large call.
 const QUEUE: usize = 16_384;
@@ -173,6 +173,9 @@ struct SegmentMeta {
     last_rtcp_ntp_timestamp: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     first_key_frame_offset_ms: Option<i64>,
+    /// The largest picture its key frames announced.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_frame_dimension: Option<Dimension>,
     start_offset_ms: i64,
     end_offset_ms: i64,
     rtp_duration_ms: i64,
@@ -180,6 +183,13 @@ struct SegmentMeta {
     drift_ms: i64,
     /// RTP packets in the dump (RTCP not counted).
     rtp_packets: u64,
+}
+
+/// A picture size.
+#[derive(Clone, Copy, Debug, Serialize)]
+struct Dimension {
+    width: u32,
+    height: u32,
 }
 
 /// A participant session's directory and segments.
@@ -297,9 +307,20 @@ impl Archive {
             .map_err(write_error(&meta.base_filename))?;
         open.packets = open.packets.wrapping_add(1);
         open.octets = open.octets.wrapping_add(p.payload.len() as u32);
-        if p.keyframe && meta.first_key_frame_offset_ms.is_none() {
-            meta.first_key_frame_offset_ms =
-                Some(p.arrival_wall.since(open.first_arrival).as_millis() as i64);
+        if p.keyframe {
+            if meta.first_key_frame_offset_ms.is_none() {
+                meta.first_key_frame_offset_ms =
+                    Some(p.arrival_wall.since(open.first_arrival).as_millis() as i64);
+            }
+            let size = MediaCodec::from_name(&p.track.codec.name)
+                .and_then(|codec| packet_frame_size(codec, &p.payload));
+            if let Some((width, height)) = size
+                && meta.max_frame_dimension.is_none_or(|d| {
+                    u64::from(d.width) * u64::from(d.height) < u64::from(width) * u64::from(height)
+                })
+            {
+                meta.max_frame_dimension = Some(Dimension { width, height });
+            }
         }
         meta.rtp_packets += 1;
         meta.last_rtp_rtp_timestamp = p.timestamp;
@@ -390,6 +411,7 @@ impl Archive {
             last_rtcp_rtp_timestamp: None,
             last_rtcp_ntp_timestamp: None,
             first_key_frame_offset_ms: None,
+            max_frame_dimension: None,
             start_offset_ms: first_ms - self.call_start.unix_millis(),
             end_offset_ms: first_ms - self.call_start.unix_millis(),
             rtp_duration_ms: 0,

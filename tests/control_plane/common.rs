@@ -499,15 +499,20 @@ pub fn reel_bin() -> PathBuf {
 
 /// Waits until `default:{call}` lists at least one recorded file; returns the listing.
 pub async fn listed_recordings(t: &TestServer, call: &str) -> Vec<Value> {
+    listed_files(t, call, 1).await
+}
+
+/// The recorded files of call `default:{call}`, once at least `n` are listed.
+pub async fn listed_files(t: &TestServer, call: &str, n: usize) -> Vec<Value> {
     let path = format!("/api/v2/video/call/default/{call}/recordings");
     eventually(
         Duration::from_secs(20),
-        "a recording to be listed",
+        &format!("{n} recorded file(s) to be listed"),
         || async {
             let (_, list) = t.call("GET", &path, None).await;
             list["recordings"]
                 .as_array()
-                .filter(|a| !a.is_empty())
+                .filter(|a| a.len() >= n)
                 .cloned()
         },
     )

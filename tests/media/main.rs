@@ -7,6 +7,7 @@
 mod common;
 
 mod browser;
+mod individual;
 mod publish;
 mod publisher;
 mod raw;

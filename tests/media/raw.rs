@@ -143,6 +143,12 @@ async fn raw_archive_of_two_publishers_reads_back_whole() {
             video["first_key_frame_offset_ms"].as_i64().is_some(),
             "{video}"
         );
+        // The clips are 320x240.
+        assert_eq!(
+            video["max_frame_dimension"],
+            serde_json::json!({"width": 320, "height": 240}),
+            "{video}"
+        );
         // The publisher reports on video every second (on audio every 5 s, past this call).
         assert!(video["dump"]["rtcp"].as_u64().unwrap() >= 2, "{video}");
         assert!(video["last_rtcp_ntp_timestamp"].as_i64().unwrap() > 0);

@@ -1,0 +1,236 @@
+//! Matroska and WebM files from coded frames.
+
+use std::path::{Path, PathBuf};
+
+use ffmpeg_next::format::context::Output;
+use ffmpeg_next::util::mathematics::Rescale;
+use ffmpeg_next::{Dictionary, Packet, Rational, codec};
+
+use super::{MuxError, init, params};
+use crate::rtp::MediaCodec;
+
+/// Microseconds, the unit of every time given to a [`Writer`].
+const MICROS: (i32, i32) = (1, 1_000_000);
+
+/// The kind of file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Container {
+    /// `.mkv`: any of reel's codecs.
+    Matroska,
+    /// `.webm`: Opus, VP8, VP9, AV1.
+    WebM,
+}
+
+impl Container {
+    fn format(self) -> &'static str {
+        match self {
+            Self::Matroska => "matroska",
+            Self::WebM => "webm",
+        }
+    }
+}
+
+/// What a stream of the file carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamSpec {
+    /// The codec of its frames.
+    pub codec: MediaCodec,
+    /// Audio channels (audio only).
+    pub channels: u8,
+    /// Picture size (video only; 0 if unknown).
+    pub width: u32,
+    /// Picture height.
+    pub height: u32,
+    /// What the decoder needs first: H.264 SPS and PPS in Annex B, or AV1's sequence header.
+    pub codec_private: Option<Vec<u8>>,
+}
+
+impl StreamSpec {
+    /// An audio stream of `codec` with `channels`.
+    pub fn audio(codec: MediaCodec, channels: u8) -> Self {
+        Self {
+            codec,
+            channels,
+            width: 0,
+            height: 0,
+            codec_private: None,
+        }
+    }
+}
+
+/// A file being written. Dropping it without [`Writer::finish`] leaves what was written
+/// playable, without an index.
+pub struct Writer {
+    out: Output,
+    path: PathBuf,
+    time_bases: Vec<Rational>,
+    last_pts: Vec<i64>,
+}
+
+impl Writer {
+    /// Creates `path` with `streams` (numbered in this order) and writes its header.
+    pub fn create(
+        path: &Path,
+        container: Container,
+        streams: &[StreamSpec],
+    ) -> Result<Self, MuxError> {
+        init();
+        let context = format!("cannot create {}", path.display());
+        // FFmpeg takes the path as a C string.
+        if path.to_str().is_none_or(|p| p.contains('\0')) {
+            return Err(MuxError::new(context)(ffmpeg_next::Error::InvalidData));
+        }
+        let mut out = ffmpeg_next::format::output_as(path, container.format())
+            .map_err(MuxError::new(&context))?;
+        for spec in streams {
+            let mut stream = out
+                .add_stream(None::<ffmpeg_next::Codec>)
+                .map_err(MuxError::new(&context))?;
+            stream.set_time_base(MICROS);
+            // SAFETY: the stream was just made and nothing else holds its parameters.
+            unsafe { params::fill((*stream.as_mut_ptr()).codecpar, spec) };
+        }
+        let mut options = Dictionary::new();
+        // Clusters of at most a second, flushed to the file as soon as they are complete.
+        options.set("cluster_time_limit", "1000");
+        options.set("flush_packets", "1");
+        out.write_header_with(options)
+            .map_err(MuxError::new(&context))?;
+        // The muxer picks its own time base (1/1000 for Matroska).
+        let time_bases: Vec<Rational> = out.streams().map(|s| s.time_base()).collect();
+        Ok(Self {
+            last_pts: vec![i64::MIN; time_bases.len()],
+            out,
+            path: path.to_owned(),
+            time_bases,
+        })
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes a frame of `stream` presented at `pts_us` for `duration_us` (0 if unknown).
+    /// A time earlier than the stream's last is moved up to it. Frames are written as they
+    /// come, not held back to interleave the streams (FFmpeg would hold every stream while
+    /// one is silent), so the caller gives them in about the order of their times.
+    pub fn write(
+        &mut self,
+        stream: usize,
+        pts_us: i64,
+        duration_us: i64,
+        data: &[u8],
+        keyframe: bool,
+    ) -> Result<(), MuxError> {
+        let time_base = self.time_bases[stream];
+        let pts = pts_us.rescale(MICROS, time_base).max(self.last_pts[stream]);
+        self.last_pts[stream] = pts;
+        let mut packet = Packet::copy(data);
+        packet.set_stream(stream);
+        packet.set_pts(Some(pts));
+        packet.set_dts(Some(pts));
+        packet.set_duration(duration_us.rescale(MICROS, time_base));
+        if keyframe {
+            packet.set_flags(codec::packet::Flags::KEY);
+        }
+        packet
+            .write(&mut self.out)
+            .map(drop)
+            .map_err(MuxError::new(format!(
+                "cannot write {}",
+                self.path.display()
+            )))
+    }
+
+    /// Writes the index and the duration, and closes the file.
+    pub fn finish(mut self) -> Result<(), MuxError> {
+        self.out.write_trailer().map_err(MuxError::new(format!(
+            "cannot finish {}",
+            self.path.display()
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Packets per stream and the last packet's end time in ms, read back by FFmpeg.
+    fn read_back(path: &Path) -> (Vec<usize>, i64) {
+        let mut input = ffmpeg_next::format::input(path).unwrap();
+        let mut counts = vec![0; input.streams().count()];
+        let mut end = 0;
+        for (stream, packet) in input.packets() {
+            counts[stream.index()] += 1;
+            let tb = stream.time_base();
+            let pts = packet.pts().unwrap().rescale(tb, (1, 1000));
+            end = end.max(pts + packet.duration().rescale(tb, (1, 1000)));
+        }
+        (counts, end)
+    }
+
+    fn opus_and_vp8(path: &Path) -> Writer {
+        let video = StreamSpec {
+            codec: MediaCodec::Vp8,
+            channels: 0,
+            width: 320,
+            height: 240,
+            codec_private: None,
+        };
+        let audio = StreamSpec::audio(MediaCodec::Opus, 2);
+        Writer::create(path, Container::Matroska, &[audio, video]).unwrap()
+    }
+
+    #[test]
+    fn a_finished_file_has_every_frame() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.mkv");
+        let mut w = opus_and_vp8(&path);
+        for i in 0..100 {
+            w.write(0, i * 20_000, 20_000, &[0xf8], true).unwrap();
+            if i % 4 == 0 {
+                w.write(1, i * 20_000, 0, &[0x10, 0, 0], i == 0).unwrap();
+            }
+        }
+        // A time going back is moved up, not refused.
+        w.write(0, 0, 20_000, &[0xf8], true).unwrap();
+        w.finish().unwrap();
+        let (counts, end) = read_back(&path);
+        assert_eq!(counts, [101, 25]);
+        assert_eq!(end, 2000);
+    }
+
+    #[test]
+    fn a_file_never_finished_keeps_its_complete_clusters() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cut.mkv");
+        let mut w = opus_and_vp8(&path);
+        for i in 0..250 {
+            w.write(0, i * 20_000, 20_000, &[0xf8], true).unwrap();
+        }
+        // What a crash leaves: the file as flushed so far.
+        let copy = dir.path().join("copy.mkv");
+        std::fs::copy(&path, &copy).unwrap();
+        drop(w);
+        let (counts, end) = read_back(&copy);
+        assert!(counts[0] >= 150, "{counts:?}");
+        assert!(end >= 3000, "{end}");
+    }
+
+    #[test]
+    fn an_unwritable_path_is_an_error() {
+        let err = Writer::create(
+            Path::new("/nonexistent/dir/x.mkv"),
+            Container::WebM,
+            &[StreamSpec::audio(MediaCodec::Opus, 2)],
+        )
+        .err()
+        .unwrap();
+        assert!(
+            err.to_string()
+                .contains("cannot create /nonexistent/dir/x.mkv"),
+            "{err}"
+        );
+    }
+}

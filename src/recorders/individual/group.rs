@@ -1,0 +1,390 @@
+//! One participant session's camera and microphone (or its screen share): the tracks, and
+//! the files they are written to.
+//!
+//! The files' streams are fixed when they are opened, so frames wait (at most [`HOLD`]) until
+//! every track of the group has given a first frame (video: a key frame, which also gives
+//! the picture size and the decoder's parameters). A kind that starts later gets a file of
+//! its own.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tracing::{info, warn};
+
+use super::outputs::{Content, Kind, files_for, late_file};
+use crate::domain::settings::OutputType;
+use crate::domain::{FileName, Participant, Timestamp};
+use crate::media::Packet;
+use crate::mux::{Container, StreamSpec, Writer};
+use crate::recorders::{FinishedFile, names};
+use crate::rtp::{MediaCodec, TimedFrame, Timeline, frame_size, timeline};
+
+/// Longest wait for a group's other track before its files are opened without it.
+pub(super) const HOLD: Duration = Duration::from_secs(3);
+/// Longest user id or session id in a file name.
+const MAX_NAME_PART: usize = 64;
+
+/// What every group of a recording shares.
+pub(super) struct Shared {
+    pub(super) requested: Vec<OutputType>,
+    pub(super) dir: PathBuf,
+    /// `individual_{call type}_{call id}`.
+    pub(super) prefix: String,
+    /// The call session's start, unix ms: the last part of every name.
+    pub(super) ts: i64,
+    pub(super) used_names: HashSet<String>,
+    /// Files closed since the caller last took them.
+    pub(super) finished: Vec<FinishedFile>,
+    /// How many times writing failed, and the first reason.
+    pub(super) failures: (u64, Option<String>),
+    pub(super) frames: Vec<TimedFrame>,
+}
+
+impl Shared {
+    fn fail(&mut self, e: impl ToString) {
+        self.failures.0 += 1;
+        self.failures.1.get_or_insert_with(|| e.to_string());
+    }
+}
+
+struct Slot {
+    kind: Kind,
+    track_id: String,
+    codec: MediaCodec,
+    channels: u8,
+    timeline: Timeline<Arc<[u8]>>,
+    size: Option<(u32, u32)>,
+    started: bool,
+    ended: bool,
+}
+
+impl Slot {
+    fn spec(&self) -> StreamSpec {
+        match self.kind {
+            Kind::Audio => StreamSpec::audio(self.codec, self.channels),
+            Kind::Video => StreamSpec {
+                codec: self.codec,
+                channels: 0,
+                width: self.size.map_or(0, |s| s.0),
+                height: self.size.map_or(0, |s| s.1),
+                codec_private: self.timeline.depacketizer().codec_private(),
+            },
+        }
+    }
+}
+
+struct OutFile {
+    name: FileName,
+    path: PathBuf,
+    /// `None` once writing failed: the file is closed as it is.
+    writer: Option<Writer>,
+    kinds: &'static [Kind],
+    zero_us: i64,
+    end_us: i64,
+}
+
+impl OutFile {
+    /// Closes the file and hands it over for upload. A file that failed is handed over all
+    /// the same: what it holds stays playable.
+    fn hand_over(self, shared: &mut Shared) {
+        if let Some(Err(e)) = self.writer.map(Writer::finish) {
+            warn!(error = %e, "cannot finish a file");
+            shared.fail(e);
+        }
+        shared.finished.push(FinishedFile {
+            path: self.path,
+            filename: self.name,
+            start_time: Timestamp::from_unix_nanos(self.zero_us * 1000),
+            end_time: Timestamp::from_unix_nanos(self.end_us * 1000),
+        });
+    }
+}
+
+/// A participant session's group of tracks.
+pub(super) struct Group {
+    participant: Participant,
+    screen: bool,
+    slots: Vec<Slot>,
+    ignored: HashSet<String>,
+    first_seen: Instant,
+    /// Arrival of the group's first packet (wall clock, µs): time zero of its files.
+    first_arrival_us: Option<i64>,
+    pending: Vec<(Kind, TimedFrame)>,
+    files: Option<Vec<OutFile>>,
+}
+
+impl Group {
+    pub(super) fn new(participant: Participant, screen: bool) -> Self {
+        Self {
+            participant,
+            screen,
+            slots: Vec::new(),
+            ignored: HashSet::new(),
+            first_seen: Instant::now(),
+            first_arrival_us: None,
+            pending: Vec::new(),
+            files: None,
+        }
+    }
+
+    /// Takes a packet of one of the group's tracks; true if that track needs a key frame.
+    pub(super) fn packet(&mut self, p: &Packet, shared: &mut Shared) -> bool {
+        let Some(index) = self.slot_for(p) else {
+            return false;
+        };
+        let arrival_us = p.arrival_wall.unix_nanos() / 1000;
+        self.first_arrival_us.get_or_insert(arrival_us);
+        let slot = &mut self.slots[index];
+        slot.timeline.push(
+            timeline::Packet {
+                ssrc: p.ssrc,
+                seq: p.seq,
+                rtp_time: p.rtp_time,
+                marker: p.marker,
+                payload: p.payload.clone(),
+                arrival_us,
+            },
+            &mut shared.frames,
+        );
+        let wanted = slot.timeline.take_keyframe_wanted();
+        self.route(index, shared);
+        wanted
+    }
+
+    /// The slot of `p`'s track, made if it is new; `None` for a track that is not recorded.
+    fn slot_for(&mut self, p: &Packet) -> Option<usize> {
+        let track = &p.track;
+        if let Some(i) = self.slots.iter().position(|s| s.track_id == track.track_id) {
+            return Some(i);
+        }
+        if self.ignored.contains(&track.track_id) {
+            return None;
+        }
+        let kind = Kind::of_audio(track.track_type.is_audio());
+        let codec = MediaCodec::from_name(&track.codec.name);
+        let existing = self.slots.iter().position(|s| s.kind == kind);
+        match (codec, existing) {
+            (Some(codec), Some(i)) if self.slots[i].codec == codec => {
+                // The same kind again (the publisher replaced its track): it carries on in
+                // the same streams, as a new segment.
+                let slot = &mut self.slots[i];
+                info!(old = %slot.track_id, new = %track.track_id, "track replaced");
+                slot.track_id.clone_from(&track.track_id);
+                slot.ended = false;
+                Some(i)
+            }
+            (Some(codec), None) => {
+                self.slots.push(Slot {
+                    kind,
+                    track_id: track.track_id.clone(),
+                    codec,
+                    channels: track.codec.channels,
+                    timeline: Timeline::new(codec),
+                    size: None,
+                    started: false,
+                    ended: false,
+                });
+                Some(self.slots.len() - 1)
+            }
+            (codec, _) => {
+                warn!(track_id = %track.track_id, codec = %track.codec.name,
+                      supported = codec.is_some(), "track not recorded: its codec cannot join the files");
+                self.ignored.insert(track.track_id.clone());
+                None
+            }
+        }
+    }
+
+    /// Sends the frames in `shared.frames`, of slot `index`, where they go.
+    fn route(&mut self, index: usize, shared: &mut Shared) {
+        let frames = std::mem::take(&mut shared.frames);
+        let slot = &mut self.slots[index];
+        let kind = slot.kind;
+        for frame in frames {
+            if kind == Kind::Video && frame.keyframe {
+                slot.size = frame_size(slot.codec, &frame.data).or(slot.size);
+            }
+            slot.started = true;
+            match &mut self.files {
+                None => self.pending.push((kind, frame)),
+                Some(files) => {
+                    if !files.iter().any(|f| f.kinds.contains(&kind))
+                        && let Some(content) = late_file(&shared.requested, self.screen, kind)
+                    {
+                        let spec = [slot.spec()];
+                        if let Some(f) = open_file(
+                            &self.participant,
+                            self.screen,
+                            content,
+                            &spec,
+                            frame.pts_us,
+                            shared,
+                        ) {
+                            files.push(f);
+                        }
+                    }
+                    write(files, kind, &frame, shared);
+                }
+            }
+        }
+        if self.files.is_none() && self.slots.len() == 2 && self.slots.iter().all(|s| s.started) {
+            self.open(shared);
+        }
+    }
+
+    /// Opens the files once [`HOLD`] has passed since the group's first packet.
+    pub(super) fn tick(&mut self, shared: &mut Shared) {
+        if self.files.is_none()
+            && self.first_seen.elapsed() >= HOLD
+            && self.slots.iter().any(|s| s.started)
+        {
+            self.open(shared);
+        }
+    }
+
+    /// Marks `track_id` ended; true if it was the group's last live track.
+    pub(super) fn track_ended(&mut self, track_id: &str, shared: &mut Shared) -> bool {
+        if let Some(i) = self.slots.iter().position(|s| s.track_id == track_id) {
+            self.slots[i].timeline.finish(&mut shared.frames);
+            self.route(i, shared);
+            self.slots[i].ended = true;
+        }
+        self.slots.iter().all(|s| s.ended)
+    }
+
+    /// Flushes every track and closes the files.
+    pub(super) fn close(mut self, shared: &mut Shared) {
+        for i in 0..self.slots.len() {
+            self.slots[i].timeline.finish(&mut shared.frames);
+            self.route(i, shared);
+        }
+        if self.files.is_none() {
+            self.open(shared);
+        }
+        for slot in &self.slots {
+            let s = slot.timeline.stats();
+            info!(track_id = %slot.track_id, packets = s.packets, lost = s.lost, late = s.late,
+                  malformed = s.malformed, skipped_frames = s.skipped_frames, filled = s.filled,
+                  "track recorded");
+        }
+        for f in self.files.take().unwrap_or_default() {
+            f.hand_over(shared);
+        }
+    }
+
+    /// Opens the files for the kinds that have started, and writes the frames that waited.
+    fn open(&mut self, shared: &mut Shared) {
+        let present: Vec<Kind> = [Kind::Audio, Kind::Video]
+            .into_iter()
+            .filter(|k| self.slots.iter().any(|s| s.kind == *k && s.started))
+            .collect();
+        let mut files = Vec::new();
+        for content in files_for(&shared.requested, self.screen, &present) {
+            let specs: Vec<StreamSpec> = content
+                .kinds()
+                .iter()
+                .filter_map(|k| self.slots.iter().find(|s| s.kind == *k))
+                .map(Slot::spec)
+                .collect();
+            // Every file starts when the participant's media did, even if a stream's first
+            // frame (a video key frame) came later.
+            let first = self
+                .pending
+                .iter()
+                .filter(|(k, _)| content.kinds().contains(k))
+                .map(|(_, f)| f.pts_us)
+                .min();
+            let Some(first) = first else { continue };
+            let zero = self.first_arrival_us.map_or(first, |z| z.min(first));
+            if let Some(f) = open_file(
+                &self.participant,
+                self.screen,
+                content,
+                &specs,
+                zero,
+                shared,
+            ) {
+                files.push(f);
+            }
+        }
+        let mut pending = std::mem::take(&mut self.pending);
+        pending.sort_by_key(|(_, f)| f.pts_us);
+        for (kind, frame) in &pending {
+            write(&mut files, *kind, frame, shared);
+        }
+        self.files = Some(files);
+    }
+}
+
+/// Creates a file of `content` whose time zero is `zero_us`.
+fn open_file(
+    who: &Participant,
+    screen: bool,
+    content: Content,
+    specs: &[StreamSpec],
+    zero_us: i64,
+    shared: &mut Shared,
+) -> Option<OutFile> {
+    let base = format!(
+        "{}_{}_{}_{}_{}",
+        shared.prefix,
+        names::file_part(who.user_id.as_str(), MAX_NAME_PART),
+        names::file_part(who.user_session_id.as_str(), MAX_NAME_PART),
+        content.name(screen),
+        shared.ts
+    );
+    let mut name = format!("{base}.mkv");
+    let mut n = 1;
+    while shared.used_names.contains(&name) {
+        n += 1;
+        name = format!("{base}_{n}.mkv");
+    }
+    let filename = match FileName::parse(name.clone()) {
+        Ok(f) => f,
+        Err(e) => {
+            shared.fail(e);
+            return None;
+        }
+    };
+    shared.used_names.insert(name.clone());
+    let path = shared.dir.join(&name);
+    match Writer::create(&path, Container::Matroska, specs) {
+        Ok(writer) => Some(OutFile {
+            name: filename,
+            path,
+            writer: Some(writer),
+            kinds: content.kinds(),
+            zero_us,
+            end_us: zero_us,
+        }),
+        Err(e) => {
+            warn!(error = %e, "cannot open a file");
+            shared.fail(e);
+            None
+        }
+    }
+}
+
+/// Writes `frame` of `kind` to every file that has that kind. A file that fails is closed
+/// as it is (what it holds stays playable) and takes no more frames.
+fn write(files: &mut [OutFile], kind: Kind, frame: &TimedFrame, shared: &mut Shared) {
+    for f in files {
+        let Some(stream) = f.kinds.iter().position(|k| *k == kind) else {
+            continue;
+        };
+        let Some(writer) = &mut f.writer else {
+            continue;
+        };
+        let pts = (frame.pts_us - f.zero_us).max(0);
+        match writer.write(stream, pts, frame.duration_us, &frame.data, frame.keyframe) {
+            Ok(()) => f.end_us = f.end_us.max(frame.pts_us + frame.duration_us),
+            Err(e) => {
+                warn!(error = %e, "cannot write a frame; the file ends here");
+                shared.fail(e);
+                f.writer = None;
+            }
+        }
+    }
+}

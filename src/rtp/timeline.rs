@@ -1,0 +1,405 @@
+//! One track's packets, as they arrived, into frames on the wall clock: reordered,
+//! depacketized, timed from their RTP timestamps anchored at the arrival of the track's
+//! first frame, so that playback time equals wall time.
+//!
+//! - Video after a loss or a malformed payload waits for the next key frame, so that no
+//!   frame is written that cannot decode; the caller is told to ask for one.
+//! - Audio gaps (loss, or DTX silences in which the sender sends nothing) are filled with
+//!   empty Opus packets (a TOC byte alone), which decoders turn into concealment or
+//!   silence of the packet's duration, so that decoded audio lasts the wall time too.
+//! - A new SSRC starts a new segment, anchored anew. A clock that strays more than half a
+//!   second from the arrival times (a sender that stopped its RTP clock while muted) is
+//!   anchored anew as well.
+
+use super::MediaCodec;
+use super::depacketize::{Depacketizer, Frame};
+use super::reorder::{Released, Reorder};
+
+/// How far the RTP clock may stray from arrival times before it is anchored anew.
+const MAX_STRAY_US: i64 = 500_000;
+
+/// A packet of the track.
+#[derive(Clone, Debug)]
+pub struct Packet<P> {
+    /// Its stream's SSRC.
+    pub ssrc: u32,
+    /// Extended sequence number.
+    pub seq: u64,
+    /// Extended RTP time.
+    pub rtp_time: u64,
+    /// The marker bit.
+    pub marker: bool,
+    /// The RTP payload.
+    pub payload: P,
+    /// Arrival, in wall-clock microseconds.
+    pub arrival_us: i64,
+}
+
+/// A frame and its place on the wall clock.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TimedFrame {
+    /// Presentation time, wall-clock microseconds.
+    pub pts_us: i64,
+    /// Duration in microseconds: a video frame's lasts until the next one (each video
+    /// frame is held until the next comes).
+    pub duration_us: i64,
+    /// The coded frame.
+    pub data: Vec<u8>,
+    /// Decoding can start here.
+    pub keyframe: bool,
+}
+
+/// What happened to a track so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TimelineStats {
+    /// Packets taken.
+    pub packets: u64,
+    /// Packets never received.
+    pub lost: u64,
+    /// Duplicates and packets too late to use.
+    pub late: u64,
+    /// Payloads that did not parse.
+    pub malformed: u64,
+    /// Video frames dropped while waiting for a key frame.
+    pub skipped_frames: u64,
+    /// Empty audio packets put in gaps.
+    pub filled: u64,
+}
+
+/// Where a segment's RTP time sits on the wall clock.
+#[derive(Clone, Copy, Debug)]
+struct Anchor {
+    rtp_time: u64,
+    us: i64,
+}
+
+/// One track's timeline; `P` is the payload's storage.
+#[derive(Debug)]
+pub struct Timeline<P> {
+    codec: MediaCodec,
+    reorder: Reorder<Held<P>>,
+    depacketizer: Depacketizer,
+    ssrc: Option<u32>,
+    anchor: Option<Anchor>,
+    need_keyframe: bool,
+    keyframe_wanted: bool,
+    /// Where the next audio packet should start, and the TOC byte of the last one.
+    audio_next: Option<(i64, u8)>,
+    /// The last video frame, held until the next one gives its duration.
+    video_held: Option<TimedFrame>,
+    frames: Vec<Frame>,
+    stats: TimelineStats,
+}
+
+#[derive(Debug)]
+struct Held<P> {
+    rtp_time: u64,
+    marker: bool,
+    payload: P,
+    arrival_us: i64,
+}
+
+impl<P: AsRef<[u8]>> Timeline<P> {
+    /// An empty timeline for `codec`.
+    pub fn new(codec: MediaCodec) -> Self {
+        Self {
+            codec,
+            reorder: reorder_for(codec),
+            depacketizer: Depacketizer::new(codec),
+            ssrc: None,
+            anchor: None,
+            need_keyframe: !codec.is_audio(),
+            keyframe_wanted: false,
+            audio_next: None,
+            video_held: None,
+            frames: Vec::new(),
+            stats: TimelineStats::default(),
+        }
+    }
+
+    /// What happened so far.
+    pub fn stats(&self) -> TimelineStats {
+        TimelineStats {
+            late: self.reorder.late(),
+            ..self.stats
+        }
+    }
+
+    /// The depacketizer (for the codec private data of the frames so far).
+    pub fn depacketizer(&self) -> &Depacketizer {
+        &self.depacketizer
+    }
+
+    /// True once since the last call if the track needs a key frame to go on.
+    pub fn take_keyframe_wanted(&mut self) -> bool {
+        std::mem::take(&mut self.keyframe_wanted)
+    }
+
+    /// Takes a packet; the frames it completes go to `out`.
+    pub fn push(&mut self, p: Packet<P>, out: &mut Vec<TimedFrame>) {
+        if self.ssrc.is_some_and(|s| s != p.ssrc) {
+            self.end_segment(out);
+        }
+        self.ssrc = Some(p.ssrc);
+        self.stats.packets += 1;
+        let held = Held {
+            rtp_time: p.rtp_time,
+            marker: p.marker,
+            payload: p.payload,
+            arrival_us: p.arrival_us,
+        };
+        self.reorder.push(p.seq, p.arrival_us / 1000, held);
+        while let Some(r) = self.reorder.pop() {
+            self.take(r, out);
+        }
+    }
+
+    /// Ends the track: everything held is released.
+    pub fn finish(&mut self, out: &mut Vec<TimedFrame>) {
+        self.end_segment(out);
+        out.extend(self.video_held.take());
+    }
+
+    fn end_segment(&mut self, out: &mut Vec<TimedFrame>) {
+        while let Some(r) = self.reorder.drain() {
+            self.take(r, out);
+        }
+        let late = self.reorder.late();
+        self.reorder = reorder_for(self.codec);
+        self.stats.late += late;
+        let arrival = self.anchor.map_or(0, |a| a.us);
+        self.depacketizer.finish(&mut self.frames);
+        self.emit_frames(arrival, out);
+        self.anchor = None;
+        self.need_keyframe = !self.codec.is_audio();
+    }
+
+    fn take(&mut self, r: Released<Held<P>>, out: &mut Vec<TimedFrame>) {
+        let video = !self.codec.is_audio();
+        if r.lost_before > 0 {
+            self.stats.lost += r.lost_before;
+            if video {
+                self.wait_for_keyframe();
+            }
+        }
+        let h = r.item;
+        if self
+            .depacketizer
+            .push(h.rtp_time, h.marker, h.payload.as_ref(), &mut self.frames)
+            .is_err()
+        {
+            self.stats.malformed += 1;
+            if video {
+                self.wait_for_keyframe();
+            }
+        }
+        self.emit_frames(h.arrival_us, out);
+    }
+
+    fn wait_for_keyframe(&mut self) {
+        self.need_keyframe = true;
+        self.keyframe_wanted = true;
+    }
+
+    fn emit_frames(&mut self, arrival_us: i64, out: &mut Vec<TimedFrame>) {
+        let frames = std::mem::take(&mut self.frames);
+        for f in frames {
+            self.emit(f, arrival_us, out);
+        }
+    }
+
+    fn emit(&mut self, f: Frame, arrival_us: i64, out: &mut Vec<TimedFrame>) {
+        if self.need_keyframe {
+            if !f.keyframe {
+                self.stats.skipped_frames += 1;
+                self.keyframe_wanted = true;
+                return;
+            }
+            self.need_keyframe = false;
+        }
+        let ticks = self.codec.ticks_per_ms() as i64;
+        let at = |a: Anchor| a.us + (f.rtp_time as i64 - a.rtp_time as i64) * 1000 / ticks;
+        let mut anchor = *self.anchor.get_or_insert(Anchor {
+            rtp_time: f.rtp_time,
+            us: arrival_us,
+        });
+        if (at(anchor) - arrival_us).abs() > MAX_STRAY_US {
+            anchor = Anchor {
+                rtp_time: f.rtp_time,
+                us: arrival_us,
+            };
+            self.anchor = Some(anchor);
+        }
+        let pts_us = at(anchor);
+        if !self.codec.is_audio() {
+            // A frame lasts until the next one; the last one as long as the one before.
+            let last = self.video_held.replace(TimedFrame {
+                pts_us,
+                duration_us: 0,
+                data: f.data,
+                keyframe: f.keyframe,
+            });
+            if let Some(mut last) = last {
+                last.duration_us = (pts_us - last.pts_us).clamp(0, MAX_STRAY_US);
+                if let Some(held) = &mut self.video_held {
+                    held.duration_us = last.duration_us;
+                }
+                out.push(last);
+            }
+            return;
+        }
+        let duration_us = opus_samples(&f.data).map_or(20_000, |s| i64::from(s) * 1000 / 48);
+        if let Some((next, toc)) = self.audio_next {
+            let empty = [toc & 0xfc];
+            let step = opus_samples(&empty).map_or(20_000, |s| i64::from(s) * 1000 / 48);
+            let mut at = next;
+            while pts_us - at >= step {
+                out.push(TimedFrame {
+                    pts_us: at,
+                    duration_us: step,
+                    data: empty.to_vec(),
+                    keyframe: true,
+                });
+                self.stats.filled += 1;
+                at += step;
+            }
+        }
+        self.audio_next = Some((pts_us + duration_us, f.data[0]));
+        out.push(TimedFrame {
+            pts_us,
+            duration_us,
+            data: f.data,
+            keyframe: true,
+        });
+    }
+}
+
+fn reorder_for<P>(codec: MediaCodec) -> Reorder<Held<P>> {
+    // About 150 ms of waiting for a late packet: enough for retransmissions on a path with
+    // little delay, and a short delay before frames reach the file.
+    if codec.is_audio() {
+        Reorder::new(64, 150)
+    } else {
+        Reorder::new(512, 150)
+    }
+}
+
+/// Samples (at 48 kHz) of an Opus packet, from its TOC byte and frame count.
+pub fn opus_samples(packet: &[u8]) -> Option<u32> {
+    let toc = *packet.first()?;
+    let config = toc >> 3;
+    let per_frame = match config {
+        0..=11 => [480, 960, 1920, 2880][usize::from(config % 4)],
+        12..=15 => [480, 960][usize::from(config % 2)],
+        _ => [120, 240, 480, 960][usize::from(config % 4)],
+    };
+    let frames = match toc & 0x03 {
+        0 => 1,
+        1 | 2 => 2,
+        _ => u32::from(packet.get(1)? & 0x3f),
+    };
+    Some(per_frame * frames)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn audio(seq: u64, arrival_ms: i64) -> Packet<Vec<u8>> {
+        Packet {
+            ssrc: 1,
+            seq,
+            rtp_time: seq * 960,
+            marker: false,
+            // CELT fullband 20 ms, one frame.
+            payload: vec![0xf8, 0xaa],
+            arrival_us: arrival_ms * 1000,
+        }
+    }
+
+    #[test]
+    fn audio_gaps_are_filled_up_to_the_wall_time() {
+        let mut t = Timeline::new(MediaCodec::Opus);
+        let mut out = Vec::new();
+        for seq in [0, 1, 2, 3, 7, 8, 9] {
+            t.push(audio(seq, 1000 + seq as i64 * 20), &mut out);
+        }
+        // A DTX silence: the next packet's RTP time is 50 packets ahead.
+        let mut after_silence = audio(10, 2200);
+        after_silence.rtp_time = 60 * 960;
+        t.push(after_silence, &mut out);
+        t.finish(&mut out);
+        let times: Vec<i64> = out.iter().map(|f| f.pts_us / 1000).collect();
+        let expected: Vec<i64> = (0..=60).map(|i| 1000 + i * 20).collect();
+        assert_eq!(times, expected);
+        assert_eq!(out[4].data, [0xf8]);
+        assert_eq!(t.stats().lost, 3);
+        assert_eq!(t.stats().filled, 3 + 50);
+    }
+
+    #[test]
+    fn video_waits_for_a_key_frame_after_a_loss() {
+        let mut t = Timeline::new(MediaCodec::Vp8);
+        let mut out = Vec::new();
+        let frame = |seq: u64, key: bool| Packet {
+            ssrc: 7,
+            seq,
+            rtp_time: 90_000 + seq * 3000,
+            marker: true,
+            payload: vec![0x10, if key { 0x00 } else { 0x01 }],
+            arrival_us: 5_000_000 + seq as i64 * 33_333,
+        };
+        // Delta frames before the first key frame go; so do those after a loss.
+        for (seq, key) in [
+            (0, false),
+            (1, true),
+            (2, false),
+            (4, false),
+            (5, true),
+            (6, false),
+        ] {
+            t.push(frame(seq, key), &mut out);
+        }
+        t.finish(&mut out);
+        let got: Vec<(i64, i64, bool)> = out
+            .iter()
+            .map(|f| (f.pts_us, f.duration_us, f.keyframe))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (5_033_333, 33_333, true),
+                (5_066_666, 100_000, false),
+                (5_166_666, 33_333, true),
+                (5_199_999, 33_333, false)
+            ]
+        );
+        assert!(t.take_keyframe_wanted());
+        assert_eq!(t.stats().skipped_frames, 2);
+    }
+
+    #[test]
+    fn a_new_ssrc_is_anchored_at_its_arrival() {
+        let mut t = Timeline::new(MediaCodec::Opus);
+        let mut out = Vec::new();
+        t.push(audio(0, 0), &mut out);
+        let mut p = audio(500, 3000);
+        p.ssrc = 2;
+        p.rtp_time = 12345;
+        t.push(p, &mut out);
+        t.finish(&mut out);
+        assert_eq!(out.first().map(|f| f.pts_us), Some(0));
+        assert_eq!(out.last().map(|f| f.pts_us), Some(3_000_000));
+        // The gap between segments is filled too.
+        assert_eq!(out.len(), 150 + 1);
+    }
+
+    #[test]
+    fn opus_durations() {
+        assert_eq!(opus_samples(&[0xf8]), Some(960));
+        assert_eq!(opus_samples(&[0x78]), Some(960)); // SILK wideband 20 ms
+        assert_eq!(opus_samples(&[0xfb, 0x03]), Some(2880));
+        assert_eq!(opus_samples(&[0xfb]), None);
+        assert_eq!(opus_samples(&[]), None);
+    }
+}

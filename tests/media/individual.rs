@@ -1,0 +1,186 @@
+//! The individual recorder, fed by `reel publish`, its files checked with ffprobe and ffmpeg.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::common::{API_SECRET, Db, TestServer, listed_files, stdout_of};
+use crate::support::make_clips;
+
+/// Runs `reel publish` as `user` with the video clip `video` for `duration`; its report.
+async fn publish(
+    t: &TestServer,
+    call: &str,
+    clips: &Path,
+    video: &str,
+    user: &str,
+    duration: &str,
+    extra: &[&str],
+) -> Value {
+    let out = stdout_of(
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_reel"))
+            .arg("publish")
+            .arg(format!("{}/whip/default/{call}", t.base))
+            .arg("--video")
+            .arg(clips.join(video))
+            .arg("--audio")
+            .arg(clips.join("opus.ogg"))
+            .args(["--user", user, "--duration", duration, "--format", "json"])
+            .args(extra)
+            .env_remove("REEL_TOKEN")
+            .env("REEL_API_SECRET", API_SECRET),
+        "reel publish",
+    )
+    .await;
+    serde_json::from_str(out.trim()).unwrap()
+}
+
+/// ffprobe's view of `file`: its streams' codecs and the container's duration.
+async fn probe(file: &Path) -> (Vec<String>, f64) {
+    let out = stdout_of(
+        tokio::process::Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-show_streams",
+                "-show_format",
+                "-of",
+                "json",
+            ])
+            .arg(file),
+        "ffprobe",
+    )
+    .await;
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let codecs = v["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["codec_name"].as_str().unwrap().to_owned())
+        .collect();
+    let duration = v["format"]["duration"].as_str().unwrap().parse().unwrap();
+    (codecs, duration)
+}
+
+/// Decodes every stream of `file`; the decoder's complaints, and the seconds of audio.
+async fn decode(file: &Path) -> (String, f64) {
+    let out = tokio::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(file)
+        .args(["-map", "0", "-f", "null", "-"])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let errors = String::from_utf8_lossy(&out.stderr).into_owned();
+    let pcm = tokio::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(file)
+        .args([
+            "-map", "0:a?", "-ac", "1", "-ar", "48000", "-f", "s16le", "-",
+        ])
+        .output()
+        .await
+        .unwrap();
+    (errors, pcm.stdout.len() as f64 / 96_000.0)
+}
+
+/// Downloads every listed file into `dir`; their paths by name.
+async fn download(t: &TestServer, listed: &[Value], dir: &Path) -> Vec<(String, PathBuf)> {
+    let mut files = Vec::new();
+    for r in listed {
+        let name = r["filename"].as_str().unwrap().to_owned();
+        let bytes = t
+            .http
+            .get(r["url"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let path = dir.join(&name);
+        std::fs::write(&path, &bytes).unwrap();
+        files.push((name, path));
+    }
+    files.sort();
+    files
+}
+
+#[tokio::test]
+async fn each_participant_gets_files_as_long_as_their_time_in_the_call() {
+    let t = TestServer::start_with(
+        Db::Sqlite,
+        |s| s.media.session_grace = Some(reel::config::HumanDuration(Duration::from_secs(1))),
+        reel::recorders::Recorders::native(),
+    )
+    .await;
+    let clips = tempfile::tempdir().unwrap();
+    make_clips(clips.path());
+    // Recorded from the call session's start, with every camera/microphone output type.
+    let (s, body) = t
+        .call(
+            "POST",
+            "/api/v2/video/call/default/ind",
+            Some(json!({"data": {
+                "created_by_id": "alice",
+                "settings_override": {"individual_recording": {
+                    "mode": "auto-on",
+                    "output_types": ["audio_only", "video_only", "audio_video"]}}}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let alice = publish(&t, "ind", clips.path(), "vp8.ivf", "alice", "5s", &[]);
+    // Bob joins a second later and leaves first.
+    let bob = async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        publish(&t, "ind", clips.path(), "h264.h264", "bob", "3s", &[]).await
+    };
+    let (alice, bob) = tokio::join!(alice, bob);
+
+    let listed = listed_files(&t, "ind", 6).await;
+    let dir = tempfile::tempdir().unwrap();
+    let files = download(&t, &listed, dir.path()).await;
+    assert_eq!(files.len(), 6, "{files:?}");
+    for (user, report, video) in [("alice", &alice, "vp8"), ("bob", &bob, "h264")] {
+        let time_in_call = report["media_seconds"][0].as_f64().unwrap();
+        let mine: Vec<_> = files
+            .iter()
+            .filter(|(n, _)| n.starts_with(&format!("individual_default_ind_{user}_")))
+            .collect();
+        assert_eq!(mine.len(), 3, "{user}: {files:?}");
+        for (name, path) in mine {
+            let (expected, content) = if name.contains("_audio_only_") {
+                (vec!["opus"], "audio")
+            } else if name.contains("_video_only_") {
+                (vec![video], "video")
+            } else {
+                assert!(name.contains("_audio_video_"), "{name}");
+                (vec!["opus", video], "both")
+            };
+            let (codecs, duration) = probe(path).await;
+            assert_eq!(codecs, expected, "{name}");
+            assert!(
+                (duration - time_in_call).abs() <= 0.1,
+                "{name}: {duration:.3} s in the file, {time_in_call:.3} s in the call"
+            );
+            let (errors, audio) = decode(path).await;
+            println!(
+                "{name}: {duration:.3} s, {audio:.3} s of audio; {time_in_call:.3} s in the call"
+            );
+            assert!(errors.is_empty(), "{name}: {errors}");
+            if content != "video" {
+                assert!(
+                    (audio - time_in_call).abs() <= 0.1,
+                    "{name}: {audio:.3} s of audio, {time_in_call:.3} s in the call"
+                );
+            }
+        }
+    }
+}
