@@ -128,6 +128,14 @@ pub struct PublishArgs {
     /// The local address for media [default: the one that routes to the server].
     #[arg(long, value_name = "IP")]
     pub bind: Option<std::net::IpAddr>,
+    /// Drop this percentage of outgoing datagrams once connected, like a lossy network.
+    #[arg(long, value_name = "PERCENT", default_value_t = 0.0,
+          value_parser = percent)]
+    pub loss: f64,
+    /// Send audio like a sender with DTX whose speaker is silent half the time: in the
+    /// second half of every 4 s, one packet per 400 ms.
+    #[arg(long)]
+    pub dtx: bool,
     /// How to print the final report.
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     pub format: ReportFormat,
@@ -277,6 +285,8 @@ async fn publish(args: PublishArgs) -> anyhow::Result<()> {
         audio: audio.map(Arc::new),
         stagger: args.stagger.0,
         bind: args.bind,
+        loss: args.loss / 100.0,
+        dtx: args.dtx,
     };
     let stop = tokio_util::sync::CancellationToken::new();
     let signal = shutdown_signal()?;
@@ -354,4 +364,12 @@ async fn webhooks(command: WebhooksCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A percentage from 0 to 100.
+fn percent(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(p) if (0.0..=100.0).contains(&p) => Ok(p),
+        _ => Err(format!("{s:?} is not a percentage from 0 to 100")),
+    }
 }

@@ -77,7 +77,19 @@ pub struct PublishConfig {
     pub stagger: Duration,
     /// The local address for media; by default the one that routes to the server.
     pub bind: Option<IpAddr>,
+    /// Share of datagrams (0 to 1) dropped instead of sent once connected, as a lossy
+    /// network would.
+    pub loss: f64,
+    /// Behave like a sender with discontinuous transmission whose speaker pauses: in the
+    /// second half of every 4 s, one audio packet per 400 ms instead of one per 20 ms (the
+    /// RTP time runs on).
+    pub dtx: bool,
 }
+
+/// The cycle of `PublishConfig::dtx`: talking, then as long silent.
+const DTX_CYCLE: Duration = Duration::from_secs(4);
+/// How often a silent sender with DTX still sends a packet.
+const DTX_UPDATE: Duration = Duration::from_millis(400);
 
 /// What a run sent.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -265,8 +277,9 @@ async fn participant(
         rtc,
         socket,
         local,
-        audio: audio.map(|(mid, s)| Player::new(mid, s)),
-        video: video.map(|(mid, s)| Player::new(mid, s)),
+        audio: audio.map(|(mid, s)| Player::new(mid, s, config.dtx)),
+        video: video.map(|(mid, s)| Player::new(mid, s, false)),
+        loss: Loss::new(config.loss, n as u64),
         connected: None,
         sent: Vec::new(),
         fresh: Vec::new(),
@@ -322,12 +335,14 @@ struct Player {
     start: Instant,
     keyframe_wanted: bool,
     last_jump: Option<Instant>,
+    dtx: bool,
 }
 
 impl Player {
-    fn new(mid: Mid, stream: Arc<Stream>) -> Player {
+    fn new(mid: Mid, stream: Arc<Stream>, dtx: bool) -> Player {
         Player {
             mid,
+            dtx,
             stream,
             pt: None,
             index: 0,
@@ -371,14 +386,50 @@ impl Player {
             let Some(writer) = rtc.writer(self.mid) else {
                 return Ok(());
             };
-            let ticks = (due - self.start).as_micros() * u128::from(clock.get()) / 1_000_000;
+            let elapsed = due - self.start;
+            let ticks = elapsed.as_micros() * u128::from(clock.get()) / 1_000_000;
             let time = MediaTime::new(ticks as u64, clock);
-            writer.write(pt, due, time, self.stream.frames[self.index].data.clone())?;
+            if !(self.dtx && silent(elapsed)) {
+                writer.write(pt, due, time, self.stream.frames[self.index].data.clone())?;
+            }
             due += self.stream.gap_after(self.index);
             self.index = (self.index + 1) % self.stream.frames.len();
         }
         self.due = Some(due);
         Ok(())
+    }
+}
+
+/// True if a DTX sender sends nothing `elapsed` into the clip: in the silent half of the
+/// cycle, between its periodic updates.
+fn silent(elapsed: Duration) -> bool {
+    let cycle = DTX_CYCLE.as_millis();
+    let phase = elapsed.as_millis() % cycle;
+    phase >= cycle / 2 && (phase - cycle / 2) % DTX_UPDATE.as_millis() >= 20
+}
+
+/// Drops a share of datagrams, pseudo-randomly (xorshift).
+struct Loss {
+    share: f64,
+    state: u64,
+}
+
+impl Loss {
+    fn new(share: f64, seed: u64) -> Self {
+        Self {
+            share,
+            state: 0x9e37_79b9_7f4a_7c15 ^ seed.wrapping_mul(0xff51_afd7_ed55_8ccd) | 1,
+        }
+    }
+
+    fn drop_next(&mut self) -> bool {
+        if self.share <= 0.0 {
+            return false;
+        }
+        self.state ^= self.state << 13;
+        self.state ^= self.state >> 7;
+        self.state ^= self.state << 17;
+        (self.state >> 11) as f64 / (1u64 << 53) as f64 <= self.share
     }
 }
 
@@ -401,6 +452,7 @@ struct Sender {
     video: Option<Player>,
     /// When the connection was made (and the media began).
     connected: Option<Instant>,
+    loss: Loss,
     /// Packets and bytes last reported per mid, to add only what is new.
     sent: Vec<(Mid, u64, u64)>,
     /// The mids reported since stopping began.
@@ -483,7 +535,9 @@ impl Sender {
             match self.rtc.poll_output()? {
                 Output::Timeout(t) => return Ok(t),
                 Output::Transmit(t) => {
-                    self.socket.send_to(&t.contents, t.destination).await?;
+                    if self.connected.is_none() || !self.loss.drop_next() {
+                        self.socket.send_to(&t.contents, t.destination).await?;
+                    }
                 }
                 Output::Event(e) => match e {
                     Event::Connected => {

@@ -184,3 +184,59 @@ async fn each_participant_gets_files_as_long_as_their_time_in_the_call() {
         }
     }
 }
+
+#[tokio::test]
+async fn lost_packets_and_dtx_silences_do_not_shorten_the_audio() {
+    let t = TestServer::start_with(
+        Db::Sqlite,
+        |s| s.media.session_grace = Some(reel::config::HumanDuration(Duration::from_secs(1))),
+        reel::recorders::Recorders::native(),
+    )
+    .await;
+    let clips = tempfile::tempdir().unwrap();
+    make_clips(clips.path());
+    let (s, body) = t
+        .call(
+            "POST",
+            "/api/v2/video/call/default/lossy",
+            Some(json!({"data": {
+                "created_by_id": "alice",
+                "settings_override": {"individual_recording": {"mode": "auto-on"}}}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    // 5% of the datagrams lost both ways of retransmission, and 2 s of every 4 s silent.
+    let report = publish(
+        &t,
+        "lossy",
+        clips.path(),
+        "vp8.ivf",
+        "carol",
+        "6s",
+        &["--loss", "5", "--dtx"],
+    )
+    .await;
+    let time_in_call = report["media_seconds"][0].as_f64().unwrap();
+    let listed = listed_files(&t, "lossy", 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let files = download(&t, &listed, dir.path()).await;
+    assert_eq!(files.len(), 1, "the default output types: {files:?}");
+    let (name, path) = &files[0];
+    assert!(
+        name.contains("_carol_") && name.contains("_audio_video_"),
+        "{name}"
+    );
+    let (codecs, duration) = probe(path).await;
+    assert_eq!(codecs, ["opus", "vp8"]);
+    let (errors, audio) = decode(path).await;
+    println!("{name}: {duration:.3} s, {audio:.3} s of audio; {time_in_call:.3} s in the call");
+    assert!(errors.is_empty(), "{name}: {errors}");
+    assert!(
+        (duration - time_in_call).abs() <= 0.1,
+        "{duration:.3} s in the file, {time_in_call:.3} s in the call"
+    );
+    assert!(
+        (audio - time_in_call).abs() <= 0.1,
+        "{audio:.3} s of audio, {time_in_call:.3} s in the call"
+    );
+}
