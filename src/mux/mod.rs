@@ -5,7 +5,7 @@
 mod params;
 mod writer;
 
-pub use writer::{Container, StreamSpec, Writer};
+pub use writer::{Container, StreamSpec, Writer, finalize};
 
 use std::sync::Once;
 

@@ -28,6 +28,68 @@ impl Container {
             Self::WebM => "webm",
         }
     }
+
+    /// The container of a file named `path` (`.webm`, else Matroska).
+    pub fn of(path: &Path) -> Self {
+        if path.extension().is_some_and(|e| e == "webm") {
+            Self::WebM
+        } else {
+            Self::Matroska
+        }
+    }
+}
+
+/// The options of every file reel writes: clusters of at most a second, flushed to the file
+/// as soon as they are complete.
+fn live_options() -> Dictionary<'static> {
+    let mut options = Dictionary::new();
+    options.set("cluster_time_limit", "1000");
+    options.set("flush_packets", "1");
+    options
+}
+
+/// Rewrites, in place, a file that a crash cut short (no index, no duration, perhaps a
+/// torn last cluster) into a complete one holding every frame that can be read; returns
+/// the time its frames span, in microseconds.
+pub fn finalize(path: &Path) -> Result<i64, MuxError> {
+    init();
+    let context = format!("cannot finalize {}", path.display());
+    if path.to_str().is_none_or(|p| p.contains('\0')) {
+        return Err(MuxError::new(context)(ffmpeg_next::Error::InvalidData));
+    }
+    let mut input = ffmpeg_next::format::input(path).map_err(MuxError::new(&context))?;
+    let partial = path.with_extension("partial");
+    let mut out = ffmpeg_next::format::output_as(&partial, Container::of(path).format())
+        .map_err(MuxError::new(&context))?;
+    for stream in input.streams() {
+        let mut copy = out
+            .add_stream(None::<ffmpeg_next::Codec>)
+            .map_err(MuxError::new(&context))?;
+        copy.set_parameters(stream.parameters());
+        copy.set_time_base(stream.time_base());
+    }
+    out.write_header_with(live_options())
+        .map_err(MuxError::new(&context))?;
+    let time_bases: Vec<Rational> = out.streams().map(|s| s.time_base()).collect();
+    let (mut first, mut end) = (i64::MAX, i64::MIN);
+    for (stream, mut packet) in input.packets() {
+        let (from, to) = (stream.time_base(), time_bases[stream.index()]);
+        if let Some(pts) = packet.pts() {
+            first = first.min(pts.rescale(from, MICROS));
+            end = end.max((pts + packet.duration()).rescale(from, MICROS));
+        }
+        packet.rescale_ts(from, to);
+        packet.set_position(-1);
+        packet.write(&mut out).map_err(MuxError::new(&context))?;
+    }
+    out.write_trailer().map_err(MuxError::new(&context))?;
+    drop(out);
+    std::fs::rename(&partial, path).map_err(|e| {
+        // EIO for an error that has no errno.
+        let errno = e.raw_os_error().unwrap_or(5);
+        MuxError::new(&context)(ffmpeg_next::Error::Other { errno })
+    })?;
+    Ok(if first <= end { end - first } else { 0 })
 }
 
 /// What a stream of the file carries.
@@ -90,11 +152,7 @@ impl Writer {
             // SAFETY: the stream was just made and nothing else holds its parameters.
             unsafe { params::fill((*stream.as_mut_ptr()).codecpar, spec) };
         }
-        let mut options = Dictionary::new();
-        // Clusters of at most a second, flushed to the file as soon as they are complete.
-        options.set("cluster_time_limit", "1000");
-        options.set("flush_packets", "1");
-        out.write_header_with(options)
+        out.write_header_with(live_options())
             .map_err(MuxError::new(&context))?;
         // The muxer picks its own time base (1/1000 for Matroska).
         let time_bases: Vec<Rational> = out.streams().map(|s| s.time_base()).collect();
@@ -216,6 +274,11 @@ mod tests {
         let (counts, end) = read_back(&copy);
         assert!(counts[0] >= 150, "{counts:?}");
         assert!(end >= 3000, "{end}");
+        // Finalized, it keeps those frames and gains an index.
+        let span = finalize(&copy).unwrap();
+        assert_eq!(read_back(&copy), (counts, end));
+        assert_eq!(span, end * 1000);
+        assert!(finalize(&dir.path().join("missing.mkv")).is_err());
     }
 
     #[test]

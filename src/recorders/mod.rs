@@ -10,8 +10,8 @@ pub mod individual;
 mod names;
 pub mod raw;
 
-use std::collections::HashMap;
-use std::path::PathBuf;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
@@ -86,6 +86,13 @@ pub trait Recorder: Send + 'static {
 pub trait RecorderFactory: Send + Sync + 'static {
     /// A recorder for `job`, or why there cannot be one.
     fn create(&self, job: &RecordingJob) -> Result<Box<dyn Recorder>, RecorderError>;
+
+    /// After a crash: finishes what a recorder of this kind left in its work directory
+    /// `dir` (files it had not handed over yet, none of them named in `handed_over`) and
+    /// returns them for upload. Runs on a blocking thread.
+    fn recover(&self, _dir: &Path, _handed_over: &HashSet<String>) -> Vec<FinishedFile> {
+        Vec::new()
+    }
 }
 
 /// The recorder factories, by recording type.

@@ -7,7 +7,7 @@
 //! metadata is rewritten then too, so a crash leaves readable dumps behind. The archive is
 //! packed when the recording stops.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -22,7 +22,7 @@ use super::{
 };
 use crate::domain::{FileName, Timestamp, Track, TrackType};
 use crate::media::{BusMessage, Packet, Subscription};
-use crate::rtp::rtpdump::{RtpHeader, RtpdumpWriter, sender_report};
+use crate::rtp::rtpdump::{RtpHeader, RtpdumpWriter, sender_report, whole_packets_len};
 use crate::rtp::{MediaCodec, packet_frame_size, sdp};
 
 /// Bus queue of the recorder: a few seconds of a large call.
@@ -39,6 +39,112 @@ impl RecorderFactory for RawFactory {
     fn create(&self, _job: &RecordingJob) -> Result<Box<dyn Recorder>, RecorderError> {
         Ok(Box::new(RawRecorder))
     }
+
+    /// Packs the dumps a crash left unpacked (they were flushed every second, and the
+    /// metadata rewritten with them).
+    fn recover(&self, dir: &Path, handed_over: &HashSet<String>) -> Vec<FinishedFile> {
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let root = entry.path();
+            let Some(name) = root.file_name().and_then(|n| n.to_str()) else {
+                continue;
+            };
+            let archive = format!("{name}.tar.gz");
+            if !root.is_dir() || !name.starts_with("raw_") || handed_over.contains(&archive) {
+                continue;
+            }
+            let Some((start_time, end_time)) = recorded_span(&root) else {
+                continue;
+            };
+            trim_dumps(&root);
+            let (path, filename) = (dir.join(&archive), FileName::parse(archive));
+            match (pack(&root, &path), filename) {
+                (Ok(()), Ok(filename)) => {
+                    let _ = std::fs::remove_dir_all(&root);
+                    files.push(FinishedFile {
+                        path,
+                        filename,
+                        start_time,
+                        end_time,
+                    });
+                }
+                (Err(e), _) => tracing::warn!(error = %e, "cannot pack a raw recording"),
+                (_, Err(e)) => tracing::warn!(error = %e, "cannot pack a raw recording"),
+            }
+        }
+        files
+    }
+}
+
+/// Every file under `root`.
+fn files_under(root: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut dirs = vec![root.to_owned()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files
+}
+
+/// Cuts off the packet a crash tore at the end of each dump under `root`.
+fn trim_dumps(root: &Path) {
+    for path in files_under(root) {
+        if path.extension().is_none_or(|e| e != "rtpdump") {
+            continue;
+        }
+        let trimmed = File::options()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .and_then(|f| {
+                let whole = whole_packets_len(std::io::BufReader::new(&f))?;
+                if whole < f.metadata()?.len() {
+                    f.set_len(whole)?;
+                }
+                Ok(())
+            });
+        if let Err(e) = trimmed {
+            tracing::warn!(path = %path.display(), error = %e, "cannot trim a dump");
+        }
+    }
+}
+
+/// The first and last packet times the metadata files under `root` give, if any.
+fn recorded_span(root: &Path) -> Option<(Timestamp, Timestamp)> {
+    let mut span: Option<(i64, i64)> = None;
+    for path in files_under(root) {
+        if !path.to_string_lossy().ends_with("_timing_metadata.json") {
+            continue;
+        }
+        let Some(meta) = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        else {
+            continue;
+        };
+        let segments = ["audio", "video"]
+            .into_iter()
+            .filter_map(|k| meta["segments"][k].as_array())
+            .flatten();
+        for s in segments {
+            let (Some(first), Some(last)) = (
+                s["first_rtp_unix_timestamp"].as_i64(),
+                s["last_rtp_unix_timestamp"].as_i64(),
+            ) else {
+                continue;
+            };
+            span = Some(span.map_or((first, last), |(a, b)| (a.min(first), b.max(last))));
+        }
+    }
+    let millis = |ms: i64| Timestamp::from_unix_nanos(ms.saturating_mul(1_000_000));
+    span.map(|(first, last)| (millis(first), millis(last)))
 }
 
 struct RawRecorder;

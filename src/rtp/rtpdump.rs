@@ -2,11 +2,42 @@
 //! tool read it: a text line, a 16-byte file header, then each packet behind an 8-byte header.
 //! RTCP packets are marked by a zero `plen`.
 
-use std::io::{self, Write};
+use std::io::{self, BufRead, Seek, SeekFrom, Write};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The address named in the text line and the file header (a convention; nothing listens).
 const SOURCE: ([u8; 4], u16) = ([127, 0, 0, 1], 5004);
+
+/// The length of the longest prefix of the dump `r` that holds whole packets only: what a
+/// dump cut short by a crash should be truncated to. An error if `r` does not start as a
+/// dump does.
+pub fn whole_packets_len<R: BufRead + Seek>(mut r: R) -> io::Result<u64> {
+    let mut line = Vec::new();
+    r.read_until(b'\n', &mut line)?;
+    if !line.starts_with(b"#!rtpplay1.0 ") || !line.ends_with(b"\n") {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "not an rtpdump"));
+    }
+    let mut end = line.len() as u64 + 16;
+    let size = r.seek(SeekFrom::End(0))?;
+    if size < end {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "rtpdump header cut short",
+        ));
+    }
+    loop {
+        r.seek(SeekFrom::Start(end))?;
+        let mut header = [0u8; 8];
+        if r.read_exact(&mut header).is_err() {
+            return Ok(end);
+        }
+        let len = u64::from(u16::from_be_bytes([header[0], header[1]]));
+        if len < 8 || end + len > size {
+            return Ok(end);
+        }
+        end += len;
+    }
+}
 
 /// Writes an rtpdump stream.
 pub struct RtpdumpWriter<W: Write> {
@@ -126,6 +157,24 @@ pub fn sender_report(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_torn_last_packet_is_cut_off() {
+        let mut w = RtpdumpWriter::new(Vec::new(), UNIX_EPOCH).unwrap();
+        w.rtp(UNIX_EPOCH, &[0x80; 20]).unwrap();
+        w.rtcp(UNIX_EPOCH, &[0x81; 28]).unwrap();
+        let whole = w.into_inner().len() as u64;
+        let mut w = RtpdumpWriter::new(Vec::new(), UNIX_EPOCH).unwrap();
+        w.rtp(UNIX_EPOCH, &[0x80; 20]).unwrap();
+        w.rtcp(UNIX_EPOCH, &[0x81; 28]).unwrap();
+        w.rtp(UNIX_EPOCH, &[0x80; 100]).unwrap();
+        let mut bytes = w.into_inner();
+        bytes.truncate(bytes.len() - 7);
+        assert_eq!(whole_packets_len(io::Cursor::new(&bytes)).unwrap(), whole);
+        bytes.truncate(whole as usize + 3);
+        assert_eq!(whole_packets_len(io::Cursor::new(&bytes)).unwrap(), whole);
+        assert!(whole_packets_len(io::Cursor::new(b"garbage")).is_err());
+    }
 
     #[test]
     fn file_and_packet_headers() {

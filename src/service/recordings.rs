@@ -1,6 +1,6 @@
 //! Starting, stopping, listing and deleting recordings, and the recording life cycle.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use tracing::{info, warn};
 
@@ -457,6 +457,35 @@ impl Services {
         self.commit(tx).await
     }
 
+    /// Hands over what the interrupted recorder of `rec` left in its work directory.
+    async fn recover_files(&self, rec: &Recording) -> Result<()> {
+        let Some(factory) = self.inner.recorders.get(rec.recording_type).cloned() else {
+            return Ok(());
+        };
+        let dir = self.inner.settings.work_dir.join(rec.id.as_str());
+        let handed_over: HashSet<String> = self
+            .store()
+            .files_of(&rec.id)
+            .await?
+            .into_iter()
+            .map(|f| f.file.filename.as_str().to_owned())
+            .collect();
+        let found = tokio::task::spawn_blocking(move || factory.recover(&dir, &handed_over))
+            .await
+            .unwrap_or_default();
+        for f in found {
+            let name = f.filename.clone();
+            match self.add_file(rec, f).await {
+                Ok(()) => {
+                    info!(cid = %rec.cid, recording_id = %rec.id, file = %name, "recovered a file")
+                }
+                Err(e) => warn!(cid = %rec.cid, recording_id = %rec.id, file = %name, error = %e,
+                                "cannot hand over a recovered file"),
+            }
+        }
+        Ok(())
+    }
+
     /// A file's upload was given up: mark it, and fail its recording if it was the last.
     pub(crate) async fn file_failed(&self, f: &StoredFile, error: &str) -> Result<()> {
         let now = Timestamp::now();
@@ -470,12 +499,14 @@ impl Services {
     }
 
     /// At start-up: recordings whose recorder died with the previous process are stopped
-    /// and finished (their handed-over files are still uploaded).
+    /// and finished: the files their recorder left unfinished are finished and handed over,
+    /// and every handed-over file is uploaded.
     pub async fn recover_recordings(&self) -> Result<()> {
         for rec in self.store().unfinished_recordings().await? {
             if rec.state.is_active() {
                 warn!(cid = %rec.cid, recording_id = %rec.id, state = %rec.state,
                       "recording was interrupted by a restart; finishing it");
+                self.recover_files(&rec).await?;
                 self.advance(
                     &rec.id,
                     Transition::RecorderFinished,

@@ -1,9 +1,7 @@
 //! The `reel` binary: configuration from flags, environment and file; first-start
 //! credentials; tokens.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use jsonwebtoken::{DecodingKey, Validation};
 use serde_json::Value;
@@ -83,35 +81,6 @@ fn token_prints_a_signed_user_token() {
         .unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("user id"));
-}
-
-/// Runs `reel serve` in `dir` until it logs that it serves.
-fn serve(dir: &std::path::Path, envs: &[(&str, String)], args: &[&str]) -> std::process::Child {
-    let mut child = Command::new(reel_bin())
-        .arg("serve")
-        .args(args)
-        .current_dir(dir)
-        .env_remove("REEL_API_KEY")
-        .env_remove("REEL_API_SECRET")
-        .env("REEL_MEDIA_UDP_PORT", "0")
-        .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        assert!(Instant::now() < deadline, "reel did not start");
-        match lines.next() {
-            Some(Ok(l)) if l.contains("reel is serving") => break,
-            Some(Ok(_)) => {}
-            _ => panic!("reel exited before serving"),
-        }
-    }
-    std::thread::spawn(move || lines.for_each(drop));
-    child
 }
 
 fn stop(child: std::process::Child) -> String {

@@ -493,6 +493,35 @@ impl Receiver {
 }
 
 /// Where the reel binary is.
+/// Runs `reel serve` in `dir` until it logs that it serves.
+pub fn serve(dir: &std::path::Path, envs: &[(&str, String)], args: &[&str]) -> std::process::Child {
+    let mut child = std::process::Command::new(reel_bin())
+        .arg("serve")
+        .args(args)
+        .current_dir(dir)
+        .env_remove("REEL_API_KEY")
+        .env_remove("REEL_API_SECRET")
+        .env("REEL_MEDIA_UDP_PORT", "0")
+        .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(std::time::Instant::now() < deadline, "reel did not start");
+        match lines.next() {
+            Some(Ok(l)) if l.contains("reel is serving") => break,
+            Some(Ok(_)) => {}
+            _ => panic!("reel exited before serving"),
+        }
+    }
+    std::thread::spawn(move || lines.for_each(drop));
+    child
+}
+
 pub fn reel_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_reel"))
 }

@@ -7,6 +7,7 @@
 mod common;
 
 mod browser;
+mod crash;
 mod individual;
 mod publish;
 mod publisher;

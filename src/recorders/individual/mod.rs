@@ -11,14 +11,21 @@ mod group;
 mod outputs;
 
 use std::collections::{HashMap, HashSet};
+use std::path::Path;
 use std::time::Duration;
 
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 
+use tracing::warn;
+
 use self::group::{Group, Shared};
-use super::{Recorder, RecorderError, RecorderFactory, RecordingContext, RecordingJob};
+use super::{
+    FinishedFile, Recorder, RecorderError, RecorderFactory, RecordingContext, RecordingJob,
+};
+use crate::domain::{FileName, Timestamp};
 use crate::media::BusMessage;
+use crate::mux;
 
 /// Bus queue of the recorder: a few seconds of a large call.
 const QUEUE: usize = 16_384;
@@ -31,6 +38,39 @@ pub struct IndividualFactory;
 impl RecorderFactory for IndividualFactory {
     fn create(&self, _job: &RecordingJob) -> Result<Box<dyn Recorder>, RecorderError> {
         Ok(Box::new(IndividualRecorder))
+    }
+
+    /// Finalizes the files a crash left open (they gain their index and duration; one that
+    /// cannot be rewritten is handed over as it is, playable up to its last cluster).
+    fn recover(&self, dir: &Path, handed_over: &HashSet<String>) -> Vec<FinishedFile> {
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+                continue;
+            };
+            if !name.ends_with(".mkv") || handed_over.contains(name) {
+                continue;
+            }
+            let Ok(filename) = FileName::parse(name) else {
+                continue;
+            };
+            let end = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .map_or_else(|_| Timestamp::now(), Timestamp::from);
+            let span = mux::finalize(&path).unwrap_or_else(|e| {
+                warn!(error = %e, "handing over a file as it is");
+                0
+            });
+            files.push(FinishedFile {
+                path,
+                filename,
+                start_time: end.before(Duration::from_micros(span.max(0) as u64)),
+                end_time: end,
+            });
+        }
+        files
     }
 }
 

@@ -1,0 +1,193 @@
+//! A `kill -9` of reel in the middle of raw and individual recordings: the next start
+//! finishes what was written and uploads it.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::common::{API_KEY, API_SECRET, eventually, free_port, python, serve, stdout_of};
+use crate::support::{make_clips, script};
+
+/// Calls the API of the server at `base` as the server.
+async fn call(
+    http: &reqwest::Client,
+    base: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> Value {
+    let token = reel::auth::Keys::new(API_KEY, API_SECRET).server_token();
+    let mut req = http
+        .request(
+            method.parse().unwrap(),
+            format!("{base}{path}?api_key={API_KEY}"),
+        )
+        .header("authorization", token)
+        .header("stream-auth-type", "jwt");
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    req.send().await.unwrap().json().await.unwrap()
+}
+
+#[tokio::test]
+async fn files_written_before_a_kill_are_finished_at_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let clips = tempfile::tempdir().unwrap();
+    make_clips(clips.path());
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let envs = [
+        ("REEL_LISTEN", format!("127.0.0.1:{port}")),
+        ("REEL_API_KEY", API_KEY.to_owned()),
+        ("REEL_API_SECRET", API_SECRET.to_owned()),
+        ("REEL_SESSION_GRACE", "1s".to_owned()),
+    ];
+    let mut reel = KillOnDrop(serve(dir.path(), &envs, &[]));
+    let http = reqwest::Client::new();
+    let created = call(
+        &http,
+        &base,
+        "POST",
+        "/api/v2/video/call/default/crash",
+        Some(
+            json!({"data": {"created_by_id": "alice", "settings_override": {
+            "raw_recording": {"mode": "auto-on"},
+            "individual_recording": {"mode": "auto-on"}}}}),
+        ),
+    )
+    .await;
+    assert!(created["call"].is_object(), "{created}");
+    let mut publisher = tokio::process::Command::new(env!("CARGO_BIN_EXE_reel"))
+        .arg("publish")
+        .arg(format!("{base}/whip/default/crash"))
+        .arg("--video")
+        .arg(clips.path().join("vp8.ivf"))
+        .arg("--audio")
+        .arg(clips.path().join("opus.ogg"))
+        .args(["--user", "dave", "--duration", "60s"])
+        .env("REEL_API_SECRET", API_SECRET)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    // SIGKILL: nothing gets to finish.
+    reel.0.kill().unwrap();
+    let recorded = started.elapsed().as_secs_f64();
+    reel.0.wait().unwrap();
+    publisher.kill().await.unwrap();
+
+    let _reel = KillOnDrop(serve(dir.path(), &envs, &[]));
+    let path = "/api/v2/video/call/default/crash/recordings";
+    let listed = eventually(Duration::from_secs(20), "the recovered files", || async {
+        let list = call(&http, &base, "GET", path, None).await;
+        list["recordings"]
+            .as_array()
+            .filter(|a| a.len() >= 2)
+            .cloned()
+    })
+    .await;
+    let files = tempfile::tempdir().unwrap();
+    let mut checked = Vec::new();
+    for r in &listed {
+        let name = r["filename"].as_str().unwrap();
+        let bytes = http
+            .get(r["url"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let file = files.path().join(name);
+        std::fs::write(&file, &bytes).unwrap();
+        if name.ends_with(".mkv") {
+            check_video(&file, recorded).await;
+            checked.push("individual");
+        } else {
+            assert!(
+                name.starts_with("raw_default_crash_") && name.ends_with(".tar.gz"),
+                "{name}"
+            );
+            check_archive(&file, recorded).await;
+            checked.push("raw");
+        }
+    }
+    checked.sort_unstable();
+    assert_eq!(checked, ["individual", "raw"]);
+}
+
+/// The file plays, from its start to at most 2 s before the kill.
+async fn check_video(file: &Path, recorded: f64) {
+    let out = stdout_of(
+        tokio::process::Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-show_format",
+                "-show_streams",
+                "-of",
+                "json",
+            ])
+            .arg(file),
+        "ffprobe",
+    )
+    .await;
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let duration: f64 = v["format"]["duration"].as_str().unwrap().parse().unwrap();
+    let codecs: Vec<&str> = v["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["codec_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(codecs, ["opus", "vp8"]);
+    println!("{}: {duration:.3} s of {recorded:.3} s", file.display());
+    assert!(
+        duration >= recorded - 2.5 && duration <= recorded,
+        "{duration:.3} s of {recorded:.3} s"
+    );
+    let out = tokio::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(file)
+        .args(["-map", "0", "-f", "null", "-"])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Every dump reads back whole, and the audio covers all but the last 2 s before the kill.
+async fn check_archive(file: &Path, recorded: f64) {
+    let text = stdout_of(
+        tokio::process::Command::new(python())
+            .arg(script("read_raw_archive.py"))
+            .arg(file),
+        "the archive reader",
+    )
+    .await;
+    let read: Value = serde_json::from_str(text.trim()).unwrap();
+    let participants = read["participants"].as_array().unwrap();
+    assert_eq!(participants.len(), 1, "{read}");
+    let audio = &participants[0]["segments"]["audio"][0];
+    let packets = audio["dump"]["rtp"].as_f64().unwrap();
+    println!("{}: {packets} audio packets", file.display());
+    // 50 packets a second.
+    assert!(packets / 50.0 >= recorded - 2.5, "{audio}");
+}
+
+/// A child process killed when dropped (when the test ends or fails).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
