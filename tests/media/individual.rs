@@ -240,3 +240,80 @@ async fn lost_packets_and_dtx_silences_do_not_shorten_the_audio() {
         "{audio:.3} s of audio, {time_in_call:.3} s in the call"
     );
 }
+
+#[tokio::test]
+async fn hostile_user_ids_make_safe_distinct_names() {
+    let t = TestServer::start_with(
+        Db::Sqlite,
+        |s| s.media.session_grace = Some(reel::config::HumanDuration(Duration::from_secs(1))),
+        reel::recorders::Recorders::native(),
+    )
+    .await;
+    let clips = tempfile::tempdir().unwrap();
+    make_clips(clips.path());
+    let (s, body) = t
+        .call(
+            "POST",
+            "/api/v2/video/call/default/hostile",
+            Some(json!({"data": {
+                "created_by_id": "alice",
+                "settings_override": {
+                    "individual_recording": {"mode": "auto-on"},
+                    "raw_recording": {"mode": "auto-on"}}}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let long = "x".repeat(250);
+    let users = ["../../etc", "..", "Zoë 👋/☃", &long, "a b"];
+    let publishers = users
+        .iter()
+        .map(|u| publish(&t, "hostile", clips.path(), "vp8.ivf", u, "2s", &[]));
+    futures_util::future::join_all(publishers).await;
+
+    // One audio_video file per participant and one archive, every name of its own.
+    let listed = listed_files(&t, "hostile", users.len() + 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let files = download(&t, &listed, dir.path()).await;
+    let names: std::collections::HashSet<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names.len(), users.len() + 1, "{names:?}");
+    for (name, path) in &files {
+        assert!(
+            name.len() <= 255 && !name.contains('/') && !name.starts_with('.'),
+            "{name}"
+        );
+        if name.ends_with(".mkv") {
+            assert!(name.starts_with("individual_default_hostile_"), "{name}");
+            let (codecs, _) = probe(path).await;
+            assert_eq!(codecs, ["opus", "vp8"], "{name}");
+        }
+    }
+    // Inside the archive, every participant's folder stays under the top directory.
+    let (archive_name, archive) = files.iter().find(|(n, _)| n.ends_with(".tar.gz")).unwrap();
+    let top = archive_name.trim_end_matches(".tar.gz");
+    let list = stdout_of(
+        tokio::process::Command::new("tar").arg("-tzf").arg(archive),
+        "tar",
+    )
+    .await;
+    let mut folders = std::collections::HashSet::new();
+    for entry in list.lines() {
+        let parts: Vec<&str> = entry.trim_end_matches('/').split('/').collect();
+        assert_eq!(parts[0], top, "{entry}");
+        assert!(!parts.iter().any(|p| *p == ".." || *p == "."), "{entry}");
+        assert!(parts.iter().all(|p| p.len() <= 255), "{entry}");
+        if parts.len() >= 2 {
+            folders.insert(parts[1]);
+        }
+    }
+    assert_eq!(folders.len(), users.len(), "{folders:?}");
+    // Nothing was written where a user id points: no directory of reel's is named `etc`.
+    let mut dirs = vec![t.dir.path().to_owned()];
+    while let Some(d) = dirs.pop() {
+        for entry in std::fs::read_dir(&d).unwrap().flatten() {
+            assert_ne!(entry.file_name(), "etc", "{}", entry.path().display());
+            if entry.path().is_dir() {
+                dirs.push(entry.path());
+            }
+        }
+    }
+}
