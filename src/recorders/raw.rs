@@ -21,7 +21,7 @@ use super::{
     FinishedFile, Recorder, RecorderError, RecorderFactory, RecordingContext, RecordingJob, names,
 };
 use crate::domain::{FileName, Timestamp, Track, TrackType};
-use crate::media::{BusMessage, Packet, Subscription};
+use crate::media::{BusMessage, Packet};
 use crate::rtp::rtpdump::{RtpHeader, RtpdumpWriter, sender_report, whole_packets_len};
 use crate::rtp::{MediaCodec, packet_frame_size, sdp};
 
@@ -171,7 +171,10 @@ async fn record(ctx: RecordingContext) -> Result<(), RecorderError> {
         rec.cid.id,
         job.session_started_at.unix_millis()
     );
-    let mut archive = Archive::new(&job, job.work_dir.join(&name))?;
+    let mut archive = RawArchive::new(&job, job.work_dir.join(&name))?;
+    let keyframes = ctx.bus().clone();
+    let cid = rec.cid.clone();
+    let mut ask = |track_id: &str| keyframes.request_keyframe(&cid, track_id);
     ctx.started().await?;
     let mut flush = tokio::time::interval(FLUSH_EVERY);
     loop {
@@ -179,13 +182,13 @@ async fn record(ctx: RecordingContext) -> Result<(), RecorderError> {
             _ = ctx.stop().cancelled() => break,
             _ = flush.tick() => archive.flush()?,
             m = sub.recv() => match m {
-                Some(m) => archive.handle(m, &sub)?,
+                Some(m) => archive.handle(m, &mut ask)?,
                 None => break,
             },
         }
     }
     while let Some(m) = sub.try_recv() {
-        archive.handle(m, &sub)?;
+        archive.handle(m, &mut ask)?;
     }
     let Some((start_time, end_time)) = archive.finish()? else {
         tracing::info!("nothing was published: no archive");
@@ -215,7 +218,7 @@ async fn record(ctx: RecordingContext) -> Result<(), RecorderError> {
 }
 
 /// Packs `root` into a gzipped tar at `target`, with `root`'s name as the top directory.
-fn pack(root: &Path, target: &Path) -> Result<(), RecorderError> {
+pub fn pack(root: &Path, target: &Path) -> Result<(), RecorderError> {
     let io = |context: &str| {
         let context = format!("{context} {}", target.display());
         move |source| RecorderError::Io { context, source }
@@ -321,7 +324,8 @@ struct Open {
     octets: u32,
 }
 
-struct Archive {
+/// A raw recording being written: the dumps and metadata of one call session's tracks.
+pub struct RawArchive {
     root: PathBuf,
     call: CallInfo,
     call_start: Timestamp,
@@ -331,14 +335,15 @@ struct Archive {
     scratch: Vec<u8>,
 }
 
-impl Archive {
-    fn new(job: &RecordingJob, root: PathBuf) -> Result<Archive, RecorderError> {
+impl RawArchive {
+    /// Starts writing the recording of `job` into the directory `root`.
+    pub fn new(job: &RecordingJob, root: PathBuf) -> Result<RawArchive, RecorderError> {
         std::fs::create_dir_all(&root).map_err(|source| RecorderError::Io {
             context: format!("cannot create {}", root.display()),
             source,
         })?;
         let rec = &job.recording;
-        Ok(Archive {
+        Ok(RawArchive {
             root,
             call: CallInfo {
                 call_type: rec.cid.call_type.to_string(),
@@ -353,15 +358,25 @@ impl Archive {
         })
     }
 
-    fn handle(&mut self, m: BusMessage, sub: &Subscription) -> Result<(), RecorderError> {
+    /// Writes what the bus delivered; `ask_keyframe` asks a track's publisher for a key
+    /// frame (a video segment should start with one).
+    pub fn handle(
+        &mut self,
+        m: BusMessage,
+        ask_keyframe: &mut dyn FnMut(&str),
+    ) -> Result<(), RecorderError> {
         match m {
             BusMessage::Track(_) => Ok(()),
-            BusMessage::Packet(p) => self.packet(&p, sub),
+            BusMessage::Packet(p) => self.packet(&p, ask_keyframe),
             BusMessage::Ended(track) => self.close(&track.track_id),
         }
     }
 
-    fn packet(&mut self, p: &Packet, sub: &Subscription) -> Result<(), RecorderError> {
+    fn packet(
+        &mut self,
+        p: &Packet,
+        ask_keyframe: &mut dyn FnMut(&str),
+    ) -> Result<(), RecorderError> {
         let track_id = &p.track.track_id;
         let restarted = self
             .open
@@ -374,7 +389,7 @@ impl Archive {
             let open = self.open_segment(p)?;
             self.open.insert(track_id.clone(), open);
             if !p.track.track_type.is_audio() && !p.keyframe {
-                sub.request_keyframe(track_id);
+                ask_keyframe(track_id);
             }
         }
         let participant = self
@@ -547,7 +562,7 @@ impl Archive {
     }
 
     /// Flushes every dump and rewrites the metadata that changed.
-    fn flush(&mut self) -> Result<(), RecorderError> {
+    pub fn flush(&mut self) -> Result<(), RecorderError> {
         for (track_id, open) in &mut self.open {
             open.dump.flush().map_err(write_error(track_id))?;
         }
@@ -560,7 +575,7 @@ impl Archive {
 
     /// Closes every segment and writes the metadata; the first and last packet times, or
     /// `None` if nothing was recorded.
-    fn finish(mut self) -> Result<Option<(Timestamp, Timestamp)>, RecorderError> {
+    pub fn finish(mut self) -> Result<Option<(Timestamp, Timestamp)>, RecorderError> {
         let tracks: Vec<String> = self.open.keys().cloned().collect();
         for t in tracks {
             self.close(&t)?;

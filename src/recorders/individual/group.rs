@@ -199,10 +199,11 @@ impl Group {
 
     /// Sends the frames in `shared.frames`, of slot `index`, where they go.
     fn route(&mut self, index: usize, shared: &mut Shared) {
-        let frames = std::mem::take(&mut shared.frames);
+        // The scratch buffer goes back when done, to be reused.
+        let mut frames = std::mem::take(&mut shared.frames);
         let slot = &mut self.slots[index];
         let kind = slot.kind;
-        for frame in frames {
+        for frame in frames.drain(..) {
             if kind == Kind::Video && frame.keyframe {
                 slot.size = frame_size(slot.codec, &frame.data).or(slot.size);
             }
@@ -229,6 +230,7 @@ impl Group {
                 }
             }
         }
+        shared.frames = frames;
         if self.files.is_none() && self.slots.len() == 2 && self.slots.iter().all(|s| s.started) {
             self.open(shared);
         }

@@ -88,92 +88,128 @@ impl Recorder for IndividualRecorder {
 /// A group: a participant session's camera/microphone (`false`) or screen share (`true`).
 type GroupKey = (String, bool);
 
+/// An individual recording being written: every participant's files.
+pub struct IndividualFiles {
+    groups: HashMap<GroupKey, Group>,
+    shared: Shared,
+}
+
+impl IndividualFiles {
+    /// Files for `job`, written into its work directory.
+    pub fn new(job: &RecordingJob) -> Result<Self, RecorderError> {
+        let rec = &job.recording;
+        std::fs::create_dir_all(&job.work_dir).map_err(|source| RecorderError::Io {
+            context: format!("cannot create {}", job.work_dir.display()),
+            source,
+        })?;
+        Ok(Self {
+            groups: HashMap::new(),
+            shared: Shared {
+                requested: job.settings.individual_recording.output_types.clone(),
+                dir: job.work_dir.clone(),
+                prefix: format!("individual_{}_{}", rec.cid.call_type, rec.cid.id),
+                ts: job.session_started_at.unix_millis(),
+                used_names: HashSet::new(),
+                finished: Vec::new(),
+                failures: (0, None),
+                frames: Vec::new(),
+            },
+        })
+    }
+
+    /// Writes what the bus delivered; `ask_keyframe` asks a track's publisher for a key
+    /// frame (after a loss, video resumes at one).
+    pub fn handle(&mut self, m: BusMessage, ask_keyframe: &mut dyn FnMut(&str)) {
+        let shared = &mut self.shared;
+        match m {
+            BusMessage::Track(_) => {}
+            BusMessage::Packet(p) => {
+                let screen = p.track.track_type.is_screen();
+                let key = (p.track.participant.user_session_id.to_string(), screen);
+                let group = self
+                    .groups
+                    .entry(key)
+                    .or_insert_with(|| Group::new(p.track.participant.clone(), screen));
+                if group.packet(&p, shared) {
+                    ask_keyframe(&p.track.track_id);
+                }
+            }
+            BusMessage::Ended(track) => {
+                let key = (
+                    track.participant.user_session_id.to_string(),
+                    track.track_type.is_screen(),
+                );
+                if let Some(g) = self.groups.get_mut(&key)
+                    && g.track_ended(&track.track_id, shared)
+                    && let Some(g) = self.groups.remove(&key)
+                {
+                    g.close(shared);
+                }
+            }
+        }
+    }
+
+    /// Opens the files of participants whose other track is overdue.
+    pub fn tick(&mut self) {
+        for g in self.groups.values_mut() {
+            g.tick(&mut self.shared);
+        }
+    }
+
+    /// The files closed since the last call.
+    pub fn take_finished(&mut self) -> Vec<FinishedFile> {
+        std::mem::take(&mut self.shared.finished)
+    }
+
+    /// Closes every file; the files closed since [`Self::take_finished`] was last called,
+    /// or why writing failed (the files are handed over all the same through
+    /// [`Self::take_finished`]).
+    pub fn close(&mut self) -> Result<Vec<FinishedFile>, RecorderError> {
+        for (_, g) in self.groups.drain() {
+            g.close(&mut self.shared);
+        }
+        match std::mem::take(&mut self.shared.failures) {
+            (0, _) => Ok(self.take_finished()),
+            (n, first) => Err(RecorderError::Failed(format!(
+                "{n} write(s) failed, first: {}",
+                first.unwrap_or_default()
+            ))),
+        }
+    }
+}
+
 async fn record(ctx: RecordingContext) -> Result<(), RecorderError> {
     let job = ctx.job().clone();
-    let rec = &job.recording;
-    std::fs::create_dir_all(&job.work_dir).map_err(|source| RecorderError::Io {
-        context: format!("cannot create {}", job.work_dir.display()),
-        source,
-    })?;
-    let mut sub = ctx.bus().watch(&rec.cid, QUEUE, |_| true);
-    let mut shared = Shared {
-        requested: job.settings.individual_recording.output_types.clone(),
-        dir: job.work_dir.clone(),
-        prefix: format!("individual_{}_{}", rec.cid.call_type, rec.cid.id),
-        ts: job.session_started_at.unix_millis(),
-        used_names: HashSet::new(),
-        finished: Vec::new(),
-        failures: (0, None),
-        frames: Vec::new(),
-    };
-    let mut groups: HashMap<GroupKey, Group> = HashMap::new();
+    let mut files = IndividualFiles::new(&job)?;
+    let mut sub = ctx.bus().watch(&job.recording.cid, QUEUE, |_| true);
+    let keyframes = ctx.bus().clone();
+    let cid = job.recording.cid.clone();
+    let mut ask = |track_id: &str| keyframes.request_keyframe(&cid, track_id);
     ctx.started().await?;
     let mut tick = tokio::time::interval(TICK);
     loop {
         tokio::select! {
             _ = ctx.stop().cancelled() => break,
-            _ = tick.tick() => groups.values_mut().for_each(|g| g.tick(&mut shared)),
+            _ = tick.tick() => files.tick(),
             m = sub.recv() => match m {
-                Some(m) => handle(m, &mut groups, &mut shared, &sub),
+                Some(m) => files.handle(m, &mut ask),
                 None => break,
             },
         }
-        hand_over(&ctx, &mut shared).await?;
+        hand_over(&ctx, files.take_finished()).await?;
     }
     while let Some(m) = sub.try_recv() {
-        handle(m, &mut groups, &mut shared, &sub);
+        files.handle(m, &mut ask);
     }
-    for (_, g) in groups.drain() {
-        g.close(&mut shared);
-    }
-    hand_over(&ctx, &mut shared).await?;
-    match shared.failures {
-        (0, _) => Ok(()),
-        (n, first) => Err(RecorderError::Failed(format!(
-            "{n} write(s) failed, first: {}",
-            first.unwrap_or_default()
-        ))),
-    }
+    let closed = files.close();
+    // Every file goes up, even when some failed.
+    hand_over(&ctx, files.take_finished()).await?;
+    hand_over(&ctx, closed?).await
 }
 
-fn handle(
-    m: BusMessage,
-    groups: &mut HashMap<GroupKey, Group>,
-    shared: &mut Shared,
-    sub: &crate::media::Subscription,
-) {
-    match m {
-        BusMessage::Track(_) => {}
-        BusMessage::Packet(p) => {
-            let key = (
-                p.track.participant.user_session_id.to_string(),
-                p.track.track_type.is_screen(),
-            );
-            let group = groups.entry(key).or_insert_with(|| {
-                Group::new(p.track.participant.clone(), p.track.track_type.is_screen())
-            });
-            if group.packet(&p, shared) {
-                sub.request_keyframe(&p.track.track_id);
-            }
-        }
-        BusMessage::Ended(track) => {
-            let key = (
-                track.participant.user_session_id.to_string(),
-                track.track_type.is_screen(),
-            );
-            if let Some(g) = groups.get_mut(&key)
-                && g.track_ended(&track.track_id, shared)
-                && let Some(g) = groups.remove(&key)
-            {
-                g.close(shared);
-            }
-        }
-    }
-}
-
-/// Hands the files closed so far over for upload.
-async fn hand_over(ctx: &RecordingContext, shared: &mut Shared) -> Result<(), RecorderError> {
-    for f in std::mem::take(&mut shared.finished) {
+/// Hands files over for upload.
+async fn hand_over(ctx: &RecordingContext, files: Vec<FinishedFile>) -> Result<(), RecorderError> {
+    for f in files {
         ctx.file_finished(f).await?;
     }
     Ok(())
