@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::common::{API_KEY, API_SECRET, eventually, free_port, python, serve, stdout_of};
-use crate::support::{make_clips, script};
+use crate::common::{API_KEY, API_SECRET, eventually, free_port, serve};
+use crate::support::{decode, download, make_clips, probe, read_archive};
 
 /// Calls the API of the server at `base` as the server.
 async fn call(
@@ -91,18 +91,7 @@ async fn files_written_before_a_kill_are_finished_at_the_next_start() {
     .await;
     let files = tempfile::tempdir().unwrap();
     let mut checked = Vec::new();
-    for r in &listed {
-        let name = r["filename"].as_str().unwrap();
-        let bytes = http
-            .get(r["url"].as_str().unwrap())
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
-        let file = files.path().join(name);
-        std::fs::write(&file, &bytes).unwrap();
+    for (name, file) in download(&http, &listed, files.path()).await {
         if name.ends_with(".mkv") {
             check_video(&file, recorded).await;
             checked.push("individual");
@@ -121,58 +110,20 @@ async fn files_written_before_a_kill_are_finished_at_the_next_start() {
 
 /// The file plays, from its start to at most 2 s before the kill.
 async fn check_video(file: &Path, recorded: f64) {
-    let out = stdout_of(
-        tokio::process::Command::new("ffprobe")
-            .args([
-                "-v",
-                "error",
-                "-show_format",
-                "-show_streams",
-                "-of",
-                "json",
-            ])
-            .arg(file),
-        "ffprobe",
-    )
-    .await;
-    let v: Value = serde_json::from_str(&out).unwrap();
-    let duration: f64 = v["format"]["duration"].as_str().unwrap().parse().unwrap();
-    let codecs: Vec<&str> = v["streams"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["codec_name"].as_str().unwrap())
-        .collect();
+    let (codecs, duration) = probe(file).await;
     assert_eq!(codecs, ["opus", "vp8"]);
     println!("{}: {duration:.3} s of {recorded:.3} s", file.display());
     assert!(
         duration >= recorded - 2.5 && duration <= recorded,
         "{duration:.3} s of {recorded:.3} s"
     );
-    let out = tokio::process::Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error", "-i"])
-        .arg(file)
-        .args(["-map", "0", "-f", "null", "-"])
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success() && out.stderr.is_empty(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (errors, _) = decode(file).await;
+    assert!(errors.is_empty(), "{errors}");
 }
 
 /// Every dump reads back whole, and the audio covers all but the last 2 s before the kill.
 async fn check_archive(file: &Path, recorded: f64) {
-    let text = stdout_of(
-        tokio::process::Command::new(python())
-            .arg(script("read_raw_archive.py"))
-            .arg(file),
-        "the archive reader",
-    )
-    .await;
-    let read: Value = serde_json::from_str(text.trim()).unwrap();
+    let read = read_archive(file).await;
     let participants = read["participants"].as_array().unwrap();
     assert_eq!(participants.len(), 1, "{read}");
     let audio = &participants[0]["segments"]["audio"][0];

@@ -1,13 +1,12 @@
 //! The individual recorder, fed by `reel publish`, its files checked with ffprobe and ffmpeg.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
-use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::common::{API_SECRET, Db, TestServer, listed_files, stdout_of};
-use crate::support::make_clips;
+use crate::common::{API_SECRET, TestServer, listed_files, stdout_of};
+use crate::support::{decode, download, probe, recording_call};
 
 /// Runs `reel publish` as `user` with the video clip `video` for `duration`; its report.
 async fn publish(
@@ -37,105 +36,16 @@ async fn publish(
     serde_json::from_str(out.trim()).unwrap()
 }
 
-/// ffprobe's view of `file`: its streams' codecs and the container's duration.
-async fn probe(file: &Path) -> (Vec<String>, f64) {
-    let out = stdout_of(
-        tokio::process::Command::new("ffprobe")
-            .args([
-                "-v",
-                "error",
-                "-show_streams",
-                "-show_format",
-                "-of",
-                "json",
-            ])
-            .arg(file),
-        "ffprobe",
-    )
-    .await;
-    let v: Value = serde_json::from_str(&out).unwrap();
-    let codecs = v["streams"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["codec_name"].as_str().unwrap().to_owned())
-        .collect();
-    let duration = v["format"]["duration"].as_str().unwrap().parse().unwrap();
-    (codecs, duration)
-}
-
-/// Decodes every stream of `file`; the decoder's complaints, and the seconds of audio.
-async fn decode(file: &Path) -> (String, f64) {
-    let out = tokio::process::Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error", "-i"])
-        .arg(file)
-        .args(["-map", "0", "-f", "null", "-"])
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let errors = String::from_utf8_lossy(&out.stderr).into_owned();
-    let pcm = tokio::process::Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error", "-i"])
-        .arg(file)
-        .args([
-            "-map", "0:a?", "-ac", "1", "-ar", "48000", "-f", "s16le", "-",
-        ])
-        .output()
-        .await
-        .unwrap();
-    (errors, pcm.stdout.len() as f64 / 96_000.0)
-}
-
-/// Downloads every listed file into `dir`; their paths by name.
-async fn download(t: &TestServer, listed: &[Value], dir: &Path) -> Vec<(String, PathBuf)> {
-    let mut files = Vec::new();
-    for r in listed {
-        let name = r["filename"].as_str().unwrap().to_owned();
-        let bytes = t
-            .http
-            .get(r["url"].as_str().unwrap())
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
-        let path = dir.join(&name);
-        std::fs::write(&path, &bytes).unwrap();
-        files.push((name, path));
-    }
-    files.sort();
-    files
-}
-
 #[tokio::test]
 async fn each_participant_gets_files_as_long_as_their_time_in_the_call() {
-    let t = TestServer::start_with(
-        Db::Sqlite,
-        |s| s.media.session_grace = Some(reel::config::HumanDuration(Duration::from_secs(1))),
-        reel::recorders::Recorders::native(),
+    // Recorded from the call session's start, with every camera/microphone output type.
+    let (t, clips) = recording_call(
+        "ind",
+        json!({"individual_recording": {
+                    "mode": "auto-on",
+                    "output_types": ["audio_only", "video_only", "audio_video"]}}),
     )
     .await;
-    let clips = tempfile::tempdir().unwrap();
-    make_clips(clips.path());
-    // Recorded from the call session's start, with every camera/microphone output type.
-    let (s, body) = t
-        .call(
-            "POST",
-            "/api/v2/video/call/default/ind",
-            Some(json!({"data": {
-                "created_by_id": "alice",
-                "settings_override": {"individual_recording": {
-                    "mode": "auto-on",
-                    "output_types": ["audio_only", "video_only", "audio_video"]}}}})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{body}");
     let alice = publish(&t, "ind", clips.path(), "vp8.ivf", "alice", "5s", &[]);
     // Bob joins a second later and leaves first.
     let bob = async {
@@ -146,7 +56,7 @@ async fn each_participant_gets_files_as_long_as_their_time_in_the_call() {
 
     let listed = listed_files(&t, "ind", 6).await;
     let dir = tempfile::tempdir().unwrap();
-    let files = download(&t, &listed, dir.path()).await;
+    let files = download(&t.http, &listed, dir.path()).await;
     assert_eq!(files.len(), 6, "{files:?}");
     for (user, report, video) in [("alice", &alice, "vp8"), ("bob", &bob, "h264")] {
         let time_in_call = report["media_seconds"][0].as_f64().unwrap();
@@ -187,24 +97,11 @@ async fn each_participant_gets_files_as_long_as_their_time_in_the_call() {
 
 #[tokio::test]
 async fn lost_packets_and_dtx_silences_do_not_shorten_the_audio() {
-    let t = TestServer::start_with(
-        Db::Sqlite,
-        |s| s.media.session_grace = Some(reel::config::HumanDuration(Duration::from_secs(1))),
-        reel::recorders::Recorders::native(),
+    let (t, clips) = recording_call(
+        "lossy",
+        json!({"individual_recording": {"mode": "auto-on"}}),
     )
     .await;
-    let clips = tempfile::tempdir().unwrap();
-    make_clips(clips.path());
-    let (s, body) = t
-        .call(
-            "POST",
-            "/api/v2/video/call/default/lossy",
-            Some(json!({"data": {
-                "created_by_id": "alice",
-                "settings_override": {"individual_recording": {"mode": "auto-on"}}}})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{body}");
     // 5% of the datagrams lost both ways of retransmission, and 2 s of every 4 s silent.
     let report = publish(
         &t,
@@ -219,7 +116,7 @@ async fn lost_packets_and_dtx_silences_do_not_shorten_the_audio() {
     let time_in_call = report["media_seconds"][0].as_f64().unwrap();
     let listed = listed_files(&t, "lossy", 1).await;
     let dir = tempfile::tempdir().unwrap();
-    let files = download(&t, &listed, dir.path()).await;
+    let files = download(&t.http, &listed, dir.path()).await;
     assert_eq!(files.len(), 1, "the default output types: {files:?}");
     let (name, path) = &files[0];
     assert!(
@@ -243,26 +140,13 @@ async fn lost_packets_and_dtx_silences_do_not_shorten_the_audio() {
 
 #[tokio::test]
 async fn hostile_user_ids_make_safe_distinct_names() {
-    let t = TestServer::start_with(
-        Db::Sqlite,
-        |s| s.media.session_grace = Some(reel::config::HumanDuration(Duration::from_secs(1))),
-        reel::recorders::Recorders::native(),
+    let (t, clips) = recording_call(
+        "hostile",
+        json!({
+                    "individual_recording": {"mode": "auto-on"},
+                    "raw_recording": {"mode": "auto-on"}}),
     )
     .await;
-    let clips = tempfile::tempdir().unwrap();
-    make_clips(clips.path());
-    let (s, body) = t
-        .call(
-            "POST",
-            "/api/v2/video/call/default/hostile",
-            Some(json!({"data": {
-                "created_by_id": "alice",
-                "settings_override": {
-                    "individual_recording": {"mode": "auto-on"},
-                    "raw_recording": {"mode": "auto-on"}}}})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{body}");
     let long = "x".repeat(250);
     let users = ["../../etc", "..", "Zoë 👋/☃", &long, "a b"];
     let publishers = users
@@ -273,7 +157,7 @@ async fn hostile_user_ids_make_safe_distinct_names() {
     // One audio_video file per participant and one archive, every name of its own.
     let listed = listed_files(&t, "hostile", users.len() + 1).await;
     let dir = tempfile::tempdir().unwrap();
-    let files = download(&t, &listed, dir.path()).await;
+    let files = download(&t.http, &listed, dir.path()).await;
     let names: std::collections::HashSet<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names.len(), users.len() + 1, "{names:?}");
     for (name, path) in &files {

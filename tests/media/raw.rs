@@ -3,22 +3,15 @@
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use serde_json::Value;
+use serde_json::json;
 
-use crate::common::{API_SECRET, Db, TestServer, eventually, listed_recordings, python, stdout_of};
-use crate::support::{make_clips, script};
+use crate::common::{API_SECRET, eventually, listed_recordings};
+use crate::support::{download, read_archive, recording_call};
 
 #[tokio::test]
 async fn raw_archive_of_two_publishers_reads_back_whole() {
-    let t = TestServer::start_with(
-        Db::Sqlite,
-        |s| s.media.session_grace = Some(reel::config::HumanDuration(Duration::from_secs(1))),
-        reel::recorders::Recorders::native(),
-    )
-    .await;
-    let clips = tempfile::tempdir().unwrap();
-    make_clips(clips.path());
-    let cid = t.create_call("raw").await;
+    let (t, clips) = recording_call("raw", json!({})).await;
+    let cid = reel::domain::Cid::parse("default:raw").unwrap();
     let publisher = tokio::process::Command::new(env!("CARGO_BIN_EXE_reel"))
         .arg("publish")
         .arg(format!("{}/whip/default/raw", t.base))
@@ -59,26 +52,9 @@ async fn raw_archive_of_two_publishers_reads_back_whole() {
         filename.starts_with("raw_default_raw_") && filename.ends_with(".tar.gz"),
         "{filename}"
     );
-    let bytes = t
-        .http
-        .get(listed[0]["url"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let archive = dir.path().join(filename);
-    std::fs::write(&archive, &bytes).unwrap();
-    let text = stdout_of(
-        tokio::process::Command::new(python())
-            .arg(script("read_raw_archive.py"))
-            .arg(&archive),
-        "the archive reader",
-    )
-    .await;
-    let read: Value = serde_json::from_str(text.trim()).unwrap();
+    let archive = download(&t.http, &listed, dir.path()).await.remove(0).1;
+    let read = read_archive(&archive).await;
     // Once packed, no loose dump is left behind in reel's directories.
     let loose = walk(t.dir.path())
         .into_iter()

@@ -1,7 +1,9 @@
 //! Helpers shared by the media tests: publishers and SSE readers.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use tempfile::TempDir;
 
 use serde_json::Value;
 
@@ -25,6 +27,121 @@ pub fn script(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/python")
         .join(name)
+}
+
+/// A server on SQLite with the native recorders, whose call sessions end a second after the
+/// last participant leaves; call `default:{call}` created with `settings_override`; and small
+/// clips for `reel publish`.
+pub async fn recording_call(call: &str, settings_override: Value) -> (TestServer, TempDir) {
+    let t = TestServer::start_with(
+        Db::Sqlite,
+        |s| s.media.session_grace = Some(reel::config::HumanDuration(Duration::from_secs(1))),
+        reel::recorders::Recorders::native(),
+    )
+    .await;
+    let (s, body) = t
+        .call(
+            "POST",
+            &format!("/api/v2/video/call/default/{call}"),
+            Some(serde_json::json!({"data": {
+                "created_by_id": "alice", "settings_override": settings_override}})),
+        )
+        .await;
+    assert_eq!(s, reqwest::StatusCode::OK, "{body}");
+    let clips = tempfile::tempdir().unwrap();
+    make_clips(clips.path());
+    (t, clips)
+}
+
+/// What the independent reader (`tests/python/read_raw_archive.py`) finds in an archive.
+pub async fn read_archive(archive: &Path) -> Value {
+    let text = stdout_of(
+        tokio::process::Command::new(python())
+            .arg(script("read_raw_archive.py"))
+            .arg(archive),
+        "the archive reader",
+    )
+    .await;
+    serde_json::from_str(text.trim()).unwrap()
+}
+
+/// ffprobe's view of `file`: its streams' codecs and the container's duration.
+pub async fn probe(file: &Path) -> (Vec<String>, f64) {
+    let out = stdout_of(
+        tokio::process::Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-show_streams",
+                "-show_format",
+                "-of",
+                "json",
+            ])
+            .arg(file),
+        "ffprobe",
+    )
+    .await;
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let codecs = v["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["codec_name"].as_str().unwrap().to_owned())
+        .collect();
+    let duration = v["format"]["duration"].as_str().unwrap().parse().unwrap();
+    (codecs, duration)
+}
+
+/// Decodes every stream of `file`; the decoder's complaints, and the seconds of audio.
+pub async fn decode(file: &Path) -> (String, f64) {
+    let out = tokio::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(file)
+        .args(["-map", "0", "-f", "null", "-"])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let errors = String::from_utf8_lossy(&out.stderr).into_owned();
+    let pcm = tokio::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(file)
+        .args([
+            "-map", "0:a?", "-ac", "1", "-ar", "48000", "-f", "s16le", "-",
+        ])
+        .output()
+        .await
+        .unwrap();
+    (errors, pcm.stdout.len() as f64 / 96_000.0)
+}
+
+/// Downloads every listed file into `dir`; their names and paths, sorted.
+pub async fn download(
+    http: &reqwest::Client,
+    listed: &[Value],
+    dir: &Path,
+) -> Vec<(String, PathBuf)> {
+    let mut files = Vec::new();
+    for r in listed {
+        let name = r["filename"].as_str().unwrap().to_owned();
+        let bytes = http
+            .get(r["url"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let path = dir.join(&name);
+        std::fs::write(&path, &bytes).unwrap();
+        files.push((name, path));
+    }
+    files.sort();
+    files
 }
 
 /// Makes small clips for `reel publish` in `dir`: vp8.ivf, h264.h264, opus.ogg (4 s, 320x240).
