@@ -13,12 +13,16 @@
 //! Run with `bench/media.sh`, which makes the clips and runs this inside a network namespace
 //! with only loopback.
 
+#[path = "cpu.rs"]
+mod cpu;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use cpu::cpu_seconds;
 use reel::config::{Config, MediaSettings, Settings};
 use reel::domain::Cid;
 use reel::media::{BusMessage, Subscription};
@@ -41,8 +45,6 @@ const SETTLE: Duration = Duration::from_secs(3);
 const STEADY: Duration = Duration::from_secs(10);
 /// The loss a step may have to count as sustained.
 const MAX_LOSS: f64 = 0.005;
-/// Linux reports process times in these ticks per second.
-const TICKS_PER_SECOND: f64 = 100.0;
 
 /// What one consumer saw.
 #[derive(Default)]
@@ -114,22 +116,6 @@ fn socket_drops() -> u64 {
         .find(|(n, _)| *n == "RcvbufErrors")
         .and_then(|(_, v)| v.parse().ok())
         .unwrap_or(0)
-}
-
-/// User plus system CPU seconds of a process.
-fn cpu_seconds(pid: &str) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let tick = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (tick(11) + tick(12)) / TICKS_PER_SECOND
 }
 
 struct Step {

@@ -11,10 +11,14 @@
 //! `scripts/make-clips.sh` if missing. `REEL_BENCH_PARTICIPANTS` (100) and
 //! `REEL_BENCH_SECONDS` (30) size the stream. Run: `cargo bench --bench recorders`.
 
+#[path = "cpu.rs"]
+mod cpu;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use cpu::cpu_seconds;
 use reel::domain::settings::CallSettings;
 use reel::domain::{
     Cid, Codec, Participant, Recording, RecordingId, RecordingState, RecordingType, SessionId,
@@ -28,8 +32,6 @@ use reel::recorders::raw::{RawArchive, pack};
 
 /// Largest RTP payload of a video packet.
 const MTU_PAYLOAD: usize = 1_200;
-/// Linux reports thread times in these ticks per second.
-const TICKS_PER_SECOND: f64 = 100.0;
 
 fn main() {
     let clips = std::env::var_os("REEL_BENCH_CLIPS").map_or_else(
@@ -79,10 +81,10 @@ fn run(kind: &str, stream: &[BusMessage], dir: &Path) -> Run {
         s.spawn(|| {
             let job = job(dir);
             let mut ask = |_: &str| {};
-            let (cpu, wall) = (thread_cpu(), Instant::now());
+            let (cpu, wall) = (cpu_seconds("thread-self"), Instant::now());
             let done = |packing| Run {
                 wall: wall.elapsed().as_secs_f64(),
-                cpu: thread_cpu() - cpu,
+                cpu: cpu_seconds("thread-self") - cpu,
                 packing,
             };
             match kind {
@@ -242,22 +244,6 @@ fn job(dir: &Path) -> RecordingJob {
         work_dir: dir.to_owned(),
         session_started_at: now,
     }
-}
-
-/// User plus system CPU seconds of the calling thread.
-fn thread_cpu() -> f64 {
-    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let tick = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (tick(11) + tick(12)) / TICKS_PER_SECOND
 }
 
 /// Bytes of the files under `dir`.
