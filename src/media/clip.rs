@@ -5,6 +5,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::rtp::opus_samples;
+
 /// Why a clip cannot be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ClipError {
@@ -348,7 +350,9 @@ fn ogg_opus(data: &[u8]) -> Result<Stream, String> {
         if packet.stream_serial() != serial || packet.data.is_empty() {
             continue;
         }
-        let length = opus_duration(&packet.data).ok_or("malformed Opus packet")?;
+        let length = opus_samples(&packet.data)
+            .map(|samples| Duration::from_micros(u64::from(samples) * 1000 / 48))
+            .ok_or("malformed Opus packet")?;
         frames.push(Frame {
             at,
             data: packet.data.into(),
@@ -357,23 +361,6 @@ fn ogg_opus(data: &[u8]) -> Result<Stream, String> {
         at += length;
     }
     finish(ClipCodec::Opus, frames, at)
-}
-
-/// How long an Opus packet plays, from its TOC byte and frame count (RFC 6716, 3.1).
-fn opus_duration(packet: &[u8]) -> Option<Duration> {
-    let toc = *packet.first()?;
-    let config = toc >> 3;
-    let frame_us: u64 = match config {
-        0..=11 => [10_000, 20_000, 40_000, 60_000][usize::from(config % 4)],
-        12..=15 => [10_000, 20_000][usize::from(config % 2)],
-        _ => [2_500, 5_000, 10_000, 20_000][usize::from(config % 4)],
-    };
-    let count = match toc & 0x03 {
-        0 => 1,
-        1 | 2 => 2,
-        _ => u64::from(*packet.get(1)? & 0x3f),
-    };
-    Some(Duration::from_micros(frame_us * count))
 }
 
 #[cfg(test)]
@@ -450,23 +437,5 @@ mod tests {
         assert!(av1_keyframe(&[0x12, 0x00, 0x0a, 0x01, 0x00]));
         assert!(!av1_keyframe(&[0x12, 0x00, 0x32, 0x01, 0x00]));
         assert!(!av1_keyframe(&[0x12, 0x05]));
-    }
-
-    #[test]
-    fn opus_packet_durations() {
-        // Config 11 is SILK wideband 60 ms; code 0 is one frame.
-        assert_eq!(opus_duration(&[11 << 3]), Some(Duration::from_millis(60)));
-        // CELT FB 20 ms, one frame; two frames; code 3 with 3 frames.
-        assert_eq!(opus_duration(&[31 << 3]), Some(Duration::from_millis(20)));
-        assert_eq!(
-            opus_duration(&[31 << 3 | 1]),
-            Some(Duration::from_millis(40))
-        );
-        assert_eq!(
-            opus_duration(&[31 << 3 | 3, 3]),
-            Some(Duration::from_millis(60))
-        );
-        assert_eq!(opus_duration(&[31 << 3 | 3]), None);
-        assert_eq!(opus_duration(&[]), None);
     }
 }

@@ -15,4 +15,4 @@ pub use codec::MediaCodec;
 pub use depacketize::{Depacketizer, Frame};
 pub use frame_size::{frame_size, packet_frame_size};
 pub use keyframe::starts_keyframe;
-pub use timeline::{TimedFrame, Timeline};
+pub use timeline::{TimedFrame, Timeline, opus_samples};

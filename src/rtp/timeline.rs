@@ -401,5 +401,12 @@ mod tests {
         assert_eq!(opus_samples(&[0xfb, 0x03]), Some(2880));
         assert_eq!(opus_samples(&[0xfb]), None);
         assert_eq!(opus_samples(&[]), None);
+        // Config 11 is SILK wideband 60 ms; code 0 is one frame.
+        assert_eq!(opus_samples(&[11 << 3]), Some(2880));
+        // CELT FB 20 ms, one frame; two frames; code 3 with 3 frames.
+        assert_eq!(opus_samples(&[31 << 3]), Some(960));
+        assert_eq!(opus_samples(&[31 << 3 | 1]), Some(1920));
+        assert_eq!(opus_samples(&[31 << 3 | 3, 3]), Some(2880));
+        assert_eq!(opus_samples(&[31 << 3 | 3]), None);
     }
 }
