@@ -108,8 +108,8 @@ async fn seed(url: &str) {
         stopped_at: Some(now),
         updated_at: now,
     };
-    store.insert_recording(&rec).await.unwrap();
     let mut tx = store.write().await.unwrap();
+    tx.insert_recording(&rec).await.unwrap();
     for i in 0..FILES {
         let name = format!("individual_default_bench_user{i}_audio_video.mkv");
         let id = tx
@@ -126,6 +126,7 @@ async fn seed(url: &str) {
                         size: 1 << 20,
                         start_time: now,
                         end_time: now,
+                        layer: None,
                     },
                     local_path: "/nonexistent".into(),
                 },

@@ -27,7 +27,7 @@ use reel::domain::{
 use reel::media::clip::{self, Stream};
 use reel::media::{BusMessage, Packet};
 use reel::recorders::RecordingJob;
-use reel::recorders::individual::IndividualFiles;
+use reel::recorders::individual;
 use reel::recorders::raw::{RawArchive, pack};
 
 /// Largest RTP payload of a video packet.
@@ -104,9 +104,9 @@ fn run(kind: &str, stream: &[BusMessage], dir: &Path) -> Run {
                     run
                 }
                 "individual" => {
-                    let mut files = IndividualFiles::new(&job).expect("files");
+                    let mut files = individual::files(&job).expect("files");
                     for m in stream {
-                        files.handle(m.clone(), &mut ask);
+                        files.handle(m, &mut ask);
                     }
                     files.close().expect("individual close");
                     done(None)
@@ -243,6 +243,7 @@ fn job(dir: &Path) -> RecordingJob {
         settings: CallSettings::default(),
         work_dir: dir.to_owned(),
         session_started_at: now,
+        track: Default::default(),
     }
 }
 

@@ -187,7 +187,7 @@ impl Server {
                 work_dir,
             },
             bus,
-            Box::new(api::StreamShapes::new(public_url.clone())),
+            Box::new(api::Shapes::new(public_url.clone())),
         );
         services.recover_recordings().await?;
 

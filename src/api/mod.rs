@@ -1,6 +1,7 @@
 //! The HTTP API: one axum router with a module per dialect.
 //!
 //! - [`stream`]: the Stream-compatible API (`/api/v2/video/...`).
+//! - [`realtimekit`]: the RealtimeKit-compatible recordings API (`/client/v4/accounts/...`).
 //! - `/files/...`: downloads of locally stored recordings through signed links (Range support).
 //! - `webrtc`: WHIP/WHEP (`/whip/...`, `/whep/...`) and the live event streams (`/events/...`).
 //! - `/join/{type}/{id}`: the join page, to hold a real call in a browser.
@@ -9,6 +10,7 @@
 mod files;
 mod join;
 mod openapi;
+pub mod realtimekit;
 pub mod stream;
 mod webrtc;
 
@@ -25,11 +27,10 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 use tracing::info_span;
 
+use crate::domain::{RecordingState, User, UserId};
 use crate::media::Media;
 use crate::metrics::{RequestLabels, RouteLabels};
-use crate::service::Services;
-
-pub use stream::StreamShapes;
+use crate::service::{CallView, EventShapes, RecordingReport, Services};
 
 /// Largest accepted request body. API bodies are small JSON documents.
 const BODY_LIMIT: usize = 1024 * 1024;
@@ -49,6 +50,7 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(stream::routes())
+        .merge(realtimekit::routes())
         .merge(webrtc::routes())
         .route("/join/{call_type}/{call_id}", get(join::page))
         .route("/files/{*key}", get(files::download))
@@ -78,6 +80,39 @@ pub fn router(state: AppState) -> Router {
             )
         }))
         .with_state(state)
+}
+
+/// Renders what events carry: calls and users as the Stream SDKs expect them, recordings'
+/// status changes as RealtimeKit announces them.
+pub struct Shapes {
+    stream: stream::StreamShapes,
+}
+
+impl Shapes {
+    /// Shapes whose links start with `base_url`.
+    pub fn new(base_url: String) -> Self {
+        Self {
+            stream: stream::StreamShapes::new(base_url),
+        }
+    }
+}
+
+impl EventShapes for Shapes {
+    fn call(&self, view: &CallView) -> serde_json::Value {
+        self.stream.call(view)
+    }
+
+    fn user(&self, id: &UserId, user: Option<&User>) -> serde_json::Value {
+        self.stream.user(id, user)
+    }
+
+    fn recording_status(
+        &self,
+        report: &RecordingReport,
+        from: Option<RecordingState>,
+    ) -> Option<serde_json::Value> {
+        realtimekit::status_update(report, from)
+    }
 }
 
 /// Counts requests by route and status, and times them.

@@ -47,6 +47,36 @@ fn stream_op(
     op
 }
 
+/// One operation of the RealtimeKit dialect: a Bearer API token, the `success` envelope.
+fn kit_op(id: &str, summary: &str, params: Vec<Value>, body: Option<Value>) -> Value {
+    let envelope = json!({"type": "object", "required": ["success"],
+                          "properties": {"success": {"type": "boolean"}, "data": {},
+                                         "paging": {"type": "object"},
+                                         "error": {"type": "object", "properties": {
+                                             "code": {"type": "integer"}, "message": {"type": "string"}}}}});
+    let mut params = params;
+    params.splice(
+        0..0,
+        [
+            path_param("account_id", "any account id (reel serves one application)"),
+            path_param("app_id", "any app id (reel serves one application)"),
+        ],
+    );
+    let mut op = json!({
+        "operationId": id, "summary": summary, "parameters": params,
+        "security": [{"bearer": []}],
+        "responses": {
+            "200": {"description": "OK", "content": {"application/json": {"schema": envelope}}},
+            "default": {"description": "Error (`success: false`)", "content": {"application/json": {"schema": envelope}}}
+        }
+    });
+    if let Some(b) = body {
+        op["requestBody"] =
+            json!({"required": true, "content": {"application/json": {"schema": b}}});
+    }
+    op
+}
+
 fn query_param(name: &str, description: &str) -> Value {
     json!({"name": name, "in": "query", "required": false, "description": description,
            "schema": {"type": "string"}})
@@ -309,6 +339,54 @@ pub fn document() -> Value {
             "get": stream_op("ListFailedWebhooks", "Webhook deliveries that failed: still retrying or given up", vec![], None, "FailedWebhooksResponse"),
         }),
     );
+    let kit = "/client/v4/accounts/{account_id}/realtime/kit/{app_id}/recordings";
+    let list_params = [
+        (
+            "meeting_id",
+            "only this meeting's (`<call id>` of type default, or `<type>:<id>`)",
+        ),
+        ("page_no", "1-based page"),
+        ("per_page", "recordings per page (1-100, default 20)"),
+        ("sort_order", "ASC or DESC by request time (default DESC)"),
+        (
+            "status",
+            "INVOKED, RECORDING, UPLOADING, UPLOADED or ERRORED (comma-separated)",
+        ),
+        ("start_time", "requested at or after (RFC 3339)"),
+        ("end_time", "requested at or before (RFC 3339)"),
+    ]
+    .map(|(n, d)| query_param(n, d))
+    .to_vec();
+    add(
+        kit.into(),
+        json!({"get": kit_op("KitListRecordings", "List composite and track recordings", list_params, None)}),
+    );
+    add(
+        format!("{kit}/track"),
+        json!({"post": kit_op("KitStartTrackRecording",
+            "Record each participant's audio as its own Opus WebM (allowlist of at most 100 users; layers name the files)",
+            vec![],
+            Some(json!({"type": "object", "required": ["meeting_id"], "properties": {
+                "meeting_id": {"type": "string"},
+                "user_ids": {"type": "array", "maxItems": 100, "items": {"type": "string"}},
+                "layers": {"type": "object", "additionalProperties": {"type": "object", "properties": {
+                    "media_kind": {"const": "audio"}, "file_name_prefix": {"type": "string"}}}}}})))}),
+    );
+    let id_param = vec![path_param("recording_id", "the recording")];
+    add(
+        format!("{kit}/{{recording_id}}"),
+        json!({
+            "get": kit_op("KitGetRecording", "A recording, with download links once uploaded", id_param.clone(), None),
+            "put": kit_op("KitUpdateRecording", "Stop a recording (`pause` and `resume` are refused)", id_param,
+                          Some(json!({"type": "object", "required": ["action"], "properties": {
+                              "action": {"enum": ["stop", "pause", "resume"]}}}))),
+        }),
+    );
+    add(
+        format!("{kit}/active-recording/{{meeting_id}}"),
+        json!({"get": kit_op("KitActiveRecording", "The meeting's recording that is recording now",
+                             vec![path_param("meeting_id", "the meeting")], None)}),
+    );
     let whip_params = call_params_and([
         query_param("source", "`screen` for a screen share"),
         query_param("source_id", "which of the user's sources (several cameras)"),
@@ -386,7 +464,7 @@ pub fn document() -> Value {
         "info": {
             "title": "reel",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Self-hosted recording service. The /api/v2 paths follow Stream's video API so that its server SDKs work unchanged. Every request carries ?api_key= and an HS256 token (signed with the API secret) in the Authorization header. Timestamps are unix nanoseconds; successful answers carry a duration field."
+            "description": "Self-hosted recording service. The /api/v2 paths follow Stream's video API so that its server SDKs work unchanged. Every request carries ?api_key= and an HS256 token (signed with the API secret) in the Authorization header. Timestamps are unix nanoseconds; successful answers carry a duration field. The /client/v4 paths follow RealtimeKit's recordings API: a Bearer API token (the API secret, or a token signed with it), RFC 3339 times, and the success envelope."
         },
         "components": {
             "securitySchemes": {

@@ -147,6 +147,18 @@ impl Keys {
         self.verify(token)
     }
 
+    /// Checks an API token sent as `Authorization: Bearer <token>` (the RealtimeKit dialect):
+    /// the API secret itself, or a token signed with it.
+    pub fn bearer(&self, token: Option<&str>) -> Result<Caller, AuthError> {
+        let token = token
+            .filter(|t| !t.is_empty())
+            .ok_or(AuthError::MissingToken)?;
+        if constant_time_eq(token.as_bytes(), self.secret.as_bytes()) {
+            return Ok(Caller::Server);
+        }
+        self.verify(token)
+    }
+
     /// Checks a token alone (for links and pages that carry a token but no API key).
     pub fn verify(&self, token: &str) -> Result<Caller, AuthError> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
@@ -285,6 +297,24 @@ mod tests {
         });
         assert!(matches!(
             k.authenticate(Some("key"), Some(&bad_user)),
+            Err(AuthError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn bearer_tokens_are_the_secret_or_signed_with_it() {
+        let k = keys();
+        assert_eq!(k.bearer(Some(k.secret())), Ok(Caller::Server));
+        assert_eq!(k.bearer(Some(&k.server_token())), Ok(Caller::Server));
+        let alice = UserId::parse("alice").unwrap();
+        assert!(matches!(
+            k.bearer(Some(&k.user_token(&alice, None, None))),
+            Ok(Caller::User(u)) if u.user_id == alice
+        ));
+        assert_eq!(k.bearer(None), Err(AuthError::MissingToken));
+        assert_eq!(k.bearer(Some("")), Err(AuthError::MissingToken));
+        assert!(matches!(
+            k.bearer(Some("not-the-secret")),
             Err(AuthError::Invalid(_))
         ));
     }

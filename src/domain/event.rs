@@ -115,7 +115,24 @@ pub struct TrackView {
     pub codec: Codec,
 }
 
-/// An event, serialized with its `type` as Stream's webhooks carry it.
+/// A dialect's own announcement of a recording's new status (RealtimeKit's
+/// `recording.statusUpdate`): serialized as its body is.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StatusUpdate {
+    /// The recorded call.
+    pub cid: Cid,
+    /// The whole event, in the dialect's shape.
+    pub body: Value,
+}
+
+impl Serialize for StatusUpdate {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.body.serialize(s)
+    }
+}
+
+/// An event, serialized with its `type` as Stream's webhooks carry it (all but
+/// [`Event::RecordingStatus`], which has its dialect's shape).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "type")]
 pub enum Event {
@@ -175,9 +192,15 @@ pub enum Event {
         /// The track.
         track: TrackView,
     },
+    /// A recording's status changed, as a dialect announces it.
+    #[serde(untagged)]
+    RecordingStatus(StatusUpdate),
 }
 
 impl Event {
+    /// The `event` of a [`StatusUpdate`].
+    pub const STATUS_UPDATE: &str = "recording.statusUpdate";
+
     /// The event's type name.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -191,6 +214,7 @@ impl Event {
             Self::ParticipantLeft { .. } => "call.session_participant_left",
             Self::TrackPublished { .. } => "call.track_published",
             Self::TrackUnpublished { .. } => "call.track_unpublished",
+            Self::RecordingStatus(_) => Self::STATUS_UPDATE,
         }
     }
 
@@ -206,6 +230,7 @@ impl Event {
             | Self::ParticipantLeft { event, .. }
             | Self::TrackPublished { event, .. }
             | Self::TrackUnpublished { event, .. } => &event.call_cid,
+            Self::RecordingStatus(u) => &u.cid,
         }
     }
 }
@@ -243,5 +268,15 @@ mod tests {
         let v = serde_json::to_value(Event::RecordingStarted(e)).unwrap();
         assert_eq!(v["type"], "call.recording_started");
         assert_eq!(v["recording_type"], "raw");
+        let body = serde_json::json!({"event": "recording.statusUpdate", "recording": {}});
+        let update = Event::RecordingStatus(StatusUpdate {
+            cid: Cid::parse("default:c1").unwrap(),
+            body: body.clone(),
+        });
+        assert_eq!(
+            serde_json::to_value(&update).unwrap(),
+            body,
+            "no type is added"
+        );
     }
 }

@@ -19,7 +19,7 @@ pub mod user;
 pub use call::{BUILTIN_CALL_TYPES, Call, CallType, Member};
 pub use event::{
     CallRecording, Event, ParticipantEvent, ParticipantView, RecordingEvent, SessionEvent,
-    TrackView,
+    StatusUpdate, TrackView,
 };
 pub use ids::{
     CallId, CallTypeName, Cid, FileName, InvalidName, RecordingId, Role, SessionId, StorageName,
@@ -28,7 +28,8 @@ pub use ids::{
 pub use participant::{Codec, Participant, Track, TrackType};
 pub use permissions::{Grants, Permission};
 pub use recording::{
-    Recording, RecordingFile, RecordingState, RecordingType, StorageLocation, Transition,
+    InvalidTrackOptions, Recording, RecordingFile, RecordingState, RecordingType, StorageLocation,
+    TrackLayer, TrackOptions, Transition,
 };
 pub use session::CallSession;
 pub use settings::{CallSettings, SettingsPatch};

@@ -87,6 +87,7 @@ fn start_capability(t: RecordingType) -> &'static str {
         RecordingType::Composite => "start-record-call",
         RecordingType::Individual => "start-individual-record-call",
         RecordingType::Raw => "start-raw-record-call",
+        RecordingType::Track => "start-track-record-call",
     }
 }
 
@@ -95,6 +96,7 @@ fn stop_capability(t: RecordingType) -> &'static str {
         RecordingType::Composite => "stop-record-call",
         RecordingType::Individual => "stop-individual-record-call",
         RecordingType::Raw => "stop-raw-record-call",
+        RecordingType::Track => "stop-track-record-call",
     }
 }
 

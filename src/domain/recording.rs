@@ -17,11 +17,13 @@ pub enum RecordingType {
     Individual,
     /// One archive of RTP packets per call session.
     Raw,
+    /// One audio file per recorded participant.
+    Track,
 }
 
 impl RecordingType {
     /// Every recording type.
-    pub const ALL: [RecordingType; 3] = [Self::Composite, Self::Individual, Self::Raw];
+    pub const ALL: [RecordingType; 4] = [Self::Composite, Self::Individual, Self::Raw, Self::Track];
 
     /// The name used in URLs, events and the store.
     pub fn as_str(self) -> &'static str {
@@ -29,6 +31,7 @@ impl RecordingType {
             Self::Composite => "composite",
             Self::Individual => "individual",
             Self::Raw => "raw",
+            Self::Track => "track",
         }
     }
 
@@ -248,6 +251,103 @@ pub struct RecordingFile {
     pub start_time: Timestamp,
     /// Wall-clock time of its last media.
     pub end_time: Timestamp,
+    /// The layer it belongs to, for recordings that group their files (track recordings).
+    pub layer: Option<String>,
+}
+
+/// What a track recording records, and how it names its files.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrackOptions {
+    /// The users recorded (including those who join later); `None` records everyone.
+    pub user_ids: Option<Vec<UserId>>,
+    /// The layers: each gets one file per recorded participant, named with its prefix.
+    pub layers: Vec<TrackLayer>,
+}
+
+/// One layer of a track recording.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrackLayer {
+    /// Its name, which groups its files in listings.
+    pub name: String,
+    /// The first part of its files' names.
+    pub file_name_prefix: String,
+}
+
+/// Why track options are refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidTrackOptions(String);
+
+impl TrackOptions {
+    /// Most users an allowlist may name.
+    pub const MAX_USERS: usize = 100;
+    /// Longest layer name or file name prefix, in characters.
+    pub const MAX_NAME_CHARS: usize = 1024;
+    /// The layer used when none is given, and the prefix of a layer that gives none.
+    pub const DEFAULT_LAYER: &str = "default";
+
+    /// Checks the allowlist and the layers (at least one; distinct prefixes, since their
+    /// files would otherwise collide).
+    pub fn new(
+        user_ids: Option<Vec<UserId>>,
+        layers: Vec<TrackLayer>,
+    ) -> Result<Self, InvalidTrackOptions> {
+        if let Some(ids) = &user_ids
+            && ids.len() > Self::MAX_USERS
+        {
+            return Err(InvalidTrackOptions(format!(
+                "user_ids names {} users; at most {} may be recorded",
+                ids.len(),
+                Self::MAX_USERS
+            )));
+        }
+        let layers = if layers.is_empty() {
+            Self::default().layers
+        } else {
+            layers
+        };
+        for (i, l) in layers.iter().enumerate() {
+            for (what, v) in [
+                ("layer name", &l.name),
+                ("file_name_prefix", &l.file_name_prefix),
+            ] {
+                if v.is_empty() || v.chars().count() > Self::MAX_NAME_CHARS {
+                    return Err(InvalidTrackOptions(format!(
+                        "{what} must have 1 to {} characters",
+                        Self::MAX_NAME_CHARS
+                    )));
+                }
+            }
+            if layers[..i]
+                .iter()
+                .any(|o| o.file_name_prefix == l.file_name_prefix)
+            {
+                return Err(InvalidTrackOptions(format!(
+                    "layers share the file_name_prefix {:?}",
+                    l.file_name_prefix
+                )));
+            }
+        }
+        Ok(Self { user_ids, layers })
+    }
+
+    /// Whether `user` is recorded.
+    pub fn records(&self, user: &UserId) -> bool {
+        self.user_ids.as_ref().is_none_or(|ids| ids.contains(user))
+    }
+}
+
+impl Default for TrackOptions {
+    /// Everyone, in one layer `default` with the prefix `default`.
+    fn default() -> Self {
+        Self {
+            user_ids: None,
+            layers: vec![TrackLayer {
+                name: Self::DEFAULT_LAYER.into(),
+                file_name_prefix: Self::DEFAULT_LAYER.into(),
+            }],
+        }
+    }
 }
 
 #[cfg(test)]
@@ -307,5 +407,30 @@ mod tests {
             assert_eq!(RecordingType::parse(t.as_str()), Some(t));
         }
         assert_eq!(RecordingType::parse("video"), None);
+    }
+
+    #[test]
+    fn track_options_are_checked() {
+        let users = |n: usize| {
+            Some(
+                (0..n)
+                    .map(|i| UserId::parse(format!("u{i}")).unwrap())
+                    .collect(),
+            )
+        };
+        assert!(TrackOptions::new(users(100), vec![]).is_ok());
+        let e = TrackOptions::new(users(101), vec![]).unwrap_err();
+        assert!(e.to_string().contains("at most 100"), "{e}");
+        let layer = |name: &str, prefix: &str| TrackLayer {
+            name: name.into(),
+            file_name_prefix: prefix.into(),
+        };
+        assert!(TrackOptions::new(None, vec![layer("a", "p"), layer("b", "p")]).is_err());
+        assert!(TrackOptions::new(None, vec![layer("a", "")]).is_err());
+        let o = TrackOptions::new(users(2), vec![]).unwrap();
+        assert_eq!(o.layers, TrackOptions::default().layers);
+        assert!(o.records(&UserId::parse("u1").unwrap()));
+        assert!(!o.records(&UserId::parse("u2").unwrap()));
+        assert!(TrackOptions::default().records(&UserId::parse("anyone").unwrap()));
     }
 }

@@ -8,7 +8,9 @@
 
 pub mod individual;
 mod names;
+pub mod participant_files;
 pub mod raw;
+pub mod track;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -19,7 +21,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::domain::{
-    CallSettings, FileName, Recording, RecordingState, RecordingType, Timestamp, Transition,
+    CallSettings, FileName, Recording, RecordingState, RecordingType, Timestamp, TrackOptions,
+    Transition,
 };
 use crate::media::Bus;
 use crate::service::{ServiceError, Services};
@@ -60,6 +63,8 @@ pub struct RecordingJob {
     pub work_dir: PathBuf,
     /// When the recorded call session started.
     pub session_started_at: Timestamp,
+    /// What a track recording records (other types ignore it).
+    pub track: TrackOptions,
 }
 
 /// A file the recorder has finished writing.
@@ -73,6 +78,8 @@ pub struct FinishedFile {
     pub start_time: Timestamp,
     /// Wall-clock time of its last media.
     pub end_time: Timestamp,
+    /// The layer it belongs to, for recordings that group their files.
+    pub layer: Option<String>,
 }
 
 /// Makes recordings of one kind.
@@ -106,11 +113,12 @@ impl Recorders {
         self
     }
 
-    /// The recorders that need no browser: raw and individual.
+    /// The recorders that need no browser: raw, individual and track.
     pub fn native() -> Self {
         Self::default()
             .with(RecordingType::Raw, raw::RawFactory)
             .with(RecordingType::Individual, individual::IndividualFactory)
+            .with(RecordingType::Track, track::TrackFactory)
     }
 
     /// The factory for `t`.

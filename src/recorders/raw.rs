@@ -66,6 +66,7 @@ impl RecorderFactory for RawFactory {
                         filename,
                         start_time,
                         end_time,
+                        layer: None,
                     });
                 }
                 (Err(e), _) => tracing::warn!(error = %e, "cannot pack a raw recording"),
@@ -213,6 +214,7 @@ async fn record(ctx: RecordingContext) -> Result<(), RecorderError> {
         filename,
         start_time,
         end_time,
+        layer: None,
     })
     .await
 }

@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use serde_json::Value;
 use tokio::sync::broadcast;
 
-use crate::domain::{Cid, User, UserId};
-use crate::service::CallView;
+use crate::domain::{Cid, RecordingState, User, UserId};
+use crate::service::{CallView, RecordingReport};
 
 /// Events a slow subscriber may fall behind by before it skips some.
 const BACKLOG: usize = 256;
@@ -22,6 +22,13 @@ pub trait EventShapes: Send + Sync + 'static {
     fn call(&self, view: &CallView) -> Value;
     /// A user; `None` when no record was upserted for the id.
     fn user(&self, id: &UserId, user: Option<&User>) -> Value;
+    /// The event announcing that a recording moved from `from` (`None`: it was just
+    /// requested) to the state in `report`, if a dialect announces that change.
+    fn recording_status(
+        &self,
+        report: &RecordingReport,
+        from: Option<RecordingState>,
+    ) -> Option<Value>;
 }
 
 /// The per-call channels of live events (JSON text, one event each).

@@ -4,14 +4,14 @@ use std::collections::{HashMap, HashSet};
 
 use tracing::{info, warn};
 
-use super::{Result, ServiceError, Services, Tx};
+use super::{RecordingReport, Result, ServiceError, Services, Tx};
 use crate::auth::Caller;
 use crate::domain::RecordingFile;
 use crate::domain::settings::RecordingMode;
 use crate::domain::{
     CallRecording, CallSettings, Cid, Event, FileName, Permission, Recording, RecordingEvent,
-    RecordingId, RecordingState, RecordingType, SessionId, StorageName, Timestamp, Transition,
-    UserId,
+    RecordingId, RecordingState, RecordingType, SessionId, StorageName, Timestamp, TrackOptions,
+    Transition, UserId,
 };
 use crate::recorders::{self, FinishedFile, RecordingJob};
 use crate::storage::object_key;
@@ -22,6 +22,8 @@ fn mode_of(settings: &CallSettings, t: RecordingType) -> RecordingMode {
         RecordingType::Composite => settings.recording.mode,
         RecordingType::Individual => settings.individual_recording.mode,
         RecordingType::Raw => settings.raw_recording.mode,
+        // Track recordings have no settings of their own: they run when asked for.
+        RecordingType::Track => RecordingMode::Available,
     }
 }
 
@@ -45,6 +47,39 @@ impl Services {
         recording_type: RecordingType,
         storage: Option<StorageName>,
     ) -> Result<Recording> {
+        self.start_requested(
+            caller,
+            cid,
+            recording_type,
+            storage,
+            TrackOptions::default(),
+        )
+        .await
+    }
+
+    /// Starts a track recording of the users and layers `options` names in the call's active
+    /// session; its report.
+    pub async fn start_track_recording(
+        &self,
+        caller: &Caller,
+        cid: &Cid,
+        options: TrackOptions,
+    ) -> Result<RecordingReport> {
+        let rec = self
+            .start_requested(caller, cid, RecordingType::Track, None, options)
+            .await?;
+        self.new_report(rec).await
+    }
+
+    /// Starts a recording that `caller` asked for, if it may.
+    async fn start_requested(
+        &self,
+        caller: &Caller,
+        cid: &Cid,
+        recording_type: RecordingType,
+        storage: Option<StorageName>,
+        track: TrackOptions,
+    ) -> Result<Recording> {
         let (call, call_type) = self.load_call(cid).await?;
         let access = self.access(caller, cid, Some(&call)).await?;
         access.require(
@@ -63,6 +98,7 @@ impl Services {
             settings,
             storage.or(call_type.external_storage),
             requested_by,
+            track,
         )
         .await
     }
@@ -74,6 +110,7 @@ impl Services {
         settings: CallSettings,
         storage: Option<StorageName>,
         requested_by: Option<UserId>,
+        track: TrackOptions,
     ) -> Result<Recording> {
         if mode_of(&settings, recording_type) == RecordingMode::Disabled {
             return Err(ServiceError::Invalid(format!(
@@ -112,22 +149,24 @@ impl Services {
             stopped_at: None,
             updated_at: now,
         };
-        self.store()
-            .insert_recording(&recording)
-            .await
-            .map_err(|e| match e {
-                StoreError::Stale(_) => ServiceError::Invalid("there is no active session".into()),
-                StoreError::Conflict(_) => {
-                    ServiceError::Invalid(format!("{recording_type} recording is already running"))
-                }
-                e => e.into(),
-            })?;
+        let mut tx = self.begin().await?;
+        tx.insert_recording(&recording).await.map_err(|e| match e {
+            StoreError::Stale(_) => ServiceError::Invalid("there is no active session".into()),
+            StoreError::Conflict(_) => {
+                ServiceError::Invalid(format!("{recording_type} recording is already running"))
+            }
+            e => e.into(),
+        })?;
+        let invoked = self.status_event(&mut tx, &recording.id, None, now).await?;
+        self.enqueue(&mut tx, invoked.as_slice()).await?;
+        self.commit(tx).await?;
         info!(cid = %cid, recording_id = %recording.id, %recording_type, "recording requested");
         let job = RecordingJob {
             recording: recording.clone(),
             settings,
             work_dir: self.inner.settings.work_dir.join(recording.id.as_str()),
             session_started_at: session.started_at,
+            track,
         };
         match factory.create(&job) {
             Ok(recorder) => {
@@ -158,6 +197,7 @@ impl Services {
                     settings.clone(),
                     call_type.external_storage.clone(),
                     None,
+                    TrackOptions::default(),
                 )
                 .await
             {
@@ -275,7 +315,7 @@ impl Services {
         Ok(())
     }
 
-    async fn load_recording(&self, id: &RecordingId) -> Result<Recording> {
+    pub(super) async fn load_recording(&self, id: &RecordingId) -> Result<Recording> {
         self.store()
             .get_recording(id)
             .await?
@@ -324,6 +364,7 @@ impl Services {
             (_, RecordingState::Failed) => vec![Event::RecordingFailed(event(&rec, now))],
             _ => Vec::new(),
         };
+        events.extend(self.status_event(&mut tx, id, Some(from), now).await?);
         if to == RecordingState::Uploading {
             // Files uploaded while it recorded are announced now that it has stopped.
             for f in tx.uploaded_files(id).await? {
@@ -387,10 +428,15 @@ impl Services {
         let error = (to == RecordingState::Failed).then_some(error.as_str());
         tx.transition_recording(&rec.id, (RecordingState::Uploading, to), false, error, now)
             .await?;
+        let mut events = Vec::new();
         if to == RecordingState::Failed {
-            self.enqueue(tx, &[Event::RecordingFailed(event(rec, now))])
-                .await?;
+            events.push(Event::RecordingFailed(event(rec, now)));
         }
+        let status = self
+            .status_event(tx, &rec.id, Some(RecordingState::Uploading), now)
+            .await?;
+        events.extend(status);
+        self.enqueue(tx, &events).await?;
         Ok(to)
     }
 
@@ -419,6 +465,7 @@ impl Services {
                 size,
                 start_time: f.start_time,
                 end_time: f.end_time,
+                layer: f.layer,
             },
             local_path: f.path,
         };

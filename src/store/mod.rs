@@ -26,7 +26,7 @@ use sqlx::{Any, AnyPool, Executor, Row, Transaction};
 use crate::domain::InvalidName;
 
 pub use outbox::{Delivery, DeliveryState, NewDelivery};
-pub use recordings::{FileState, NewFile, StoredFile};
+pub use recordings::{FileState, NewFile, RecordingFilter, StoredFile};
 
 /// Which database a [`Store`] talks to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -20,8 +20,8 @@ macro_rules! recording_columns {
 macro_rules! file_columns {
     () => {
         "id, recording_id, call_type, call_id, session_id, recording_type, filename, storage, object_key,
-         local_path, size, start_time, end_time, state, attempts, next_attempt_at, last_error, upload_id,
-         created_at"
+         local_path, size, start_time, end_time, layer, state, attempts, next_attempt_at, last_error,
+         upload_id, created_at"
     };
 }
 
@@ -141,6 +141,7 @@ fn file_from_row(row: &AnyRow) -> Result<StoredFile, StoreError> {
             size: u64::try_from(get::<i64>(row, "size")?).unwrap_or(0),
             start_time: Timestamp::from_unix_nanos(get(row, "start_time")?),
             end_time: Timestamp::from_unix_nanos(get(row, "end_time")?),
+            layer: get(row, "layer")?,
         },
         state: parse_with(
             "file state",
@@ -170,6 +171,7 @@ struct FileDoc {
     size: i64,
     start_time: i64,
     end_time: i64,
+    layer: Option<String>,
 }
 
 impl TryFrom<FileDoc> for RecordingFile {
@@ -187,6 +189,7 @@ impl TryFrom<FileDoc> for RecordingFile {
             size: u64::try_from(d.size).unwrap_or(0),
             start_time: Timestamp::from_unix_nanos(d.start_time),
             end_time: Timestamp::from_unix_nanos(d.end_time),
+            layer: d.layer,
         })
     }
 }
@@ -199,9 +202,30 @@ macro_rules! file_doc {
             "('recording_id', f.recording_id, 'call_type', f.call_type, 'call_id', f.call_id,
               'session_id', f.session_id, 'recording_type', f.recording_type, 'filename', f.filename,
               'storage', f.storage, 'object_key', f.object_key, 'size', f.size,
-              'start_time', f.start_time, 'end_time', f.end_time)"
+              'start_time', f.start_time, 'end_time', f.end_time, 'layer', f.layer)"
         )
     };
+}
+
+/// Which recordings [`Store::find_recordings`] lists.
+#[derive(Clone, Debug)]
+pub struct RecordingFilter {
+    /// Only this call's.
+    pub cid: Option<Cid>,
+    /// Only these types.
+    pub types: Vec<RecordingType>,
+    /// Only recordings in these states.
+    pub states: Option<Vec<RecordingState>>,
+    /// Only recordings requested at or after this time.
+    pub created_from: Option<Timestamp>,
+    /// Only recordings requested at or before this time.
+    pub created_until: Option<Timestamp>,
+    /// Newest first (else oldest first).
+    pub newest_first: bool,
+    /// How many to skip.
+    pub offset: u64,
+    /// Most to return.
+    pub limit: u32,
 }
 
 /// A file a recorder finished, to be uploaded.
@@ -259,48 +283,6 @@ impl Store {
             super::calls::call_type_from_row(&row, "t_")?,
             files,
         )))
-    }
-
-    /// Records a requested recording in its call session, if that session is still active:
-    /// [`StoreError::Stale`] if it has ended, [`StoreError::Conflict`] if a recording of the
-    /// same type is already active in it. On PostgreSQL the session row is share-locked, so a
-    /// concurrent end of the session waits for this insert and then sees the recording.
-    pub async fn insert_recording(&self, r: &Recording) -> Result<(), StoreError> {
-        macro_rules! insert {
-            ($lock:literal) => {
-                concat!(
-                    "INSERT INTO recordings (", recording_columns!(), ")
-                     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13
-                     WHERE EXISTS (SELECT 1 FROM call_sessions WHERE id = $4 AND ended_at IS NULL ", $lock, ")"
-                )
-            };
-        }
-        let sql = match self.backend {
-            super::Backend::Sqlite => insert!(""),
-            super::Backend::Postgres => insert!("FOR SHARE"),
-        };
-        let done = sqlx::query(sql)
-            .bind(r.id.as_str())
-            .bind(r.cid.call_type.as_str())
-            .bind(r.cid.id.as_str())
-            .bind(r.session_id.as_str())
-            .bind(r.recording_type.as_str())
-            .bind(r.state.as_str())
-            .bind(r.storage.as_ref().map(|s| s.as_str().to_owned()))
-            .bind(r.requested_by.as_ref().map(|u| u.as_str().to_owned()))
-            .bind(r.error.clone())
-            .bind(r.created_at.unix_nanos())
-            .bind(r.started_at.map(Timestamp::unix_nanos))
-            .bind(r.stopped_at.map(Timestamp::unix_nanos))
-            .bind(r.updated_at.unix_nanos())
-            .execute(&self.pool)
-            .await
-            .map_err(conflict("an active recording of this type"))?;
-        if done.rows_affected() == 1 {
-            Ok(())
-        } else {
-            Err(StoreError::Stale("call session"))
-        }
     }
 
     /// One recording.
@@ -389,6 +371,85 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         row.as_ref().map(file_from_row).transpose()
+    }
+
+    /// The recordings `filter` selects, one page of them, and how many it selects in all.
+    pub async fn find_recordings(
+        &self,
+        filter: &RecordingFilter,
+    ) -> Result<(Vec<Recording>, u64), StoreError> {
+        if filter.types.is_empty() {
+            return Ok((Vec::new(), 0));
+        }
+        enum Arg {
+            Text(String),
+            Int(i64),
+        }
+        let mut args = Vec::new();
+        let mut bind = |a: Arg| {
+            args.push(a);
+            format!("${}", args.len())
+        };
+        let mut clauses = Vec::new();
+        if let Some(cid) = &filter.cid {
+            let (t, i) = (
+                bind(Arg::Text(cid.call_type.to_string())),
+                bind(Arg::Text(cid.id.to_string())),
+            );
+            clauses.push(format!("call_type = {t} AND call_id = {i}"));
+        }
+        let list = |items: Vec<String>| items.join(", ");
+        let types = filter
+            .types
+            .iter()
+            .map(|t| bind(Arg::Text(t.as_str().into())))
+            .collect();
+        clauses.push(format!("recording_type IN ({})", list(types)));
+        if let Some(states) = &filter.states {
+            let states = states
+                .iter()
+                .map(|s| bind(Arg::Text(s.as_str().into())))
+                .collect();
+            clauses.push(format!("state IN ({})", list(states)));
+        }
+        if let Some(t) = filter.created_from {
+            clauses.push(format!("created_at >= {}", bind(Arg::Int(t.unix_nanos()))));
+        }
+        if let Some(t) = filter.created_until {
+            clauses.push(format!("created_at <= {}", bind(Arg::Int(t.unix_nanos()))));
+        }
+        let filtered = format!("FROM recordings WHERE {}", clauses.join(" AND "));
+        let order = if filter.newest_first { "DESC" } else { "ASC" };
+        let page = format!(
+            "SELECT {} {filtered} ORDER BY created_at {order}, id {order} LIMIT {} OFFSET {}",
+            recording_columns!(),
+            filter.limit,
+            filter.offset
+        );
+        let count = format!("SELECT COUNT(*) {filtered}");
+        macro_rules! bound {
+            ($q:expr) => {{
+                let mut q = $q;
+                for a in &args {
+                    q = match a {
+                        Arg::Text(t) => q.bind(t.clone()),
+                        Arg::Int(i) => q.bind(*i),
+                    };
+                }
+                q
+            }};
+        }
+        let rows = bound!(sqlx::query(sqlx::AssertSqlSafe(page)))
+            .fetch_all(&self.pool)
+            .await?;
+        let (total,): (i64,) = bound!(sqlx::query_as(sqlx::AssertSqlSafe(count)))
+            .fetch_one(&self.pool)
+            .await?;
+        let recordings = rows
+            .iter()
+            .map(recording_from_row)
+            .collect::<Result<_, _>>()?;
+        Ok((recordings, u64::try_from(total).unwrap_or(0)))
     }
 
     /// The files of one recording.
@@ -513,6 +574,48 @@ impl Store {
 }
 
 impl WriteTx {
+    /// Records a requested recording in its call session, if that session is still active:
+    /// [`StoreError::Stale`] if it has ended, [`StoreError::Conflict`] if a recording of the
+    /// same type is already active in it. On PostgreSQL the session row is share-locked, so a
+    /// concurrent end of the session waits for this insert and then sees the recording.
+    pub async fn insert_recording(&mut self, r: &Recording) -> Result<(), StoreError> {
+        macro_rules! insert {
+            ($lock:literal) => {
+                concat!(
+                    "INSERT INTO recordings (", recording_columns!(), ")
+                     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13
+                     WHERE EXISTS (SELECT 1 FROM call_sessions WHERE id = $4 AND ended_at IS NULL ", $lock, ")"
+                )
+            };
+        }
+        let sql = match self.backend {
+            super::Backend::Sqlite => insert!(""),
+            super::Backend::Postgres => insert!("FOR SHARE"),
+        };
+        let done = sqlx::query(sql)
+            .bind(r.id.as_str())
+            .bind(r.cid.call_type.as_str())
+            .bind(r.cid.id.as_str())
+            .bind(r.session_id.as_str())
+            .bind(r.recording_type.as_str())
+            .bind(r.state.as_str())
+            .bind(r.storage.as_ref().map(|s| s.as_str().to_owned()))
+            .bind(r.requested_by.as_ref().map(|u| u.as_str().to_owned()))
+            .bind(r.error.clone())
+            .bind(r.created_at.unix_nanos())
+            .bind(r.started_at.map(Timestamp::unix_nanos))
+            .bind(r.stopped_at.map(Timestamp::unix_nanos))
+            .bind(r.updated_at.unix_nanos())
+            .execute(&mut *self.tx)
+            .await
+            .map_err(conflict("an active recording of this type"))?;
+        if done.rows_affected() == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::Stale("call session"))
+        }
+    }
+
     /// Moves a recording from `from` to `to`, failing with [`StoreError::Stale`] if it is no
     /// longer in `from`. Sets `started_at` when `started`, `stopped_at` on leaving the active
     /// states, and `error` when given.
@@ -552,9 +655,9 @@ impl WriteTx {
     pub async fn insert_file(&mut self, f: &NewFile, now: Timestamp) -> Result<i64, StoreError> {
         let (id,): (i64,) = sqlx::query_as(
             "INSERT INTO recording_files (recording_id, call_type, call_id, session_id, recording_type, filename,
-                 storage, object_key, local_path, size, start_time, end_time, state, attempts, next_attempt_at,
-                 created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'pending', 0, $13, $13)
+                 storage, object_key, local_path, size, start_time, end_time, layer, state, attempts,
+                 next_attempt_at, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $14, 'pending', 0, $13, $13)
              RETURNING id",
         )
         .bind(f.file.recording_id.as_str())
@@ -570,6 +673,7 @@ impl WriteTx {
         .bind(f.file.start_time.unix_nanos())
         .bind(f.file.end_time.unix_nanos())
         .bind(now.unix_nanos())
+        .bind(f.file.layer.clone())
         .fetch_one(&mut *self.tx)
         .await
         .map_err(conflict("a file of that name in this call session"))?;
@@ -651,6 +755,22 @@ impl WriteTx {
         .fetch_all(&mut *self.tx)
         .await?;
         rows.iter().map(|r| Ok(file_from_row(r)?.file)).collect()
+    }
+
+    /// One recording, as this transaction sees it.
+    pub async fn get_recording(
+        &mut self,
+        id: &RecordingId,
+    ) -> Result<Option<Recording>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            recording_columns!(),
+            " FROM recordings WHERE id = $1"
+        ))
+        .bind(id.as_str())
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        row.as_ref().map(recording_from_row).transpose()
     }
 
     /// The recording's current state, read inside this transaction and locked until it ends,

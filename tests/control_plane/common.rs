@@ -314,6 +314,8 @@ impl Recorder for BytesRecorder {
                     filename: FileName::parse(name).unwrap(),
                     start_time: start,
                     end_time: Timestamp::now(),
+                    layer: (job.recording.recording_type == RecordingType::Track)
+                        .then(|| job.track.layers[0].name.clone()),
                 }
             };
             if self.early {

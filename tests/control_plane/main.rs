@@ -6,6 +6,7 @@ mod common;
 mod auth;
 mod cli;
 mod observability;
+mod realtimekit;
 mod recordings;
 mod sdk;
 mod settings;

@@ -107,6 +107,7 @@ async fn openapi_documents_existing_routes() {
         "/whep/sessions/{session}/events",
         "/events/{type}/{id}",
         "/join/{type}/{id}",
+        "/client/v4/accounts/{account_id}/realtime/kit/{app_id}/recordings/track",
     ] {
         assert!(paths.contains_key(must), "{must} is documented");
     }

@@ -38,6 +38,13 @@ fn call(id: &str, now: Timestamp) -> Call {
     }
 }
 
+/// Inserts `r` in a transaction of its own.
+async fn insert(store: &Store, r: &Recording) -> Result<(), StoreError> {
+    let mut tx = store.write().await?;
+    tx.insert_recording(r).await?;
+    tx.commit().await
+}
+
 fn recording(c: &Cid, session: &SessionId, t: RecordingType) -> Recording {
     let now = Timestamp::now();
     Recording {
@@ -205,9 +212,7 @@ both_backends!(recordings_and_files, |db| async move {
     store.end_session(&c, Timestamp::now()).await.unwrap();
     assert!(
         matches!(
-            store
-                .insert_recording(&recording(&c, &ended, RecordingType::Raw))
-                .await,
+            insert(&store, &recording(&c, &ended, RecordingType::Raw)).await,
             Err(StoreError::Stale(_))
         ),
         "no recording starts in an ended session"
@@ -215,17 +220,13 @@ both_backends!(recordings_and_files, |db| async move {
     let session = SessionId::random();
     store.start_session(&start(&session)).await.unwrap();
     let r = recording(&c, &session, RecordingType::Raw);
-    store.insert_recording(&r).await.unwrap();
+    insert(&store, &r).await.unwrap();
     let again = recording(&c, &session, RecordingType::Raw);
     assert!(
-        matches!(
-            store.insert_recording(&again).await,
-            Err(StoreError::Conflict(_))
-        ),
+        matches!(insert(&store, &again).await, Err(StoreError::Conflict(_))),
         "one active per type"
     );
-    store
-        .insert_recording(&recording(&c, &session, RecordingType::Individual))
+    insert(&store, &recording(&c, &session, RecordingType::Individual))
         .await
         .unwrap();
     assert_eq!(store.active_recordings(&c).await.unwrap().len(), 2);
@@ -273,6 +274,7 @@ both_backends!(recordings_and_files, |db| async move {
             size: 42,
             start_time: Timestamp::from_unix_nanos(start),
             end_time: Timestamp::from_unix_nanos(start + 10),
+            layer: (start == 200).then(|| "speakers".to_owned()),
         },
         local_path: PathBuf::from(format!("/tmp/{name}")),
     };
@@ -298,6 +300,8 @@ both_backends!(recordings_and_files, |db| async move {
         due[0].local_path.as_deref(),
         Some(std::path::Path::new("/tmp/b.tar.gz"))
     );
+    assert_eq!(due[0].file.layer.as_deref(), Some("speakers"));
+    assert_eq!(due[1].file.layer, None);
     store
         .upload_attempt_failed(
             late2,

@@ -1,4 +1,4 @@
-//! A `kill -9` of reel in the middle of raw and individual recordings: the next start
+//! A `kill -9` of reel in the middle of raw, individual and track recordings: the next start
 //! finishes what was written and uploads it.
 
 use std::path::Path;
@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use crate::common::{API_KEY, API_SECRET, eventually, free_port, serve};
 use crate::support::{decode, download, make_clips, probe, read_archive};
+use crate::track::start_track;
 
 /// Calls the API of the server at `base` as the server.
 async fn call(
@@ -72,6 +73,7 @@ async fn files_written_before_a_kill_are_finished_at_the_next_start() {
         .spawn()
         .unwrap();
     let started = Instant::now();
+    start_track(&http, &base, json!({"meeting_id": "crash"})).await;
     tokio::time::sleep(Duration::from_secs(6)).await;
     // SIGKILL: nothing gets to finish.
     reel.0.kill().unwrap();
@@ -85,7 +87,7 @@ async fn files_written_before_a_kill_are_finished_at_the_next_start() {
         let list = call(&http, &base, "GET", path, None).await;
         list["recordings"]
             .as_array()
-            .filter(|a| a.len() >= 2)
+            .filter(|a| a.len() >= 3)
             .cloned()
     })
     .await;
@@ -95,6 +97,10 @@ async fn files_written_before_a_kill_are_finished_at_the_next_start() {
         if name.ends_with(".mkv") {
             check_video(&file, recorded).await;
             checked.push("individual");
+        } else if name.ends_with(".webm") {
+            assert!(name.starts_with("default_dave_"), "{name}");
+            check_audio(&file, recorded).await;
+            checked.push("track");
         } else {
             assert!(
                 name.starts_with("raw_default_crash_") && name.ends_with(".tar.gz"),
@@ -105,7 +111,7 @@ async fn files_written_before_a_kill_are_finished_at_the_next_start() {
         }
     }
     checked.sort_unstable();
-    assert_eq!(checked, ["individual", "raw"]);
+    assert_eq!(checked, ["individual", "raw", "track"]);
 }
 
 /// The file plays, from its start to at most 2 s before the kill.
@@ -119,6 +125,21 @@ async fn check_video(file: &Path, recorded: f64) {
     );
     let (errors, _) = decode(file).await;
     assert!(errors.is_empty(), "{errors}");
+}
+
+/// The WebM plays, from its start to at most 2 s before the kill (it started a little after
+/// the others, once the call's session was live).
+async fn check_audio(file: &Path, recorded: f64) {
+    let (codecs, duration) = probe(file).await;
+    assert_eq!(codecs, ["opus"]);
+    println!("{}: {duration:.3} s of {recorded:.3} s", file.display());
+    assert!(
+        duration >= recorded - 3.0 && duration <= recorded,
+        "{duration:.3} s of {recorded:.3} s"
+    );
+    let (errors, audio) = decode(file).await;
+    assert!(errors.is_empty(), "{errors}");
+    assert!((audio - duration).abs() < 0.1, "{audio} s decoded");
 }
 
 /// Every dump reads back whole, and the audio covers all but the last 2 s before the kill.

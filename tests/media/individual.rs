@@ -1,40 +1,11 @@
 //! The individual recorder, fed by `reel publish`, its files checked with ffprobe and ffmpeg.
 
-use std::path::Path;
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::common::{API_SECRET, TestServer, listed_files, stdout_of};
-use crate::support::{decode, download, probe, recording_call};
-
-/// Runs `reel publish` as `user` with the video clip `video` for `duration`; its report.
-async fn publish(
-    t: &TestServer,
-    call: &str,
-    clips: &Path,
-    video: &str,
-    user: &str,
-    duration: &str,
-    extra: &[&str],
-) -> Value {
-    let out = stdout_of(
-        tokio::process::Command::new(env!("CARGO_BIN_EXE_reel"))
-            .arg("publish")
-            .arg(format!("{}/whip/default/{call}", t.base))
-            .arg("--video")
-            .arg(clips.join(video))
-            .arg("--audio")
-            .arg(clips.join("opus.ogg"))
-            .args(["--user", user, "--duration", duration, "--format", "json"])
-            .args(extra)
-            .env_remove("REEL_TOKEN")
-            .env("REEL_API_SECRET", API_SECRET),
-        "reel publish",
-    )
-    .await;
-    serde_json::from_str(out.trim()).unwrap()
-}
+use crate::common::{listed_files, stdout_of};
+use crate::support::{decode, download, probe, publish, recording_call};
 
 #[tokio::test]
 async fn each_participant_gets_files_as_long_as_their_time_in_the_call() {
@@ -44,6 +15,7 @@ async fn each_participant_gets_files_as_long_as_their_time_in_the_call() {
         json!({"individual_recording": {
                     "mode": "auto-on",
                     "output_types": ["audio_only", "video_only", "audio_video"]}}),
+        None,
     )
     .await;
     let alice = publish(&t, "ind", clips.path(), "vp8.ivf", "alice", "5s", &[]);
@@ -100,6 +72,7 @@ async fn lost_packets_and_dtx_silences_do_not_shorten_the_audio() {
     let (t, clips) = recording_call(
         "lossy",
         json!({"individual_recording": {"mode": "auto-on"}}),
+        None,
     )
     .await;
     // 5% of the datagrams lost both ways of retransmission, and 2 s of every 4 s silent.
@@ -145,6 +118,7 @@ async fn hostile_user_ids_make_safe_distinct_names() {
         json!({
                     "individual_recording": {"mode": "auto-on"},
                     "raw_recording": {"mode": "auto-on"}}),
+        None,
     )
     .await;
     let long = "x".repeat(250);

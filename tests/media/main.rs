@@ -14,3 +14,4 @@ mod publisher;
 mod raw;
 mod sessions;
 mod support;
+mod track;

@@ -10,7 +10,7 @@ use crate::support::{download, read_archive, recording_call};
 
 #[tokio::test]
 async fn raw_archive_of_two_publishers_reads_back_whole() {
-    let (t, clips) = recording_call("raw", json!({})).await;
+    let (t, clips) = recording_call("raw", json!({}), None).await;
     let cid = reel::domain::Cid::parse("default:raw").unwrap();
     let publisher = tokio::process::Command::new(env!("CARGO_BIN_EXE_reel"))
         .arg("publish")

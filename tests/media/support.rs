@@ -7,7 +7,7 @@ use tempfile::TempDir;
 
 use serde_json::Value;
 
-use crate::common::{Db, TestServer, python, stdout_of};
+use crate::common::{API_SECRET, Db, TestServer, python, stdout_of};
 
 /// A server on SQLite whose call sessions end `grace` after the last participant leaves.
 pub async fn server(grace: Duration, webhook: Option<String>) -> TestServer {
@@ -29,13 +29,48 @@ pub fn script(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// Runs `reel publish` as `user` with the video clip `video` for `duration`; its report.
+pub async fn publish(
+    t: &TestServer,
+    call: &str,
+    clips: &Path,
+    video: &str,
+    user: &str,
+    duration: &str,
+    extra: &[&str],
+) -> Value {
+    let out = stdout_of(
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_reel"))
+            .arg("publish")
+            .arg(format!("{}/whip/default/{call}", t.base))
+            .arg("--video")
+            .arg(clips.join(video))
+            .arg("--audio")
+            .arg(clips.join("opus.ogg"))
+            .args(["--user", user, "--duration", duration, "--format", "json"])
+            .args(extra)
+            .env_remove("REEL_TOKEN")
+            .env("REEL_API_SECRET", API_SECRET),
+        "reel publish",
+    )
+    .await;
+    serde_json::from_str(out.trim()).unwrap()
+}
+
 /// A server on SQLite with the native recorders, whose call sessions end a second after the
-/// last participant leaves; call `default:{call}` created with `settings_override`; and small
-/// clips for `reel publish`.
-pub async fn recording_call(call: &str, settings_override: Value) -> (TestServer, TempDir) {
+/// last participant leaves, sending webhooks to `webhook`; call `default:{call}` created with
+/// `settings_override`; and small clips for `reel publish`.
+pub async fn recording_call(
+    call: &str,
+    settings_override: Value,
+    webhook: Option<String>,
+) -> (TestServer, TempDir) {
     let t = TestServer::start_with(
         Db::Sqlite,
-        |s| s.media.session_grace = Some(reel::config::HumanDuration(Duration::from_secs(1))),
+        |s| {
+            s.media.session_grace = Some(reel::config::HumanDuration(Duration::from_secs(1)));
+            s.webhook_urls = webhook.map(|w| vec![w]);
+        },
         reel::recorders::Recorders::native(),
     )
     .await;

@@ -162,7 +162,7 @@ impl FromRequestParts<AppState> for Params {
                 "recording_type" => {
                     p.recording_type = Some(RecordingType::parse(v).ok_or_else(|| {
                         StreamError::input(format!(
-                            "recording_type {v:?} is invalid: expected composite, individual or raw"
+                            "recording_type {v:?} is invalid: expected composite, individual, raw or track"
                         ))
                     })?);
                 }

@@ -249,6 +249,7 @@ fn egress_response(recordings: &[Recording]) -> Value {
             crate::domain::RecordingType::Composite => "composite_recording",
             crate::domain::RecordingType::Individual => "individual_recording",
             crate::domain::RecordingType::Raw => "raw_recording",
+            crate::domain::RecordingType::Track => "track_recording",
         };
         egress[key] = json!({"status": r.state.as_str()});
     }
@@ -371,14 +372,14 @@ impl StreamShapes {
     pub fn new(base_url: String) -> Self {
         Self { base_url }
     }
-}
 
-impl crate::service::EventShapes for StreamShapes {
-    fn call(&self, view: &CallView) -> Value {
+    /// A call in events.
+    pub fn call(&self, view: &CallView) -> Value {
         call_response(view, &self.base_url)
     }
 
-    fn user(&self, id: &UserId, user: Option<&User>) -> Value {
+    /// A user in events.
+    pub fn user(&self, id: &UserId, user: Option<&User>) -> Value {
         user_response(id, user, Timestamp::now())
     }
 }

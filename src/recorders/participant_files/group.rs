@@ -13,27 +13,20 @@ use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
-use super::outputs::{Content, Kind, files_for, late_file};
-use crate::domain::settings::OutputType;
+use super::FilePlan;
+use super::outputs::{Content, Kind, files_for, late_file, needed_kinds};
 use crate::domain::{FileName, Participant, Timestamp};
 use crate::media::Packet;
-use crate::mux::{Container, StreamSpec, Writer};
-use crate::recorders::{FinishedFile, names};
+use crate::mux::{StreamSpec, Writer};
+use crate::recorders::FinishedFile;
 use crate::rtp::{MediaCodec, TimedFrame, Timeline, frame_size, timeline};
 
 /// Longest wait for a group's other track before its files are opened without it.
 pub(super) const HOLD: Duration = Duration::from_secs(3);
-/// Longest user id or session id in a file name.
-const MAX_NAME_PART: usize = 64;
 
 /// What every group of a recording shares.
 pub(super) struct Shared {
-    pub(super) requested: Vec<OutputType>,
-    pub(super) dir: PathBuf,
-    /// `individual_{call type}_{call id}`.
-    pub(super) prefix: String,
-    /// The call session's start, unix ms: the last part of every name.
-    pub(super) ts: i64,
+    pub(super) plan: FilePlan,
     pub(super) used_names: HashSet<String>,
     /// Files closed since the caller last took them.
     pub(super) finished: Vec<FinishedFile>,
@@ -98,6 +91,7 @@ impl OutFile {
             filename: self.name,
             start_time: Timestamp::from_unix_nanos(self.zero_us * 1000),
             end_time: Timestamp::from_unix_nanos(self.end_us * 1000),
+            layer: shared.plan.layer.clone(),
         });
     }
 }
@@ -131,7 +125,7 @@ impl Group {
 
     /// Takes a packet of one of the group's tracks; true if that track needs a key frame.
     pub(super) fn packet(&mut self, p: &Packet, shared: &mut Shared) -> bool {
-        let Some(index) = self.slot_for(p) else {
+        let Some(index) = self.slot_for(p, shared) else {
             return false;
         };
         let arrival_us = p.arrival_wall.unix_nanos() / 1000;
@@ -154,7 +148,7 @@ impl Group {
     }
 
     /// The slot of `p`'s track, made if it is new; `None` for a track that is not recorded.
-    fn slot_for(&mut self, p: &Packet) -> Option<usize> {
+    fn slot_for(&mut self, p: &Packet, shared: &Shared) -> Option<usize> {
         let track = &p.track;
         if let Some(i) = self.slots.iter().position(|s| s.track_id == track.track_id) {
             return Some(i);
@@ -163,6 +157,11 @@ impl Group {
             return None;
         }
         let kind = Kind::of_audio(track.track_type.is_audio());
+        if !needed_kinds(&shared.plan.outputs, self.screen).contains(&kind) {
+            // No file asked for holds it.
+            self.ignored.insert(track.track_id.clone());
+            return None;
+        }
         let codec = MediaCodec::from_name(&track.codec.name);
         let existing = self.slots.iter().position(|s| s.kind == kind);
         match (codec, existing) {
@@ -212,7 +211,7 @@ impl Group {
                 None => self.pending.push((kind, frame)),
                 Some(files) => {
                     if !files.iter().any(|f| f.kinds.contains(&kind))
-                        && let Some(content) = late_file(&shared.requested, self.screen, kind)
+                        && let Some(content) = late_file(&shared.plan.outputs, self.screen, kind)
                     {
                         let spec = [slot.spec()];
                         if let Some(f) = open_file(
@@ -231,7 +230,10 @@ impl Group {
             }
         }
         shared.frames = frames;
-        if self.files.is_none() && self.slots.len() == 2 && self.slots.iter().all(|s| s.started) {
+        let all_started = needed_kinds(&shared.plan.outputs, self.screen)
+            .iter()
+            .all(|k| self.slots.iter().any(|s| s.kind == *k && s.started));
+        if self.files.is_none() && all_started {
             self.open(shared);
         }
     }
@@ -283,7 +285,7 @@ impl Group {
             .filter(|k| self.slots.iter().any(|s| s.kind == *k && s.started))
             .collect();
         let mut files = Vec::new();
-        for content in files_for(&shared.requested, self.screen, &present) {
+        for content in files_for(&shared.plan.outputs, self.screen, &present) {
             let specs: Vec<StreamSpec> = content
                 .kinds()
                 .iter()
@@ -329,20 +331,17 @@ fn open_file(
     zero_us: i64,
     shared: &mut Shared,
 ) -> Option<OutFile> {
-    let base = format!(
-        "{}_{}_{}_{}_{}",
-        shared.prefix,
-        names::file_part(who.user_id.as_str(), MAX_NAME_PART),
-        names::file_part(who.user_session_id.as_str(), MAX_NAME_PART),
-        content.name(screen),
-        shared.ts
-    );
-    let mut name = format!("{base}.mkv");
-    let mut n = 1;
-    while shared.used_names.contains(&name) {
-        n += 1;
-        name = format!("{base}_{n}.mkv");
-    }
+    let name = match shared
+        .plan
+        .naming
+        .name(who, screen, content.name(), zero_us / 1000)
+    {
+        Ok(name) => unique_name(name, &shared.used_names),
+        Err(e) => {
+            shared.fail(e);
+            return None;
+        }
+    };
     let filename = match FileName::parse(name.clone()) {
         Ok(f) => f,
         Err(e) => {
@@ -351,8 +350,8 @@ fn open_file(
         }
     };
     shared.used_names.insert(name.clone());
-    let path = shared.dir.join(&name);
-    match Writer::create(&path, Container::Matroska, specs) {
+    let path = shared.plan.dir.join(&name);
+    match Writer::create(&path, shared.plan.container, specs) {
         Ok(writer) => Some(OutFile {
             name: filename,
             path,
@@ -367,6 +366,18 @@ fn open_file(
             None
         }
     }
+}
+
+/// `name`, or if it is taken, `name` with `_2`, `_3`... before its extension.
+fn unique_name(name: String, used: &HashSet<String>) -> String {
+    if !used.contains(&name) {
+        return name;
+    }
+    let (stem, ext) = name.rsplit_once('.').unwrap_or((&name, ""));
+    (2..)
+        .map(|n| format!("{stem}_{n}.{ext}"))
+        .find(|c| !used.contains(c))
+        .expect("some number is free")
 }
 
 /// Writes `frame` of `kind` to every file that has that kind. A file that fails is closed

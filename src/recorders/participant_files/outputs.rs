@@ -40,17 +40,12 @@ impl Content {
         }
     }
 
-    /// Its part of a file name (`shared_...` for a screen share).
-    pub(super) fn name(self, screen: bool) -> String {
-        let name = match self {
+    /// Its name: `audio_only`, `video_only` or `audio_video`.
+    pub(super) fn name(self) -> &'static str {
+        match self {
             Self::AudioOnly => "audio_only",
             Self::VideoOnly => "video_only",
             Self::AudioVideo => "audio_video",
-        };
-        if screen {
-            format!("shared_{name}")
-        } else {
-            name.to_owned()
         }
     }
 }
@@ -71,6 +66,15 @@ fn wanted(requested: &[OutputType], screen: bool) -> Vec<Content> {
             }
             _ => None,
         })
+        .collect()
+}
+
+/// The kinds of media some file of the group holds.
+pub(super) fn needed_kinds(requested: &[OutputType], screen: bool) -> Vec<Kind> {
+    let wanted = wanted(requested, screen);
+    [Kind::Audio, Kind::Video]
+        .into_iter()
+        .filter(|k| wanted.iter().any(|c| c.kinds().contains(k)))
         .collect()
 }
 
@@ -139,9 +143,18 @@ mod tests {
     }
 
     #[test]
+    fn only_kinds_some_file_holds_are_needed() {
+        assert_eq!(needed_kinds(&DEFAULT, false), [Audio, Video]);
+        assert_eq!(needed_kinds(&[OutputType::AudioOnly], false), [Audio]);
+        assert!(needed_kinds(&[OutputType::AudioOnly], true).is_empty());
+        let screen_audio = [OutputType::AudioOnly, OutputType::ScreenshareAudioOnly];
+        assert_eq!(needed_kinds(&screen_audio, true), [Audio]);
+    }
+
+    #[test]
     fn late_kinds_get_their_own_file_when_asked_for() {
         assert_eq!(late_file(&DEFAULT, false, Video), Some(VideoOnly));
         assert_eq!(late_file(&[OutputType::AudioOnly], false, Video), None);
-        assert_eq!(AudioVideo.name(true), "shared_audio_video");
+        assert_eq!(AudioVideo.name(), "audio_video");
     }
 }

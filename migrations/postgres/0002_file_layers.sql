@@ -1,0 +1,2 @@
+-- Track recordings group their files by layer.
+ALTER TABLE recording_files ADD COLUMN layer TEXT;

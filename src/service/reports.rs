@@ -1,0 +1,169 @@
+//! Recordings one by one, with what they made: what a dialect shows of a recording (the
+//! RealtimeKit dialect's recording objects and `recording.statusUpdate` events).
+
+use std::time::Duration;
+
+use super::{Result, ServiceError, Services, Tx, require_server};
+use crate::auth::Caller;
+use crate::domain::{
+    Cid, Event, Permission, Recording, RecordingFile, RecordingId, RecordingState, StatusUpdate,
+    Timestamp,
+};
+use crate::store::FileState;
+
+pub use crate::store::RecordingFilter as RecordingQuery;
+
+/// Lifetime of the download links in reports (RealtimeKit's: seven days).
+pub const REPORT_LINK_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// A recording and the files it has uploaded so far.
+#[derive(Clone, Debug)]
+pub struct RecordingReport {
+    /// The recording.
+    pub recording: Recording,
+    /// Its uploaded files, each with a download link.
+    pub files: Vec<(RecordingFile, String)>,
+    /// When those links expire.
+    pub links_expire_at: Timestamp,
+    /// When its call session ended, if it has.
+    pub session_ended_at: Option<Timestamp>,
+}
+
+impl Services {
+    /// The report of `recording` with `files`, linked from `now`.
+    async fn report(
+        &self,
+        recording: Recording,
+        files: Vec<RecordingFile>,
+        now: Timestamp,
+    ) -> Result<RecordingReport> {
+        let mut linked = Vec::with_capacity(files.len());
+        for f in files {
+            let url = self
+                .target(&f.storage)
+                .await?
+                .url(&f.object_key, REPORT_LINK_TTL, now)
+                .await?;
+            linked.push((f, url));
+        }
+        let session_ended_at = self
+            .store()
+            .get_session(&recording.session_id)
+            .await?
+            .and_then(|s| s.ended_at);
+        Ok(RecordingReport {
+            recording,
+            files: linked,
+            links_expire_at: now.after(REPORT_LINK_TTL),
+            session_ended_at,
+        })
+    }
+
+    /// The report of a stored recording, with the files uploaded so far.
+    async fn stored_report(&self, recording: Recording) -> Result<RecordingReport> {
+        let files = self
+            .store()
+            .files_of(&recording.id)
+            .await?
+            .into_iter()
+            .filter(|f| f.state == FileState::Uploaded)
+            .map(|f| f.file)
+            .collect();
+        self.report(recording, files, Timestamp::now()).await
+    }
+
+    /// In `tx`, after a recording changed state from `from`: the dialects' announcement of
+    /// its new state, if any.
+    pub(super) async fn status_event(
+        &self,
+        tx: &mut Tx,
+        id: &RecordingId,
+        from: Option<RecordingState>,
+        now: Timestamp,
+    ) -> Result<Option<Event>> {
+        let Some(rec) = tx.get_recording(id).await? else {
+            return Ok(None);
+        };
+        let files = if rec.state == RecordingState::Ready {
+            tx.uploaded_files(id).await?
+        } else {
+            Vec::new()
+        };
+        let cid = rec.cid.clone();
+        let report = self.report(rec, files, now).await?;
+        Ok(self
+            .shapes()
+            .recording_status(&report, from)
+            .map(|body| Event::RecordingStatus(StatusUpdate { cid, body })))
+    }
+
+    /// One recording, if the caller may list the recordings of its call.
+    pub async fn recording_report(
+        &self,
+        caller: &Caller,
+        id: &RecordingId,
+    ) -> Result<RecordingReport> {
+        let rec = self.load_recording(id).await?;
+        self.require_listing(caller, &rec.cid).await?;
+        self.stored_report(rec).await
+    }
+
+    /// The recordings `query` selects (one page), and how many it selects in all. Without a
+    /// call in the query, only server-side callers may list.
+    pub async fn find_recordings(
+        &self,
+        caller: &Caller,
+        query: &RecordingQuery,
+    ) -> Result<(Vec<RecordingReport>, u64)> {
+        match &query.cid {
+            Some(cid) => self.require_listing(caller, cid).await?,
+            None => require_server(caller, "list the recordings of every call")?,
+        }
+        let (found, total) = self.store().find_recordings(query).await?;
+        let mut reports = Vec::with_capacity(found.len());
+        for rec in found {
+            reports.push(self.stored_report(rec).await?);
+        }
+        Ok((reports, total))
+    }
+
+    /// Stops a recording by its id. [`ServiceError::Conflict`] if it is not recording.
+    pub async fn stop_recording_by_id(
+        &self,
+        caller: &Caller,
+        id: &RecordingId,
+    ) -> Result<RecordingReport> {
+        let rec = self.load_recording(id).await?;
+        let (call, call_type) = self.load_call(&rec.cid).await?;
+        let access = self.access(caller, &rec.cid, Some(&call)).await?;
+        access.require(
+            &call_type.grants,
+            Permission::StopRecording(rec.recording_type),
+            &rec.cid,
+        )?;
+        if !matches!(
+            rec.state,
+            RecordingState::Requested | RecordingState::Running
+        ) {
+            return Err(ServiceError::Conflict(format!(
+                "recording {id} is not recording: it is {}",
+                rec.state
+            )));
+        }
+        self.request_stop(&rec).await?;
+        let rec = self.load_recording(id).await?;
+        self.stored_report(rec).await
+    }
+
+    /// Refuses callers who may not list `cid`'s recordings.
+    async fn require_listing(&self, caller: &Caller, cid: &Cid) -> Result<()> {
+        let (call, call_type) = self.load_call(cid).await?;
+        let access = self.access(caller, cid, Some(&call)).await?;
+        access.require(&call_type.grants, Permission::ListRecordings, cid)
+    }
+
+    /// The report of a recording just requested.
+    pub(super) async fn new_report(&self, rec: Recording) -> Result<RecordingReport> {
+        self.report(rec, Vec::new(), Timestamp::now()).await
+    }
+}
