@@ -5,8 +5,8 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::common::{API_SECRET, eventually, listed_recordings};
-use crate::support::{download, read_archive, recording_call};
+use crate::common::{API_SECRET, eventually, listed_recordings, python, stdout_of};
+use crate::support::{decode, download, probe, read_archive, recording_call, script};
 
 #[tokio::test]
 async fn raw_archive_of_two_publishers_reads_back_whole() {
@@ -145,4 +145,101 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         }
     }
     files
+}
+
+#[tokio::test]
+async fn a_chromium_call_with_a_camera_switch_gives_segments_ffmpeg_can_read() {
+    let (t, _clips) =
+        recording_call("raw20", json!({"raw_recording": {"mode": "auto-on"}}), None).await;
+    // Alice (VP8) and Bob (H.264) talk for 20 s; Alice switches cameras after 8 s.
+    let urls: Vec<String> = [("alice", "VP8"), ("bob", "H264")]
+        .iter()
+        .map(|(user, codec)| {
+            format!(
+                "{}/join/default/raw20?token={}&codec={codec}",
+                t.base,
+                t.user_token(user, None)
+            )
+        })
+        .collect();
+    let out = stdout_of(
+        tokio::process::Command::new(python())
+            .arg(script("browser_call.py"))
+            .args(["--switch-camera", "0:8", "20"])
+            .args(&urls),
+        "the browsers",
+    )
+    .await;
+    assert_eq!(out.matches("in the call").count(), 2, "{out}");
+
+    let listed = listed_recordings(&t, "raw20").await;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let archive = download(&t.http, &listed, dir.path()).await.remove(0).1;
+    let read = read_archive(&archive).await;
+    let mut expected = std::collections::HashMap::new();
+    for p in read["participants"].as_array().unwrap() {
+        let user = p["participant_id"].as_str().unwrap();
+        let (audio, video) = (
+            p["segments"]["audio"].as_array().unwrap(),
+            p["segments"]["video"].as_array().unwrap(),
+        );
+        // The switch made a second video segment in the same participant session.
+        let want = if user == "alice" { 2 } else { 1 };
+        assert_eq!((audio.len(), video.len()), (1, want), "{user}: {p}");
+        for seg in audio.iter().chain(video) {
+            println!("{user} {}: {}", seg["base_filename"], seg["dump"]);
+            assert_eq!(seg["dump"]["rtp"], seg["rtp_packets"], "{seg}");
+            assert_eq!(seg["dump"]["repeated"], 0, "no packet twice: {seg}");
+            assert_eq!(seg["dump"]["ssrcs"].as_array().unwrap().len(), 1, "{seg}");
+            let codec = seg["codec"].as_str().unwrap().to_ascii_lowercase();
+            let seconds = seg["unix_duration_ms"].as_f64().unwrap() / 1000.0;
+            expected.insert(
+                seg["base_filename"].as_str().unwrap().to_owned(),
+                (codec.rsplit('/').next().unwrap().to_owned(), seconds),
+            );
+        }
+        if user == "alice" {
+            let first = video[0]["unix_duration_ms"].as_f64().unwrap() / 1000.0;
+            assert!((6.5..10.0).contains(&first), "switched after {first} s");
+        }
+    }
+    assert_eq!(expected.len(), 5, "{expected:?}");
+
+    // ffmpeg reads every segment from its dump and SDP, replayed over UDP.
+    let converted = tempfile::tempdir().unwrap();
+    let text = stdout_of(
+        tokio::process::Command::new(python())
+            .arg(script("replay_segments.py"))
+            .arg(&archive)
+            .arg(converted.path()),
+        "the replay into ffmpeg",
+    )
+    .await;
+    let results: Vec<serde_json::Value> = serde_json::from_str(text.trim()).unwrap();
+    assert_eq!(results.len(), 5, "{text}");
+    for r in &results {
+        assert_eq!(r["rc"], 0, "{r}");
+        let out = std::path::PathBuf::from(r["out"].as_str().unwrap());
+        let base = out.file_stem().unwrap().to_str().unwrap();
+        let (codec, seconds) = &expected[base];
+        let (codecs, duration) = probe(&out).await;
+        let (errors, _) = decode(&out).await;
+        // ffmpeg's RTP demuxer gives some frames the timestamp of the one before, which its
+        // own muxer then complains of; that is not a decoding error.
+        let errors: Vec<&str> = errors
+            .lines()
+            .filter(|l| !l.contains("non monotonically increasing dts"))
+            .collect();
+        println!(
+            "{base}: {codecs:?} {duration:.3} s of {seconds:.3} s, {} packets",
+            r["sent"]
+        );
+        assert_eq!(codecs, [codec.as_str()], "{base}");
+        assert!(errors.is_empty(), "{base}: {errors:?}");
+        assert!(
+            (duration - seconds).abs() < 1.0,
+            "{base}: {duration} s of {seconds} s"
+        );
+    }
 }

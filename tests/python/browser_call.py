@@ -1,7 +1,8 @@
 """Opens join pages in headless Chromium with fake camera and microphone, lets them talk,
 and reports what each page's WebRTC stats say.
 
-usage: browser_call.py SECONDS URL [URL ...]
+usage: browser_call.py [--switch-camera PAGE:AFTER] SECONDS URL [URL ...]
+  --switch-camera makes page number PAGE (from 0) switch cameras AFTER seconds in the call.
   Prints one JSON line: a list with, per page, {"sent", "codecs", "received", "framesDecoded"}
   read from getStats just before the page leaves the call.
 """
@@ -26,7 +27,7 @@ FLAGS = [
 ]
 
 
-async def main(seconds: float, urls: list[str]) -> None:
+async def main(seconds: float, urls: list[str], switch: tuple[int, float] | None) -> None:
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
         pages = []
@@ -37,7 +38,13 @@ async def main(seconds: float, urls: list[str]) -> None:
             await page.wait_for_function("window.reel && window.reel.ready", timeout=20000)
             pages.append(page)
         status = [await page.text_content("#status") for page in pages]
-        await asyncio.sleep(seconds)
+        if switch:
+            page, after = switch
+            await asyncio.sleep(after)
+            await pages[page].evaluate("window.reel.switchCamera()")
+            await asyncio.sleep(seconds - after)
+        else:
+            await asyncio.sleep(seconds)
         stats = [await page.evaluate("window.reel.stats()") for page in pages]
         for page, st in zip(pages, status):
             await page.evaluate("window.reel.leave()")
@@ -48,4 +55,10 @@ async def main(seconds: float, urls: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(float(sys.argv[1]), sys.argv[2:]))
+    args = sys.argv[1:]
+    switch = None
+    if args[0] == "--switch-camera":
+        page, after = args[1].split(":")
+        switch = (int(page), float(after))
+        args = args[2:]
+    asyncio.run(main(float(args[0]), args[1:], switch))

@@ -3,7 +3,7 @@
 
 usage: read_raw_archive.py ARCHIVE.tar.gz
   Prints one JSON object: {"entries": [paths], "participants": [metadata with, per segment,
-  "dump": {"rtp", "rtcp", "ssrcs", "first_seq", "pts", "sdp_rtpmap"}]}.
+  "dump": {"rtp", "rtcp", "ssrcs", "first_seq", "pts", "repeated", "sdp_rtpmap"}]}.
 """
 import json
 import re
@@ -20,7 +20,8 @@ def read_dump(data: bytes) -> dict:
         raise ValueError("bad rtpdump preamble")
     pos = m.end() + 16
     rtp = rtcp = 0
-    ssrcs, pts = set(), set()
+    ssrcs, pts, seqs = set(), set(), set()
+    repeated = 0
     first_seq = None
     last_offset = -1
     while pos < len(data):
@@ -44,11 +45,15 @@ def read_dump(data: bytes) -> dict:
             seq, _ts, ssrc = struct.unpack(">HII", body[2:12])
             if first_seq is None:
                 first_seq = seq
+            if (ssrc, seq) in seqs:
+                repeated += 1
+            seqs.add((ssrc, seq))
             ssrcs.add(ssrc)
             pts.add(pt)
             rtp += 1
         pos += length
-    return {"rtp": rtp, "rtcp": rtcp, "ssrcs": sorted(ssrcs), "first_seq": first_seq, "pts": sorted(pts)}
+    return {"rtp": rtp, "rtcp": rtcp, "ssrcs": sorted(ssrcs), "first_seq": first_seq, "pts": sorted(pts),
+            "repeated": repeated}
 
 
 def main(path: str) -> None:

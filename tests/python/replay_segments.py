@@ -1,0 +1,86 @@
+"""Turns every track segment of a raw recording archive into a media file with ffmpeg, the
+way a user would without reel: each `.rtpdump` is replayed over UDP on loopback to ffmpeg,
+which reads the segment's `.sdp` and copies the stream into Matroska.
+
+usage: replay_segments.py ARCHIVE.tar.gz OUTDIR
+  Prints one JSON line: per segment, {"dump": <path in the archive>, "out": <file>,
+  "sent": <RTP packets replayed>, "rc": <ffmpeg's exit code>, "errors": <ffmpeg's stderr>}.
+"""
+import json
+import os
+import re
+import socket
+import struct
+import subprocess
+import sys
+import tarfile
+import tempfile
+import threading
+import time
+
+SPEED = 8.0  # replay faster than real time
+
+
+def rtp_packets(data: bytes):
+    """(offset ms, packet) of every RTP packet of an rtpdump (RTCP is skipped)."""
+    pos = data.index(b"\n") + 1 + 16
+    while pos < len(data):
+        length, plen, offset = struct.unpack(">HHI", data[pos:pos + 8])
+        if plen:
+            yield offset, data[pos + 8:pos + length]
+        pos += length
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def replay(dump: bytes, sdp: str, out: str, result: dict) -> None:
+    port = free_port()
+    sdp = re.sub(r"^m=(\w+) \d+", lambda m: f"m={m.group(1)} {port}", sdp, flags=re.M)
+    sdp = re.sub(r"^c=.*$", "c=IN IP4 127.0.0.1", sdp, flags=re.M)
+    with tempfile.NamedTemporaryFile("w", suffix=".sdp", delete=False) as f:
+        f.write(sdp)
+    ffmpeg = subprocess.Popen(
+        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-protocol_whitelist", "file,udp,rtp",
+         "-i", f.name, "-map", "0", "-c", "copy", "-y", out],
+        stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(1.0)  # ffmpeg listens
+    sent = 0
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        start = time.monotonic()
+        for offset, packet in rtp_packets(dump):
+            delay = start + offset / 1000 / SPEED - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            s.sendto(packet, ("127.0.0.1", port))
+            sent += 1
+    time.sleep(1.0)
+    _, errors = ffmpeg.communicate(b"q", timeout=30)
+    os.unlink(f.name)
+    result.update(out=out, sent=sent, rc=ffmpeg.returncode, errors=errors.decode(errors="replace"))
+
+
+def main(path: str, outdir: str) -> None:
+    with tarfile.open(path, "r:gz") as tar:
+        files = {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
+    results, threads = [], []
+    for name in sorted(files):
+        if not name.endswith(".rtpdump"):
+            continue
+        sdp = files[name[: -len(".rtpdump")] + ".sdp"].decode()
+        out = os.path.join(outdir, os.path.basename(name)[: -len(".rtpdump")] + ".mkv")
+        result = {"dump": name}
+        results.append(result)
+        t = threading.Thread(target=replay, args=(files[name], sdp, out, result))
+        t.start()
+        threads.append(t)
+    for t in threads:
+        t.join()
+    print(json.dumps(results), flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])
