@@ -25,17 +25,20 @@ pub struct RecordingReport {
     pub files: Vec<(RecordingFile, String)>,
     /// When those links expire.
     pub links_expire_at: Timestamp,
-    /// When its call session ended, if it has.
+    /// When its call session ended, if it has (not known in status events).
     pub session_ended_at: Option<Timestamp>,
 }
 
 impl Services {
-    /// The report of `recording` with `files`, linked from `now`.
+    /// The report of `recording` with `files`, linked from `now`. Reads nothing from the
+    /// store, so that it can be made inside a write transaction (a read through the pool
+    /// there could wait for a connection that waits for this transaction).
     async fn report(
         &self,
         recording: Recording,
         files: Vec<RecordingFile>,
         now: Timestamp,
+        session_ended_at: Option<Timestamp>,
     ) -> Result<RecordingReport> {
         let mut linked = Vec::with_capacity(files.len());
         for f in files {
@@ -46,11 +49,6 @@ impl Services {
                 .await?;
             linked.push((f, url));
         }
-        let session_ended_at = self
-            .store()
-            .get_session(&recording.session_id)
-            .await?
-            .and_then(|s| s.ended_at);
         Ok(RecordingReport {
             recording,
             files: linked,
@@ -69,7 +67,13 @@ impl Services {
             .filter(|f| f.state == FileState::Uploaded)
             .map(|f| f.file)
             .collect();
-        self.report(recording, files, Timestamp::now()).await
+        let session_ended_at = self
+            .store()
+            .get_session(&recording.session_id)
+            .await?
+            .and_then(|s| s.ended_at);
+        self.report(recording, files, Timestamp::now(), session_ended_at)
+            .await
     }
 
     /// In `tx`, after a recording changed state from `from`: the dialects' announcement of
@@ -90,7 +94,8 @@ impl Services {
             Vec::new()
         };
         let cid = rec.cid.clone();
-        let report = self.report(rec, files, now).await?;
+        // Status events do not tell why a recording stopped: no need for its session.
+        let report = self.report(rec, files, now, None).await?;
         Ok(self
             .shapes()
             .recording_status(&report, from)
@@ -164,6 +169,6 @@ impl Services {
 
     /// The report of a recording just requested.
     pub(super) async fn new_report(&self, rec: Recording) -> Result<RecordingReport> {
-        self.report(rec, Vec::new(), Timestamp::now()).await
+        self.report(rec, Vec::new(), Timestamp::now(), None).await
     }
 }
