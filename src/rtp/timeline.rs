@@ -17,6 +17,8 @@ use super::reorder::{Released, Reorder};
 
 /// How far the RTP clock may stray from arrival times before it is anchored anew.
 const MAX_STRAY_US: i64 = 500_000;
+/// Least time between two video frames.
+const MIN_VIDEO_STEP_US: i64 = 1_000;
 
 /// A packet of the track.
 #[derive(Clone, Debug)]
@@ -230,8 +232,14 @@ impl<P: AsRef<[u8]>> Timeline<P> {
             };
             self.anchor = Some(anchor);
         }
-        let pts_us = at(anchor);
+        let mut pts_us = at(anchor);
         if !self.codec.is_audio() {
+            // Video times only go forward: a frame that would not come after the one before
+            // (a picture sent in two frames, a clock anchored anew) follows it by 1 ms, the
+            // resolution of a Matroska file.
+            if let Some(held) = &self.video_held {
+                pts_us = pts_us.max(held.pts_us + MIN_VIDEO_STEP_US);
+            }
             // A frame lasts until the next one; the last one as long as the one before.
             let last = self.video_held.replace(TimedFrame {
                 pts_us,
@@ -376,6 +384,31 @@ mod tests {
         );
         assert!(t.take_keyframe_wanted());
         assert_eq!(t.stats().skipped_frames, 2);
+    }
+
+    #[test]
+    fn video_times_only_go_forward() {
+        let mut t = Timeline::new(MediaCodec::Vp8);
+        let mut out = Vec::new();
+        // A key frame, then a frame with the same RTP time, then one from before it.
+        for (seq, rtp_time, key) in [(0, 90_000, true), (1, 90_000, false), (2, 87_000, false)] {
+            let payload = vec![0x10, if key { 0x00 } else { 0x01 }];
+            let arrival_us = 1_000_000 + seq as i64 * 10_000;
+            t.push(
+                Packet {
+                    ssrc: 3,
+                    seq,
+                    rtp_time,
+                    marker: true,
+                    payload,
+                    arrival_us,
+                },
+                &mut out,
+            );
+        }
+        t.finish(&mut out);
+        let times: Vec<i64> = out.iter().map(|f| f.pts_us).collect();
+        assert_eq!(times, [1_000_000, 1_001_000, 1_002_000]);
     }
 
     #[test]

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::common::{listed_files, stdout_of};
-use crate::support::{decode, download, probe, publish, recording_call};
+use crate::common::{listed_files, python, stdout_of};
+use crate::support::{decode, download, probe, publish, recording_call, script};
 
 #[tokio::test]
 async fn each_participant_gets_files_as_long_as_their_time_in_the_call() {
@@ -173,5 +173,57 @@ async fn hostile_user_ids_make_safe_distinct_names() {
                 dirs.push(entry.path());
             }
         }
+    }
+}
+
+#[tokio::test]
+async fn chromium_vp9_and_av1_are_kept_as_published() {
+    let (t, _clips) = recording_call(
+        "ind-browsers",
+        json!({"individual_recording": {"mode": "auto-on", "output_types": ["audio_video"]}}),
+        None,
+    )
+    .await;
+    let urls: Vec<String> = [("alice", "VP9"), ("bob", "AV1")]
+        .iter()
+        .map(|(user, codec)| {
+            format!(
+                "{}/join/default/ind-browsers?token={}&codec={codec}",
+                t.base,
+                t.user_token(user, None)
+            )
+        })
+        .collect();
+    let out = stdout_of(
+        tokio::process::Command::new(python())
+            .arg(script("browser_call.py"))
+            .arg("6")
+            .args(&urls),
+        "the browsers",
+    )
+    .await;
+    assert_eq!(out.matches("in the call").count(), 2, "{out}");
+
+    let listed = listed_files(&t, "ind-browsers", 2).await;
+    let dir = tempfile::tempdir().unwrap();
+    for (name, path) in download(&t.http, &listed, dir.path()).await {
+        let want = if name.contains("_alice_") {
+            "vp9"
+        } else {
+            "av1"
+        };
+        let (codecs, duration) = probe(&path).await;
+        let (errors, audio) = decode(&path).await;
+        println!("{name}: {codecs:?}, {duration:.3} s, {audio:.3} s of audio");
+        assert_eq!(codecs, ["opus", want], "{name}");
+        assert!(errors.is_empty(), "{name}: {errors}");
+        // The pages stay six seconds in the call after connecting.
+        assert!((5.5..8.0).contains(&duration), "{name}: {duration} s");
+        // A page's microphone may start a little after its camera: the file starts with
+        // the first of them.
+        assert!(
+            audio <= duration + 0.05 && audio > duration - 0.6,
+            "{name}: {audio} s of audio in {duration} s"
+        );
     }
 }

@@ -132,7 +132,9 @@ pub async fn decode(file: &Path) -> (String, f64) {
     let out = tokio::process::Command::new("ffmpeg")
         .args(["-nostdin", "-v", "error", "-i"])
         .arg(file)
-        .args(["-map", "0", "-f", "null", "-"])
+        // Frames keep their own times: without this, ffmpeg resamples them to a guessed
+        // constant rate and complains when two land in the same tick.
+        .args(["-map", "0", "-fps_mode", "passthrough", "-f", "null", "-"])
         .output()
         .await
         .unwrap();
