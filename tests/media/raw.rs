@@ -201,7 +201,7 @@ async fn a_chromium_call_with_a_camera_switch_gives_segments_ffmpeg_can_read() {
         }
         if user == "alice" {
             let first = video[0]["unix_duration_ms"].as_f64().unwrap() / 1000.0;
-            assert!((6.5..10.0).contains(&first), "switched after {first} s");
+            assert!((6.5..13.0).contains(&first), "switched after {first} s");
         }
     }
     assert_eq!(expected.len(), 5, "{expected:?}");

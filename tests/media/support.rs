@@ -132,9 +132,17 @@ pub async fn decode(file: &Path) -> (String, f64) {
     let out = tokio::process::Command::new("ffmpeg")
         .args(["-nostdin", "-v", "error", "-i"])
         .arg(file)
-        // Frames keep their own times: without this, ffmpeg resamples them to a guessed
-        // constant rate and complains when two land in the same tick.
-        .args(["-map", "0", "-fps_mode", "passthrough", "-f", "null", "-"])
+        // Frames keep the file's times: without this, ffmpeg moves them to ticks of a guessed
+        // frame rate and complains when two land in the same tick.
+        .args([
+            "-map",
+            "0",
+            "-fps_mode",
+            "passthrough",
+            "-enc_time_base",
+            "-1",
+        ])
+        .args(["-f", "null", "-"])
         .output()
         .await
         .unwrap();
