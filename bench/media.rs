@@ -15,15 +15,17 @@
 
 #[path = "cpu.rs"]
 mod cpu;
+#[path = "support.rs"]
+mod support;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cpu::cpu_seconds;
-use reel::config::{Config, MediaSettings, Settings};
+use reel::config::{Config, MediaSettings};
 use reel::domain::Cid;
 use reel::media::{BusMessage, Subscription};
 use reel::recorders::Recorders;
@@ -225,40 +227,11 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
     f64::from(sorted[i]) / 1000.0
 }
 
-fn clips_dir() -> PathBuf {
-    std::env::var_os("REEL_BENCH_CLIPS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let home = std::env::var_os("HOME").expect("HOME");
-            PathBuf::from(home).join(".cache/reel-bench/clips")
-        })
-}
-
 #[tokio::main]
 async fn main() {
-    let clips = clips_dir();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/make-clips.sh");
-    let made = std::process::Command::new(script)
-        .arg(&clips)
-        .status()
-        .expect("run scripts/make-clips.sh");
-    assert!(made.success(), "making the clips failed");
-
+    let clips = support::clips();
     let dir = tempfile::tempdir().unwrap();
-    let settings = Settings {
-        listen: Some("127.0.0.1:0".parse().unwrap()),
-        data_dir: Some(dir.path().to_owned()),
-        database_url: Some(
-            format!("sqlite://{}?mode=rwc", dir.path().join("reel.db").display()).into(),
-        ),
-        api_key: Some("bench-key".into()),
-        api_secret: Some(SECRET.into()),
-        media: MediaSettings {
-            udp_port: Some(0),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
+    let settings = support::settings(dir.path(), "bench-key", SECRET, MediaSettings::default());
     let config = Config::resolve(settings).unwrap();
     let server = Server::start(config, Recorders::default()).await.unwrap();
 

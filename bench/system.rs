@@ -17,14 +17,16 @@
 
 #[path = "cpu.rs"]
 mod cpu;
+#[path = "support.rs"]
+mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use cpu::cpu_seconds;
 use reel::auth::Keys;
-use reel::config::{Config, HumanDuration, MediaSettings, Settings};
+use reel::config::{Config, HumanDuration, MediaSettings};
 use reel::domain::{Cid, RecordingState, RecordingType};
 use reel::recorders::Recorders;
 use reel::server::Server;
@@ -232,41 +234,19 @@ async fn step(
     }
 }
 
-fn clips_dir() -> PathBuf {
-    std::env::var_os("REEL_BENCH_CLIPS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let home = std::env::var_os("HOME").expect("HOME");
-            PathBuf::from(home).join(".cache/reel-bench/clips")
-        })
-}
-
 #[tokio::main]
 async fn main() {
-    let clips = clips_dir();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/make-clips.sh");
-    let made = std::process::Command::new(script)
-        .arg(&clips)
-        .status()
-        .expect("run scripts/make-clips.sh");
-    assert!(made.success(), "making the clips failed");
-
+    let clips = support::clips();
     let dir = tempfile::tempdir().unwrap();
-    let settings = Settings {
-        listen: Some("127.0.0.1:0".parse().unwrap()),
-        data_dir: Some(dir.path().to_owned()),
-        database_url: Some(
-            format!("sqlite://{}?mode=rwc", dir.path().join("reel.db").display()).into(),
-        ),
-        api_key: Some(KEY.into()),
-        api_secret: Some(SECRET.into()),
-        media: MediaSettings {
-            udp_port: Some(0),
+    let settings = support::settings(
+        dir.path(),
+        KEY,
+        SECRET,
+        MediaSettings {
             session_grace: Some(HumanDuration(Duration::from_secs(1))),
             ..Default::default()
         },
-        ..Default::default()
-    };
+    );
     let config = Config::resolve(settings).unwrap();
     let stored = config.recordings_dir();
     let server = Server::start(config, Recorders::native()).await.unwrap();

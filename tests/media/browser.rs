@@ -6,38 +6,8 @@ use std::time::Duration;
 
 use reel::domain::TrackType;
 use reel::media::{BusMessage, Subscription};
-use serde_json::Value;
 
-use crate::common::{TestServer, python, stdout_of};
-use crate::support::{script, server};
-
-/// Opens one join page per user in `call` for `seconds`; each page's stats.
-async fn browsers(t: &TestServer, call: &str, users: &[(&str, &str)], seconds: u32) -> Vec<Value> {
-    let urls: Vec<String> = users
-        .iter()
-        .map(|(user, codec)| {
-            format!(
-                "{}/join/default/{call}?token={}&codec={codec}",
-                t.base,
-                t.user_token(user, None)
-            )
-        })
-        .collect();
-    let text = stdout_of(
-        tokio::process::Command::new(python())
-            .arg(script("browser_call.py"))
-            .arg(seconds.to_string())
-            .args(&urls),
-        "the browser",
-    )
-    .await;
-    let stats: Vec<Value> =
-        serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"));
-    for s in &stats {
-        assert_eq!(s["status"], "in the call", "{s}");
-    }
-    stats
-}
+use crate::support::{browsers, server};
 
 /// What a bus subscriber received of one track type.
 #[derive(Debug, Default)]
@@ -97,7 +67,7 @@ async fn chromium_publishes_every_codec_it_offers() {
             t.server().services.bus().watch(&cid, 100_000, |_| true),
             2,
         ));
-        let stats = browsers(&t, &call, &[("alice", codec)], 5).await;
+        let stats = browsers(&t, &call, &[("alice", codec)], 5, &[]).await;
         let (got, codecs) = counting.await.unwrap();
         let s = &stats[0];
         assert_eq!(codecs[&TrackType::Video], codec, "{stats:?}");
@@ -159,7 +129,7 @@ async fn chromium_publishes_every_codec_it_offers() {
 async fn two_chromium_participants_see_and_hear_each_other() {
     let t = server(Duration::from_secs(1), None).await;
     t.create_call("pair").await;
-    let stats = browsers(&t, "pair", &[("alice", "VP8"), ("bob", "H264")], 6).await;
+    let stats = browsers(&t, "pair", &[("alice", "VP8"), ("bob", "H264")], 6, &[]).await;
     for (who, s) in ["alice", "bob"].iter().zip(&stats) {
         assert!(
             s["framesDecoded"].as_u64().unwrap() > 30,

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::common::{listed_files, python, stdout_of};
-use crate::support::{decode, download, probe, publish, recording_call, script};
+use crate::common::{listed_files, stdout_of};
+use crate::support::{browsers, decode, download, probe, publish, recording_call};
 
 #[tokio::test]
 async fn each_participant_gets_files_as_long_as_their_time_in_the_call() {
@@ -184,25 +184,14 @@ async fn chromium_vp9_and_av1_are_kept_as_published() {
         None,
     )
     .await;
-    let urls: Vec<String> = [("alice", "VP9"), ("bob", "AV1")]
-        .iter()
-        .map(|(user, codec)| {
-            format!(
-                "{}/join/default/ind-browsers?token={}&codec={codec}",
-                t.base,
-                t.user_token(user, None)
-            )
-        })
-        .collect();
-    let out = stdout_of(
-        tokio::process::Command::new(python())
-            .arg(script("browser_call.py"))
-            .arg("6")
-            .args(&urls),
-        "the browsers",
+    browsers(
+        &t,
+        "ind-browsers",
+        &[("alice", "VP9"), ("bob", "AV1")],
+        6,
+        &[],
     )
     .await;
-    assert_eq!(out.matches("in the call").count(), 2, "{out}");
 
     let listed = listed_files(&t, "ind-browsers", 2).await;
     let dir = tempfile::tempdir().unwrap();

@@ -6,7 +6,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::common::{API_SECRET, eventually, listed_recordings, python, stdout_of};
-use crate::support::{decode, download, probe, read_archive, recording_call, script};
+use crate::support::{browsers, decode, download, probe, read_archive, recording_call, script};
 
 #[tokio::test]
 async fn raw_archive_of_two_publishers_reads_back_whole() {
@@ -152,25 +152,8 @@ async fn a_chromium_call_with_a_camera_switch_gives_segments_ffmpeg_can_read() {
     let (t, _clips) =
         recording_call("raw20", json!({"raw_recording": {"mode": "auto-on"}}), None).await;
     // Alice (VP8) and Bob (H.264) talk for 20 s; Alice switches cameras after 8 s.
-    let urls: Vec<String> = [("alice", "VP8"), ("bob", "H264")]
-        .iter()
-        .map(|(user, codec)| {
-            format!(
-                "{}/join/default/raw20?token={}&codec={codec}",
-                t.base,
-                t.user_token(user, None)
-            )
-        })
-        .collect();
-    let out = stdout_of(
-        tokio::process::Command::new(python())
-            .arg(script("browser_call.py"))
-            .args(["--switch-camera", "0:8", "20"])
-            .args(&urls),
-        "the browsers",
-    )
-    .await;
-    assert_eq!(out.matches("in the call").count(), 2, "{out}");
+    let users = [("alice", "VP8"), ("bob", "H264")];
+    browsers(&t, "raw20", &users, 20, &["--switch-camera", "0:8"]).await;
 
     let listed = listed_recordings(&t, "raw20").await;
     assert_eq!(listed.len(), 1, "{listed:?}");

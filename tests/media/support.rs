@@ -88,6 +88,42 @@ pub async fn recording_call(
     (t, clips)
 }
 
+/// Opens one join page per `(user, video codec)` in `call` for `seconds`, with `extra`
+/// arguments for `browser_call.py`; each page's stats.
+pub async fn browsers(
+    t: &TestServer,
+    call: &str,
+    users: &[(&str, &str)],
+    seconds: u32,
+    extra: &[&str],
+) -> Vec<Value> {
+    let urls: Vec<String> = users
+        .iter()
+        .map(|(user, codec)| {
+            format!(
+                "{}/join/default/{call}?token={}&codec={codec}",
+                t.base,
+                t.user_token(user, None)
+            )
+        })
+        .collect();
+    let text = stdout_of(
+        tokio::process::Command::new(python())
+            .arg(script("browser_call.py"))
+            .args(extra)
+            .arg(seconds.to_string())
+            .args(&urls),
+        "the browser",
+    )
+    .await;
+    let stats: Vec<Value> =
+        serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"));
+    for s in &stats {
+        assert_eq!(s["status"], "in the call", "{s}");
+    }
+    stats
+}
+
 /// What the independent reader (`tests/python/read_raw_archive.py`) finds in an archive.
 pub async fn read_archive(archive: &Path) -> Value {
     let text = stdout_of(

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::common::{API_SECRET, Receiver, TestServer, eventually, python, stdout_of};
-use crate::support::{decode, probe, publish, recording_call, script};
+use crate::common::{API_SECRET, Receiver, eventually, python, stdout_of};
+use crate::support::{browsers, decode, probe, publish, recording_call, script};
 
 /// The recordings API of the dialect at `base`.
 pub fn kit_url(base: &str, path: &str) -> String {
@@ -39,24 +39,6 @@ pub async fn start_track(http: &reqwest::Client, base: &str, body: Value) -> Val
     .await
 }
 
-/// Joins `call` as `user` from a Chromium join page for `seconds`.
-async fn chromium_joins(t: &TestServer, call: &str, user: &str, seconds: u32) {
-    let url = format!(
-        "{}/join/default/{call}?token={}&codec=VP8",
-        t.base,
-        t.user_token(user, None)
-    );
-    let out = stdout_of(
-        tokio::process::Command::new(python())
-            .arg(script("browser_call.py"))
-            .arg(seconds.to_string())
-            .arg(url),
-        "the browser",
-    )
-    .await;
-    assert!(out.contains("in the call"), "{out}");
-}
-
 /// What Chromium makes of each URL: its element's duration, whether it played to the end,
 /// its error, the seconds Web Audio decoded.
 async fn play_in_chromium(urls: &[String]) -> Vec<Value> {
@@ -87,7 +69,7 @@ async fn only_listed_users_are_recorded_each_in_a_webm_per_layer() {
     );
     let bob = async {
         tokio::time::sleep(Duration::from_secs(2)).await;
-        chromium_joins(&t, "trk", "bob", 3).await;
+        browsers(&t, "trk", &[("bob", "VP8")], 3, &[]).await;
     };
     let (alice, _carol, recording, ()) = tokio::join!(alice, carol, recording, bob);
     assert_eq!(recording["status"], "INVOKED");

@@ -1,0 +1,40 @@
+//! What the benchmarks that run a reel server share: the clips and the server's settings.
+
+use std::path::{Path, PathBuf};
+
+use reel::config::{MediaSettings, Settings};
+
+/// The benchmark clips (`REEL_BENCH_CLIPS`, default `~/.cache/reel-bench/clips`), made with
+/// `scripts/make-clips.sh` if missing.
+pub fn clips() -> PathBuf {
+    let clips = std::env::var_os("REEL_BENCH_CLIPS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = std::env::var_os("HOME").expect("HOME");
+            PathBuf::from(home).join(".cache/reel-bench/clips")
+        });
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/make-clips.sh");
+    let made = std::process::Command::new(script)
+        .arg(&clips)
+        .status()
+        .expect("run scripts/make-clips.sh");
+    assert!(made.success(), "making the clips failed");
+    clips
+}
+
+/// A server on loopback with its data in `dir` (SQLite), any free ports, and these
+/// credentials.
+pub fn settings(dir: &Path, key: &str, secret: &str, media: MediaSettings) -> Settings {
+    Settings {
+        listen: Some("127.0.0.1:0".parse().unwrap()),
+        data_dir: Some(dir.to_owned()),
+        database_url: Some(format!("sqlite://{}?mode=rwc", dir.join("reel.db").display()).into()),
+        api_key: Some(key.into()),
+        api_secret: Some(secret.into()),
+        media: MediaSettings {
+            udp_port: Some(0),
+            ..media
+        },
+        ..Default::default()
+    }
+}
