@@ -20,7 +20,6 @@ mod support;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -156,21 +155,14 @@ async fn step(server: &Server, clips: &Path, n: usize, time: bool, stuck: bool) 
 
     let ramp = STAGGER * n as u32;
     let publish_for = ramp + SETTLE + STEADY + Duration::from_secs(1);
-    let publisher = tokio::process::Command::new(env!("CARGO_BIN_EXE_reel"))
-        .arg("publish")
-        .arg(format!("http://{}/whip/default/{call}", server.addr))
-        .arg("--video")
-        .arg(clips.join("vp8.ivf"))
-        .arg("--audio")
-        .arg(clips.join("opus.ogg"))
-        .args(["-n", &n.to_string(), "--format", "json"])
-        .args(["--stagger", &format!("{}ms", STAGGER.as_millis())])
-        .args(["--duration", &format!("{}ms", publish_for.as_millis())])
-        .env("REEL_API_SECRET", SECRET)
-        .env("REEL_LOG", "error")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start reel publish");
+    let publisher = support::publish(
+        &format!("http://{}/whip/default/{call}", server.addr),
+        clips,
+        n,
+        STAGGER,
+        publish_for,
+        SECRET,
+    );
     let pid = publisher.id().expect("a running publisher").to_string();
 
     tokio::time::sleep(ramp + SETTLE).await;

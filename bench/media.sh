@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Media plane benchmark: `reel publish` participants against an in-process reel, on loopback
-# inside a network namespace of its own.
+# inside a network namespace of its own. `bench/media.sh system` runs the whole-system benchmark.
 set -euo pipefail
+bench="${1:-media}"
 cd "$(dirname "$0")/.."
 ./scripts/setup-debian.sh --test
 export PATH="$HOME/.cargo/bin:$PATH"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/reel-target}"
-cargo bench --locked --bench media --no-run
-scripts/isolated cargo bench --locked --offline --bench media
+cargo bench --locked --bench "$bench" --no-run
+scripts/isolated cargo bench --locked --offline --bench "$bench"

@@ -1,6 +1,8 @@
 //! What the benchmarks that run a reel server share: the clips and the server's settings.
 
 use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
 
 use reel::config::{MediaSettings, Settings};
 
@@ -37,4 +39,32 @@ pub fn settings(dir: &Path, key: &str, secret: &str, media: MediaSettings) -> Se
         },
         ..Default::default()
     }
+}
+
+/// Starts `reel publish` with `n` participants of the looped clips in `clips`, one every
+/// `stagger`, each for `duration`, into the call whose WHIP URL is `whip`; its JSON report
+/// comes on stdout.
+pub fn publish(
+    whip: &str,
+    clips: &Path,
+    n: usize,
+    stagger: Duration,
+    duration: Duration,
+    secret: &str,
+) -> tokio::process::Child {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_reel"))
+        .arg("publish")
+        .arg(whip)
+        .arg("--video")
+        .arg(clips.join("vp8.ivf"))
+        .arg("--audio")
+        .arg(clips.join("opus.ogg"))
+        .args(["-n", &n.to_string(), "--format", "json"])
+        .args(["--stagger", &format!("{}ms", stagger.as_millis())])
+        .args(["--duration", &format!("{}ms", duration.as_millis())])
+        .env("REEL_API_SECRET", secret)
+        .env("REEL_LOG", "error")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start reel publish")
 }

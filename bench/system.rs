@@ -21,7 +21,6 @@ mod cpu;
 mod support;
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use cpu::cpu_seconds;
@@ -119,21 +118,14 @@ async fn step(
 
     let ramp = STAGGER * n as u32;
     let publish_for = ramp + SETTLE + STEADY + Duration::from_secs(1);
-    let publisher = tokio::process::Command::new(env!("CARGO_BIN_EXE_reel"))
-        .arg("publish")
-        .arg(format!("{base}/whip/default/{call}"))
-        .arg("--video")
-        .arg(clips.join("vp8.ivf"))
-        .arg("--audio")
-        .arg(clips.join("opus.ogg"))
-        .args(["-n", &n.to_string(), "--format", "json"])
-        .args(["--stagger", &format!("{}ms", STAGGER.as_millis())])
-        .args(["--duration", &format!("{}ms", publish_for.as_millis())])
-        .env("REEL_API_SECRET", SECRET)
-        .env("REEL_LOG", "error")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start reel publish");
+    let publisher = support::publish(
+        &format!("{base}/whip/default/{call}"),
+        clips,
+        n,
+        STAGGER,
+        publish_for,
+        SECRET,
+    );
     let pid = publisher.id().expect("a running publisher").to_string();
     // The track recording, as soon as the session is live.
     let kit = format!("{base}/client/v4/accounts/a/realtime/kit/b/recordings/track");
