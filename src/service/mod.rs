@@ -357,6 +357,15 @@ impl Services {
     async fn target(&self, location: &crate::domain::StorageLocation) -> Result<Target> {
         self.inner.storages.target(self.store(), location).await
     }
+
+    /// The storage target of `location`, read in `tx`.
+    async fn target_in(
+        &self,
+        tx: &mut Tx,
+        location: &crate::domain::StorageLocation,
+    ) -> Result<Target> {
+        self.inner.storages.target_in(tx, location).await
+    }
 }
 
 impl Services {

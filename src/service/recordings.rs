@@ -279,13 +279,6 @@ impl Services {
         Ok(out)
     }
 
-    async fn download_url(&self, f: &RecordingFile, now: Timestamp) -> Result<String> {
-        let target = self.target(&f.storage).await?;
-        Ok(target
-            .url(&f.object_key, self.inner.settings.download_url_ttl, now)
-            .await?)
-    }
-
     /// Deletes a recorded file. Files in reel's own store are deleted from storage too;
     /// files in an external storage are only forgotten (the bucket is the application's).
     pub async fn delete_recording(
@@ -368,7 +361,7 @@ impl Services {
         if to == RecordingState::Uploading {
             // Files uploaded while it recorded are announced now that it has stopped.
             for f in tx.uploaded_files(id).await? {
-                events.push(self.ready_event(&rec, &f, now).await?);
+                events.push(self.ready_event(&mut tx, &rec, &f, now).await?);
             }
         }
         self.enqueue(&mut tx, &events).await?;
@@ -382,13 +375,19 @@ impl Services {
         Ok(to)
     }
 
+    /// In `tx`: the announcement that `f` of `rec` is ready.
     async fn ready_event(
         &self,
+        tx: &mut Tx,
         rec: &Recording,
         f: &RecordingFile,
         now: Timestamp,
     ) -> Result<Event> {
-        let url = self.download_url(f, now).await?;
+        let url = self
+            .target_in(tx, &f.storage)
+            .await?
+            .url(&f.object_key, self.inner.settings.download_url_ttl, now)
+            .await?;
         Ok(Event::RecordingReady {
             event: event(rec, now),
             call_recording: CallRecording::of(f, url),
@@ -495,7 +494,7 @@ impl Services {
         tx.mark_file_uploaded(f.id, now).await?;
         let state = tx.recording_state(&rec.id).await?;
         if state.is_some_and(|s| !s.is_active()) {
-            let ready = self.ready_event(&rec, &f.file, now).await?;
+            let ready = self.ready_event(&mut tx, &rec, &f.file, now).await?;
             self.enqueue(&mut tx, &[ready]).await?;
         }
         if state == Some(RecordingState::Uploading) {

@@ -9,6 +9,7 @@ use crate::domain::{
     Cid, Event, Permission, Recording, RecordingFile, RecordingId, RecordingState, StatusUpdate,
     Timestamp,
 };
+use crate::storage::Target;
 use crate::store::FileState;
 
 pub use crate::store::RecordingFilter as RecordingQuery;
@@ -30,23 +31,16 @@ pub struct RecordingReport {
 }
 
 impl Services {
-    /// The report of `recording` with `files`, linked from `now`. Reads nothing from the
-    /// store, so that it can be made inside a write transaction (a read through the pool
-    /// there could wait for a connection that waits for this transaction).
+    /// The report of `recording` with `files` in their storage targets, linked from `now`.
     async fn report(
-        &self,
         recording: Recording,
-        files: Vec<RecordingFile>,
+        files: Vec<(RecordingFile, Target)>,
         now: Timestamp,
         session_ended_at: Option<Timestamp>,
     ) -> Result<RecordingReport> {
         let mut linked = Vec::with_capacity(files.len());
-        for f in files {
-            let url = self
-                .target(&f.storage)
-                .await?
-                .url(&f.object_key, REPORT_LINK_TTL, now)
-                .await?;
+        for (f, target) in files {
+            let url = target.url(&f.object_key, REPORT_LINK_TTL, now).await?;
             linked.push((f, url));
         }
         Ok(RecordingReport {
@@ -59,21 +53,19 @@ impl Services {
 
     /// The report of a stored recording, with the files uploaded so far.
     async fn stored_report(&self, recording: Recording) -> Result<RecordingReport> {
-        let files = self
-            .store()
-            .files_of(&recording.id)
-            .await?
-            .into_iter()
-            .filter(|f| f.state == FileState::Uploaded)
-            .map(|f| f.file)
-            .collect();
+        let mut files = Vec::new();
+        for f in self.store().files_of(&recording.id).await? {
+            if f.state == FileState::Uploaded {
+                let target = self.target(&f.file.storage).await?;
+                files.push((f.file, target));
+            }
+        }
         let session_ended_at = self
             .store()
             .get_session(&recording.session_id)
             .await?
             .and_then(|s| s.ended_at);
-        self.report(recording, files, Timestamp::now(), session_ended_at)
-            .await
+        Self::report(recording, files, Timestamp::now(), session_ended_at).await
     }
 
     /// In `tx`, after a recording changed state from `from`: the dialects' announcement of
@@ -88,14 +80,16 @@ impl Services {
         let Some(rec) = tx.get_recording(id).await? else {
             return Ok(None);
         };
-        let files = if rec.state == RecordingState::Ready {
-            tx.uploaded_files(id).await?
-        } else {
-            Vec::new()
-        };
+        let mut files = Vec::new();
+        if rec.state == RecordingState::Ready {
+            for f in tx.uploaded_files(id).await? {
+                let target = self.target_in(tx, &f.storage).await?;
+                files.push((f, target));
+            }
+        }
         let cid = rec.cid.clone();
         // Status events do not tell why a recording stopped: no need for its session.
-        let report = self.report(rec, files, now, None).await?;
+        let report = Self::report(rec, files, now, None).await?;
         Ok(self
             .shapes()
             .recording_status(&report, from)
@@ -169,6 +163,6 @@ impl Services {
 
     /// The report of a recording just requested.
     pub(super) async fn new_report(&self, rec: Recording) -> Result<RecordingReport> {
-        self.report(rec, Vec::new(), Timestamp::now(), None).await
+        Self::report(rec, Vec::new(), Timestamp::now(), None).await
     }
 }

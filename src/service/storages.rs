@@ -8,7 +8,7 @@ use super::{Result, ServiceError, Services, require_server};
 use crate::auth::Caller;
 use crate::domain::{ExternalStorage, S3Access, StorageLocation, StorageName, Timestamp};
 use crate::storage::{LocalDisk, S3Bucket, S3Options, Target};
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, WriteTx};
 
 /// Finds the [`Target`] of a [`StorageLocation`], keeping a client per external storage.
 #[derive(Clone, Debug)]
@@ -74,20 +74,36 @@ impl Storages {
         }
     }
 
-    /// The target of `location`.
+    /// The target of `location`, reading an external storage's settings through the pool.
     pub async fn target(&self, store: &Store, location: &StorageLocation) -> Result<Target> {
-        let name = match location {
-            StorageLocation::Local => return Ok(Target::Local(self.local.clone())),
-            StorageLocation::DefaultS3 => {
-                return self.default_s3.clone().map(Target::S3).ok_or_else(|| {
-                    ServiceError::Unavailable(
-                        "the file is in the default S3 store, which is no longer configured".into(),
-                    )
-                });
-            }
-            StorageLocation::External(name) => name,
-        };
-        let s = store.get_storage(name).await?.ok_or_else(|| {
+        match location {
+            StorageLocation::External(name) => self.external(name, store.get_storage(name).await?),
+            StorageLocation::Local => Ok(Target::Local(self.local.clone())),
+            StorageLocation::DefaultS3 => self.default_s3(),
+        }
+    }
+
+    /// The target of `location`, reading an external storage's settings in `tx` (a read
+    /// through the pool there could wait for a connection that waits for `tx`).
+    pub async fn target_in(&self, tx: &mut WriteTx, location: &StorageLocation) -> Result<Target> {
+        match location {
+            StorageLocation::External(name) => self.external(name, tx.get_storage(name).await?),
+            StorageLocation::Local => Ok(Target::Local(self.local.clone())),
+            StorageLocation::DefaultS3 => self.default_s3(),
+        }
+    }
+
+    fn default_s3(&self) -> Result<Target> {
+        self.default_s3.clone().map(Target::S3).ok_or_else(|| {
+            ServiceError::Unavailable(
+                "the file is in the default S3 store, which is no longer configured".into(),
+            )
+        })
+    }
+
+    /// The client of the external storage `name`, whose settings are `s`.
+    fn external(&self, name: &StorageName, s: Option<ExternalStorage>) -> Result<Target> {
+        let s = s.ok_or_else(|| {
             ServiceError::NotFound(format!("external storage {name} does not exist"))
         })?;
         let mut clients = self

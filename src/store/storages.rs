@@ -2,7 +2,7 @@
 
 use sqlx::any::AnyRow;
 
-use super::{Store, StoreError, conflict, get};
+use super::{Store, StoreError, WriteTx, conflict, get};
 use crate::domain::{ExternalStorage, S3Access, StorageName, Timestamp};
 use crate::secret::Secret;
 
@@ -10,6 +10,32 @@ macro_rules! storage_columns {
     () => {
         "name, bucket, path, region, access_key_id, secret_access_key, endpoint_url, created_at, updated_at"
     };
+}
+
+/// One external storage, read through `db`.
+async fn get_storage<'e>(
+    db: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    name: &StorageName,
+) -> Result<Option<ExternalStorage>, StoreError> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        storage_columns!(),
+        " FROM external_storages WHERE name = $1"
+    ))
+    .bind(name.as_str())
+    .fetch_optional(db)
+    .await?;
+    row.as_ref().map(storage_from_row).transpose()
+}
+
+impl WriteTx {
+    /// One external storage, read in the transaction.
+    pub async fn get_storage(
+        &mut self,
+        name: &StorageName,
+    ) -> Result<Option<ExternalStorage>, StoreError> {
+        get_storage(&mut *self.tx, name).await
+    }
 }
 
 fn storage_from_row(row: &AnyRow) -> Result<ExternalStorage, StoreError> {
@@ -46,15 +72,7 @@ impl Store {
         &self,
         name: &StorageName,
     ) -> Result<Option<ExternalStorage>, StoreError> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            storage_columns!(),
-            " FROM external_storages WHERE name = $1"
-        ))
-        .bind(name.as_str())
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(storage_from_row).transpose()
+        get_storage(&self.pool, name).await
     }
 
     /// Creates an external storage; [`StoreError::Conflict`] if the name is taken.
