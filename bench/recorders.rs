@@ -19,10 +19,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cpu::cpu_seconds;
-use reel::domain::settings::CallSettings;
 use reel::domain::{
-    Cid, Codec, Participant, Recording, RecordingId, RecordingState, RecordingType, SessionId,
-    Timestamp, Track, TrackType, UserId,
+    Cid, Codec, Participant, RecordingType, SessionId, Timestamp, Track, TrackType, UserId,
 };
 use reel::media::clip::{self, Stream};
 use reel::media::{BusMessage, Packet};
@@ -79,7 +77,11 @@ struct Run {
 fn run(kind: &str, stream: &[BusMessage], dir: &Path) -> Run {
     std::thread::scope(|s| {
         s.spawn(|| {
-            let job = job(dir);
+            let job = RecordingJob::detached(
+                RecordingType::Individual,
+                Cid::parse("default:bench").expect("a cid"),
+                dir.to_owned(),
+            );
             let mut ask = |_: &str| {};
             let (cpu, wall) = (cpu_seconds("thread-self"), Instant::now());
             let done = |packing| Run {
@@ -180,7 +182,6 @@ fn replay(video: &Stream, audio: &Stream, participants: usize, seconds: u64) -> 
                     arrival_wall: base.after(at),
                     audio_level: None,
                     voice_activity: None,
-                    rotation: None,
                     sender_report: None,
                     keyframe: !kind.is_audio() && seq == 0,
                 };
@@ -220,31 +221,6 @@ fn packetize(video: &Stream, end: Duration) -> Vec<(Duration, bool, u64, Arc<[u8
         }
     }
     out
-}
-
-/// A job writing into `dir`.
-fn job(dir: &Path) -> RecordingJob {
-    let now = Timestamp::now();
-    RecordingJob {
-        recording: Recording {
-            id: RecordingId::random(),
-            cid: Cid::parse("default:bench").expect("a cid"),
-            session_id: SessionId::random(),
-            recording_type: RecordingType::Individual,
-            state: RecordingState::Running,
-            storage: None,
-            requested_by: None,
-            error: None,
-            created_at: now,
-            started_at: Some(now),
-            stopped_at: None,
-            updated_at: now,
-        },
-        settings: CallSettings::default(),
-        work_dir: dir.to_owned(),
-        session_started_at: now,
-        track: Default::default(),
-    }
 }
 
 /// Bytes of the files under `dir`.

@@ -42,8 +42,6 @@ pub struct Packet {
     pub audio_level: Option<i8>,
     /// Voice activity flag of the audio level extension.
     pub voice_activity: Option<bool>,
-    /// Clockwise rotation in degrees the receiver should apply (video orientation extension).
-    pub rotation: Option<u16>,
     /// The last RTCP sender report of the stream: (NTP time, RTP time).
     pub sender_report: Option<(Timestamp, u32)>,
     /// The packet starts a key frame.
@@ -417,7 +415,6 @@ mod tests {
             arrival_wall: Timestamp::now(),
             audio_level: None,
             voice_activity: None,
-            rotation: None,
             sender_report: None,
             keyframe: false,
         }

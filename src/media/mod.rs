@@ -27,6 +27,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use str0m::change::SdpOffer;
+use str0m::rtp::{Extension, ExtensionMap};
 use str0m::{Candidate, IceCreds, Rtc, RtcConfig};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{info, warn};
@@ -485,8 +486,28 @@ struct Setup {
     room: Option<mpsc::UnboundedSender<room::RoomEvent>>,
 }
 
+/// The RTP header extensions reel negotiates: str0m's standard set without video orientation.
+/// Declining it makes senders rotate frames before encoding (libwebrtc does when it is not
+/// negotiated), so every recording and player shows the picture upright, and an orientation
+/// change reaches recordings as a change of picture size, which their streams keep.
+fn extensions() -> ExtensionMap {
+    let mut map = ExtensionMap::empty();
+    for (id, ext) in [
+        (1, Extension::AudioLevel),
+        (2, Extension::AbsoluteSendTime),
+        (3, Extension::TransportSequenceNumber),
+        (4, Extension::RtpMid),
+        (10, Extension::RtpStreamId),
+        (11, Extension::RepairedRtpStreamId),
+    ] {
+        map.set(id, ext);
+    }
+    map
+}
+
 fn rtc_config(creds: IceCreds) -> RtcConfig {
     RtcConfig::new()
+        .set_extension_map(extensions())
         .set_ice_lite(true)
         .set_rtp_mode(true)
         .set_local_ice_credentials(creds)

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 use str0m::format::Codec as RtcCodec;
 use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Pt};
 use str0m::net::{Protocol, Receive};
-use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, Ssrc, VideoOrientation};
+use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, Ssrc};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcError};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
@@ -363,7 +363,6 @@ impl Peer {
             arrival_wall: Timestamp::now(),
             audio_level: ext.audio_level,
             voice_activity: ext.voice_activity,
-            rotation: ext.video_orientation.map(degrees),
             sender_report: p
                 .last_sender_info
                 .map(|s| (wall(s.ntp_time), s.rtp_time.numer() as u32)),
@@ -600,7 +599,6 @@ impl Peer {
         let ext = ExtensionValues {
             audio_level: p.audio_level,
             voice_activity: p.voice_activity,
-            video_orientation: p.rotation.map(orientation),
             ..Default::default()
         };
         let pt = b.pt;
@@ -628,24 +626,6 @@ fn codec_of(rtc: &Rtc, pt: Pt) -> Option<Codec> {
         channels: spec.channels.unwrap_or(0),
         fmtp: spec.format.to_string(),
     })
-}
-
-fn degrees(o: VideoOrientation) -> u16 {
-    match o {
-        VideoOrientation::Deg0 => 0,
-        VideoOrientation::Deg90 => 90,
-        VideoOrientation::Deg180 => 180,
-        VideoOrientation::Deg270 => 270,
-    }
-}
-
-fn orientation(degrees: u16) -> VideoOrientation {
-    match degrees {
-        90 => VideoOrientation::Deg90,
-        180 => VideoOrientation::Deg180,
-        270 => VideoOrientation::Deg270,
-        _ => VideoOrientation::Deg0,
-    }
 }
 
 fn wall(t: SystemTime) -> Timestamp {

@@ -21,8 +21,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::domain::{
-    CallSettings, FileName, Recording, RecordingState, RecordingType, Timestamp, TrackOptions,
-    Transition,
+    CallSettings, Cid, FileName, Recording, RecordingId, RecordingState, RecordingType, SessionId,
+    Timestamp, TrackOptions, Transition,
 };
 use crate::media::Bus;
 use crate::service::{ServiceError, Services};
@@ -65,6 +65,35 @@ pub struct RecordingJob {
     pub session_started_at: Timestamp,
     /// What a track recording records (other types ignore it).
     pub track: TrackOptions,
+}
+
+impl RecordingJob {
+    /// A job known to no store: a running `recording_type` recording of `cid` with default
+    /// settings, in a session that starts now, writing into `work_dir` (how benchmarks and
+    /// tests drive a recorder directly).
+    pub fn detached(recording_type: RecordingType, cid: Cid, work_dir: PathBuf) -> RecordingJob {
+        let now = Timestamp::now();
+        RecordingJob {
+            recording: Recording {
+                id: RecordingId::random(),
+                cid,
+                session_id: SessionId::random(),
+                recording_type,
+                state: RecordingState::Running,
+                storage: None,
+                requested_by: None,
+                error: None,
+                created_at: now,
+                started_at: Some(now),
+                stopped_at: None,
+                updated_at: now,
+            },
+            settings: CallSettings::default(),
+            work_dir,
+            session_started_at: now,
+            track: TrackOptions::default(),
+        }
+    }
 }
 
 /// A file the recorder has finished writing.

@@ -22,8 +22,11 @@ use super::{
 };
 use crate::domain::{FileName, Timestamp, Track, TrackType};
 use crate::media::{BusMessage, Packet};
-use crate::rtp::rtpdump::{RtpHeader, RtpdumpWriter, sender_report, whole_packets_len};
-use crate::rtp::{MediaCodec, packet_frame_size, sdp};
+use crate::rtp::rtpdump::{
+    DumpError, RtpHeader, RtpdumpReader, RtpdumpWriter, sender_report, whole_packets_len,
+};
+use crate::rtp::sdp::StreamSdp;
+use crate::rtp::{MediaCodec, packet_frame_size};
 
 /// Bus queue of the recorder: a few seconds of a large call.
 const QUEUE: usize = 16_384;
@@ -53,10 +56,10 @@ impl RecorderFactory for RawFactory {
             if !root.is_dir() || !name.starts_with("raw_") || handed_over.contains(&archive) {
                 continue;
             }
+            repair(&root);
             let Some((start_time, end_time)) = recorded_span(&root) else {
                 continue;
             };
-            trim_dumps(&root);
             let (path, filename) = (dir.join(&archive), FileName::parse(archive));
             match (pack(&root, &path), filename) {
                 (Ok(()), Ok(filename)) => {
@@ -94,34 +97,103 @@ fn files_under(root: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// Cuts off the packet a crash tore at the end of each dump under `root`.
-fn trim_dumps(root: &Path) {
-    for path in files_under(root) {
-        if path.extension().is_none_or(|e| e != "rtpdump") {
-            continue;
-        }
-        let trimmed = File::options()
-            .read(true)
-            .write(true)
-            .open(&path)
-            .and_then(|f| {
-                let whole = whole_packets_len(std::io::BufReader::new(&f))?;
-                if whole < f.metadata()?.len() {
-                    f.set_len(whole)?;
-                }
-                Ok(())
-            });
-        if let Err(e) = trimmed {
+/// Mends what a crash left under `root`: cuts off the packet it tore at the end of each
+/// dump, then makes each metadata file agree with its dumps (which may hold a second more,
+/// or a torn packet less, than the metadata last written said).
+fn repair(root: &Path) {
+    let files = files_under(root);
+    for path in files
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "rtpdump"))
+    {
+        if let Err(e) = trim_dump(path) {
             tracing::warn!(path = %path.display(), error = %e, "cannot trim a dump");
         }
     }
+    for path in files.iter().filter(|p| is_metadata(p)) {
+        if let Err(e) = reconcile_metadata(path) {
+            tracing::warn!(path = %path.display(), error = %e, "cannot correct the metadata");
+        }
+    }
+}
+
+fn is_metadata(path: &Path) -> bool {
+    path.to_string_lossy().ends_with("_timing_metadata.json")
+}
+
+/// Cuts a dump to its whole packets.
+fn trim_dump(path: &Path) -> Result<(), DumpError> {
+    let f = File::options().read(true).write(true).open(path)?;
+    let whole = whole_packets_len(std::io::BufReader::new(&f))?;
+    if whole < f.metadata()?.len() {
+        f.set_len(whole)?;
+    }
+    Ok(())
+}
+
+/// Rewrites the packet count and last-packet fields of each segment in the metadata file at
+/// `path` from the segment's dump.
+fn reconcile_metadata(path: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut meta: serde_json::Value = serde_json::from_slice(&std::fs::read(path)?)?;
+    for kind in ["audio", "video"] {
+        let Some(segments) = meta["segments"][kind].as_array_mut() else {
+            continue;
+        };
+        for segment in segments {
+            let Some(base) = segment["base_filename"].as_str() else {
+                continue;
+            };
+            let clock_rate =
+                StreamSdp::parse(&std::fs::read_to_string(dir.join(format!("{base}.sdp")))?)?
+                    .clock_rate;
+            let dump = File::open(dir.join(format!("{base}.rtpdump")))?;
+            let mut reader = RtpdumpReader::new(std::io::BufReader::new(dump))?;
+            let start_ms = unix_millis(reader.start());
+            let (mut packets, mut last) = (0u64, None);
+            let mut buf = Vec::new();
+            while let Some(packet) = reader.next_packet(&mut buf)? {
+                if let Some((header, _)) = RtpHeader::parse(&buf).filter(|_| !packet.rtcp) {
+                    packets += 1;
+                    last = Some((header.timestamp, start_ms + i64::from(packet.offset_ms)));
+                }
+            }
+            segment["rtp_packets"] = packets.into();
+            let (Some((timestamp, unix_ms)), Some(first_ts), Some(first_ms)) = (
+                last,
+                segment["first_rtp_rtp_timestamp"].as_u64(),
+                segment["first_rtp_unix_timestamp"].as_i64(),
+            ) else {
+                continue;
+            };
+            let rtp_ms =
+                i64::from(timestamp.wrapping_sub(first_ts as u32)) * 1000 / i64::from(clock_rate);
+            segment["last_rtp_rtp_timestamp"] = timestamp.into();
+            segment["last_rtp_unix_timestamp"] = unix_ms.into();
+            segment["rtp_duration_ms"] = rtp_ms.into();
+            segment["unix_duration_ms"] = (unix_ms - first_ms).into();
+            segment["drift_ms"] = (unix_ms - first_ms - rtp_ms).into();
+            if let Some(start_offset) = segment["start_offset_ms"].as_i64() {
+                segment["end_offset_ms"] = (unix_ms - first_ms + start_offset).into();
+            }
+        }
+    }
+    let partial = path.with_extension("json.partial");
+    std::fs::write(&partial, serde_json::to_vec_pretty(&meta)?)?;
+    std::fs::rename(&partial, path)?;
+    Ok(())
+}
+
+fn unix_millis(t: std::time::SystemTime) -> i64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// The first and last packet times the metadata files under `root` give, if any.
 fn recorded_span(root: &Path) -> Option<(Timestamp, Timestamp)> {
     let mut span: Option<(i64, i64)> = None;
     for path in files_under(root) {
-        if !path.to_string_lossy().ends_with("_timing_metadata.json") {
+        if !is_metadata(&path) {
             continue;
         }
         let Some(meta) = std::fs::read(&path)
@@ -504,14 +576,15 @@ impl RawArchive {
         participant.next_segment += 1;
         let video = !track.track_type.is_audio();
         let codec = &track.codec;
-        let description = sdp::single_codec(
+        let description = StreamSdp {
             video,
-            p.payload_type,
-            &codec.name,
-            codec.clock_rate,
-            codec.channels,
-            &codec.fmtp,
-        );
+            payload_type: p.payload_type,
+            name: codec.name.clone(),
+            clock_rate: codec.clock_rate,
+            channels: codec.channels,
+            fmtp: codec.fmtp.clone(),
+        }
+        .render();
         let sdp_path = participant.dir.join(format!("{base}.sdp"));
         std::fs::write(&sdp_path, description).map_err(write_error(&base))?;
         let dump_path = participant.dir.join(format!("{base}.rtpdump"));
@@ -617,4 +690,111 @@ fn write_metadata(call: &CallInfo, p: &Participant) -> Result<(), RecorderError>
 fn write_error(what: &str) -> impl FnOnce(std::io::Error) -> RecorderError {
     let context = format!("cannot write {what}");
     move |source| RecorderError::Io { context, source }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::domain::{Cid, Codec, Participant, RecordingType, SessionId, UserId};
+    use crate::recorders::RecordingJob;
+
+    fn video_packet(track: &Arc<Track>, seq: u64, at: Timestamp) -> BusMessage {
+        BusMessage::Packet(Arc::new(Packet {
+            track: track.clone(),
+            ssrc: 7,
+            seq,
+            rtp_time: seq * 3000,
+            timestamp: (seq * 3000) as u32,
+            marker: true,
+            payload_type: 96,
+            payload: Arc::from(&[0x10; 1200][..]),
+            arrival: std::time::Instant::now(),
+            arrival_wall: at.after(Duration::from_millis(seq * 33)),
+            audio_level: None,
+            voice_activity: None,
+            sender_report: None,
+            keyframe: seq == 0,
+        }))
+    }
+
+    /// A crash after the metadata was last written leaves dumps that hold more packets than
+    /// it says (and maybe a torn one): the recovered archive's metadata counts what they hold.
+    #[test]
+    fn recovery_makes_the_metadata_agree_with_the_dumps() {
+        let dir = tempfile::tempdir().unwrap();
+        let cid = Cid::parse("default:crash").unwrap();
+        let job = RecordingJob::detached(RecordingType::Raw, cid, dir.path().to_owned());
+        let start = job.session_started_at;
+        let mut archive = RawArchive::new(&job, dir.path().join("raw_default_crash_1")).unwrap();
+        let track = Arc::new(Track {
+            track_id: "v".into(),
+            track_type: TrackType::Video,
+            codec: Codec {
+                name: "VP8".into(),
+                clock_rate: 90_000,
+                channels: 0,
+                fmtp: String::new(),
+            },
+            participant: Participant {
+                user_id: UserId::parse("alice").unwrap(),
+                user_session_id: SessionId::random(),
+                source_id: String::new(),
+                role: "user".into(),
+                joined_at: start,
+            },
+            published_at: start,
+        });
+        let mut ask = |_: &str| {};
+        for seq in 0..100 {
+            archive
+                .handle(video_packet(&track, seq, start), &mut ask)
+                .unwrap();
+            if seq == 9 {
+                archive.flush().unwrap();
+            }
+        }
+        // The crash: what is still buffered is lost, and nothing is written again.
+        std::mem::forget(archive);
+
+        let files = RawFactory.recover(dir.path(), &HashSet::new());
+        assert_eq!(files.len(), 1);
+        let gz = flate2::read::GzDecoder::new(File::open(&files[0].path).unwrap());
+        let mut tar = tar::Archive::new(gz);
+        let (mut meta, mut dump) = (None, None);
+        for entry in tar.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let name = entry.path().unwrap().to_string_lossy().into_owned();
+            let mut bytes = Vec::new();
+            entry.read_to_end(&mut bytes).unwrap();
+            if name.ends_with(".json") {
+                meta = Some(serde_json::from_slice::<serde_json::Value>(&bytes).unwrap());
+            } else if name.ends_with(".rtpdump") {
+                dump = Some(bytes);
+            }
+        }
+        let (meta, dump) = (meta.unwrap(), dump.unwrap());
+        let mut reader = RtpdumpReader::new(&dump[..]).unwrap();
+        let (mut packets, mut last) = (0, 0);
+        let mut buf = Vec::new();
+        while let Some(p) = reader.next_packet(&mut buf).unwrap() {
+            assert!(!p.rtcp);
+            packets += 1;
+            last = RtpHeader::parse(&buf).unwrap().0.timestamp;
+        }
+        assert!(packets > 10, "only {packets} packets reached the dump");
+        let segment = &meta["segments"]["video"][0];
+        assert_eq!(segment["rtp_packets"], packets, "{segment}");
+        assert_eq!(segment["last_rtp_rtp_timestamp"], last, "{segment}");
+        assert_eq!(
+            segment["rtp_duration_ms"],
+            i64::from(last) / 90,
+            "{segment}"
+        );
+        let unix = segment["last_rtp_unix_timestamp"].as_i64().unwrap();
+        assert_eq!(unix, start.unix_millis() + (packets - 1) * 33, "{segment}");
+        assert_eq!(segment["end_offset_ms"], (packets - 1) * 33, "{segment}");
+    }
 }

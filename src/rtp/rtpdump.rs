@@ -2,40 +2,129 @@
 //! tool read it: a text line, a 16-byte file header, then each packet behind an 8-byte header.
 //! RTCP packets are marked by a zero `plen`.
 
-use std::io::{self, BufRead, Seek, SeekFrom, Write};
+use std::io::{self, BufRead, Write};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The address named in the text line and the file header (a convention; nothing listens).
 const SOURCE: ([u8; 4], u16) = ([127, 0, 0, 1], 5004);
 
-/// The length of the longest prefix of the dump `r` that holds whole packets only: what a
-/// dump cut short by a crash should be truncated to. An error if `r` does not start as a
-/// dump does.
-pub fn whole_packets_len<R: BufRead + Seek>(mut r: R) -> io::Result<u64> {
-    let mut line = Vec::new();
-    r.read_until(b'\n', &mut line)?;
-    if !line.starts_with(b"#!rtpplay1.0 ") || !line.ends_with(b"\n") {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "not an rtpdump"));
+/// Why a dump cannot be read further.
+#[derive(Debug, thiserror::Error)]
+pub enum DumpError {
+    /// The bytes do not start as a dump does.
+    #[error("not an rtpdump (it does not start with \"#!rtpplay1.0\")")]
+    NotADump,
+    /// The dump ends inside a header or a packet: it was cut short.
+    #[error("the rtpdump is cut short at byte {at}")]
+    Truncated {
+        /// Where the last whole packet ends.
+        at: u64,
+    },
+    /// A packet header gives an impossible length.
+    #[error("malformed packet header at byte {at}")]
+    Malformed {
+        /// Where the bad header starts.
+        at: u64,
+    },
+    /// Reading failed.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+/// A packet read from a dump; its bytes are in the buffer given to the reader.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DumpPacket {
+    /// Milliseconds from the dump's start to the packet's arrival.
+    pub offset_ms: u32,
+    /// Whether it is an RTCP packet (`plen` 0).
+    pub rtcp: bool,
+}
+
+/// Reads an rtpdump stream packet by packet, holding one packet at a time.
+pub struct RtpdumpReader<R: BufRead> {
+    r: R,
+    start: SystemTime,
+    /// Bytes consumed so far.
+    at: u64,
+}
+
+impl<R: BufRead> RtpdumpReader<R> {
+    /// Reads the text line and file header.
+    pub fn new(mut r: R) -> Result<Self, DumpError> {
+        let mut line = Vec::new();
+        // The line names an address: it is short in any dump.
+        io::Read::take(&mut r, 256).read_until(b'\n', &mut line)?;
+        if !line.starts_with(b"#!rtpplay1.0 ") || !line.ends_with(b"\n") {
+            return Err(DumpError::NotADump);
+        }
+        let mut header = [0u8; 16];
+        let at = line.len() as u64;
+        read_whole(&mut r, &mut header, at)?;
+        let seconds = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
+        let micros = u32::from_be_bytes([header[4], header[5], header[6], header[7]]);
+        let start = UNIX_EPOCH
+            + Duration::from_secs(u64::from(seconds))
+            + Duration::from_micros(u64::from(micros.min(999_999)));
+        Ok(Self {
+            r,
+            start,
+            at: at + 16,
+        })
     }
-    let mut end = line.len() as u64 + 16;
-    let size = r.seek(SeekFrom::End(0))?;
-    if size < end {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "rtpdump header cut short",
-        ));
+
+    /// The wall-clock time packet offsets count from.
+    pub fn start(&self) -> SystemTime {
+        self.start
     }
-    loop {
-        r.seek(SeekFrom::Start(end))?;
+
+    /// Reads the next packet into `buf`; `None` at a clean end.
+    pub fn next_packet(&mut self, buf: &mut Vec<u8>) -> Result<Option<DumpPacket>, DumpError> {
+        if self.r.fill_buf()?.is_empty() {
+            return Ok(None);
+        }
         let mut header = [0u8; 8];
-        if r.read_exact(&mut header).is_err() {
-            return Ok(end);
+        read_whole(&mut self.r, &mut header, self.at)?;
+        let len = usize::from(u16::from_be_bytes([header[0], header[1]]));
+        let plen = u16::from_be_bytes([header[2], header[3]]);
+        if len < 8 {
+            return Err(DumpError::Malformed { at: self.at });
         }
-        let len = u64::from(u16::from_be_bytes([header[0], header[1]]));
-        if len < 8 || end + len > size {
-            return Ok(end);
+        buf.resize(len - 8, 0);
+        read_whole(&mut self.r, buf, self.at)?;
+        self.at += len as u64;
+        Ok(Some(DumpPacket {
+            offset_ms: u32::from_be_bytes([header[4], header[5], header[6], header[7]]),
+            rtcp: plen == 0,
+        }))
+    }
+
+    /// Where the last packet read ends.
+    pub fn position(&self) -> u64 {
+        self.at
+    }
+}
+
+/// Fills `buf`, or says the dump was cut short after byte `at`.
+fn read_whole(r: &mut impl io::Read, buf: &mut [u8], at: u64) -> Result<(), DumpError> {
+    r.read_exact(buf).map_err(|e| match e.kind() {
+        io::ErrorKind::UnexpectedEof => DumpError::Truncated { at },
+        _ => DumpError::Io(e),
+    })
+}
+
+/// The length of the longest prefix of the dump `r` that holds whole packets only: what a
+/// dump cut short by a crash should be truncated to.
+pub fn whole_packets_len<R: BufRead>(r: R) -> Result<u64, DumpError> {
+    let mut reader = RtpdumpReader::new(r)?;
+    let mut buf = Vec::new();
+    loop {
+        match reader.next_packet(&mut buf) {
+            Ok(Some(_)) => {}
+            Ok(None) | Err(DumpError::Truncated { .. } | DumpError::Malformed { .. }) => {
+                return Ok(reader.position());
+            }
+            Err(e) => return Err(e),
         }
-        end += len;
     }
 }
 
@@ -114,6 +203,34 @@ pub struct RtpHeader {
 }
 
 impl RtpHeader {
+    /// The header and payload of an RTP packet (skipping CSRCs and header extensions, and
+    /// dropping padding); `None` if `packet` is not a well-formed version 2 RTP packet.
+    pub fn parse(packet: &[u8]) -> Option<(RtpHeader, &[u8])> {
+        if packet.len() < 12 || packet[0] >> 6 != 2 {
+            return None;
+        }
+        let word =
+            |i: usize| u32::from_be_bytes([packet[i], packet[i + 1], packet[i + 2], packet[i + 3]]);
+        let mut start = 12 + 4 * usize::from(packet[0] & 0x0f);
+        if packet[0] & 0x10 != 0 {
+            let words = packet.get(start + 2..start + 4)?;
+            start += 4 + 4 * usize::from(u16::from_be_bytes([words[0], words[1]]));
+        }
+        let mut end = packet.len();
+        if packet[0] & 0x20 != 0 {
+            end = end.checked_sub(usize::from(*packet.last()?))?;
+        }
+        let payload = packet.get(start..end)?;
+        let header = RtpHeader {
+            marker: packet[1] & 0x80 != 0,
+            payload_type: packet[1] & 0x7f,
+            seq: u16::from_be_bytes([packet[2], packet[3]]),
+            timestamp: word(4),
+            ssrc: word(8),
+        };
+        Some((header, payload))
+    }
+
     /// Appends the 12-byte header and `payload` to `out`.
     pub fn write_packet(&self, payload: &[u8], out: &mut Vec<u8>) {
         out.push(0x80);
@@ -174,6 +291,66 @@ mod tests {
         bytes.truncate(whole as usize + 3);
         assert_eq!(whole_packets_len(io::Cursor::new(&bytes)).unwrap(), whole);
         assert!(whole_packets_len(io::Cursor::new(b"garbage")).is_err());
+    }
+
+    #[test]
+    fn the_reader_gives_back_what_was_written_and_names_a_cut() {
+        let start = UNIX_EPOCH + Duration::new(1_700_000_000, 250_000_000);
+        let mut w = RtpdumpWriter::new(Vec::new(), start).unwrap();
+        let header = RtpHeader {
+            marker: false,
+            payload_type: 96,
+            seq: 7,
+            timestamp: 3000,
+            ssrc: 42,
+        };
+        let mut packet = Vec::new();
+        header.write_packet(&[1, 2, 3], &mut packet);
+        w.rtp(start + Duration::from_millis(20), &packet).unwrap();
+        w.rtcp(
+            start + Duration::from_millis(30),
+            &sender_report(42, start, 0, 1, 3),
+        )
+        .unwrap();
+        let bytes = w.into_inner();
+        let mut r = RtpdumpReader::new(io::Cursor::new(&bytes)).unwrap();
+        assert_eq!(r.start(), start);
+        let mut buf = Vec::new();
+        let first = r.next_packet(&mut buf).unwrap().unwrap();
+        assert_eq!((first.offset_ms, first.rtcp), (20, false));
+        assert_eq!(RtpHeader::parse(&buf), Some((header, &[1u8, 2, 3][..])));
+        let second = r.next_packet(&mut buf).unwrap().unwrap();
+        assert_eq!((second.offset_ms, second.rtcp, buf.len()), (30, true, 28));
+        assert!(r.next_packet(&mut buf).unwrap().is_none());
+
+        let cut = &bytes[..bytes.len() - 1];
+        let mut r = RtpdumpReader::new(io::Cursor::new(cut)).unwrap();
+        r.next_packet(&mut buf).unwrap();
+        let err = r.next_packet(&mut buf).unwrap_err();
+        assert!(matches!(err, DumpError::Truncated { at } if at == bytes.len() as u64 - 36));
+        assert!(err.to_string().contains("cut short"));
+        assert!(matches!(
+            RtpdumpReader::new(io::Cursor::new(b"#!rtpplay1.0 x\n\0\0")),
+            Err(DumpError::Truncated { .. })
+        ));
+    }
+
+    #[test]
+    fn rtp_headers_with_csrcs_extensions_and_padding() {
+        let mut p = vec![0xb1, 0x60, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3];
+        p.extend_from_slice(&[9, 9, 9, 9]); // one CSRC
+        p.extend_from_slice(&[0xbe, 0xde, 0, 1, 0x10, 0xff, 0, 0]); // one extension word
+        p.extend_from_slice(&[5, 6, 0, 0, 3]); // payload and 3 bytes of padding
+        let (h, payload) = RtpHeader::parse(&p).unwrap();
+        assert_eq!((h.payload_type, h.seq, h.timestamp, h.ssrc), (96, 1, 2, 3));
+        assert_eq!(payload, &[5, 6]);
+        for bad in [&p[..11], &p[..18], &[0x40; 12][..]] {
+            assert_eq!(RtpHeader::parse(bad), None);
+        }
+        let mut all_padding = p[..12].to_vec();
+        all_padding[0] = 0xa0;
+        all_padding.push(200);
+        assert_eq!(RtpHeader::parse(&all_padding), None);
     }
 
     #[test]

@@ -89,6 +89,22 @@ async fn chromium_publishes_every_codec_it_offers() {
             estimate / 1e6
         );
         best_estimate = best_estimate.max(estimate);
+        // reel declines the video orientation extension, so Chromium rotates frames itself
+        // before encoding them: recordings come out upright in every player.
+        let has_cvo = |side: &str| {
+            s["extensions"][side]
+                .as_array()
+                .unwrap()
+                .contains(&"urn:3gpp:video-orientation".into())
+        };
+        assert!(has_cvo("offered") && !has_cvo("answered"), "{s}");
+        assert!(
+            s["extensions"]["answered"]
+                .as_array()
+                .unwrap()
+                .contains(&"urn:ietf:params:rtp-hdrext:ssrc-audio-level".into()),
+            "{s}"
+        );
         // reel's receiver reports reached Chromium (it measured round trips from them).
         for kind in ["audio", "video"] {
             assert!(

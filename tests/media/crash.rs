@@ -152,6 +152,14 @@ async fn check_archive(file: &Path, recorded: f64) {
     println!("{}: {packets} audio packets", file.display());
     // 50 packets a second.
     assert!(packets / 50.0 >= recorded - 2.5, "{audio}");
+    // The metadata was corrected to what the dumps hold.
+    let segments = ["audio", "video"]
+        .iter()
+        .flat_map(|k| participants[0]["segments"][k].as_array().unwrap());
+    for s in segments {
+        assert_eq!(s["rtp_packets"], s["dump"]["rtp"], "{s}");
+        assert_eq!(s["last_rtp_rtp_timestamp"], s["dump"]["last_ts"], "{s}");
+    }
 }
 
 /// A child process killed when dropped (when the test ends or fails).

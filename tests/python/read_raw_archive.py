@@ -3,7 +3,7 @@
 
 usage: read_raw_archive.py ARCHIVE.tar.gz
   Prints one JSON object: {"entries": [paths], "participants": [metadata with, per segment,
-  "dump": {"rtp", "rtcp", "ssrcs", "first_seq", "pts", "repeated", "sdp_rtpmap"}]}.
+  "dump": {"rtp", "rtcp", "ssrcs", "first_seq", "last_ts", "pts", "repeated", "sdp_rtpmap"}]}.
 """
 import json
 import re
@@ -22,7 +22,7 @@ def read_dump(data: bytes) -> dict:
     rtp = rtcp = 0
     ssrcs, pts, seqs = set(), set(), set()
     repeated = 0
-    first_seq = None
+    first_seq = last_ts = None
     last_offset = -1
     while pos < len(data):
         if pos + 8 > len(data):
@@ -42,7 +42,7 @@ def read_dump(data: bytes) -> dict:
             if plen != length - 8 or body[0] >> 6 != 2:
                 raise ValueError("bad RTP packet")
             pt = body[1] & 0x7F
-            seq, _ts, ssrc = struct.unpack(">HII", body[2:12])
+            seq, last_ts, ssrc = struct.unpack(">HII", body[2:12])
             if first_seq is None:
                 first_seq = seq
             if (ssrc, seq) in seqs:
@@ -52,7 +52,7 @@ def read_dump(data: bytes) -> dict:
             pts.add(pt)
             rtp += 1
         pos += length
-    return {"rtp": rtp, "rtcp": rtcp, "ssrcs": sorted(ssrcs), "first_seq": first_seq, "pts": sorted(pts),
+    return {"rtp": rtp, "rtcp": rtcp, "ssrcs": sorted(ssrcs), "first_seq": first_seq, "last_ts": last_ts, "pts": sorted(pts),
             "repeated": repeated}
 
 
