@@ -182,7 +182,8 @@ fn replay(video: &Stream, audio: &Stream, participants: usize, seconds: u64) -> 
                     arrival_wall: base.after(at),
                     audio_level: None,
                     voice_activity: None,
-                    sender_report: None,
+                    // As from a sender whose reports say its clips start together.
+                    sender_report: Some((base.after(skew), 0)),
                     keyframe: !kind.is_audio() && seq == 0,
                 };
                 timed.push((at, BusMessage::Packet(Arc::new(packet))));

@@ -136,6 +136,11 @@ pub struct PublishArgs {
     /// second half of every 4 s, one packet per 400 ms.
     #[arg(long)]
     pub dtx: bool,
+    /// Send each video frame this long after its capture, like a sender whose video takes
+    /// longer to capture and encode than its audio (RTP times and sender reports keep the
+    /// capture time).
+    #[arg(long, value_name = "DURATION", default_value = "0s")]
+    pub video_delay: HumanDuration,
     /// How to print the final report.
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     pub format: ReportFormat,
@@ -287,6 +292,7 @@ async fn publish(args: PublishArgs) -> anyhow::Result<()> {
         bind: args.bind,
         loss: args.loss / 100.0,
         dtx: args.dtx,
+        video_delay: args.video_delay.0,
     };
     let stop = tokio_util::sync::CancellationToken::new();
     let signal = shutdown_signal()?;

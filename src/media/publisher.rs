@@ -84,6 +84,9 @@ pub struct PublishConfig {
     /// second half of every 4 s, one audio packet per 400 ms instead of one per 20 ms (the
     /// RTP time runs on).
     pub dtx: bool,
+    /// How long after its capture each video frame is sent (its RTP time and the sender
+    /// reports keep the capture time).
+    pub video_delay: Duration,
 }
 
 /// The cycle of `PublishConfig::dtx`: talking, then as long silent.
@@ -277,8 +280,8 @@ async fn participant(
         rtc,
         socket,
         local,
-        audio: audio.map(|(mid, s)| Player::new(mid, s, config.dtx)),
-        video: video.map(|(mid, s)| Player::new(mid, s, false)),
+        audio: audio.map(|(mid, s)| Player::new(mid, s, config.dtx, Duration::ZERO)),
+        video: video.map(|(mid, s)| Player::new(mid, s, false, config.video_delay)),
         loss: Loss::new(config.loss, n as u64),
         connected: None,
         sent: Vec::new(),
@@ -336,13 +339,16 @@ struct Player {
     keyframe_wanted: bool,
     last_jump: Option<Instant>,
     dtx: bool,
+    /// From a frame's capture (when it falls due) to its sending.
+    delay: Duration,
 }
 
 impl Player {
-    fn new(mid: Mid, stream: Arc<Stream>, dtx: bool) -> Player {
+    fn new(mid: Mid, stream: Arc<Stream>, dtx: bool, delay: Duration) -> Player {
         Player {
             mid,
             dtx,
+            delay,
             stream,
             pt: None,
             index: 0,
@@ -353,7 +359,12 @@ impl Player {
         }
     }
 
-    /// Writes the frames due by `now`.
+    /// When the next frame is to be sent.
+    fn next_send(&self) -> Option<Instant> {
+        self.due.map(|due| due + self.delay)
+    }
+
+    /// Writes the frames due to be sent by `now`.
     fn send_due(&mut self, rtc: &mut Rtc, now: Instant) -> Result<(), RtcError> {
         let Some(mut due) = self.due else {
             return Ok(());
@@ -382,7 +393,7 @@ impl Player {
                 self.last_jump = Some(now);
             }
         }
-        while due <= now {
+        while due + self.delay <= now {
             let Some(writer) = rtc.writer(self.mid) else {
                 return Ok(());
             };
@@ -486,7 +497,7 @@ impl Sender {
             let next = [&self.audio, &self.video]
                 .into_iter()
                 .flatten()
-                .filter_map(|p| p.due)
+                .filter_map(Player::next_send)
                 .chain(stopping.map(|t| t + FINAL_STATS_WAIT))
                 .fold(timeout, Instant::min);
             tokio::select! {

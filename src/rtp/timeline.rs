@@ -19,6 +19,9 @@ use super::reorder::{Released, Reorder};
 const MAX_STRAY_US: i64 = 500_000;
 /// Least time between two video frames.
 const MIN_VIDEO_STEP_US: i64 = 1_000;
+/// Most a move of frames already under way changes one video frame's time: at 30 frames a
+/// second, playback runs at most 12% fast or slow while it lasts.
+const MAX_SLEW_PER_FRAME_US: i64 = 4_000;
 
 /// A packet of the track.
 #[derive(Clone, Debug)]
@@ -89,6 +92,10 @@ pub struct Timeline<P> {
     audio_next: Option<(i64, u8)>,
     /// The last video frame, held until the next one gives its duration.
     video_held: Option<TimedFrame>,
+    /// The time of the last video frame given out.
+    video_out_us: Option<i64>,
+    /// What is left of a move of the coming video frames, made a little at each frame.
+    slew_us: i64,
     frames: Vec<Frame>,
     stats: TimelineStats,
 }
@@ -114,6 +121,8 @@ impl<P: AsRef<[u8]>> Timeline<P> {
             keyframe_wanted: false,
             audio_next: None,
             video_held: None,
+            video_out_us: None,
+            slew_us: 0,
             frames: Vec::new(),
             stats: TimelineStats::default(),
         }
@@ -130,6 +139,35 @@ impl<P: AsRef<[u8]>> Timeline<P> {
     /// The depacketizer (for the codec private data of the frames so far).
     pub fn depacketizer(&self) -> &Depacketizer {
         &self.depacketizer
+    }
+
+    /// How much later than `sender_us` the wall-clock time this timeline gives the extended
+    /// RTP time `rtp_time` is, where `sender_us` is the sender's clock at that RTP time (from
+    /// a sender report); `None` until the segment's first frame.
+    pub fn offset_from_sender(&self, rtp_time: u64, sender_us: i64) -> Option<i64> {
+        let a = self.anchor?;
+        let ticks = self.codec.ticks_per_ms() as i64;
+        Some(a.us + (rtp_time as i64 - a.rtp_time as i64) * 1000 / ticks - sender_us)
+    }
+
+    /// Moves a video segment's frames `delta_us` later (or earlier). If `moved_out`, the
+    /// caller moved the frames already given out by as much, and the move is made at once;
+    /// otherwise it is spread over the coming frames, a few milliseconds each, so that the
+    /// picture neither jumps nor freezes.
+    pub fn shift(&mut self, delta_us: i64, moved_out: bool) {
+        if !moved_out {
+            self.slew_us += delta_us;
+            return;
+        }
+        if let Some(a) = &mut self.anchor {
+            a.us += delta_us;
+        }
+        if let Some(out) = &mut self.video_out_us {
+            *out += delta_us;
+        }
+        if let Some(held) = &mut self.video_held {
+            held.pts_us += delta_us;
+        }
     }
 
     /// True once since the last call if the track needs a key frame to go on.
@@ -159,7 +197,10 @@ impl<P: AsRef<[u8]>> Timeline<P> {
     /// Ends the track: everything held is released.
     pub fn finish(&mut self, out: &mut Vec<TimedFrame>) {
         self.end_segment(out);
-        out.extend(self.video_held.take());
+        if let Some(held) = self.video_held.take() {
+            self.video_out_us = Some(held.pts_us);
+            out.push(held);
+        }
     }
 
     fn end_segment(&mut self, out: &mut Vec<TimedFrame>) {
@@ -232,6 +273,14 @@ impl<P: AsRef<[u8]>> Timeline<P> {
             };
             self.anchor = Some(anchor);
         }
+        if self.slew_us != 0 && !self.codec.is_audio() {
+            let step = self
+                .slew_us
+                .clamp(-MAX_SLEW_PER_FRAME_US, MAX_SLEW_PER_FRAME_US);
+            self.slew_us -= step;
+            anchor.us += step;
+            self.anchor = Some(anchor);
+        }
         let mut pts_us = at(anchor);
         if !self.codec.is_audio() {
             // Video times only go forward: a frame that would not come after the one before
@@ -252,6 +301,7 @@ impl<P: AsRef<[u8]>> Timeline<P> {
                 if let Some(held) = &mut self.video_held {
                     held.duration_us = last.duration_us;
                 }
+                self.video_out_us = Some(last.pts_us);
                 out.push(last);
             }
             return;
@@ -409,6 +459,54 @@ mod tests {
         t.finish(&mut out);
         let times: Vec<i64> = out.iter().map(|f| f.pts_us).collect();
         assert_eq!(times, [1_000_000, 1_001_000, 1_002_000]);
+    }
+
+    #[test]
+    fn sender_offsets_and_shifts() {
+        // 30 fps video arriving 100 ms after the sender's clock says it was captured.
+        let frame = |seq: u64| Packet {
+            ssrc: 3,
+            seq,
+            rtp_time: seq * 3000,
+            marker: true,
+            payload: vec![0x10, if seq == 0 { 0x00 } else { 0x01 }],
+            arrival_us: 1_100_000 + seq as i64 * 33_333,
+        };
+        let sender_us = |rtp_time: u64| 1_000_000 + rtp_time as i64 * 1000 / 90;
+        let mut t = Timeline::new(MediaCodec::Vp8);
+        let mut out = Vec::new();
+        let mut seq = 0;
+        while t.offset_from_sender(0, sender_us(0)).is_none() {
+            t.push(frame(seq), &mut out);
+            seq += 1;
+        }
+        assert_eq!(t.offset_from_sender(9000, sender_us(9000)), Some(100_000));
+        // Moved with the frames already given out: every frame sits at its sender time.
+        t.shift(-100_000, true);
+        out.iter_mut().for_each(|f| f.pts_us -= 100_000);
+        for _ in 0..10 {
+            t.push(frame(seq), &mut out);
+            seq += 1;
+        }
+        assert_eq!(t.offset_from_sender(0, sender_us(0)), Some(0));
+        for (n, f) in out.iter().enumerate() {
+            assert_eq!(f.pts_us, sender_us(n as u64 * 3000), "frame {n}");
+        }
+        // Moved 50 ms earlier after frames were given out: 4 ms a frame, so the last frames
+        // sit at the new offset and no frame came closer than 29 ms to the one before.
+        t.shift(-50_000, false);
+        for _ in 0..20 {
+            t.push(frame(seq), &mut out);
+            seq += 1;
+        }
+        t.finish(&mut out);
+        let steps: Vec<i64> = out.windows(2).map(|w| w[1].pts_us - w[0].pts_us).collect();
+        assert!(
+            steps.iter().all(|s| (29_333..=33_334).contains(s)),
+            "{steps:?}"
+        );
+        let last = out.last().unwrap();
+        assert_eq!(last.pts_us, sender_us((seq - 1) * 3000) - 50_000);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The individual recorder, fed by `reel publish`, its files checked with ffprobe and ffmpeg.
 
+use std::path::Path;
 use std::time::Duration;
 
 use serde_json::json;
@@ -109,6 +110,140 @@ async fn lost_packets_and_dtx_silences_do_not_shorten_the_audio() {
         (audio - time_in_call).abs() <= 0.1,
         "{audio:.3} s of audio, {time_in_call:.3} s in the call"
     );
+}
+
+/// A clip that flashes white and beeps at the same moments: 0.48 s into every second. Both
+/// loop every 2 s (the audio is cut so that the encoder's padding makes it 100 packets).
+fn make_sync_clips(dir: &Path) {
+    let ffmpeg = |args: &[&str]| {
+        let status = std::process::Command::new("ffmpeg")
+            .args(["-nostdin", "-v", "error", "-y"])
+            .args(args)
+            .current_dir(dir)
+            .status()
+            .unwrap();
+        assert!(status.success(), "ffmpeg {args:?}");
+    };
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "color=c=black:s=320x240:r=25:d=2,\
+         drawbox=c=white:t=fill:enable='between(mod(t\\,1)\\,0.47\\,0.59)'",
+        "-c:v",
+        "libvpx",
+        "-deadline",
+        "realtime",
+        "-b:v",
+        "300k",
+        // Every frame a key frame: a publisher asked for one never skips ahead of the audio.
+        "-g",
+        "1",
+        "vp8.ivf",
+    ]);
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "aevalsrc='if(between(mod(t\\,1)\\,0.48\\,0.6)\\,0.5*sin(2*PI*1000*t)\\,0)':s=48000:d=1.99",
+        "-c:a",
+        "libopus",
+        "-frame_duration",
+        "20",
+        "opus.ogg",
+    ]);
+}
+
+/// The times (s) at which `file`'s picture turns bright and at which its sound starts.
+async fn flashes_and_beeps(file: &Path) -> (Vec<f64>, Vec<f64>) {
+    let onsets = |filter: String, tag: &'static str, threshold: f64| async move {
+        let csv = stdout_of(
+            tokio::process::Command::new("ffprobe")
+                .args(["-v", "error", "-f", "lavfi", "-i", &filter])
+                .args(["-show_entries", &format!("frame=pts_time:frame_tags={tag}")])
+                .args(["-of", "csv=p=0"]),
+            "ffprobe",
+        )
+        .await;
+        let mut on = false;
+        let mut times = Vec::new();
+        for line in csv.lines() {
+            let Some((t, v)) = line.split_once(',') else {
+                continue;
+            };
+            let (t, v): (f64, f64) = (t.parse().unwrap(), v.parse().unwrap_or(f64::MIN));
+            if v > threshold && !on {
+                times.push(t);
+            }
+            on = v > threshold;
+        }
+        times
+    };
+    let path = file.display();
+    let flashes = onsets(
+        format!("movie={path},signalstats"),
+        "lavfi.signalstats.YAVG",
+        128.0,
+    );
+    // 5 ms steps of sound; a tone is far above -30 dB, silence far below.
+    let beeps = onsets(
+        format!("amovie={path},asetnsamples=n=240,astats=metadata=1:reset=1"),
+        "lavfi.astats.Overall.RMS_level",
+        -30.0,
+    );
+    tokio::join!(flashes, beeps)
+}
+
+#[tokio::test]
+async fn audio_and_video_are_aligned_by_the_senders_clock() {
+    let (t, _) = recording_call(
+        "sync",
+        json!({"individual_recording": {"mode": "auto-on"}}),
+        None,
+    )
+    .await;
+    let clips = tempfile::tempdir().unwrap();
+    make_sync_clips(clips.path());
+    // One participant's video leaves with its audio; the other's 150 ms after it, as from a
+    // camera and encoder slower than the microphone's. Audio sender reports come every 5 s.
+    let prompt = publish(&t, "sync", clips.path(), "vp8.ivf", "prompt", "12s", &[]);
+    let late = publish(
+        &t,
+        "sync",
+        clips.path(),
+        "vp8.ivf",
+        "late",
+        "12s",
+        &["--video-delay", "150ms"],
+    );
+    tokio::join!(prompt, late);
+    let listed = listed_files(&t, "sync", 2).await;
+    let dir = tempfile::tempdir().unwrap();
+    for (name, path) in download(&t.http, &listed, dir.path()).await {
+        let (flashes, beeps) = flashes_and_beeps(&path).await;
+        assert!(flashes.len() >= 10, "{name}: flashes at {flashes:?}");
+        let offsets: Vec<(f64, f64)> = flashes
+            .iter()
+            .map(|f| {
+                let nearest = beeps
+                    .iter()
+                    .min_by(|a, b| (*a - f).abs().total_cmp(&(*b - f).abs()))
+                    .unwrap_or_else(|| panic!("{name}: no sound"));
+                (*f, nearest - f)
+            })
+            .collect();
+        println!("{name}: (picture, sound minus picture) {offsets:.3?} s");
+        // The late video is aligned once both kinds had a sender report, and the move spread
+        // over the next frames: from 8 s on at the latest. The encoder's look-ahead puts the
+        // decoded sound 6.5 ms late; a video frame lasts 40 ms.
+        let from = if name.contains("_late_") { 8.0 } else { 0.0 };
+        for (at, o) in offsets.into_iter().filter(|(at, _)| *at >= from) {
+            assert!(
+                o.abs() <= 0.03,
+                "{name}: sound {o:.3} s after the picture at {at:.3} s"
+            );
+        }
+    }
 }
 
 #[tokio::test]

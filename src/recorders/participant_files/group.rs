@@ -5,6 +5,12 @@
 //! every track of the group has given a first frame (video: a key frame, which also gives
 //! the picture size and the decoder's parameters). A kind that starts later gets a file of
 //! its own.
+//!
+//! Each track's frames are timed from its arrival times (see [`Timeline`]), which put video
+//! late by however much longer its capture, encoding and pacing took than the audio's. Once
+//! both tracks have a sender report, the video is moved to where the sender's clock puts it
+//! against the audio, as a receiver's lip sync does; the files wait for that (within
+//! [`HOLD`]) so that the move happens before anything is written.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -21,8 +27,11 @@ use crate::mux::{StreamSpec, Writer};
 use crate::recorders::FinishedFile;
 use crate::rtp::{MediaCodec, TimedFrame, Timeline, frame_size, timeline};
 
-/// Longest wait for a group's other track before its files are opened without it.
+/// Longest wait for a group's other track (and for the sender reports that align the two)
+/// before its files are opened.
 pub(super) const HOLD: Duration = Duration::from_secs(3);
+/// Largest move of video against audio sender reports are trusted for.
+const MAX_ALIGN_US: i64 = 1_000_000;
 
 /// What every group of a recording shares.
 pub(super) struct Shared {
@@ -51,6 +60,11 @@ struct Slot {
     size: Option<(u32, u32)>,
     started: bool,
     ended: bool,
+    /// The SSRC of its current segment.
+    ssrc: Option<u32>,
+    /// From the segment's last sender report: an extended RTP time and the sender's clock
+    /// then (µs).
+    sender: Option<(u64, i64)>,
 }
 
 impl Slot {
@@ -107,6 +121,8 @@ pub(super) struct Group {
     first_arrival_us: Option<i64>,
     pending: Vec<(Kind, TimedFrame)>,
     files: Option<Vec<OutFile>>,
+    /// The current segments' video has been aligned to their audio.
+    aligned: bool,
 }
 
 impl Group {
@@ -120,6 +136,7 @@ impl Group {
             first_arrival_us: None,
             pending: Vec::new(),
             files: None,
+            aligned: false,
         }
     }
 
@@ -131,6 +148,17 @@ impl Group {
         let arrival_us = p.arrival_wall.unix_nanos() / 1000;
         self.first_arrival_us.get_or_insert(arrival_us);
         let slot = &mut self.slots[index];
+        if slot.ssrc != Some(p.ssrc) {
+            // A new segment is anchored anew: it needs aligning again.
+            slot.ssrc = Some(p.ssrc);
+            slot.sender = None;
+            self.aligned = false;
+        }
+        if let Some((ntp, rtp)) = p.sender_report {
+            // The report's RTP time, extended like the packet's.
+            let rtp_time = p.rtp_time as i64 + i64::from(rtp.wrapping_sub(p.timestamp) as i32);
+            slot.sender = Some((rtp_time.max(0) as u64, ntp.unix_nanos() / 1000));
+        }
         slot.timeline.push(
             timeline::Packet {
                 ssrc: p.ssrc,
@@ -144,7 +172,64 @@ impl Group {
         );
         let wanted = slot.timeline.take_keyframe_wanted();
         self.route(index, shared);
+        self.align();
+        self.open_when_ready(shared);
         wanted
+    }
+
+    /// Once both tracks have a sender report: moves the video to where the sender's clock
+    /// puts it against the audio (with the frames waiting for the files, if they are not
+    /// open yet).
+    fn align(&mut self) {
+        if self.aligned {
+            return;
+        }
+        let slot = |kind| self.slots.iter().position(|s| s.kind == kind);
+        let (Some(audio), Some(video)) = (slot(Kind::Audio), slot(Kind::Video)) else {
+            return;
+        };
+        let offset = |s: &Slot| {
+            s.sender
+                .and_then(|(rtp, us)| s.timeline.offset_from_sender(rtp, us))
+        };
+        let (Some(audio_offset), Some(video_offset)) =
+            (offset(&self.slots[audio]), offset(&self.slots[video]))
+        else {
+            return;
+        };
+        self.aligned = true;
+        let shift = audio_offset - video_offset;
+        if shift.abs() > MAX_ALIGN_US {
+            warn!(user_session_id = %self.participant.user_session_id, shift_ms = shift / 1000,
+                  "sender reports disagree with arrival times: video left as it arrived");
+            return;
+        }
+        let waiting = self.files.is_none();
+        if waiting {
+            for (_, frame) in self.pending.iter_mut().filter(|(k, _)| *k == Kind::Video) {
+                frame.pts_us += shift;
+            }
+        }
+        self.slots[video].timeline.shift(shift, waiting);
+        info!(user_session_id = %self.participant.user_session_id, shift_ms = shift / 1000,
+              before_files = waiting, "video aligned to audio by sender reports");
+    }
+
+    /// Opens the files once every kind they need has started and, if the group has both,
+    /// the video is aligned to the audio.
+    fn open_when_ready(&mut self, shared: &mut Shared) {
+        if self.files.is_some() {
+            return;
+        }
+        let started = |k: &Kind| self.slots.iter().any(|s| s.kind == *k && s.started);
+        let has = |k: Kind| self.slots.iter().any(|s| s.kind == k);
+        let all_started = needed_kinds(&shared.plan.outputs, self.screen)
+            .iter()
+            .all(started);
+        let aligned = self.aligned || !(has(Kind::Audio) && has(Kind::Video));
+        if all_started && aligned {
+            self.open(shared);
+        }
     }
 
     /// The slot of `p`'s track, made if it is new; `None` for a track that is not recorded.
@@ -184,6 +269,8 @@ impl Group {
                     size: None,
                     started: false,
                     ended: false,
+                    ssrc: None,
+                    sender: None,
                 });
                 Some(self.slots.len() - 1)
             }
@@ -230,12 +317,6 @@ impl Group {
             }
         }
         shared.frames = frames;
-        let all_started = needed_kinds(&shared.plan.outputs, self.screen)
-            .iter()
-            .all(|k| self.slots.iter().any(|s| s.kind == *k && s.started));
-        if self.files.is_none() && all_started {
-            self.open(shared);
-        }
     }
 
     /// Opens the files once [`HOLD`] has passed since the group's first packet.
@@ -254,6 +335,7 @@ impl Group {
             self.slots[i].timeline.finish(&mut shared.frames);
             self.route(i, shared);
             self.slots[i].ended = true;
+            self.open_when_ready(shared);
         }
         self.slots.iter().all(|s| s.ended)
     }
