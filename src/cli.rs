@@ -9,6 +9,8 @@ use clap::{Args, Parser, Subcommand};
 use crate::auth::Keys;
 use crate::config::{Config, HumanDuration, Settings};
 use crate::domain::{Role, Timestamp, UserId};
+use crate::rawtools::archive::Archive;
+use crate::rawtools::list::{self, KindFilter, ListFormat};
 use crate::recorders::Recorders;
 use crate::secret::redact_url;
 use crate::server::Server;
@@ -44,6 +46,13 @@ pub enum Command {
     ///
     ///   ffmpeg -f lavfi -i sine=f=440:r=48000 -t 10 -c:a libopus -b:a 64k clip.ogg
     Publish(PublishArgs),
+    /// Read raw recording archives (`.tar.gz`, `.zip` or a directory): list their tracks.
+    #[command(name = "raw-recording")]
+    RawRecording {
+        /// What to do.
+        #[command(subcommand)]
+        command: RawRecordingCommand,
+    },
     /// Inspect and retry webhook deliveries.
     Webhooks {
         /// What to do.
@@ -155,6 +164,49 @@ pub enum ReportFormat {
     Json,
 }
 
+/// `reel raw-recording ...`.
+#[derive(Debug, Subcommand)]
+pub enum RawRecordingCommand {
+    /// List the tracks of an archive: who, which session, which track, its kind, codec and
+    /// number of segments.
+    ListTracks {
+        #[command(flatten)]
+        #[allow(missing_docs)]
+        input: InputArgs,
+        /// How to print them: a table, JSON, or the distinct user, session or track ids one
+        /// per line (for scripts).
+        #[arg(long, value_enum, default_value_t = ListFormat::Table)]
+        format: ListFormat,
+        /// Only tracks of this kind (screen-share audio is audio).
+        #[arg(long, value_enum)]
+        track_type: Option<KindFilter>,
+    },
+}
+
+/// The archive a `raw-recording` command reads: exactly one of these.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct InputArgs {
+    /// A raw recording archive: `.tar.gz` (as reel and Stream make them) or `.zip`.
+    #[arg(long, value_name = "FILE")]
+    pub input_file: Option<PathBuf>,
+    /// A raw recording archive already extracted.
+    #[arg(long, value_name = "DIR")]
+    pub input_dir: Option<PathBuf>,
+}
+
+impl InputArgs {
+    /// The archive, opened.
+    fn open(&self) -> anyhow::Result<Archive> {
+        let path = self
+            .input_file
+            .as_ref()
+            .or(self.input_dir.as_ref())
+            .context("give --input-file or --input-dir")?;
+        Ok(Archive::open(path)?)
+    }
+}
+
 /// `reel webhooks ...`.
 #[derive(Debug, Subcommand)]
 pub enum WebhooksCommand {
@@ -187,7 +239,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve(args.resolve()?).await,
         Command::Token(args) => token(args).await,
         Command::Publish(args) => publish(args).await,
+        Command::RawRecording { command } => raw_recording(command),
         Command::Webhooks { command } => webhooks(command).await,
+    }
+}
+
+fn raw_recording(command: RawRecordingCommand) -> anyhow::Result<()> {
+    match command {
+        RawRecordingCommand::ListTracks {
+            input,
+            format,
+            track_type,
+        } => {
+            let archive = input.open()?;
+            let tracks = list::tracks(&archive, track_type);
+            print!("{}", list::render(&tracks, format));
+            Ok(())
+        }
     }
 }
 

@@ -28,6 +28,7 @@ pub mod media;
 pub mod metrics;
 #[allow(unsafe_code)]
 pub mod mux;
+pub mod rawtools;
 pub mod recorders;
 pub mod rtp;
 pub mod secret;

@@ -2,13 +2,13 @@
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::ids::{SessionId, UserId};
 use super::time::Timestamp;
 
 /// What a published track carries, named as Stream's SFU names them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum TrackType {
     /// The microphone.
     #[serde(rename = "TRACK_TYPE_AUDIO")]

@@ -15,13 +15,13 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
-use serde::Serialize;
 
 use super::{
     FinishedFile, Recorder, RecorderError, RecorderFactory, RecordingContext, RecordingJob, names,
 };
 use crate::domain::{FileName, Timestamp, Track, TrackType};
 use crate::media::{BusMessage, Packet};
+use crate::rawtools::metadata::{CallInfo, Dimension, Segment, Segments, TimingMetadata};
 use crate::rtp::rtpdump::{
     DumpError, RtpHeader, RtpdumpReader, RtpdumpWriter, sender_report, whole_packets_len,
 };
@@ -309,78 +309,12 @@ pub fn pack(root: &Path, target: &Path) -> Result<(), RecorderError> {
     Ok(())
 }
 
-/// The call-level fields of every metadata file.
-#[derive(Clone, Serialize)]
-struct CallInfo {
-    call_type: String,
-    call_id: String,
-    call_session_id: String,
-    call_start_time: String,
-}
-
-/// One `*_timing_metadata.json`.
-#[derive(Serialize)]
-struct Metadata<'a> {
-    #[serde(flatten)]
-    call: &'a CallInfo,
-    participant_id: &'a str,
-    user_session_id: &'a str,
-    segments: Segments<'a>,
-}
-
-#[derive(Serialize)]
-struct Segments<'a> {
-    audio: Vec<&'a SegmentMeta>,
-    video: Vec<&'a SegmentMeta>,
-}
-
-/// What the metadata says of one segment.
-#[derive(Clone, Debug, Serialize)]
-struct SegmentMeta {
-    base_filename: String,
-    codec: String,
-    track_id: String,
-    track_type: TrackType,
-    ssrc: u32,
-    first_rtp_rtp_timestamp: u32,
-    first_rtp_unix_timestamp: i64,
-    last_rtp_rtp_timestamp: u32,
-    last_rtp_unix_timestamp: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    first_rtcp_rtp_timestamp: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    first_rtcp_ntp_timestamp: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    last_rtcp_rtp_timestamp: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    last_rtcp_ntp_timestamp: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    first_key_frame_offset_ms: Option<i64>,
-    /// The largest picture its key frames announced.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    max_frame_dimension: Option<Dimension>,
-    start_offset_ms: i64,
-    end_offset_ms: i64,
-    rtp_duration_ms: i64,
-    unix_duration_ms: i64,
-    drift_ms: i64,
-    /// RTP packets in the dump (RTCP not counted).
-    rtp_packets: u64,
-}
-
-/// A picture size.
-#[derive(Clone, Copy, Debug, Serialize)]
-struct Dimension {
-    width: u32,
-    height: u32,
-}
-
 /// A participant session's directory and segments.
 struct Participant {
     dir: PathBuf,
     user_id: String,
     user_session_id: String,
-    segments: Vec<SegmentMeta>,
+    segments: Vec<Segment>,
     next_segment: u32,
     changed: bool,
 }
@@ -530,7 +464,7 @@ impl RawArchive {
         Ok(())
     }
 
-    fn participants_segment(&self, track: &Track, open: &Open) -> &SegmentMeta {
+    fn participants_segment(&self, track: &Track, open: &Open) -> &Segment {
         &self.participants[track.participant.user_session_id.as_str()].segments[open.index]
     }
 
@@ -592,7 +526,7 @@ impl RawArchive {
         let dump = RtpdumpWriter::new(BufWriter::new(file), p.arrival_wall.into())
             .map_err(write_error(&base))?;
         let first_ms = p.arrival_wall.unix_millis();
-        participant.segments.push(SegmentMeta {
+        participant.segments.push(Segment {
             base_filename: base,
             codec: format!("{}/{}", if video { "video" } else { "audio" }, codec.name),
             track_id: track.track_id.clone(),
@@ -667,11 +601,15 @@ impl RawArchive {
 }
 
 fn write_metadata(call: &CallInfo, p: &Participant) -> Result<(), RecorderError> {
-    let (audio, video) = p.segments.iter().partition(|s| s.track_type.is_audio());
-    let metadata = Metadata {
-        call,
-        participant_id: &p.user_id,
-        user_session_id: &p.user_session_id,
+    let (audio, video) = p
+        .segments
+        .iter()
+        .cloned()
+        .partition(|s| s.track_type.is_audio());
+    let metadata = TimingMetadata {
+        call: call.clone(),
+        participant_id: p.user_id.clone(),
+        user_session_id: p.user_session_id.clone(),
         segments: Segments { audio, video },
     };
     let name = format!(

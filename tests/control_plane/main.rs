@@ -6,6 +6,7 @@ mod common;
 mod auth;
 mod cli;
 mod observability;
+mod raw_recording;
 mod realtimekit;
 mod recordings;
 mod sdk;

@@ -131,6 +131,43 @@ async fn raw_archive_of_two_publishers_reads_back_whole() {
         assert_eq!(p["segments"]["audio"][0]["track_type"], "TRACK_TYPE_AUDIO");
         assert_eq!(video["track_type"], "TRACK_TYPE_VIDEO");
     }
+
+    // `reel raw-recording list-tracks` reads reel's own archive: each publisher's microphone
+    // and camera, one segment each.
+    let out = stdout_of(
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_reel"))
+            .args([
+                "raw-recording",
+                "list-tracks",
+                "--format",
+                "json",
+                "--input-file",
+            ])
+            .arg(&archive),
+        "list-tracks",
+    )
+    .await;
+    let tracks: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    let listed: Vec<(&str, &str, &str, i64)> = tracks
+        .iter()
+        .map(|t| {
+            (
+                t["user_id"].as_str().unwrap(),
+                t["track_type"].as_str().unwrap(),
+                t["codec"].as_str().unwrap(),
+                t["segments"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("publisher-1", "audio", "opus", 1),
+            ("publisher-1", "video", "VP8", 1),
+            ("publisher-2", "audio", "opus", 1),
+            ("publisher-2", "video", "VP8", 1),
+        ]
+    );
 }
 
 /// Every file under `dir`.

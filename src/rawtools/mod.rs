@@ -1,0 +1,6 @@
+//! The `raw-recording` commands: read raw archives (a `.tar.gz`, a `.zip` or a directory),
+//! list what they hold, and rebuild playable files from them.
+
+pub mod archive;
+pub mod list;
+pub mod metadata;

@@ -1,0 +1,327 @@
+//! `reel raw-recording` on archives the test writes itself (rtpdump, SDP and metadata written
+//! here from the format's description, sharing no code with reel's recorder).
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::{Value, json};
+
+use crate::common::reel_bin;
+
+/// A segment of the test's archives.
+struct Seg {
+    base: &'static str,
+    codec: &'static str,
+    track_id: &'static str,
+    track_type: &'static str,
+    first_unix_ms: i64,
+    packets: u16,
+}
+
+/// A participant session: user, session, segments.
+type Session = (&'static str, &'static str, Vec<Seg>);
+
+fn seg(
+    base: &'static str,
+    codec: &'static str,
+    track_id: &'static str,
+    track_type: &'static str,
+    first_unix_ms: i64,
+) -> Seg {
+    Seg {
+        base,
+        codec,
+        track_id,
+        track_type,
+        first_unix_ms,
+        packets: 50,
+    }
+}
+
+/// An rtpdump of `packets` 20 ms RTP packets of payload type `pt`, starting at `start_ms`.
+fn dump(start_ms: i64, pt: u8, packets: u16) -> Vec<u8> {
+    let mut out = b"#!rtpplay1.0 127.0.0.1/5004\n".to_vec();
+    out.extend_from_slice(&((start_ms / 1000) as u32).to_be_bytes());
+    out.extend_from_slice(&(((start_ms % 1000) * 1000) as u32).to_be_bytes());
+    out.extend_from_slice(&[127, 0, 0, 1, 0x13, 0x8c, 0, 0]);
+    for seq in 0..packets {
+        let mut rtp = vec![0x80, pt];
+        rtp.extend_from_slice(&seq.to_be_bytes());
+        rtp.extend_from_slice(&(u32::from(seq) * 960).to_be_bytes());
+        rtp.extend_from_slice(&7u32.to_be_bytes());
+        rtp.extend_from_slice(&[0xfc, 0xff, 0xfe]);
+        out.extend_from_slice(&(rtp.len() as u16 + 8).to_be_bytes());
+        out.extend_from_slice(&(rtp.len() as u16).to_be_bytes());
+        out.extend_from_slice(&(u32::from(seq) * 20).to_be_bytes());
+        out.extend_from_slice(&rtp);
+    }
+    out
+}
+
+/// Writes `sessions` under `root/raw_default_demo/`.
+fn write_archive(root: &Path, sessions: &[Session]) {
+    for (user, session, segs) in sessions {
+        let dir = root.join("raw_default_demo").join(user).join(session);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut kinds = json!({"audio": [], "video": []});
+        for s in segs {
+            let (kind, name) = s.codec.split_once('/').unwrap();
+            let (pt, map) = match name {
+                "opus" => (111, "opus/48000/2"),
+                other => (
+                    96,
+                    if other == "VP8" {
+                        "VP8/90000"
+                    } else {
+                        "H264/90000"
+                    },
+                ),
+            };
+            let sdp = format!(
+                "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm={kind} 5004 RTP/AVP {pt}\r\na=rtpmap:{pt} {map}\r\n"
+            );
+            std::fs::write(dir.join(format!("{}.sdp", s.base)), sdp).unwrap();
+            std::fs::write(
+                dir.join(format!("{}.rtpdump", s.base)),
+                dump(s.first_unix_ms, pt, s.packets),
+            )
+            .unwrap();
+            kinds[kind].as_array_mut().unwrap().push(json!({
+                "base_filename": s.base, "codec": s.codec, "track_id": s.track_id,
+                "track_type": s.track_type, "first_rtp_rtp_timestamp": 0,
+                "first_rtp_unix_timestamp": s.first_unix_ms,
+                "last_rtp_rtp_timestamp": (u32::from(s.packets) - 1) * 960,
+                "last_rtp_unix_timestamp": s.first_unix_ms + (i64::from(s.packets) - 1) * 20,
+            }));
+        }
+        let meta = json!({
+            "call_type": "default", "call_id": "demo", "call_session_id": "cs",
+            "call_start_time": "2026-11-23T10:00:00Z", "participant_id": user,
+            "user_session_id": session, "segments": kinds,
+        });
+        std::fs::write(
+            dir.join(format!("{session}_timing_metadata.json")),
+            serde_json::to_vec(&meta).unwrap(),
+        )
+        .unwrap();
+    }
+}
+
+fn sessions() -> Vec<Session> {
+    const T: i64 = 1_795_000_000_000;
+    vec![
+        (
+            "bob",
+            "s-bob",
+            vec![
+                seg(
+                    "s-bob_0001_audio",
+                    "audio/opus",
+                    "b-mic",
+                    "TRACK_TYPE_AUDIO",
+                    T + 500,
+                ),
+                seg(
+                    "s-bob_0002_screenshare_video",
+                    "video/H264",
+                    "b-screen",
+                    "TRACK_TYPE_SCREEN_SHARE",
+                    T + 900,
+                ),
+            ],
+        ),
+        (
+            "alice",
+            "s-alice",
+            vec![
+                seg(
+                    "s-alice_0001_audio",
+                    "audio/opus",
+                    "a-mic",
+                    "TRACK_TYPE_AUDIO",
+                    T,
+                ),
+                seg(
+                    "s-alice_0002_video",
+                    "video/VP8",
+                    "a-cam",
+                    "TRACK_TYPE_VIDEO",
+                    T,
+                ),
+                // The camera restarted: a second segment of the same track.
+                seg(
+                    "s-alice_0003_video",
+                    "video/VP8",
+                    "a-cam",
+                    "TRACK_TYPE_VIDEO",
+                    T + 4000,
+                ),
+            ],
+        ),
+    ]
+}
+
+fn raw_recording(args: &[&str]) -> Output {
+    Command::new(reel_bin())
+        .arg("raw-recording")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn stdout(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+/// The error a failed command printed.
+fn failure(out: &Output) -> String {
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!err.contains("panicked"), "{err}");
+    err
+}
+
+#[test]
+fn list_tracks_reads_directories_tar_gz_and_zip_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("extracted");
+    write_archive(&root, &sessions());
+    let tgz = dir.path().join("call.tar.gz");
+    let zip = dir.path().join("call.zip");
+    let status = Command::new("tar")
+        .arg("czf")
+        .arg(&tgz)
+        .arg("-C")
+        .arg(&root)
+        .arg("raw_default_demo")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let status = Command::new("python3")
+        .args(["-m", "zipfile", "-c"])
+        .arg(&zip)
+        .arg(root.join("raw_default_demo"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    let inputs = [
+        ["--input-dir", root.to_str().unwrap()],
+        ["--input-file", tgz.to_str().unwrap()],
+        ["--input-file", zip.to_str().unwrap()],
+    ];
+    let json_of = |input: &[&str; 2]| {
+        let out = raw_recording(&[&["list-tracks", "--format", "json"][..], input].concat());
+        serde_json::from_str::<Value>(&stdout(&out)).unwrap()
+    };
+    let tracks = json_of(&inputs[0]);
+    for input in &inputs[1..] {
+        assert_eq!(json_of(input), tracks, "{input:?}");
+    }
+    let summary: Vec<(String, String, String, bool, i64)> = tracks
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["user_id"].as_str().unwrap().to_owned(),
+                t["track_id"].as_str().unwrap().to_owned(),
+                t["codec"].as_str().unwrap().to_owned(),
+                t["is_screenshare"].as_bool().unwrap(),
+                t["segments"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    let row = |u: &str, t: &str, c: &str, s, n| (u.into(), t.into(), c.into(), s, n);
+    assert_eq!(
+        summary,
+        [
+            row("alice", "a-mic", "opus", false, 1),
+            row("alice", "a-cam", "VP8", false, 2),
+            row("bob", "b-mic", "opus", false, 1),
+            row("bob", "b-screen", "H264", true, 1),
+        ]
+    );
+    assert_eq!(tracks[1]["last_packet_ms"], 1_795_000_004_980i64);
+
+    let dir_arg = ["--input-dir", root.to_str().unwrap()];
+    let list = |extra: &[&str]| {
+        stdout(&raw_recording(
+            &[&["list-tracks"][..], &dir_arg, extra].concat(),
+        ))
+    };
+    assert_eq!(list(&["--format", "users"]), "alice\nbob\n");
+    assert_eq!(list(&["--format", "sessions"]), "s-alice\ns-bob\n");
+    assert_eq!(
+        list(&["--format", "tracks", "--track-type", "video"]),
+        "a-cam\nb-screen\n"
+    );
+    let table = list(&[]);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 5, "{table}");
+    assert!(
+        lines[0].starts_with("USER ID  SESSION ID  TRACK ID  TYPE   SCREENSHARE  CODEC  SEGMENTS"),
+        "{table}"
+    );
+    assert!(
+        lines[4]
+            .split_whitespace()
+            .eq(["bob", "s-bob", "b-screen", "video", "yes", "H264", "1"]),
+        "{table}"
+    );
+}
+
+#[test]
+fn damaged_archives_get_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+    let list = |flag: &str, p: &str| failure(&raw_recording(&["list-tracks", flag, p]));
+
+    assert!(list("--input-file", &path("missing.tar.gz")).contains("cannot open"));
+    std::fs::write(path("notes.txt"), "hello").unwrap();
+    assert!(list("--input-file", &path("notes.txt")).contains("neither a .tar.gz nor a .zip"));
+
+    // A whole archive, then cut in half.
+    let root = dir.path().join("good");
+    write_archive(&root, &sessions());
+    let tgz = path("cut.tar.gz");
+    let status = Command::new("tar")
+        .args(["czf", &tgz, "-C"])
+        .arg(&root)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let bytes = std::fs::read(&tgz).unwrap();
+    std::fs::write(&tgz, &bytes[..bytes.len() / 2]).unwrap();
+    assert!(list("--input-file", &tgz).contains("damaged or cut short"));
+
+    let empty = path("empty");
+    std::fs::create_dir(&empty).unwrap();
+    assert!(list("--input-dir", &empty).contains("not a raw recording archive"));
+
+    // A segment whose dump is gone; metadata that is not JSON.
+    let session = root.join("raw_default_demo/alice/s-alice");
+    std::fs::remove_file(session.join("s-alice_0003_video.rtpdump")).unwrap();
+    let err = list("--input-dir", root.to_str().unwrap());
+    assert!(
+        err.contains("segment s-alice_0003_video: 0 .rtpdump files"),
+        "{err}"
+    );
+    std::fs::write(session.join("s-alice_timing_metadata.json"), "{").unwrap();
+    let err = list("--input-dir", root.to_str().unwrap());
+    assert!(
+        err.contains("s-alice_timing_metadata.json: not timing metadata"),
+        "{err}"
+    );
+
+    // Exactly one input.
+    let both = raw_recording(&["list-tracks", "--input-dir", &empty, "--input-file", &tgz]);
+    assert!(failure(&both).contains("cannot be used with"));
+    assert!(failure(&raw_recording(&["list-tracks"])).contains("required"));
+}
