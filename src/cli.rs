@@ -10,6 +10,7 @@ use crate::auth::Keys;
 use crate::config::{Config, HumanDuration, Settings};
 use crate::domain::{Role, Timestamp, UserId};
 use crate::rawtools::archive::Archive;
+use crate::rawtools::extract::{self, Fill, Kind, Selection};
 use crate::rawtools::list::{self, KindFilter, ListFormat};
 use crate::recorders::Recorders;
 use crate::secret::redact_url;
@@ -46,7 +47,8 @@ pub enum Command {
     ///
     ///   ffmpeg -f lavfi -i sine=f=440:r=48000 -t 10 -c:a libopus -b:a 64k clip.ogg
     Publish(PublishArgs),
-    /// Read raw recording archives (`.tar.gz`, `.zip` or a directory): list their tracks.
+    /// Read raw recording archives (`.tar.gz`, `.zip` or a directory): list their tracks, and
+    /// turn them into playable files.
     #[command(name = "raw-recording")]
     RawRecording {
         /// What to do.
@@ -181,6 +183,63 @@ pub enum RawRecordingCommand {
         #[arg(long, value_enum)]
         track_type: Option<KindFilter>,
     },
+    /// Write each participant session's audio to an MKV (Opus as recorded, no re-encoding),
+    /// named `individual_{type}_{id}_{user}_{session}_audio_only_{call start ms}.mkv`
+    /// (`shared_audio_only` for a screen share's sound).
+    ExtractAudio {
+        #[command(flatten)]
+        #[allow(missing_docs)]
+        extract: ExtractArgs,
+        /// Fill lost packets and DTX silences inside a segment, so that the audio lasts the
+        /// wall time.
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set,
+              num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+        fix_dtx: bool,
+    },
+    /// Write each participant session's video to an MKV (as recorded, no re-encoding), named
+    /// `individual_{type}_{id}_{user}_{session}_video_only_{call start ms}.mkv`
+    /// (`shared_video_only` for a screen share). Between segments the last picture is held.
+    ExtractVideo {
+        #[command(flatten)]
+        #[allow(missing_docs)]
+        extract: ExtractArgs,
+    },
+}
+
+/// What the extracting commands share.
+#[derive(Debug, Args)]
+pub struct ExtractArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub input: InputArgs,
+    /// The directory for the files (made if missing).
+    #[arg(long, value_name = "DIR")]
+    pub output: PathBuf,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub select: SelectArgs,
+    /// Fill the gaps between a track's segments (silence; the last picture held).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub fill_gaps: bool,
+    /// How to print what was written.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
+}
+
+/// Whose tracks: at most one of these (everyone's by default).
+#[derive(Debug, Args)]
+#[group(multiple = false)]
+pub struct SelectArgs {
+    /// Only this user's participant sessions.
+    #[arg(long)]
+    pub user_id: Option<String>,
+    /// Only this participant session.
+    #[arg(long)]
+    pub session_id: Option<String>,
+    /// Only this track's segments.
+    #[arg(long)]
+    pub track_id: Option<String>,
 }
 
 /// The archive a `raw-recording` command reads: exactly one of these.
@@ -256,7 +315,49 @@ fn raw_recording(command: RawRecordingCommand) -> anyhow::Result<()> {
             print!("{}", list::render(&tracks, format));
             Ok(())
         }
+        RawRecordingCommand::ExtractAudio { extract, fix_dtx } => {
+            run_extract(extract, Kind::Audio, fix_dtx)
+        }
+        RawRecordingCommand::ExtractVideo { extract } => run_extract(extract, Kind::Video, true),
     }
+}
+
+fn run_extract(args: ExtractArgs, kind: Kind, fix_dtx: bool) -> anyhow::Result<()> {
+    let archive = args.input.open()?;
+    let selection = Selection {
+        user_id: args.select.user_id,
+        session_id: args.select.session_id,
+        track_id: args.select.track_id,
+    };
+    let fill = Fill {
+        gaps: args.fill_gaps,
+        dtx: fix_dtx,
+    };
+    let written = extract::extract(&archive, &selection, kind, fill, &args.output)?;
+    match args.format {
+        ReportFormat::Json => println!("{}", serde_json::to_string(&written)?),
+        ReportFormat::Text => {
+            for f in &written {
+                println!(
+                    "{}  {:.3} s  ({} packets, {} lost, {} filled)",
+                    f.path.display(),
+                    f.duration_s,
+                    f.packets,
+                    f.lost,
+                    f.filled
+                );
+            }
+            if written.is_empty() {
+                let what = if kind == Kind::Audio {
+                    "audio"
+                } else {
+                    "video"
+                };
+                println!("no {what} to write");
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {

@@ -2,5 +2,6 @@
 //! list what they hold, and rebuild playable files from them.
 
 pub mod archive;
+pub mod extract;
 pub mod list;
 pub mod metadata;

@@ -39,7 +39,7 @@ pub fn files(job: &RecordingJob) -> Result<ParticipantFiles, RecorderError> {
         outputs: job.settings.individual_recording.output_types.clone(),
         container: Container::Matroska,
         naming: Box::new(IndividualNames {
-            prefix: format!("individual_{}_{}", cid.call_type, cid.id),
+            cid: (cid.call_type.to_string(), cid.id.to_string()),
             session_ms: job.session_started_at.unix_millis(),
         }),
         dir: job.work_dir.clone(),
@@ -47,9 +47,31 @@ pub fn files(job: &RecordingJob) -> Result<ParticipantFiles, RecorderError> {
     })
 }
 
+/// The name of a participant session's individual file of `content` (`audio_only`,
+/// `video_only` or `audio_video`; `screen` for a screen share) in the call session of `call`
+/// (type and id) that started at `session_ms`: the same whether the recorder or
+/// `raw-recording` made it.
+pub fn file_name(
+    call: (&str, &str),
+    user: &str,
+    session: &str,
+    screen: bool,
+    content: &str,
+    session_ms: i64,
+) -> String {
+    format!(
+        "individual_{}_{}_{}_{}_{}{content}_{session_ms}.mkv",
+        names::file_part(call.0, MAX_NAME_PART),
+        names::file_part(call.1, MAX_NAME_PART),
+        names::file_part(user, MAX_NAME_PART),
+        names::file_part(session, MAX_NAME_PART),
+        if screen { "shared_" } else { "" },
+    )
+}
+
 struct IndividualNames {
-    /// `individual_{call type}_{call id}`.
-    prefix: String,
+    /// The call type and id.
+    cid: (String, String),
     /// The call session's start: the last part of every name.
     session_ms: i64,
 }
@@ -62,13 +84,13 @@ impl Naming for IndividualNames {
         content: &str,
         _first_ms: i64,
     ) -> Result<String, RecorderError> {
-        Ok(format!(
-            "{}_{}_{}_{}{content}_{}.mkv",
-            self.prefix,
-            names::file_part(who.user_id.as_str(), MAX_NAME_PART),
-            names::file_part(who.user_session_id.as_str(), MAX_NAME_PART),
-            if screen { "shared_" } else { "" },
-            self.session_ms
+        Ok(file_name(
+            (&self.cid.0, &self.cid.1),
+            who.user_id.as_str(),
+            who.user_session_id.as_str(),
+            screen,
+            content,
+            self.session_ms,
         ))
     }
 }

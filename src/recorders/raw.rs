@@ -300,8 +300,16 @@ pub fn pack(root: &Path, target: &Path) -> Result<(), RecorderError> {
     let file = File::create(target).map_err(io("cannot create"))?;
     let gz = flate2::write::GzEncoder::new(BufWriter::new(file), flate2::Compression::fast());
     let mut tar = tar::Builder::new(gz);
-    let top = root.file_name().unwrap_or_default();
-    tar.append_dir_all(top, root).map_err(io("cannot write"))?;
+    let top = Path::new(root.file_name().unwrap_or_default());
+    // In name order, so that readers streaming the archive meet each track's segments in
+    // the order they were recorded (their names are numbered).
+    let mut files = files_under(root);
+    files.sort();
+    for path in files {
+        let name = top.join(path.strip_prefix(root).unwrap_or(&path));
+        tar.append_path_with_name(&path, name)
+            .map_err(io("cannot write"))?;
+    }
     let gz = tar.into_inner().map_err(io("cannot write"))?;
     gz.finish()
         .and_then(|mut w| w.flush())

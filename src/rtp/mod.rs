@@ -4,6 +4,7 @@
 
 mod codec;
 pub mod depacketize;
+pub mod extend;
 mod frame_size;
 mod keyframe;
 pub mod reorder;

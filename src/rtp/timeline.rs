@@ -23,6 +23,43 @@ const MIN_VIDEO_STEP_US: i64 = 1_000;
 /// second, playback runs at most 12% fast or slow while it lasts.
 const MAX_SLEW_PER_FRAME_US: i64 = 4_000;
 
+/// How a timeline waits for late packets and fills what the sender did not send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimelineOptions {
+    /// Most packets held waiting for a missing one.
+    pub reorder_packets: usize,
+    /// Longest wait for a missing packet, in arrival milliseconds.
+    pub reorder_ms: i64,
+    /// Fill audio gaps inside a segment (loss, DTX silences).
+    pub fill_within: bool,
+    /// Fill audio gaps between segments, and hold the last video frame across them.
+    pub fill_between: bool,
+}
+
+impl TimelineOptions {
+    /// For recording live: about 150 ms of waiting (enough for retransmissions on a path
+    /// with little delay, and a short delay before frames reach the file), every gap filled.
+    pub fn live(codec: MediaCodec) -> Self {
+        Self {
+            reorder_packets: if codec.is_audio() { 64 } else { 512 },
+            reorder_ms: 150,
+            fill_within: true,
+            fill_between: true,
+        }
+    }
+
+    /// For dumps read afterwards, where waiting costs only memory: 2 s or 512 audio / 4096
+    /// video packets.
+    pub fn offline(codec: MediaCodec, fill_within: bool, fill_between: bool) -> Self {
+        Self {
+            reorder_packets: if codec.is_audio() { 512 } else { 4096 },
+            reorder_ms: 2000,
+            fill_within,
+            fill_between,
+        }
+    }
+}
+
 /// A packet of the track.
 #[derive(Clone, Debug)]
 pub struct Packet<P> {
@@ -82,6 +119,7 @@ struct Anchor {
 #[derive(Debug)]
 pub struct Timeline<P> {
     codec: MediaCodec,
+    options: TimelineOptions,
     reorder: Reorder<Held<P>>,
     depacketizer: Depacketizer,
     ssrc: Option<u32>,
@@ -109,11 +147,17 @@ struct Held<P> {
 }
 
 impl<P: AsRef<[u8]>> Timeline<P> {
-    /// An empty timeline for `codec`.
+    /// An empty timeline for `codec`, recording live.
     pub fn new(codec: MediaCodec) -> Self {
+        Self::with_options(codec, TimelineOptions::live(codec))
+    }
+
+    /// An empty timeline for `codec` with `options`.
+    pub fn with_options(codec: MediaCodec, options: TimelineOptions) -> Self {
         Self {
             codec,
-            reorder: reorder_for(codec),
+            options,
+            reorder: Reorder::new(options.reorder_packets, options.reorder_ms),
             depacketizer: Depacketizer::new(codec),
             ssrc: None,
             anchor: None,
@@ -194,6 +238,12 @@ impl<P: AsRef<[u8]>> Timeline<P> {
         }
     }
 
+    /// Starts a new segment (the track restarted): what is held of the last one is
+    /// released, and the next frame is anchored anew.
+    pub fn new_segment(&mut self, out: &mut Vec<TimedFrame>) {
+        self.end_segment(out);
+    }
+
     /// Ends the track: everything held is released.
     pub fn finish(&mut self, out: &mut Vec<TimedFrame>) {
         self.end_segment(out);
@@ -208,7 +258,7 @@ impl<P: AsRef<[u8]>> Timeline<P> {
             self.take(r, out);
         }
         let late = self.reorder.late();
-        self.reorder = reorder_for(self.codec);
+        self.reorder = Reorder::new(self.options.reorder_packets, self.options.reorder_ms);
         self.stats.late += late;
         let arrival = self.anchor.map_or(0, |a| a.us);
         self.depacketizer.finish(&mut self.frames);
@@ -262,6 +312,8 @@ impl<P: AsRef<[u8]>> Timeline<P> {
         }
         let ticks = self.codec.ticks_per_ms() as i64;
         let at = |a: Anchor| a.us + (f.rtp_time as i64 - a.rtp_time as i64) * 1000 / ticks;
+        // The first frame of a segment: what comes before it is a gap between segments.
+        let segment_start = self.anchor.is_none();
         let mut anchor = *self.anchor.get_or_insert(Anchor {
             rtp_time: f.rtp_time,
             us: arrival_us,
@@ -297,7 +349,13 @@ impl<P: AsRef<[u8]>> Timeline<P> {
                 keyframe: f.keyframe,
             });
             if let Some(mut last) = last {
-                last.duration_us = (pts_us - last.pts_us).clamp(0, MAX_STRAY_US);
+                // Across segments, a frame may be held until the next segment's first.
+                let longest = if segment_start && self.options.fill_between {
+                    i64::MAX
+                } else {
+                    MAX_STRAY_US
+                };
+                last.duration_us = (pts_us - last.pts_us).clamp(0, longest);
                 if let Some(held) = &mut self.video_held {
                     held.duration_us = last.duration_us;
                 }
@@ -307,7 +365,12 @@ impl<P: AsRef<[u8]>> Timeline<P> {
             return;
         }
         let duration_us = opus_samples(&f.data).map_or(20_000, |s| i64::from(s) * 1000 / 48);
-        if let Some((next, toc)) = self.audio_next {
+        let fill = if segment_start {
+            self.options.fill_between
+        } else {
+            self.options.fill_within
+        };
+        if let Some((next, toc)) = self.audio_next.filter(|_| fill) {
             let empty = [toc & 0xfc];
             let step = opus_samples(&empty).map_or(20_000, |s| i64::from(s) * 1000 / 48);
             let mut at = next;
@@ -329,16 +392,6 @@ impl<P: AsRef<[u8]>> Timeline<P> {
             data: f.data,
             keyframe: true,
         });
-    }
-}
-
-fn reorder_for<P>(codec: MediaCodec) -> Reorder<Held<P>> {
-    // About 150 ms of waiting for a late packet: enough for retransmissions on a path with
-    // little delay, and a short delay before frames reach the file.
-    if codec.is_audio() {
-        Reorder::new(64, 150)
-    } else {
-        Reorder::new(512, 150)
     }
 }
 

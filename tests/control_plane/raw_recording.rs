@@ -15,7 +15,15 @@ struct Seg {
     track_id: &'static str,
     track_type: &'static str,
     first_unix_ms: i64,
-    packets: u16,
+    /// In the order they arrived: sequence number, RTP timestamp, ms after the first.
+    packets: Vec<(u16, u32, u32)>,
+}
+
+/// `n` packets 20 ms apart from sequence number 0 and RTP time 0.
+fn steady(n: u16) -> Vec<(u16, u32, u32)> {
+    (0..n)
+        .map(|i| (i, u32::from(i) * 960, u32::from(i) * 20))
+        .collect()
 }
 
 /// A participant session: user, session, segments.
@@ -34,25 +42,27 @@ fn seg(
         track_id,
         track_type,
         first_unix_ms,
-        packets: 50,
+        packets: steady(50),
     }
 }
 
-/// An rtpdump of `packets` 20 ms RTP packets of payload type `pt`, starting at `start_ms`.
-fn dump(start_ms: i64, pt: u8, packets: u16) -> Vec<u8> {
+/// An rtpdump of `packets` (Opus silence, or a byte of video) of payload type `pt`, starting
+/// at `start_ms`.
+fn dump(start_ms: i64, pt: u8, packets: &[(u16, u32, u32)]) -> Vec<u8> {
     let mut out = b"#!rtpplay1.0 127.0.0.1/5004\n".to_vec();
     out.extend_from_slice(&((start_ms / 1000) as u32).to_be_bytes());
     out.extend_from_slice(&(((start_ms % 1000) * 1000) as u32).to_be_bytes());
     out.extend_from_slice(&[127, 0, 0, 1, 0x13, 0x8c, 0, 0]);
-    for seq in 0..packets {
+    for &(seq, ts, offset_ms) in packets {
         let mut rtp = vec![0x80, pt];
         rtp.extend_from_slice(&seq.to_be_bytes());
-        rtp.extend_from_slice(&(u32::from(seq) * 960).to_be_bytes());
+        rtp.extend_from_slice(&ts.to_be_bytes());
         rtp.extend_from_slice(&7u32.to_be_bytes());
-        rtp.extend_from_slice(&[0xfc, 0xff, 0xfe]);
+        // A 20 ms Opus frame of silence.
+        rtp.extend_from_slice(&[0xf8, 0xff, 0xfe]);
         out.extend_from_slice(&(rtp.len() as u16 + 8).to_be_bytes());
         out.extend_from_slice(&(rtp.len() as u16).to_be_bytes());
-        out.extend_from_slice(&(u32::from(seq) * 20).to_be_bytes());
+        out.extend_from_slice(&offset_ms.to_be_bytes());
         out.extend_from_slice(&rtp);
     }
     out
@@ -83,15 +93,15 @@ fn write_archive(root: &Path, sessions: &[Session]) {
             std::fs::write(dir.join(format!("{}.sdp", s.base)), sdp).unwrap();
             std::fs::write(
                 dir.join(format!("{}.rtpdump", s.base)),
-                dump(s.first_unix_ms, pt, s.packets),
+                dump(s.first_unix_ms, pt, &s.packets),
             )
             .unwrap();
             kinds[kind].as_array_mut().unwrap().push(json!({
                 "base_filename": s.base, "codec": s.codec, "track_id": s.track_id,
-                "track_type": s.track_type, "first_rtp_rtp_timestamp": 0,
+                "track_type": s.track_type, "first_rtp_rtp_timestamp": s.packets[0].1,
                 "first_rtp_unix_timestamp": s.first_unix_ms,
-                "last_rtp_rtp_timestamp": (u32::from(s.packets) - 1) * 960,
-                "last_rtp_unix_timestamp": s.first_unix_ms + (i64::from(s.packets) - 1) * 20,
+                "last_rtp_rtp_timestamp": s.packets.last().unwrap().1,
+                "last_rtp_unix_timestamp": s.first_unix_ms + i64::from(s.packets.last().unwrap().2),
             }));
         }
         let meta = json!({
@@ -324,4 +334,133 @@ fn damaged_archives_get_clear_errors() {
     let both = raw_recording(&["list-tracks", "--input-dir", &empty, "--input-file", &tgz]);
     assert!(failure(&both).contains("cannot be used with"));
     assert!(failure(&raw_recording(&["list-tracks"])).contains("required"));
+}
+
+/// Seconds of audio `file` decodes to, and its length by ffprobe.
+fn decoded_and_probed(file: &Path) -> (f64, f64) {
+    let pcm = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(file)
+        .args([
+            "-map", "0:a", "-ac", "1", "-ar", "48000", "-f", "s16le", "-",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        pcm.status.success() && pcm.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&pcm.stderr)
+    );
+    let probe = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(file)
+        .output()
+        .unwrap();
+    let duration: f64 = String::from_utf8_lossy(&probe.stdout)
+        .trim()
+        .parse()
+        .unwrap();
+    (pcm.stdout.len() as f64 / 96_000.0, duration)
+}
+
+#[test]
+fn extracted_audio_lasts_the_wall_time_through_loss_reordering_dtx_gaps_and_wraps() {
+    const T: i64 = 1_795_000_000_000;
+    // 30 s from an RTP time that wraps 5 s in; 3% of packets lost; packets arriving up to
+    // 50 places late; nothing sent from 10 s to 20 s (DTX) while the clock runs on.
+    let start_ts = u32::MAX - 5 * 48_000;
+    // Silent, a DTX sender sends nothing: its sequence numbers go on from where they were.
+    let mut seq = 65_000u16;
+    let mut first: Vec<(u16, u32, u32)> = Vec::new();
+    for i in (0..1500u32).filter(|i| !(500..1000).contains(i)) {
+        seq = seq.wrapping_add(1);
+        if i % 33 != 7 {
+            first.push((seq, start_ts.wrapping_add(i * 960), i * 20));
+        }
+    }
+    for chunk in first.chunks_mut(51) {
+        // The first of every 51 arrives last.
+        chunk.rotate_left(1);
+    }
+    // Then 5 s of nothing, and a second segment of 10 s (a new SSRC in real life).
+    let second = steady(500);
+    let session = vec![(
+        "dora",
+        "s-dora",
+        vec![
+            Seg {
+                packets: first,
+                ..seg(
+                    "s-dora_0001_audio",
+                    "audio/opus",
+                    "d-mic",
+                    "TRACK_TYPE_AUDIO",
+                    T,
+                )
+            },
+            Seg {
+                packets: second,
+                ..seg(
+                    "s-dora_0002_audio",
+                    "audio/opus",
+                    "d-mic",
+                    "TRACK_TYPE_AUDIO",
+                    T + 35_000,
+                )
+            },
+        ],
+    )];
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("in");
+    write_archive(&root, &session);
+    let extract = |out: &str, extra: &[&str]| {
+        let out_dir = dir.path().join(out);
+        let args = [
+            &[
+                "extract-audio",
+                "--input-dir",
+                root.to_str().unwrap(),
+                "--output",
+                out_dir.to_str().unwrap(),
+            ][..],
+            extra,
+        ]
+        .concat();
+        println!("{}", stdout(&raw_recording(&args)));
+        let files: Vec<_> = std::fs::read_dir(&out_dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        assert_eq!(files.len(), 1, "{files:?}");
+        files[0].clone()
+    };
+
+    let file = extract("filled", &[]);
+    assert_eq!(
+        file.file_name().unwrap().to_str().unwrap(),
+        "individual_default_demo_dora_s-dora_audio_only_1795428000000.mkv"
+    );
+    let (decoded, probed) = decoded_and_probed(&file);
+    println!("filled: {decoded:.3} s decoded, {probed:.3} s long");
+    assert!((decoded - 45.0).abs() <= 0.02, "{decoded}");
+    assert!((probed - 45.0).abs() <= 0.02, "{probed}");
+
+    // Without filling between segments, the 5 s gap holds no audio (the file still spans it).
+    let (decoded, probed) = decoded_and_probed(&extract("unfilled", &["--fill-gaps=false"]));
+    assert!((decoded - 40.0).abs() <= 0.02, "{decoded}");
+    assert!((probed - 45.0).abs() <= 0.02, "{probed}");
+    // Without the DTX fix, the silence and the lost packets are missing too.
+    let (decoded, _) = decoded_and_probed(&extract(
+        "no-dtx-fix",
+        &["--fill-gaps", "false", "--fix-dtx=false"],
+    ));
+    assert!(decoded < 40.0 - 10.0 - 0.4, "{decoded}");
 }

@@ -168,6 +168,47 @@ async fn raw_archive_of_two_publishers_reads_back_whole() {
             ("publisher-2", "video", "VP8", 1),
         ]
     );
+
+    // extract-audio and extract-video turn it into files that last as long as each track's
+    // span in the metadata, and decode cleanly.
+    let out_dir = dir.path().join("extracted");
+    for command in ["extract-audio", "extract-video"] {
+        let out = stdout_of(
+            tokio::process::Command::new(env!("CARGO_BIN_EXE_reel"))
+                .args(["raw-recording", command, "--format", "json", "--input-file"])
+                .arg(&archive)
+                .arg("--output")
+                .arg(&out_dir),
+            command,
+        )
+        .await;
+        let written: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+        assert_eq!(written.len(), 2, "{out}");
+        for w in written {
+            let path = std::path::PathBuf::from(w["path"].as_str().unwrap());
+            let kind = w["kind"].as_str().unwrap();
+            let p = participants
+                .iter()
+                .find(|p| p["user_session_id"] == w["session_id"])
+                .unwrap();
+            let span = p["segments"][kind][0]["unix_duration_ms"].as_f64().unwrap() / 1000.0;
+            let (codecs, duration) = probe(&path).await;
+            let (errors, _) = decode(&path).await;
+            println!(
+                "{}: {codecs:?} {duration:.3} s; the metadata spans {span:.3} s",
+                path.display()
+            );
+            assert_eq!(codecs, [if kind == "audio" { "opus" } else { "vp8" }]);
+            assert!(errors.is_empty(), "{errors}");
+            // A file also holds its last frame's duration.
+            assert!((duration - span).abs() <= 0.1, "{duration} against {span}");
+        }
+    }
+    let left: Vec<_> = walk(&out_dir)
+        .into_iter()
+        .filter(|p| p.extension().is_none_or(|e| e != "mkv"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }
 
 /// Every file under `dir`.
