@@ -12,6 +12,7 @@ use crate::domain::{Role, Timestamp, UserId};
 use crate::rawtools::archive::Archive;
 use crate::rawtools::extract::{self, Fill, Kind, Selection};
 use crate::rawtools::list::{self, KindFilter, ListFormat};
+use crate::rawtools::mux_av::{self, MediaFilter};
 use crate::recorders::Recorders;
 use crate::secret::redact_url;
 use crate::server::Server;
@@ -204,6 +205,18 @@ pub enum RawRecordingCommand {
         #[allow(missing_docs)]
         extract: ExtractArgs,
     },
+    /// Write each participant session's audio and video into one MKV, named
+    /// `individual_{type}_{id}_{user}_{session}_audio_video_{call start ms}.mkv`
+    /// (`shared_audio_video` for a screen share), aligned by the sender's clock when its
+    /// reports are in the archive, else by arrival.
+    MuxAv {
+        #[command(flatten)]
+        #[allow(missing_docs)]
+        extract: ExtractArgs,
+        /// Which sources: camera and microphone (`user`), screen share (`display`), or both.
+        #[arg(long, value_enum, default_value_t = MediaFilter::Both)]
+        media: MediaFilter,
+    },
 }
 
 /// What the extracting commands share.
@@ -266,6 +279,16 @@ impl InputArgs {
     }
 }
 
+impl SelectArgs {
+    fn selection(&self) -> Selection {
+        Selection {
+            user_id: self.user_id.clone(),
+            session_id: self.session_id.clone(),
+            track_id: self.track_id.clone(),
+        }
+    }
+}
+
 /// `reel webhooks ...`.
 #[derive(Debug, Subcommand)]
 pub enum WebhooksCommand {
@@ -319,16 +342,39 @@ fn raw_recording(command: RawRecordingCommand) -> anyhow::Result<()> {
             run_extract(extract, Kind::Audio, fix_dtx)
         }
         RawRecordingCommand::ExtractVideo { extract } => run_extract(extract, Kind::Video, true),
+        RawRecordingCommand::MuxAv { extract, media } => {
+            let archive = extract.input.open()?;
+            let fill = Fill {
+                gaps: extract.fill_gaps,
+                dtx: true,
+            };
+            let written = mux_av::mux_av(
+                &archive,
+                &extract.select.selection(),
+                media,
+                fill,
+                &extract.output,
+            )?;
+            match extract.format {
+                ReportFormat::Json => println!("{}", serde_json::to_string(&written)?),
+                ReportFormat::Text => {
+                    for f in &written {
+                        println!(
+                            "{}  (video moved {} ms to meet the audio)",
+                            f.path.display(),
+                            f.video_moved_ms
+                        );
+                    }
+                }
+            }
+            Ok(())
+        }
     }
 }
 
 fn run_extract(args: ExtractArgs, kind: Kind, fix_dtx: bool) -> anyhow::Result<()> {
     let archive = args.input.open()?;
-    let selection = Selection {
-        user_id: args.select.user_id,
-        session_id: args.select.session_id,
-        track_id: args.select.track_id,
-    };
+    let selection = args.select.selection();
     let fill = Fill {
         gaps: args.fill_gaps,
         dtx: fix_dtx,

@@ -2,9 +2,11 @@
 //! (no transcoding). Matroska and WebM are written as live streams, in clusters of at most a
 //! second flushed as they close, so a file cut short by a crash plays up to its last cluster.
 
+mod interleave;
 mod params;
 mod writer;
 
+pub use interleave::interleave;
 pub use writer::{Container, StreamSpec, Writer, finalize};
 
 use std::sync::Once;

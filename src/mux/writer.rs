@@ -10,7 +10,7 @@ use super::{MuxError, init, params};
 use crate::rtp::MediaCodec;
 
 /// Microseconds, the unit of every time given to a [`Writer`].
-const MICROS: (i32, i32) = (1, 1_000_000);
+pub(super) const MICROS: (i32, i32) = (1, 1_000_000);
 
 /// The kind of file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,7 +22,7 @@ pub enum Container {
 }
 
 impl Container {
-    fn format(self) -> &'static str {
+    pub(super) fn format(self) -> &'static str {
         match self {
             Self::Matroska => "matroska",
             Self::WebM => "webm",
@@ -41,7 +41,7 @@ impl Container {
 
 /// The options of every file reel writes: clusters of at most a second, flushed to the file
 /// as soon as they are complete.
-fn live_options() -> Dictionary<'static> {
+pub(super) fn live_options() -> Dictionary<'static> {
     let mut options = Dictionary::new();
     options.set("cluster_time_limit", "1000");
     options.set("flush_packets", "1");

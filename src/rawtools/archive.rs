@@ -12,6 +12,7 @@ use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use super::metadata::{Segment, TimingMetadata};
+use crate::domain::Timestamp;
 use crate::rtp::sdp::{SdpError, StreamSdp};
 
 /// Largest metadata file read.
@@ -201,6 +202,14 @@ impl Archive {
             key(a).cmp(&key(b))
         });
         Ok(Archive { source, sessions })
+    }
+
+    /// The call session's start, unix ms, from the metadata (0 if it does not say).
+    pub fn call_start_ms(&self) -> i64 {
+        self.sessions.first().map_or(0, |s| {
+            Timestamp::parse_rfc3339(&s.metadata.call.call_start_time)
+                .map_or(0, |t| t.unix_millis())
+        })
     }
 
     /// Streams the dumps: `f` gets each one's entry name and a reader of its bytes, which it

@@ -19,7 +19,6 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::archive::{Archive, ArchiveError, SegmentFiles, SessionFiles};
-use crate::domain::Timestamp;
 use crate::mux::{Container, MuxError, StreamSpec, Writer};
 use crate::recorders::individual;
 use crate::rtp::extend::Extender;
@@ -120,6 +119,12 @@ pub struct Extracted {
     pub screenshare: bool,
     /// Its length in seconds.
     pub duration_s: f64,
+    /// Wall-clock time of its first frame, unix µs.
+    pub start_us: i64,
+    /// How much later than the sender's clock (its first sender report) the file puts its
+    /// frames, if the metadata has a report: what aligns audio and video.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sender_offset_us: Option<i64>,
     /// Packets read, lost and filled.
     pub packets: u64,
     /// Packets never received.
@@ -172,9 +177,7 @@ fn plans<'a>(
     selection: &Selection,
     kind: Kind,
 ) -> Result<Vec<Plan<'a>>, ExtractError> {
-    let call_ms = archive.sessions.first().map_or(0, |s| {
-        Timestamp::parse_rfc3339(&s.metadata.call.call_start_time).map_or(0, |t| t.unix_millis())
-    });
+    let call_ms = archive.call_start_ms();
     let mut plans = Vec::new();
     for session in &archive.sessions {
         let m = &session.metadata;
@@ -347,6 +350,7 @@ struct TrackFile {
     end_us: i64,
     frames: Vec<TimedFrame>,
     next_segment: usize,
+    sender_offset_us: Option<i64>,
 }
 
 impl TrackFile {
@@ -366,6 +370,7 @@ impl TrackFile {
             end_us: 0,
             frames: Vec::new(),
             next_segment: 0,
+            sender_offset_us: None,
         }
     }
 
@@ -406,6 +411,15 @@ impl TrackFile {
                 &mut self.frames,
             );
             self.write_frames()?;
+        }
+        let report = segment
+            .segment
+            .first_rtcp_rtp_timestamp
+            .zip(segment.segment.first_rtcp_ntp_timestamp);
+        if let (None, Some((rtp, ntp_ms))) = (self.sender_offset_us, report) {
+            self.sender_offset_us = self
+                .timeline
+                .offset_from_sender(ts.extend(u64::from(rtp)), ntp_ms * 1000);
         }
         self.next_segment += 1;
         Ok(())
@@ -476,6 +490,8 @@ impl TrackFile {
             },
             screenshare: plan.screen,
             duration_s: (self.end_us - self.zero_us.unwrap_or(self.end_us)) as f64 / 1e6,
+            start_us: self.zero_us.unwrap_or(0),
+            sender_offset_us: self.sender_offset_us,
             packets: stats.packets,
             lost: stats.lost,
             filled: stats.filled,

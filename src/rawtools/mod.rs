@@ -5,3 +5,4 @@ pub mod archive;
 pub mod extract;
 pub mod list;
 pub mod metadata;
+pub mod mux_av;

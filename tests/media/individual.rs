@@ -198,7 +198,7 @@ async fn flashes_and_beeps(file: &Path) -> (Vec<f64>, Vec<f64>) {
 async fn audio_and_video_are_aligned_by_the_senders_clock() {
     let (t, _) = recording_call(
         "sync",
-        json!({"individual_recording": {"mode": "auto-on"}}),
+        json!({"individual_recording": {"mode": "auto-on"}, "raw_recording": {"mode": "auto-on"}}),
         None,
     )
     .await;
@@ -217,22 +217,15 @@ async fn audio_and_video_are_aligned_by_the_senders_clock() {
         &["--video-delay", "150ms"],
     );
     tokio::join!(prompt, late);
-    let listed = listed_files(&t, "sync", 2).await;
+    let listed = listed_files(&t, "sync", 3).await;
     let dir = tempfile::tempdir().unwrap();
-    for (name, path) in download(&t.http, &listed, dir.path()).await {
-        let (flashes, beeps) = flashes_and_beeps(&path).await;
-        assert!(flashes.len() >= 10, "{name}: flashes at {flashes:?}");
-        let offsets: Vec<(f64, f64)> = flashes
-            .iter()
-            .map(|f| {
-                let nearest = beeps
-                    .iter()
-                    .min_by(|a, b| (*a - f).abs().total_cmp(&(*b - f).abs()))
-                    .unwrap_or_else(|| panic!("{name}: no sound"));
-                (*f, nearest - f)
-            })
-            .collect();
-        println!("{name}: (picture, sound minus picture) {offsets:.3?} s");
+    let downloaded = download(&t.http, &listed, dir.path()).await;
+    let (archives, files): (Vec<_>, Vec<_>) = downloaded
+        .into_iter()
+        .partition(|(name, _)| name.ends_with(".tar.gz"));
+    assert_eq!((archives.len(), files.len()), (1, 2));
+    for (name, path) in &files {
+        let offsets = sync_offsets(name, path).await;
         // The late video is aligned once both kinds had a sender report, and the move spread
         // over the next frames: from 8 s on at the latest. The encoder's look-ahead puts the
         // decoded sound 6.5 ms late; a video frame lasts 40 ms.
@@ -244,6 +237,57 @@ async fn audio_and_video_are_aligned_by_the_senders_clock() {
             );
         }
     }
+
+    // The raw archive recorded at the same time: `mux-av` makes files of the same names,
+    // as long (within 100 ms), aligned from their start: the sender reports are in the
+    // archive before the first frame is placed.
+    let muxed = dir.path().join("muxed");
+    let out = stdout_of(
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_reel"))
+            .args(["raw-recording", "mux-av", "--input-file"])
+            .arg(&archives[0].1)
+            .arg("--output")
+            .arg(&muxed),
+        "mux-av",
+    )
+    .await;
+    println!("{out}");
+    for (name, path) in &files {
+        let remade = muxed.join(name);
+        assert!(remade.exists(), "{name} not made by mux-av: {out}");
+        let ((codecs, duration), (_, recorded)) = (probe(&remade).await, probe(path).await);
+        assert_eq!(codecs, ["opus", "vp8"]);
+        assert!(
+            (duration - recorded).abs() <= 0.1,
+            "{name}: {duration:.3} s from the archive, {recorded:.3} s recorded"
+        );
+        let (errors, _) = decode(&remade).await;
+        assert!(errors.is_empty(), "{errors}");
+        for (at, o) in sync_offsets(name, &remade).await {
+            assert!(
+                o.abs() <= 0.03,
+                "{name} from the archive: sound {o:.3} s after the picture at {at:.3} s"
+            );
+        }
+    }
+}
+
+/// For each flash in `path`, its time and how much later the nearest beep starts.
+async fn sync_offsets(name: &str, path: &Path) -> Vec<(f64, f64)> {
+    let (flashes, beeps) = flashes_and_beeps(path).await;
+    assert!(flashes.len() >= 10, "{name}: flashes at {flashes:?}");
+    let offsets: Vec<(f64, f64)> = flashes
+        .iter()
+        .map(|f| {
+            let nearest = beeps
+                .iter()
+                .min_by(|a, b| (*a - f).abs().total_cmp(&(*b - f).abs()))
+                .unwrap_or_else(|| panic!("{name}: no sound"));
+            (*f, nearest - f)
+        })
+        .collect();
+    println!("{name}: (picture, sound minus picture) {offsets:.3?} s");
+    offsets
 }
 
 #[tokio::test]
