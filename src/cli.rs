@@ -12,6 +12,7 @@ use crate::domain::{Role, Timestamp, UserId};
 use crate::rawtools::archive::Archive;
 use crate::rawtools::extract::{self, Fill, Kind, Selection};
 use crate::rawtools::list::{self, KindFilter, ListFormat};
+use crate::rawtools::mix;
 use crate::rawtools::mux_av::{self, MediaFilter};
 use crate::recorders::Recorders;
 use crate::secret::redact_url;
@@ -217,6 +218,19 @@ pub enum RawRecordingCommand {
         #[arg(long, value_enum, default_value_t = MediaFilter::Both)]
         media: MediaFilter,
     },
+    /// Mix every participant's audio into one MP3 (stereo, 48 kHz), each placed at its
+    /// wall-clock start: `composite_{type}_{id}_audio_{call start ms}.mp3`.
+    MixAudio {
+        #[command(flatten)]
+        #[allow(missing_docs)]
+        input: InputArgs,
+        /// The directory for the file (made if missing).
+        #[arg(long, value_name = "DIR")]
+        output: PathBuf,
+        /// How to print what was written.
+        #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+        format: ReportFormat,
+    },
 }
 
 /// What the extracting commands share.
@@ -342,6 +356,25 @@ fn raw_recording(command: RawRecordingCommand) -> anyhow::Result<()> {
             run_extract(extract, Kind::Audio, fix_dtx)
         }
         RawRecordingCommand::ExtractVideo { extract } => run_extract(extract, Kind::Video, true),
+        RawRecordingCommand::MixAudio {
+            input,
+            output,
+            format,
+        } => {
+            let mixed = mix::mix_audio(&input.open()?, &output)?;
+            match (format, &mixed) {
+                (ReportFormat::Json, _) => println!("{}", serde_json::to_string(&mixed)?),
+                (ReportFormat::Text, Some(m)) => println!(
+                    "{}  {:.3} s  ({} tracks, {} samples clipped)",
+                    m.path.display(),
+                    m.duration_s,
+                    m.tracks,
+                    m.clipped
+                ),
+                (ReportFormat::Text, None) => println!("no audio to mix"),
+            }
+            Ok(())
+        }
         RawRecordingCommand::MuxAv { extract, media } => {
             let archive = extract.input.open()?;
             let fill = Fill {

@@ -3,10 +3,12 @@
 //! second flushed as they close, so a file cut short by a crash plays up to its last cluster.
 
 mod interleave;
+mod mix;
 mod params;
 mod writer;
 
 pub use interleave::interleave;
+pub use mix::{MixStats, mix_to_mp3};
 pub use writer::{Container, StreamSpec, Writer, finalize};
 
 use std::sync::Once;

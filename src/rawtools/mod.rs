@@ -5,4 +5,5 @@ pub mod archive;
 pub mod extract;
 pub mod list;
 pub mod metadata;
+pub mod mix;
 pub mod mux_av;

@@ -7,7 +7,7 @@
 //! with its handed-over files still uploaded: media already written is never dropped).
 
 pub mod individual;
-mod names;
+pub mod names;
 pub mod participant_files;
 pub mod raw;
 pub mod track;

@@ -17,6 +17,8 @@ struct Seg {
     first_unix_ms: i64,
     /// In the order they arrived: sequence number, RTP timestamp, ms after the first.
     packets: Vec<(u16, u32, u32)>,
+    /// Each packet's payload (Opus silence for packets past its end).
+    payloads: Vec<Vec<u8>>,
 }
 
 /// `n` packets 20 ms apart from sequence number 0 and RTP time 0.
@@ -43,23 +45,24 @@ fn seg(
         track_type,
         first_unix_ms,
         packets: steady(50),
+        payloads: Vec::new(),
     }
 }
 
 /// An rtpdump of `packets` (Opus silence, or a byte of video) of payload type `pt`, starting
 /// at `start_ms`.
-fn dump(start_ms: i64, pt: u8, packets: &[(u16, u32, u32)]) -> Vec<u8> {
+fn dump(start_ms: i64, pt: u8, packets: &[(u16, u32, u32)], payloads: &[Vec<u8>]) -> Vec<u8> {
     let mut out = b"#!rtpplay1.0 127.0.0.1/5004\n".to_vec();
     out.extend_from_slice(&((start_ms / 1000) as u32).to_be_bytes());
     out.extend_from_slice(&(((start_ms % 1000) * 1000) as u32).to_be_bytes());
     out.extend_from_slice(&[127, 0, 0, 1, 0x13, 0x8c, 0, 0]);
-    for &(seq, ts, offset_ms) in packets {
+    for (i, &(seq, ts, offset_ms)) in packets.iter().enumerate() {
         let mut rtp = vec![0x80, pt];
         rtp.extend_from_slice(&seq.to_be_bytes());
         rtp.extend_from_slice(&ts.to_be_bytes());
         rtp.extend_from_slice(&7u32.to_be_bytes());
-        // A 20 ms Opus frame of silence.
-        rtp.extend_from_slice(&[0xf8, 0xff, 0xfe]);
+        // A 20 ms Opus frame of silence, unless told otherwise.
+        rtp.extend_from_slice(payloads.get(i).map_or(&[0xf8, 0xff, 0xfe][..], |p| &p[..]));
         out.extend_from_slice(&(rtp.len() as u16 + 8).to_be_bytes());
         out.extend_from_slice(&(rtp.len() as u16).to_be_bytes());
         out.extend_from_slice(&offset_ms.to_be_bytes());
@@ -93,7 +96,7 @@ fn write_archive(root: &Path, sessions: &[Session]) {
             std::fs::write(dir.join(format!("{}.sdp", s.base)), sdp).unwrap();
             std::fs::write(
                 dir.join(format!("{}.rtpdump", s.base)),
-                dump(s.first_unix_ms, pt, &s.packets),
+                dump(s.first_unix_ms, pt, &s.packets, &s.payloads),
             )
             .unwrap();
             kinds[kind].as_array_mut().unwrap().push(json!({
@@ -463,4 +466,133 @@ fn extracted_audio_lasts_the_wall_time_through_loss_reordering_dtx_gaps_and_wrap
         &["--fill-gaps", "false", "--fix-dtx=false"],
     ));
     assert!(decoded < 40.0 - 10.0 - 0.4, "{decoded}");
+}
+
+/// 20 ms Opus packets: `silent` of silence, then about half a second of a 1 kHz tone.
+fn speech(dir: &Path, silent: usize) -> Vec<Vec<u8>> {
+    let tone = dir.join("tone.ogg");
+    let status = Command::new("ffmpeg")
+        .args([
+            "-nostdin",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=f=1000:d=0.5",
+        ])
+        .args(["-c:a", "libopus", "-frame_duration", "20"])
+        .arg(&tone)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let clip = reel::media::clip::read_audio(&tone).unwrap();
+    let mut payloads = vec![vec![0xf8, 0xff, 0xfe]; silent];
+    // The encoder's first packet mostly holds its look-ahead: the tone starts in the second.
+    payloads.extend(clip.frames.iter().skip(1).map(|f| f.data.to_vec()));
+    payloads
+}
+
+/// The times (s) at which sound starts in `file`: 5 ms windows rising above -30 dBFS.
+fn onsets(file: &Path) -> Vec<f64> {
+    let pcm = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(file)
+        .args(["-ac", "1", "-ar", "48000", "-f", "s16le", "-"])
+        .output()
+        .unwrap();
+    assert!(
+        pcm.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pcm.stderr)
+    );
+    let samples: Vec<f64> = pcm
+        .stdout
+        .chunks_exact(2)
+        .map(|b| f64::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0)
+        .collect();
+    let (mut on, mut times) = (false, Vec::new());
+    for (i, w) in samples.chunks(240).enumerate() {
+        let rms = (w.iter().map(|s| s * s).sum::<f64>() / w.len() as f64).sqrt();
+        let loud = rms > 10f64.powf(-30.0 / 20.0);
+        if loud && !on {
+            times.push(i as f64 * 0.005);
+        }
+        on = loud;
+    }
+    times
+}
+
+#[test]
+fn mix_audio_puts_each_voice_at_its_time() {
+    const T: i64 = 1_795_000_000_000;
+    let dir = tempfile::tempdir().unwrap();
+    // Erin speaks 1.0 s after her first packet; Finn joins 0.7 s after her and speaks 2.0 s
+    // after his first packet: 2.7 s into the mix.
+    let voice = |user, session, base, track, start, silent| {
+        (
+            user,
+            session,
+            vec![Seg {
+                packets: steady(250),
+                payloads: speech(dir.path(), silent),
+                ..seg(base, "audio/opus", track, "TRACK_TYPE_AUDIO", start)
+            }],
+        )
+    };
+    let sessions = vec![
+        voice("erin", "s-erin", "s-erin_0001_audio", "e-mic", T, 50),
+        voice("finn", "s-finn", "s-finn_0001_audio", "f-mic", T + 700, 100),
+    ];
+    let root = dir.path().join("in");
+    write_archive(&root, &sessions);
+    let out_dir = dir.path().join("out");
+    let out = stdout(&raw_recording(&[
+        "mix-audio",
+        "--format",
+        "json",
+        "--input-dir",
+        root.to_str().unwrap(),
+        "--output",
+        out_dir.to_str().unwrap(),
+    ]));
+    let mixed: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(mixed["tracks"], 2, "{mixed}");
+    let path = Path::new(mixed["path"].as_str().unwrap());
+    assert_eq!(
+        path.file_name().unwrap().to_str().unwrap(),
+        "composite_default_demo_audio_1795428000000.mp3"
+    );
+    let codec = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name,sample_rate,channels",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&codec.stdout).trim(), "mp3,48000,2");
+    let (decoded, _) = decoded_and_probed(path);
+    // Finn's 5 s end 5.7 s into the mix.
+    assert!((decoded - 5.7).abs() <= 0.03, "{decoded}");
+    let heard = onsets(path);
+    println!("voices start at {heard:?} s");
+    assert_eq!(heard.len(), 2, "{heard:?}");
+    for (at, expected) in heard.iter().zip([1.0, 2.7]) {
+        assert!(
+            (at - expected).abs() <= 0.02,
+            "a voice at {at} s, expected at {expected} s"
+        );
+    }
+    let left: Vec<_> = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(left.len(), 1, "{left:?}");
 }
