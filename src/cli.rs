@@ -12,8 +12,8 @@ use crate::domain::{Role, Timestamp, UserId};
 use crate::rawtools::archive::Archive;
 use crate::rawtools::extract::{self, Fill, Kind, Selection};
 use crate::rawtools::list::{self, KindFilter, ListFormat};
-use crate::rawtools::mix;
 use crate::rawtools::mux_av::{self, MediaFilter};
+use crate::rawtools::{mix, process_all};
 use crate::recorders::Recorders;
 use crate::secret::redact_url;
 use crate::server::Server;
@@ -218,6 +218,17 @@ pub enum RawRecordingCommand {
         #[arg(long, value_enum, default_value_t = MediaFilter::Both)]
         media: MediaFilter,
     },
+    /// Do it all: extract-audio, extract-video, mux-av and mix-audio into one directory, from
+    /// two passes over the archive.
+    ProcessAll {
+        #[command(flatten)]
+        #[allow(missing_docs)]
+        extract: ExtractArgs,
+        /// Fill lost packets and DTX silences inside a segment.
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set,
+              num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+        fix_dtx: bool,
+    },
     /// Mix every participant's audio into one MP3 (stereo, 48 kHz), each placed at its
     /// wall-clock start: `composite_{type}_{id}_audio_{call start ms}.mp3`.
     MixAudio {
@@ -356,6 +367,35 @@ fn raw_recording(command: RawRecordingCommand) -> anyhow::Result<()> {
             run_extract(extract, Kind::Audio, fix_dtx)
         }
         RawRecordingCommand::ExtractVideo { extract } => run_extract(extract, Kind::Video, true),
+        RawRecordingCommand::ProcessAll { extract, fix_dtx } => {
+            let archive = extract.input.open()?;
+            let fill = Fill {
+                gaps: extract.fill_gaps,
+                dtx: fix_dtx,
+            };
+            let done = process_all::process_all(
+                &archive,
+                &extract.select.selection(),
+                fill,
+                &extract.output,
+            )?;
+            match extract.format {
+                ReportFormat::Json => println!("{}", serde_json::to_string(&done)?),
+                ReportFormat::Text => {
+                    let paths = done
+                        .audio
+                        .iter()
+                        .chain(&done.video)
+                        .map(|f| &f.path)
+                        .chain(done.audio_video.iter().map(|f| &f.path))
+                        .chain(done.mix.iter().map(|m| &m.path));
+                    for path in paths {
+                        println!("{}", path.display());
+                    }
+                }
+            }
+            Ok(())
+        }
         RawRecordingCommand::MixAudio {
             input,
             output,

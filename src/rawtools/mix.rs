@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::archive::Archive;
-use super::extract::{self, ExtractError, Fill, Kind, Selection};
+use super::extract::{self, ExtractError, Extracted, Fill, Kind, Selection};
 use crate::mux;
 use crate::recorders::names;
 
@@ -45,6 +45,20 @@ pub fn mix_audio(archive: &Archive, out_dir: &Path) -> Result<Option<Mixed>, Ext
         fill,
         scratch.path(),
     )?;
+    mix_files(archive, &tracks, out_dir)
+}
+
+/// Writes the mix of `tracks` (audio files already extracted from `archive`) into `out_dir`;
+/// `None` if there are none.
+pub fn mix_files(
+    archive: &Archive,
+    tracks: &[Extracted],
+    out_dir: &Path,
+) -> Result<Option<Mixed>, ExtractError> {
+    let output_error = |source| ExtractError::Output {
+        dir: out_dir.display().to_string(),
+        source,
+    };
     let (Some(zero), Some(session)) = (
         tracks.iter().map(|t| t.start_us).min(),
         archive.sessions.first(),

@@ -7,3 +7,4 @@ pub mod list;
 pub mod metadata;
 pub mod mix;
 pub mod mux_av;
+pub mod process_all;

@@ -61,9 +61,25 @@ pub fn mux_av(
     let scratch = tempfile::tempdir().map_err(output_error)?;
     let audio = extract::extract(archive, selection, Kind::Audio, fill, scratch.path())?;
     let video = extract::extract(archive, selection, Kind::Video, fill, scratch.path())?;
+    combine(archive, &audio, &video, media, out_dir)
+}
+
+/// Writes the audio-and-video files of the sessions that have both an `audio` and a
+/// `video` file (already extracted), of the sources `media` names, into `out_dir`.
+pub fn combine(
+    archive: &Archive,
+    audio: &[Extracted],
+    video: &[Extracted],
+    media: MediaFilter,
+    out_dir: &Path,
+) -> Result<Vec<Muxed>, ExtractError> {
+    let output_error = |source| ExtractError::Output {
+        dir: out_dir.display().to_string(),
+        source,
+    };
     let call = archive.sessions.first().map(|s| &s.metadata.call);
     let mut written = Vec::new();
-    for v in &video {
+    for v in video {
         let wanted = match media {
             MediaFilter::User => !v.screenshare,
             MediaFilter::Display => v.screenshare,

@@ -238,23 +238,38 @@ async fn audio_and_video_are_aligned_by_the_senders_clock() {
         }
     }
 
-    // The raw archive recorded at the same time: `mux-av` makes files of the same names,
-    // as long (within 100 ms), aligned from their start: the sender reports are in the
-    // archive before the first frame is placed.
+    // The raw archive recorded at the same time: `process-all` makes audio-and-video files
+    // of the same names, as long (within 100 ms), aligned from their start (the sender
+    // reports are in the archive before the first frame is placed); and the other files.
     let muxed = dir.path().join("muxed");
     let out = stdout_of(
         tokio::process::Command::new(env!("CARGO_BIN_EXE_reel"))
-            .args(["raw-recording", "mux-av", "--input-file"])
+            .args(["raw-recording", "process-all", "--input-file"])
             .arg(&archives[0].1)
             .arg("--output")
             .arg(&muxed),
-        "mux-av",
+        "process-all",
     )
     .await;
     println!("{out}");
+    let mut made: Vec<String> = std::fs::read_dir(&muxed)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().into_string().unwrap())
+        .collect();
+    made.sort();
+    // Per participant audio, video, both; and the mix.
+    assert_eq!(made.len(), 7, "{made:?}");
+    assert!(
+        made[0].starts_with("composite_default_sync_audio_"),
+        "{made:?}"
+    );
+    let (codecs, mixed) = probe(&muxed.join(&made[0])).await;
+    assert_eq!(codecs, ["mp3"]);
+    assert!(mixed > 11.5, "{mixed} s of mix");
     for (name, path) in &files {
         let remade = muxed.join(name);
-        assert!(remade.exists(), "{name} not made by mux-av: {out}");
+        assert!(remade.exists(), "{name} not made by process-all: {out}");
         let ((codecs, duration), (_, recorded)) = (probe(&remade).await, probe(path).await);
         assert_eq!(codecs, ["opus", "vp8"]);
         assert!(
