@@ -81,6 +81,7 @@ fn write_archive(root: &Path, sessions: &[Session]) {
             let (kind, name) = s.codec.split_once('/').unwrap();
             let (pt, map) = match name {
                 "opus" => (111, "opus/48000/2"),
+                "PCMU" => (0, "PCMU/8000"),
                 other => (
                     96,
                     if other == "VP8" {
@@ -337,6 +338,90 @@ fn damaged_archives_get_clear_errors() {
     let both = raw_recording(&["list-tracks", "--input-dir", &empty, "--input-file", &tgz]);
     assert!(failure(&both).contains("cannot be used with"));
     assert!(failure(&raw_recording(&["list-tracks"])).contains("required"));
+}
+
+#[test]
+fn extracting_explains_unknown_ids_codecs_and_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("in");
+    let mut all = sessions();
+    all.push((
+        "gus",
+        "s-gus",
+        vec![seg(
+            "s-gus_0001_audio",
+            "audio/PCMU",
+            "g-mic",
+            "TRACK_TYPE_AUDIO",
+            1_795_000_000_000,
+        )],
+    ));
+    write_archive(&root, &all);
+    let input = root.to_str().unwrap();
+    let out = dir.path().join("out");
+    let extract = |extra: &[&str]| {
+        let args = [
+            &[
+                "extract-audio",
+                "--input-dir",
+                input,
+                "--output",
+                out.to_str().unwrap(),
+            ][..],
+            extra,
+        ]
+        .concat();
+        raw_recording(&args)
+    };
+    // Listing shows the codec; extracting it says what it can take.
+    let listed = stdout(&raw_recording(&[
+        "list-tracks",
+        "--input-dir",
+        input,
+        "--format",
+        "json",
+    ]));
+    assert!(listed.contains("\"PCMU\""), "{listed}");
+    let err = failure(&extract(&["--user-id", "gus"]));
+    assert!(
+        err.contains("codec \"PCMU\" is not one of opus, VP8, VP9, H264, AV1"),
+        "{err}"
+    );
+    for (flag, list) in [
+        ("--user-id", "users"),
+        ("--session-id", "sessions"),
+        ("--track-id", "tracks"),
+    ] {
+        let err = failure(&extract(&[flag, "nobody"]));
+        assert!(
+            err.contains(&format!("list-tracks --format {list}")),
+            "{err}"
+        );
+    }
+    assert!(
+        failure(&extract(&["--user-id", "alice", "--track-id", "a-mic"]))
+            .contains("cannot be used with")
+    );
+    // Nothing was left in the output by the failures.
+    assert!(std::fs::read_dir(&out).map_or(true, |d| d.count() == 0));
+    // An output that is a file.
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let err = failure(&raw_recording(&[
+        "extract-audio",
+        "--input-dir",
+        input,
+        "--output",
+        file.to_str().unwrap(),
+        "--user-id",
+        "alice",
+    ]));
+    assert!(err.contains("cannot write to"), "{err}");
+    // And the one that works writes alice's file only.
+    let written = stdout(&extract(&["--user-id", "alice", "--format", "json"]));
+    let written: Value = serde_json::from_str(&written).unwrap();
+    assert_eq!(written.as_array().unwrap().len(), 1, "{written}");
+    assert_eq!(written[0]["user_id"], "alice");
 }
 
 /// Seconds of audio `file` decodes to, and its length by ffprobe.
