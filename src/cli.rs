@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::auth::Keys;
 use crate::config::{Config, HumanDuration, Settings};
 use crate::domain::{Role, Timestamp, UserId};
-use crate::rawtools::archive::Archive;
+use crate::rawtools::archive::{Archive, Watcher};
 use crate::rawtools::extract::{self, Fill, Kind, Selection};
 use crate::rawtools::list::{self, KindFilter, ListFormat};
 use crate::rawtools::mux_av::{self, MediaFilter};
@@ -293,14 +293,56 @@ pub struct InputArgs {
 }
 
 impl InputArgs {
-    /// The archive, opened.
+    /// The archive, opened, with a progress bar on stderr if it is a terminal.
     fn open(&self) -> anyhow::Result<Archive> {
         let path = self
             .input_file
             .as_ref()
             .or(self.input_dir.as_ref())
             .context("give --input-file or --input-dir")?;
-        Ok(Archive::open(path)?)
+        let mut archive = Archive::open(path)?;
+        archive.watch(Arc::new(PassBar::default()));
+        Ok(archive)
+    }
+}
+
+/// A progress bar per pass over an archive; drawn only on a terminal.
+#[derive(Default)]
+struct PassBar {
+    bar: std::sync::Mutex<Option<indicatif::ProgressBar>>,
+    passes: std::sync::atomic::AtomicU32,
+}
+
+impl Watcher for PassBar {
+    fn started(&self, total: u64) {
+        let pass = self
+            .passes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        let bar = indicatif::ProgressBar::new(total).with_message(format!("pass {pass}"));
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+        ) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        *self.bar.lock().expect("the bar lock is never poisoned") = Some(bar);
+    }
+
+    fn read(&self, bytes: u64) {
+        if let Some(bar) = &*self.bar.lock().expect("the bar lock is never poisoned") {
+            bar.inc(bytes);
+        }
+    }
+
+    fn finished(&self) {
+        if let Some(bar) = self
+            .bar
+            .lock()
+            .expect("the bar lock is never poisoned")
+            .take()
+        {
+            bar.finish_and_clear();
+        }
     }
 }
 

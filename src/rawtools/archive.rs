@@ -8,8 +8,9 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::metadata::{Segment, TimingMetadata};
 use crate::domain::Timestamp;
@@ -103,12 +104,33 @@ pub struct SegmentFiles {
     pub sdp: StreamSdp,
 }
 
+/// Told how far each pass over the dumps has got (a progress bar).
+pub trait Watcher: Send + Sync {
+    /// A pass that will read about `total` bytes starts.
+    fn started(&self, total: u64);
+    /// `bytes` more were read.
+    fn read(&self, bytes: u64);
+    /// The pass is over.
+    fn finished(&self);
+}
+
 /// An opened archive.
-#[derive(Debug)]
 pub struct Archive {
     source: Source,
     /// Its participant sessions, ordered by user id and session.
     pub sessions: Vec<SessionFiles>,
+    /// Bytes a pass over the dumps reads: the archive's size, or its dumps' in a directory.
+    pass_bytes: u64,
+    watcher: Option<Arc<dyn Watcher>>,
+}
+
+impl std::fmt::Debug for Archive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Archive")
+            .field("source", &self.source)
+            .field("sessions", &self.sessions.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Archive {
@@ -136,7 +158,8 @@ impl Archive {
         let mut names = Vec::new();
         let mut metadata = Vec::new();
         let mut sdps = HashMap::new();
-        visit(&source, &mut |name, r| {
+        let mut dump_bytes = 0u64;
+        visit(&source, None, &mut |name, r| {
             if name.ends_with("_timing_metadata.json") {
                 let bytes = read_limited(r, MAX_METADATA, name)?;
                 let m: TimingMetadata =
@@ -153,9 +176,16 @@ impl Archive {
                 );
             } else if name.ends_with(".rtpdump") {
                 names.push(name.to_owned());
+                if let Source::Dir(root) = &source {
+                    dump_bytes += std::fs::metadata(root.join(name)).map_or(0, |m| m.len());
+                }
             }
             Ok(())
         })?;
+        let pass_bytes = match &source {
+            Source::Dir(_) => dump_bytes,
+            Source::TarGz(p) | Source::Zip(p) => std::fs::metadata(p).map_or(0, |m| m.len()),
+        };
         if metadata.is_empty() {
             return Err(ArchiveError::NotRaw(shown));
         }
@@ -201,7 +231,17 @@ impl Archive {
             };
             key(a).cmp(&key(b))
         });
-        Ok(Archive { source, sessions })
+        Ok(Archive {
+            source,
+            sessions,
+            pass_bytes,
+            watcher: None,
+        })
+    }
+
+    /// Tells `watcher` how far each later pass over the dumps gets.
+    pub fn watch(&mut self, watcher: Arc<dyn Watcher>) {
+        self.watcher = Some(watcher);
     }
 
     /// The call session's start, unix ms, from the metadata (0 if it does not say).
@@ -218,13 +258,20 @@ impl Archive {
         &self,
         f: &mut dyn FnMut(&str, &mut dyn BufRead) -> Result<(), ArchiveError>,
     ) -> Result<(), ArchiveError> {
-        visit(&self.source, &mut |name, r| {
+        if let Some(w) = &self.watcher {
+            w.started(self.pass_bytes);
+        }
+        let visited = visit(&self.source, self.watcher.as_ref(), &mut |name, r| {
             if name.ends_with(".rtpdump") {
                 f(name, &mut BufReader::with_capacity(1 << 16, r))
             } else {
                 Ok(())
             }
-        })
+        });
+        if let Some(w) = &self.watcher {
+            w.finished();
+        }
+        visited
     }
 }
 
@@ -272,12 +319,40 @@ fn read_limited(r: &mut dyn Read, limit: u64, entry: &str) -> Result<Vec<u8>, Ar
     Ok(bytes)
 }
 
+/// A reader that tells a watcher what it read.
+struct Counted<R> {
+    inner: R,
+    watcher: Option<Arc<dyn Watcher>>,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Some(w) = &self.watcher {
+            w.read(n as u64);
+        }
+        Ok(n)
+    }
+}
+
+impl<R: Seek> Seek for Counted<R> {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        self.inner.seek(pos)
+    }
+}
+
 /// Calls `f` with the name and bytes of every file in `source`, in stored order (a
-/// directory's sorted by name). Names use `/` and have no leading `./`.
+/// directory's sorted by name), telling `watcher` the bytes read. Names use `/` and have no
+/// leading `./`.
 fn visit(
     source: &Source,
+    watcher: Option<&Arc<dyn Watcher>>,
     f: &mut dyn FnMut(&str, &mut dyn Read) -> Result<(), ArchiveError>,
 ) -> Result<(), ArchiveError> {
+    let counted = |inner: File| Counted {
+        inner,
+        watcher: watcher.cloned(),
+    };
     match source {
         Source::Dir(root) => {
             for path in files_under(root)? {
@@ -286,11 +361,11 @@ fn visit(
                     .unwrap_or(&path)
                     .to_string_lossy()
                     .replace('\\', "/");
-                let mut file = File::open(&path).map_err(|source| ArchiveError::Open {
+                let file = File::open(&path).map_err(|source| ArchiveError::Open {
                     path: path.display().to_string(),
                     source,
                 })?;
-                f(&name, &mut file)?;
+                f(&name, &mut counted(file))?;
             }
             Ok(())
         }
@@ -300,7 +375,7 @@ fn visit(
                 path: path.display().to_string(),
                 source,
             })?;
-            let gz = flate2::read::GzDecoder::new(BufReader::with_capacity(1 << 16, file));
+            let gz = flate2::read::GzDecoder::new(BufReader::with_capacity(1 << 16, counted(file)));
             let mut tar = tar::Archive::new(gz);
             for entry in tar.entries().map_err(&corrupt)? {
                 let mut entry = entry.map_err(&corrupt)?;
@@ -322,7 +397,7 @@ fn visit(
                 path: path.display().to_string(),
                 source,
             })?;
-            let mut zip = zip::ZipArchive::new(BufReader::new(file))
+            let mut zip = zip::ZipArchive::new(BufReader::new(counted(file)))
                 .map_err(|e| corrupt(io::Error::other(e)))?;
             for i in 0..zip.len() {
                 let mut entry = zip.by_index(i).map_err(|e| corrupt(io::Error::other(e)))?;

@@ -531,6 +531,35 @@ fn extracted_audio_lasts_the_wall_time_through_loss_reordering_dtx_gaps_and_wrap
         files[0].clone()
     };
 
+    // On a terminal a progress bar shows each pass; elsewhere nothing is drawn.
+    let out_dir = dir.path().join("on-a-terminal");
+    let command = format!(
+        "{} raw-recording extract-audio --input-dir {} --output {}",
+        reel_bin().display(),
+        root.display(),
+        out_dir.display()
+    );
+    let terminal = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&terminal.stdout);
+    assert!(
+        terminal.status.success() && shown.contains("pass 1 ["),
+        "{shown}"
+    );
+    let quiet = raw_recording(&[
+        "extract-audio",
+        "--input-dir",
+        root.to_str().unwrap(),
+        "--output",
+        dir.path().join("quiet").to_str().unwrap(),
+    ]);
+    assert!(
+        quiet.status.success() && quiet.stderr.is_empty(),
+        "{quiet:?}"
+    );
+
     let file = extract("filled", &[]);
     assert_eq!(
         file.file_name().unwrap().to_str().unwrap(),
