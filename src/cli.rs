@@ -280,27 +280,70 @@ pub struct SelectArgs {
     pub track_id: Option<String>,
 }
 
-/// The archive a `raw-recording` command reads: exactly one of these.
+/// The archive a `raw-recording` command reads, and where remote ones are kept.
+#[derive(Debug, Args)]
+pub struct InputArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub source: InputSource,
+    /// Where --input-s3 downloads are kept [default: $XDG_CACHE_HOME/reel/raw-recordings, or
+    /// ~/.cache/reel/raw-recordings].
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// The archive: exactly one of these.
 #[derive(Debug, Args)]
 #[group(required = true, multiple = false)]
-pub struct InputArgs {
+pub struct InputSource {
     /// A raw recording archive: `.tar.gz` (as reel and Stream make them) or `.zip`.
     #[arg(long, value_name = "FILE")]
     pub input_file: Option<PathBuf>,
     /// A raw recording archive already extracted.
     #[arg(long, value_name = "DIR")]
     pub input_dir: Option<PathBuf>,
+    /// A raw recording archive in S3, `s3://bucket/key` (credentials, region and endpoint from
+    /// the usual AWS settings: AWS_* variables, profile files, roles; AWS_ENDPOINT_URL for
+    /// S3-compatible services), or at an HTTP(S) URL such as a presigned one. Downloaded once
+    /// into --cache-dir and used again while its ETag is unchanged.
+    #[arg(long, value_name = "URL")]
+    pub input_s3: Option<String>,
 }
 
 impl InputArgs {
-    /// The archive, opened, with a progress bar on stderr if it is a terminal.
-    fn open(&self) -> anyhow::Result<Archive> {
-        let path = self
-            .input_file
-            .as_ref()
-            .or(self.input_dir.as_ref())
-            .context("give --input-file or --input-dir")?;
-        let mut archive = Archive::open(path)?;
+    /// The archive (downloaded first if remote), opened, with a progress bar on stderr if it
+    /// is a terminal.
+    async fn open(&self) -> anyhow::Result<Archive> {
+        let source = &self.source;
+        let path = match (&source.input_file, &source.input_dir, &source.input_s3) {
+            (Some(p), _, _) | (_, Some(p), _) => p.clone(),
+            (_, _, Some(url)) => {
+                let cache = match &self.cache_dir {
+                    Some(dir) => dir.clone(),
+                    None => std::env::var_os("XDG_CACHE_HOME")
+                        .map(PathBuf::from)
+                        .or_else(|| {
+                            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache"))
+                        })
+                        .context("no cache directory: give --cache-dir")?
+                        .join("reel/raw-recordings"),
+                };
+                let fetched = crate::storage::fetch_cached(url, &cache).await?;
+                let how = if fetched.downloaded {
+                    "downloaded to"
+                } else {
+                    "using the cached copy"
+                };
+                eprintln!(
+                    "{}: {how} {}",
+                    url.split('?').next().unwrap_or(url),
+                    fetched.path.display()
+                );
+                fetched.path
+            }
+            _ => bail!("give --input-file, --input-dir or --input-s3"),
+        };
+        let mut archive = Archive::open(&path)?;
         archive.watch(Arc::new(PassBar::default()));
         Ok(archive)
     }
@@ -388,29 +431,31 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve(args.resolve()?).await,
         Command::Token(args) => token(args).await,
         Command::Publish(args) => publish(args).await,
-        Command::RawRecording { command } => raw_recording(command),
+        Command::RawRecording { command } => raw_recording(command).await,
         Command::Webhooks { command } => webhooks(command).await,
     }
 }
 
-fn raw_recording(command: RawRecordingCommand) -> anyhow::Result<()> {
+async fn raw_recording(command: RawRecordingCommand) -> anyhow::Result<()> {
     match command {
         RawRecordingCommand::ListTracks {
             input,
             format,
             track_type,
         } => {
-            let archive = input.open()?;
+            let archive = input.open().await?;
             let tracks = list::tracks(&archive, track_type);
             print!("{}", list::render(&tracks, format));
             Ok(())
         }
         RawRecordingCommand::ExtractAudio { extract, fix_dtx } => {
-            run_extract(extract, Kind::Audio, fix_dtx)
+            run_extract(extract, Kind::Audio, fix_dtx).await
         }
-        RawRecordingCommand::ExtractVideo { extract } => run_extract(extract, Kind::Video, true),
+        RawRecordingCommand::ExtractVideo { extract } => {
+            run_extract(extract, Kind::Video, true).await
+        }
         RawRecordingCommand::ProcessAll { extract, fix_dtx } => {
-            let archive = extract.input.open()?;
+            let archive = extract.input.open().await?;
             let fill = Fill {
                 gaps: extract.fill_gaps,
                 dtx: fix_dtx,
@@ -443,7 +488,7 @@ fn raw_recording(command: RawRecordingCommand) -> anyhow::Result<()> {
             output,
             format,
         } => {
-            let mixed = mix::mix_audio(&input.open()?, &output)?;
+            let mixed = mix::mix_audio(&input.open().await?, &output)?;
             match (format, &mixed) {
                 (ReportFormat::Json, _) => println!("{}", serde_json::to_string(&mixed)?),
                 (ReportFormat::Text, Some(m)) => println!(
@@ -458,7 +503,7 @@ fn raw_recording(command: RawRecordingCommand) -> anyhow::Result<()> {
             Ok(())
         }
         RawRecordingCommand::MuxAv { extract, media } => {
-            let archive = extract.input.open()?;
+            let archive = extract.input.open().await?;
             let fill = Fill {
                 gaps: extract.fill_gaps,
                 dtx: true,
@@ -487,8 +532,8 @@ fn raw_recording(command: RawRecordingCommand) -> anyhow::Result<()> {
     }
 }
 
-fn run_extract(args: ExtractArgs, kind: Kind, fix_dtx: bool) -> anyhow::Result<()> {
-    let archive = args.input.open()?;
+async fn run_extract(args: ExtractArgs, kind: Kind, fix_dtx: bool) -> anyhow::Result<()> {
+    let archive = args.input.open().await?;
     let selection = args.select.selection();
     let fill = Fill {
         gaps: args.fill_gaps,

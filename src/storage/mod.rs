@@ -5,6 +5,7 @@
 //! signed by reel (served by the API with Range support); S3 targets upload (multipart for
 //! large files, resumable through an [`UploadJournal`]) and hand out presigned URLs.
 
+mod fetch;
 mod local;
 mod s3;
 
@@ -12,6 +13,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use fetch::{Fetched, fetch_cached};
 pub use local::{LinkRefused, LocalDisk};
 pub use s3::{S3Bucket, S3Options};
 

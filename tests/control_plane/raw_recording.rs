@@ -6,7 +6,7 @@ use std::process::{Command, Output};
 
 use serde_json::{Value, json};
 
-use crate::common::reel_bin;
+use crate::common::{S3_KEY, S3_SECRET, S3Server, reel_bin};
 
 /// A segment of the test's archives.
 struct Seg {
@@ -709,4 +709,161 @@ fn mix_audio_puts_each_voice_at_its_time() {
         .map(|e| e.file_name())
         .collect();
     assert_eq!(left.len(), 1, "{left:?}");
+}
+
+/// Packs `sessions` as a `.tar.gz` at `path`.
+fn tar_gz(sessions: &[Session], path: &Path) {
+    let dir = tempfile::tempdir().unwrap();
+    write_archive(dir.path(), sessions);
+    let status = Command::new("tar")
+        .arg("czf")
+        .arg(path)
+        .arg("-C")
+        .arg(dir.path())
+        .arg("raw_default_demo")
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test]
+async fn input_s3_downloads_once_and_again_when_the_object_changes() {
+    let s3 = S3Server::start("archives").await;
+    let object = s3.root.path().join("archives/calls/call.tar.gz");
+    std::fs::create_dir_all(object.parent().unwrap()).unwrap();
+    tar_gz(&sessions(), &object);
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let users = |url: &str| {
+        let out = Command::new(reel_bin())
+            .args([
+                "raw-recording",
+                "list-tracks",
+                "--format",
+                "users",
+                "--input-s3",
+                url,
+            ])
+            .arg("--cache-dir")
+            .arg(&cache)
+            .env("AWS_ACCESS_KEY_ID", S3_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", S3_SECRET)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ENDPOINT_URL", s3.endpoint())
+            .env_remove("AWS_PROFILE")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        (stdout(&out), err)
+    };
+    let url = "s3://archives/calls/call.tar.gz";
+    let (listed, said) = users(url);
+    assert_eq!(listed, "alice\nbob\n");
+    assert!(said.contains("downloaded to"), "{said}");
+    let copies: Vec<_> = std::fs::read_dir(&cache)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    let copy = copies
+        .iter()
+        .find(|p| p.to_string_lossy().ends_with("call.tar.gz"))
+        .unwrap();
+    let modified = std::fs::metadata(copy).unwrap().modified().unwrap();
+
+    // Again: the ETag is the same, nothing is downloaded.
+    let (listed, said) = users(url);
+    assert_eq!(listed, "alice\nbob\n");
+    assert!(said.contains("using the cached copy"), "{said}");
+    assert_eq!(
+        std::fs::metadata(copy).unwrap().modified().unwrap(),
+        modified
+    );
+
+    // The object changes: it is downloaded again.
+    let mut more = sessions();
+    more.push((
+        "gus",
+        "s-gus",
+        vec![seg(
+            "s-gus_0001_audio",
+            "audio/opus",
+            "g",
+            "TRACK_TYPE_AUDIO",
+            0,
+        )],
+    ));
+    tar_gz(&more, &object);
+    let (listed, said) = users(url);
+    assert_eq!(listed, "alice\nbob\ngus\n");
+    assert!(said.contains("downloaded to"), "{said}");
+
+    // A presigned URL needs no credentials; another link to the same object finds the copy.
+    let bucket = reel::storage::S3Bucket::new(reel::storage::S3Options {
+        bucket: "archives".into(),
+        prefix: String::new(),
+        region: "us-east-1".into(),
+        endpoint: Some(s3.endpoint()),
+        credentials: Some((S3_KEY.into(), S3_SECRET.to_owned().into())),
+        path_style: true,
+    })
+    .unwrap();
+    let link = |ttl| {
+        let bucket = &bucket;
+        async move {
+            bucket
+                .presign("calls/call.tar.gz", std::time::Duration::from_secs(ttl))
+                .await
+                .unwrap()
+        }
+    };
+    let first = link(600).await;
+    let plain = |url: &str| {
+        let out = Command::new(reel_bin())
+            .args([
+                "raw-recording",
+                "list-tracks",
+                "--format",
+                "users",
+                "--input-s3",
+                url,
+            ])
+            .arg("--cache-dir")
+            .arg(&cache)
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .output()
+            .unwrap();
+        (
+            stdout(&out),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (listed, said) = plain(&first);
+    assert_eq!(listed, "alice\nbob\ngus\n");
+    assert!(
+        said.contains("downloaded to") && !said.contains("X-Amz"),
+        "{said}"
+    );
+    let (_, said) = plain(&link(900).await);
+    assert!(said.contains("using the cached copy"), "{said}");
+
+    // A missing object is named.
+    let out = Command::new(reel_bin())
+        .args([
+            "raw-recording",
+            "list-tracks",
+            "--input-s3",
+            "s3://archives/nope.tar.gz",
+        ])
+        .arg("--cache-dir")
+        .arg(&cache)
+        .env("AWS_ACCESS_KEY_ID", S3_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", S3_SECRET)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ENDPOINT_URL", s3.endpoint())
+        .output()
+        .unwrap();
+    let err = failure(&out);
+    assert!(err.contains("s3://archives/nope.tar.gz"), "{err}");
 }
