@@ -461,29 +461,38 @@ fn decoded_and_probed(file: &Path) -> (f64, f64) {
 #[test]
 fn extracted_audio_lasts_the_wall_time_through_loss_reordering_dtx_gaps_and_wraps() {
     const T: i64 = 1_795_000_000_000;
+    let dir = tempfile::tempdir().unwrap();
     // 30 s from an RTP time that wraps 5 s in; 3% of packets lost; packets arriving up to
     // 50 places late; nothing sent from 10 s to 20 s (DTX) while the clock runs on.
     let start_ts = u32::MAX - 5 * 48_000;
+    // The speaker holds a tone whenever the sender sends (the tone's encoding starting over
+    // when sending does, as an encoder's state would follow its input).
+    let tone = tone(dir.path());
     // Silent, a DTX sender sends nothing: its sequence numbers go on from where they were.
     let mut seq = 65_000u16;
-    let mut first: Vec<(u16, u32, u32)> = Vec::new();
+    let mut sent: Vec<((u16, u32, u32), Vec<u8>)> = Vec::new();
     for i in (0..1500u32).filter(|i| !(500..1000).contains(i)) {
         seq = seq.wrapping_add(1);
+        let since = if i < 500 { i } else { i - 1000 } as usize;
         if i % 33 != 7 {
-            first.push((seq, start_ts.wrapping_add(i * 960), i * 20));
+            let payload = tone[since % tone.len()].clone();
+            sent.push(((seq, start_ts.wrapping_add(i * 960), i * 20), payload));
         }
     }
-    for chunk in first.chunks_mut(51) {
+    for chunk in sent.chunks_mut(51) {
         // The first of every 51 arrives last.
         chunk.rotate_left(1);
     }
+    let (first, first_payloads): (Vec<_>, Vec<_>) = sent.into_iter().unzip();
     // Then 5 s of nothing, and a second segment of 10 s (a new SSRC in real life).
     let second = steady(500);
+    let second_payloads = tone.iter().cycle().take(500).cloned().collect();
     let session = vec![(
         "dora",
         "s-dora",
         vec![
             Seg {
+                payloads: first_payloads,
                 packets: first,
                 ..seg(
                     "s-dora_0001_audio",
@@ -494,6 +503,7 @@ fn extracted_audio_lasts_the_wall_time_through_loss_reordering_dtx_gaps_and_wrap
                 )
             },
             Seg {
+                payloads: second_payloads,
                 packets: second,
                 ..seg(
                     "s-dora_0002_audio",
@@ -505,7 +515,6 @@ fn extracted_audio_lasts_the_wall_time_through_loss_reordering_dtx_gaps_and_wrap
             },
         ],
     )];
-    let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("in");
     write_archive(&root, &session);
     let extract = |out: &str, extra: &[&str]| {
@@ -569,6 +578,27 @@ fn extracted_audio_lasts_the_wall_time_through_loss_reordering_dtx_gaps_and_wrap
     println!("filled: {decoded:.3} s decoded, {probed:.3} s long");
     assert!((decoded - 45.0).abs() <= 0.02, "{decoded}");
     assert!((probed - 45.0).abs() <= 0.02, "{probed}");
+    // The silences sit where nothing was sent: 10-20 s (DTX) and 30-35 s (between segments).
+    // (Shorter dips are where the looped tone starts over.)
+    let (starts, stops) = transitions(&file);
+    let silences: Vec<(f64, f64)> = stops
+        .iter()
+        .map(|&stop| {
+            (
+                stop,
+                starts.iter().copied().find(|&s| s > stop).unwrap_or(45.0),
+            )
+        })
+        .filter(|(stop, start)| start - stop > 0.1)
+        .collect();
+    println!("silent from/to {silences:?} s");
+    assert_eq!(silences.len(), 2, "{silences:?}");
+    for ((from, to), (want_from, want_to)) in silences.iter().zip([(10.0, 20.0), (30.0, 35.0)]) {
+        assert!(
+            (from - want_from).abs() <= 0.02 && (to - want_to).abs() <= 0.02,
+            "silent from {from} to {to} s, not {want_from} to {want_to} s"
+        );
+    }
 
     // Without filling between segments, the 5 s gap holds no audio (the file still spans it).
     let (decoded, probed) = decoded_and_probed(&extract("unfilled", &["--fill-gaps=false"]));
@@ -582,8 +612,8 @@ fn extracted_audio_lasts_the_wall_time_through_loss_reordering_dtx_gaps_and_wrap
     assert!(decoded < 40.0 - 10.0 - 0.4, "{decoded}");
 }
 
-/// 20 ms Opus packets: `silent` of silence, then about half a second of a 1 kHz tone.
-fn speech(dir: &Path, silent: usize) -> Vec<Vec<u8>> {
+/// About half a second of a 1 kHz tone in 20 ms Opus packets.
+fn tone(dir: &Path) -> Vec<Vec<u8>> {
     let tone = dir.join("tone.ogg");
     let status = Command::new("ffmpeg")
         .args([
@@ -602,14 +632,28 @@ fn speech(dir: &Path, silent: usize) -> Vec<Vec<u8>> {
         .unwrap();
     assert!(status.success());
     let clip = reel::media::clip::read_audio(&tone).unwrap();
-    let mut payloads = vec![vec![0xf8, 0xff, 0xfe]; silent];
     // The encoder's first packet mostly holds its look-ahead: the tone starts in the second.
-    payloads.extend(clip.frames.iter().skip(1).map(|f| f.data.to_vec()));
+    clip.frames
+        .iter()
+        .skip(1)
+        .map(|f| f.data.to_vec())
+        .collect()
+}
+
+/// 20 ms Opus packets: `silent` of silence, then about half a second of a 1 kHz tone.
+fn speech(dir: &Path, silent: usize) -> Vec<Vec<u8>> {
+    let mut payloads = vec![vec![0xf8, 0xff, 0xfe]; silent];
+    payloads.extend(tone(dir));
     payloads
 }
 
 /// The times (s) at which sound starts in `file`: 5 ms windows rising above -30 dBFS.
 fn onsets(file: &Path) -> Vec<f64> {
+    transitions(file).0
+}
+
+/// The times (s) at which sound starts and stops in `file` (5 ms windows, -30 dBFS).
+fn transitions(file: &Path) -> (Vec<f64>, Vec<f64>) {
     let pcm = Command::new("ffmpeg")
         .args(["-nostdin", "-v", "error", "-i"])
         .arg(file)
@@ -626,16 +670,16 @@ fn onsets(file: &Path) -> Vec<f64> {
         .chunks_exact(2)
         .map(|b| f64::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0)
         .collect();
-    let (mut on, mut times) = (false, Vec::new());
+    let (mut on, mut starts, mut stops) = (false, Vec::new(), Vec::new());
     for (i, w) in samples.chunks(240).enumerate() {
         let rms = (w.iter().map(|s| s * s).sum::<f64>() / w.len() as f64).sqrt();
         let loud = rms > 10f64.powf(-30.0 / 20.0);
-        if loud && !on {
-            times.push(i as f64 * 0.005);
+        if loud != on {
+            if loud { &mut starts } else { &mut stops }.push(i as f64 * 0.005);
         }
         on = loud;
     }
-    times
+    (starts, stops)
 }
 
 #[test]
