@@ -297,4 +297,51 @@ async fn a_chromium_call_with_a_camera_switch_gives_segments_ffmpeg_can_read() {
             "{base}: {duration} s of {seconds} s"
         );
     }
+
+    // extract-video joins Alice's two camera segments in one file (the picture held across
+    // the switch), as long as her video's span; Bob's H.264 starts at a key frame.
+    let extracted = dir.path().join("extracted");
+    let out = stdout_of(
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_reel"))
+            .args([
+                "raw-recording",
+                "extract-video",
+                "--format",
+                "json",
+                "--input-file",
+            ])
+            .arg(&archive)
+            .arg("--output")
+            .arg(&extracted),
+        "extract-video",
+    )
+    .await;
+    let written: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    assert_eq!(written.len(), 2, "{out}");
+    for w in &written {
+        let user = w["user_id"].as_str().unwrap();
+        let p = read["participants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["participant_id"] == user)
+            .unwrap();
+        let video = p["segments"]["video"].as_array().unwrap();
+        let span = (video.last().unwrap()["last_rtp_unix_timestamp"]
+            .as_f64()
+            .unwrap()
+            - video[0]["first_rtp_unix_timestamp"].as_f64().unwrap())
+            / 1000.0;
+        let path = std::path::PathBuf::from(w["path"].as_str().unwrap());
+        let (codecs, duration) = probe(&path).await;
+        let (errors, _) = decode(&path).await;
+        println!("{user}: {codecs:?} {duration:.3} s; the video spans {span:.3} s");
+        assert_eq!(codecs, [if user == "alice" { "vp8" } else { "h264" }]);
+        assert!(errors.is_empty(), "{user}: {errors}");
+        // The file starts at the first key frame, which may come a little after the first packet.
+        assert!(
+            (duration - span).abs() <= 0.3,
+            "{user}: {duration} s, span {span} s"
+        );
+    }
 }
