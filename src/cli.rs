@@ -389,6 +389,16 @@ impl Watcher for PassBar {
     }
 }
 
+impl ExtractArgs {
+    /// What to fill: gaps as asked, DTX silences if `dtx`.
+    fn fill(&self, dtx: bool) -> Fill {
+        Fill {
+            gaps: self.fill_gaps,
+            dtx,
+        }
+    }
+}
+
 impl SelectArgs {
     fn selection(&self) -> Selection {
         Selection {
@@ -456,14 +466,10 @@ async fn raw_recording(command: RawRecordingCommand) -> anyhow::Result<()> {
         }
         RawRecordingCommand::ProcessAll { extract, fix_dtx } => {
             let archive = extract.input.open().await?;
-            let fill = Fill {
-                gaps: extract.fill_gaps,
-                dtx: fix_dtx,
-            };
             let done = process_all::process_all(
                 &archive,
                 &extract.select.selection(),
-                fill,
+                extract.fill(fix_dtx),
                 &extract.output,
             )?;
             match extract.format {
@@ -504,15 +510,11 @@ async fn raw_recording(command: RawRecordingCommand) -> anyhow::Result<()> {
         }
         RawRecordingCommand::MuxAv { extract, media } => {
             let archive = extract.input.open().await?;
-            let fill = Fill {
-                gaps: extract.fill_gaps,
-                dtx: true,
-            };
             let written = mux_av::mux_av(
                 &archive,
                 &extract.select.selection(),
                 media,
-                fill,
+                extract.fill(true),
                 &extract.output,
             )?;
             match extract.format {
@@ -535,11 +537,7 @@ async fn raw_recording(command: RawRecordingCommand) -> anyhow::Result<()> {
 async fn run_extract(args: ExtractArgs, kind: Kind, fix_dtx: bool) -> anyhow::Result<()> {
     let archive = args.input.open().await?;
     let selection = args.select.selection();
-    let fill = Fill {
-        gaps: args.fill_gaps,
-        dtx: fix_dtx,
-    };
-    let written = extract::extract(&archive, &selection, kind, fill, &args.output)?;
+    let written = extract::extract(&archive, &selection, kind, args.fill(fix_dtx), &args.output)?;
     match args.format {
         ReportFormat::Json => println!("{}", serde_json::to_string(&written)?),
         ReportFormat::Text => {

@@ -778,16 +778,11 @@ async fn input_s3_downloads_once_and_again_when_the_object_changes() {
     tar_gz(&sessions(), &object);
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("cache");
-    let users = |url: &str| {
-        let out = Command::new(reel_bin())
-            .args([
-                "raw-recording",
-                "list-tracks",
-                "--format",
-                "users",
-                "--input-s3",
-                url,
-            ])
+    // `raw-recording list-tracks` with `args`, with credentials for the S3 server.
+    let with_s3 = |args: &[&str]| {
+        Command::new(reel_bin())
+            .args(["raw-recording", "list-tracks"])
+            .args(args)
             .arg("--cache-dir")
             .arg(&cache)
             .env("AWS_ACCESS_KEY_ID", S3_KEY)
@@ -796,9 +791,14 @@ async fn input_s3_downloads_once_and_again_when_the_object_changes() {
             .env("AWS_ENDPOINT_URL", s3.endpoint())
             .env_remove("AWS_PROFILE")
             .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr).into_owned();
-        (stdout(&out), err)
+            .unwrap()
+    };
+    let users = |url: &str| {
+        let out = with_s3(&["--format", "users", "--input-s3", url]);
+        (
+            stdout(&out),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
     let url = "s3://archives/calls/call.tar.gz";
     let (listed, said) = users(url);
@@ -893,21 +893,7 @@ async fn input_s3_downloads_once_and_again_when_the_object_changes() {
     assert!(said.contains("using the cached copy"), "{said}");
 
     // A missing object is named.
-    let out = Command::new(reel_bin())
-        .args([
-            "raw-recording",
-            "list-tracks",
-            "--input-s3",
-            "s3://archives/nope.tar.gz",
-        ])
-        .arg("--cache-dir")
-        .arg(&cache)
-        .env("AWS_ACCESS_KEY_ID", S3_KEY)
-        .env("AWS_SECRET_ACCESS_KEY", S3_SECRET)
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ENDPOINT_URL", s3.endpoint())
-        .output()
-        .unwrap();
+    let out = with_s3(&["--input-s3", "s3://archives/nope.tar.gz"]);
     let err = failure(&out);
     assert!(err.contains("s3://archives/nope.tar.gz"), "{err}");
 }
