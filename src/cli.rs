@@ -192,11 +192,9 @@ pub enum RawRecordingCommand {
         #[command(flatten)]
         #[allow(missing_docs)]
         extract: ExtractArgs,
-        /// Fill lost packets and DTX silences inside a segment, so that the audio lasts the
-        /// wall time.
-        #[arg(long, default_value_t = true, action = clap::ArgAction::Set,
-              num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
-        fix_dtx: bool,
+        #[command(flatten)]
+        #[allow(missing_docs)]
+        dtx: DtxArgs,
     },
     /// Write each participant session's video to an MKV (as recorded, no re-encoding), named
     /// `individual_{type}_{id}_{user}_{session}_video_only_{call start ms}.mkv`
@@ -224,10 +222,9 @@ pub enum RawRecordingCommand {
         #[command(flatten)]
         #[allow(missing_docs)]
         extract: ExtractArgs,
-        /// Fill lost packets and DTX silences inside a segment.
-        #[arg(long, default_value_t = true, action = clap::ArgAction::Set,
-              num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
-        fix_dtx: bool,
+        #[command(flatten)]
+        #[allow(missing_docs)]
+        dtx: DtxArgs,
     },
     /// Mix every participant's audio into one MP3 (stereo, 48 kHz), each placed at its
     /// wall-clock start: `composite_{type}_{id}_audio_{call start ms}.mp3`.
@@ -263,6 +260,16 @@ pub struct ExtractArgs {
     /// How to print what was written.
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     pub format: ReportFormat,
+}
+
+/// Whether to fill audio a sender did not send.
+#[derive(Debug, Args)]
+pub struct DtxArgs {
+    /// Fill lost packets and DTX silences inside a segment, so that the audio lasts the wall
+    /// time.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub fix_dtx: bool,
 }
 
 /// Whose tracks: at most one of these (everyone's by default).
@@ -458,18 +465,18 @@ async fn raw_recording(command: RawRecordingCommand) -> anyhow::Result<()> {
             print!("{}", list::render(&tracks, format));
             Ok(())
         }
-        RawRecordingCommand::ExtractAudio { extract, fix_dtx } => {
-            run_extract(extract, Kind::Audio, fix_dtx).await
+        RawRecordingCommand::ExtractAudio { extract, dtx } => {
+            run_extract(extract, Kind::Audio, dtx.fix_dtx).await
         }
         RawRecordingCommand::ExtractVideo { extract } => {
             run_extract(extract, Kind::Video, true).await
         }
-        RawRecordingCommand::ProcessAll { extract, fix_dtx } => {
+        RawRecordingCommand::ProcessAll { extract, dtx } => {
             let archive = extract.input.open().await?;
             let done = process_all::process_all(
                 &archive,
                 &extract.select.selection(),
-                extract.fill(fix_dtx),
+                extract.fill(dtx.fix_dtx),
                 &extract.output,
             )?;
             match extract.format {

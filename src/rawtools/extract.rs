@@ -311,7 +311,8 @@ fn stream_dumps(
                 // Segments that came early and are now due.
                 while let Some(mut f) = early.remove(&(i, files[i].next_segment)) {
                     let j = files[i].next_segment;
-                    f.rewind().map_err(|source| temp_error(name, source))?;
+                    let dump = &plans[i].segments[j].dump;
+                    f.rewind().map_err(|source| temp_error(dump, source))?;
                     files[i].feed(plans[i].segments[j], &mut BufReader::new(f))?;
                 }
                 Ok(())

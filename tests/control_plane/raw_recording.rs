@@ -897,3 +897,49 @@ async fn input_s3_downloads_once_and_again_when_the_object_changes() {
     let err = failure(&out);
     assert!(err.contains("s3://archives/nope.tar.gz"), "{err}");
 }
+
+#[test]
+fn segments_stored_out_of_order_are_extracted_in_time_order() {
+    const T: i64 = 1_795_000_000_000;
+    // The later segment's name sorts first, so a pass meets it first.
+    let session = vec![(
+        "hana",
+        "s-hana",
+        vec![
+            seg(
+                "s-hana_b_first_audio",
+                "audio/opus",
+                "h-mic",
+                "TRACK_TYPE_AUDIO",
+                T,
+            ),
+            seg(
+                "s-hana_a_second_audio",
+                "audio/opus",
+                "h-mic",
+                "TRACK_TYPE_AUDIO",
+                T + 2_000,
+            ),
+        ],
+    )];
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("in");
+    write_archive(&root, &session);
+    let out_dir = dir.path().join("out");
+    let out = stdout(&raw_recording(&[
+        "extract-audio",
+        "--format",
+        "json",
+        "--input-dir",
+        root.to_str().unwrap(),
+        "--output",
+        out_dir.to_str().unwrap(),
+    ]));
+    let written: Value = serde_json::from_str(&out).unwrap();
+    let path = Path::new(written[0]["path"].as_str().unwrap());
+    // 1 s, 1 s of silence between the segments, 1 s.
+    let (decoded, probed) = decoded_and_probed(path);
+    assert!((decoded - 3.0).abs() <= 0.02, "{decoded}");
+    assert!((probed - 3.0).abs() <= 0.02, "{probed}");
+    assert_eq!(written[0]["packets"], 100, "{written}");
+}
