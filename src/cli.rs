@@ -479,22 +479,17 @@ async fn raw_recording(command: RawRecordingCommand) -> anyhow::Result<()> {
                 extract.fill(dtx.fix_dtx),
                 &extract.output,
             )?;
-            match extract.format {
-                ReportFormat::Json => println!("{}", serde_json::to_string(&done)?),
-                ReportFormat::Text => {
-                    let paths = done
-                        .audio
-                        .iter()
-                        .chain(&done.video)
-                        .map(|f| &f.path)
-                        .chain(done.audio_video.iter().map(|f| &f.path))
-                        .chain(done.mix.iter().map(|m| &m.path));
-                    for path in paths {
-                        println!("{}", path.display());
-                    }
-                }
-            }
-            Ok(())
+            report(extract.format, &done, |d| {
+                let audio_video = d.audio_video.iter().map(|f| &f.path);
+                d.audio
+                    .iter()
+                    .chain(&d.video)
+                    .map(|f| &f.path)
+                    .chain(audio_video)
+                    .chain(d.mix.iter().map(|m| &m.path))
+                    .map(|p| p.display().to_string())
+                    .collect()
+            })
         }
         RawRecordingCommand::MixAudio {
             input,
@@ -502,18 +497,16 @@ async fn raw_recording(command: RawRecordingCommand) -> anyhow::Result<()> {
             format,
         } => {
             let mixed = mix::mix_audio(&input.open().await?, &output)?;
-            match (format, &mixed) {
-                (ReportFormat::Json, _) => println!("{}", serde_json::to_string(&mixed)?),
-                (ReportFormat::Text, Some(m)) => println!(
+            report(format, &mixed, |m| match m {
+                Some(m) => vec![format!(
                     "{}  {:.3} s  ({} tracks, {} samples clipped)",
                     m.path.display(),
                     m.duration_s,
                     m.tracks,
                     m.clipped
-                ),
-                (ReportFormat::Text, None) => println!("no audio to mix"),
-            }
-            Ok(())
+                )],
+                None => vec!["no audio to mix".into()],
+            })
         }
         RawRecordingCommand::MuxAv { extract, media } => {
             let archive = extract.input.open().await?;
@@ -524,51 +517,62 @@ async fn raw_recording(command: RawRecordingCommand) -> anyhow::Result<()> {
                 extract.fill(true),
                 &extract.output,
             )?;
-            match extract.format {
-                ReportFormat::Json => println!("{}", serde_json::to_string(&written)?),
-                ReportFormat::Text => {
-                    for f in &written {
-                        println!(
+            report(extract.format, &written, |w| {
+                w.iter()
+                    .map(|f| {
+                        format!(
                             "{}  (video moved {} ms to meet the audio)",
                             f.path.display(),
                             f.video_moved_ms
-                        );
-                    }
-                }
-            }
-            Ok(())
+                        )
+                    })
+                    .collect()
+            })
         }
     }
+}
+
+/// Prints `value` as one line of JSON, or as `lines` of it for people.
+fn report<T: serde::Serialize>(
+    format: ReportFormat,
+    value: &T,
+    lines: impl FnOnce(&T) -> Vec<String>,
+) -> anyhow::Result<()> {
+    match format {
+        ReportFormat::Json => println!("{}", serde_json::to_string(value)?),
+        ReportFormat::Text => lines(value).iter().for_each(|l| println!("{l}")),
+    }
+    Ok(())
 }
 
 async fn run_extract(args: ExtractArgs, kind: Kind, fix_dtx: bool) -> anyhow::Result<()> {
     let archive = args.input.open().await?;
     let selection = args.select.selection();
     let written = extract::extract(&archive, &selection, kind, args.fill(fix_dtx), &args.output)?;
-    match args.format {
-        ReportFormat::Json => println!("{}", serde_json::to_string(&written)?),
-        ReportFormat::Text => {
-            for f in &written {
-                println!(
+    report(args.format, &written, |w| {
+        let what = if kind == Kind::Audio {
+            "audio"
+        } else {
+            "video"
+        };
+        let mut lines: Vec<String> = w
+            .iter()
+            .map(|f| {
+                format!(
                     "{}  {:.3} s  ({} packets, {} lost, {} filled)",
                     f.path.display(),
                     f.duration_s,
                     f.packets,
                     f.lost,
                     f.filled
-                );
-            }
-            if written.is_empty() {
-                let what = if kind == Kind::Audio {
-                    "audio"
-                } else {
-                    "video"
-                };
-                println!("no {what} to write");
-            }
+                )
+            })
+            .collect();
+        if lines.is_empty() {
+            lines.push(format!("no {what} to write"));
         }
-    }
-    Ok(())
+        lines
+    })
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
@@ -691,22 +695,19 @@ async fn publish(args: PublishArgs) -> anyhow::Result<()> {
         trigger.cancel();
     });
     let report = publisher::publish(config, stop).await;
-    match args.format {
-        ReportFormat::Json => println!("{}", serde_json::to_string(&report)?),
-        ReportFormat::Text => {
-            let seconds = report.seconds.max(0.001);
-            println!(
-                "{} participant(s), {} connected, {} failed: {} packets, {:.1} MB in {:.1} s ({:.2} Mbit/s)",
-                report.participants,
-                report.connected,
-                report.failed,
-                report.packets,
-                report.bytes as f64 / 1e6,
-                seconds,
-                report.bytes as f64 * 8.0 / seconds / 1e6,
-            );
-        }
-    }
+    self::report(args.format, &report, |r| {
+        let seconds = r.seconds.max(0.001);
+        vec![format!(
+            "{} participant(s), {} connected, {} failed: {} packets, {:.1} MB in {:.1} s ({:.2} Mbit/s)",
+            r.participants,
+            r.connected,
+            r.failed,
+            r.packets,
+            r.bytes as f64 / 1e6,
+            seconds,
+            r.bytes as f64 * 8.0 / seconds / 1e6,
+        )]
+    })?;
     if report.failed > 0 {
         bail!(
             "{} participant(s) failed: {}",

@@ -11,6 +11,15 @@ use super::{MuxError, init};
 /// Writes every stream of each `(file, offset_us)` into `output` (Matroska), each file's
 /// times moved `offset_us` later, the packets interleaved by time.
 pub fn interleave(inputs: &[(&Path, i64)], output: &Path) -> Result<(), MuxError> {
+    copy_streams(inputs, output, Container::Matroska).map(drop)
+}
+
+/// [`interleave`] into a `container` file; the time the written frames span, in µs.
+pub(super) fn copy_streams(
+    inputs: &[(&Path, i64)],
+    output: &Path,
+    container: Container,
+) -> Result<i64, MuxError> {
     init();
     let context = format!("cannot write {}", output.display());
     let c_path = |p: &Path| p.to_str().is_some_and(|s| !s.contains('\0'));
@@ -23,7 +32,7 @@ pub fn interleave(inputs: &[(&Path, i64)], output: &Path) -> Result<(), MuxError
             .map_err(MuxError::new(format!("cannot read {}", path.display())))?;
         opened.push(input);
     }
-    let mut out = ffmpeg_next::format::output_as(output, Container::Matroska.format())
+    let mut out = ffmpeg_next::format::output_as(output, container.format())
         .map_err(MuxError::new(&context))?;
     // Each input's first stream index in the output, and its streams' time bases.
     let mut first_index = Vec::with_capacity(opened.len());
@@ -50,19 +59,24 @@ pub fn interleave(inputs: &[(&Path, i64)], output: &Path) -> Result<(), MuxError
     let at = |k: usize, stream: usize, p: &Packet| {
         p.pts().unwrap_or(0).rescale(in_bases[k][stream], MICROS) + inputs[k].1
     };
+    let (mut first, mut end) = (i64::MAX, i64::MIN);
     loop {
         let next = sources
             .iter_mut()
             .enumerate()
             .filter_map(|(k, s)| s.peek().map(|(stream, p)| (at(k, *stream, p), k)))
             .min();
-        let Some((_, k)) = next else { break };
+        let Some((at_us, k)) = next else { break };
         let Some((stream, mut packet)) = sources[k].next() else {
             break;
         };
         let index = first_index[k] + stream;
         let (from, to) = (in_bases[k][stream], out_bases[index]);
         let shift = inputs[k].1.rescale(MICROS, from);
+        if packet.pts().is_some() {
+            first = first.min(at_us);
+            end = end.max(at_us + packet.duration().rescale(from, MICROS));
+        }
         packet.set_pts(packet.pts().map(|t| t + shift));
         packet.set_dts(packet.dts().map(|t| t + shift));
         packet.rescale_ts(from, to);
@@ -70,5 +84,6 @@ pub fn interleave(inputs: &[(&Path, i64)], output: &Path) -> Result<(), MuxError
         packet.set_position(-1);
         packet.write(&mut out).map_err(MuxError::new(&context))?;
     }
-    out.write_trailer().map_err(MuxError::new(&context))
+    out.write_trailer().map_err(MuxError::new(&context))?;
+    Ok(if first <= end { end - first } else { 0 })
 }

@@ -52,44 +52,16 @@ pub(super) fn live_options() -> Dictionary<'static> {
 /// torn last cluster) into a complete one holding every frame that can be read; returns
 /// the time its frames span, in microseconds.
 pub fn finalize(path: &Path) -> Result<i64, MuxError> {
-    init();
     let context = format!("cannot finalize {}", path.display());
-    if path.to_str().is_none_or(|p| p.contains('\0')) {
-        return Err(MuxError::new(context)(ffmpeg_next::Error::InvalidData));
-    }
-    let mut input = ffmpeg_next::format::input(path).map_err(MuxError::new(&context))?;
     let partial = path.with_extension("partial");
-    let mut out = ffmpeg_next::format::output_as(&partial, Container::of(path).format())
-        .map_err(MuxError::new(&context))?;
-    for stream in input.streams() {
-        let mut copy = out
-            .add_stream(None::<ffmpeg_next::Codec>)
-            .map_err(MuxError::new(&context))?;
-        copy.set_parameters(stream.parameters());
-        copy.set_time_base(stream.time_base());
-    }
-    out.write_header_with(live_options())
-        .map_err(MuxError::new(&context))?;
-    let time_bases: Vec<Rational> = out.streams().map(|s| s.time_base()).collect();
-    let (mut first, mut end) = (i64::MAX, i64::MIN);
-    for (stream, mut packet) in input.packets() {
-        let (from, to) = (stream.time_base(), time_bases[stream.index()]);
-        if let Some(pts) = packet.pts() {
-            first = first.min(pts.rescale(from, MICROS));
-            end = end.max((pts + packet.duration()).rescale(from, MICROS));
-        }
-        packet.rescale_ts(from, to);
-        packet.set_position(-1);
-        packet.write(&mut out).map_err(MuxError::new(&context))?;
-    }
-    out.write_trailer().map_err(MuxError::new(&context))?;
-    drop(out);
+    let span = super::interleave::copy_streams(&[(path, 0)], &partial, Container::of(path))
+        .map_err(|e| MuxError::new(&context)(e.source))?;
     std::fs::rename(&partial, path).map_err(|e| {
         // EIO for an error that has no errno.
         let errno = e.raw_os_error().unwrap_or(5);
         MuxError::new(&context)(ffmpeg_next::Error::Other { errno })
     })?;
-    Ok(if first <= end { end - first } else { 0 })
+    Ok(span)
 }
 
 /// What a stream of the file carries.

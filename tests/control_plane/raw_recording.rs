@@ -183,6 +183,18 @@ fn raw_recording(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `raw-recording command --input-dir root --output out extra...`.
+fn on_dir(command: &str, root: &Path, out: &Path, extra: &[&str]) -> Output {
+    Command::new(reel_bin())
+        .args(["raw-recording", command, "--input-dir"])
+        .arg(root)
+        .arg("--output")
+        .arg(out)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
 fn stdout(out: &Output) -> String {
     assert!(
         out.status.success(),
@@ -359,20 +371,7 @@ fn extracting_explains_unknown_ids_codecs_and_outputs() {
     write_archive(&root, &all);
     let input = root.to_str().unwrap();
     let out = dir.path().join("out");
-    let extract = |extra: &[&str]| {
-        let args = [
-            &[
-                "extract-audio",
-                "--input-dir",
-                input,
-                "--output",
-                out.to_str().unwrap(),
-            ][..],
-            extra,
-        ]
-        .concat();
-        raw_recording(&args)
-    };
+    let extract = |extra: &[&str]| on_dir("extract-audio", &root, &out, extra);
     // Listing shows the codec; extracting it says what it can take.
     let listed = stdout(&raw_recording(&[
         "list-tracks",
@@ -407,15 +406,12 @@ fn extracting_explains_unknown_ids_codecs_and_outputs() {
     // An output that is a file.
     let file = dir.path().join("a-file");
     std::fs::write(&file, "x").unwrap();
-    let err = failure(&raw_recording(&[
+    let err = failure(&on_dir(
         "extract-audio",
-        "--input-dir",
-        input,
-        "--output",
-        file.to_str().unwrap(),
-        "--user-id",
-        "alice",
-    ]));
+        &root,
+        &file,
+        &["--user-id", "alice"],
+    ));
     assert!(err.contains("cannot write to"), "{err}");
     // And the one that works writes alice's file only.
     let written = stdout(&extract(&["--user-id", "alice", "--format", "json"]));
@@ -519,18 +515,10 @@ fn extracted_audio_lasts_the_wall_time_through_loss_reordering_dtx_gaps_and_wrap
     write_archive(&root, &session);
     let extract = |out: &str, extra: &[&str]| {
         let out_dir = dir.path().join(out);
-        let args = [
-            &[
-                "extract-audio",
-                "--input-dir",
-                root.to_str().unwrap(),
-                "--output",
-                out_dir.to_str().unwrap(),
-            ][..],
-            extra,
-        ]
-        .concat();
-        println!("{}", stdout(&raw_recording(&args)));
+        println!(
+            "{}",
+            stdout(&on_dir("extract-audio", &root, &out_dir, extra))
+        );
         let files: Vec<_> = std::fs::read_dir(&out_dir)
             .unwrap()
             .flatten()
@@ -557,13 +545,7 @@ fn extracted_audio_lasts_the_wall_time_through_loss_reordering_dtx_gaps_and_wrap
         terminal.status.success() && shown.contains("pass 1 ["),
         "{shown}"
     );
-    let quiet = raw_recording(&[
-        "extract-audio",
-        "--input-dir",
-        root.to_str().unwrap(),
-        "--output",
-        dir.path().join("quiet").to_str().unwrap(),
-    ]);
+    let quiet = on_dir("extract-audio", &root, &dir.path().join("quiet"), &[]);
     assert!(
         quiet.status.success() && quiet.stderr.is_empty(),
         "{quiet:?}"
@@ -706,15 +688,7 @@ fn mix_audio_puts_each_voice_at_its_time() {
     let root = dir.path().join("in");
     write_archive(&root, &sessions);
     let out_dir = dir.path().join("out");
-    let out = stdout(&raw_recording(&[
-        "mix-audio",
-        "--format",
-        "json",
-        "--input-dir",
-        root.to_str().unwrap(),
-        "--output",
-        out_dir.to_str().unwrap(),
-    ]));
+    let out = stdout(&on_dir("mix-audio", &root, &out_dir, &["--format", "json"]));
     let mixed: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(mixed["tracks"], 2, "{mixed}");
     let path = Path::new(mixed["path"].as_str().unwrap());
@@ -926,15 +900,12 @@ fn segments_stored_out_of_order_are_extracted_in_time_order() {
     let root = dir.path().join("in");
     write_archive(&root, &session);
     let out_dir = dir.path().join("out");
-    let out = stdout(&raw_recording(&[
+    let out = stdout(&on_dir(
         "extract-audio",
-        "--format",
-        "json",
-        "--input-dir",
-        root.to_str().unwrap(),
-        "--output",
-        out_dir.to_str().unwrap(),
-    ]));
+        &root,
+        &out_dir,
+        &["--format", "json"],
+    ));
     let written: Value = serde_json::from_str(&out).unwrap();
     let path = Path::new(written[0]["path"].as_str().unwrap());
     // 1 s, 1 s of silence between the segments, 1 s.
