@@ -313,10 +313,13 @@ both_backends!(s3_down_keeps_the_local_copy_and_retries, |db| async move {
     .await;
     let key = &file.file.object_key;
     assert_eq!(s3.object("recordings", key).unwrap(), recorded_bytes(SIZE));
-    assert!(
-        !local.exists(),
-        "the local copy goes once the upload is confirmed"
-    );
+    // The upload is recorded (and announced) first; the local copy goes right after.
+    eventually(
+        Duration::from_secs(5),
+        "the local copy goes once the upload is confirmed",
+        || async { (!local.exists()).then_some(()) },
+    )
+    .await;
     let rec = services
         .store()
         .get_recording(&file.file.recording_id)
