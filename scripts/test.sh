@@ -29,14 +29,16 @@ export REEL_TEST_PYTHON="$venv/bin/python"
 
 status=0
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --locked --no-fail-fast -E 'not binary(media)' || status=$?
+  cargo nextest run --locked --workspace --no-fail-fast -E 'not binary(media)' || status=$?
   cargo nextest run --locked --no-run --test media
   scripts/isolated cargo nextest run --locked --offline --no-fail-fast --test media || status=$?
-  cargo test --locked --doc || status=$?
+  cargo test --locked --workspace --doc || status=$?
 else
-  cargo test --locked --no-fail-fast --lib --bins --test control_plane || status=$?
+  cargo test --locked --workspace --no-fail-fast --lib --bins --test control_plane || status=$?
   cargo test --locked --no-run --test media
   scripts/isolated cargo test --locked --offline --test media || status=$?
-  cargo test --locked --doc || status=$?
+  cargo test --locked --workspace --doc || status=$?
 fi
+# The readers of untrusted bytes, fuzzed for a bounded time.
+scripts/fuzz.sh "${REEL_FUZZ_SECONDS:-30}" || status=$?
 exit "$status"

@@ -30,7 +30,7 @@ pub mod metrics;
 pub mod mux;
 pub mod rawtools;
 pub mod recorders;
-pub mod rtp;
+pub use reel_rtp as rtp;
 pub mod secret;
 pub mod server;
 pub mod service;

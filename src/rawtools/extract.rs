@@ -18,9 +18,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::archive::{Archive, ArchiveError, SegmentFiles, SessionFiles};
 use crate::mux::{Container, MuxError, StreamSpec, Writer};
 use crate::recorders::individual;
+use crate::rtp::archive::{Archive, ArchiveError, SegmentFiles, SessionFiles};
 use crate::rtp::extend::Extender;
 use crate::rtp::rtpdump::{DumpError, RtpHeader, RtpdumpReader};
 use crate::rtp::timeline::{self, TimelineOptions};
@@ -177,7 +177,7 @@ fn plans<'a>(
     selection: &Selection,
     kind: Kind,
 ) -> Result<Vec<Plan<'a>>, ExtractError> {
-    let call_ms = archive.call_start_ms();
+    let call_ms = super::call_start_ms(archive);
     let mut plans = Vec::new();
     for session in &archive.sessions {
         let m = &session.metadata;

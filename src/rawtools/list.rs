@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::archive::Archive;
+use crate::rtp::archive::Archive;
 
 /// One track of a participant session, over all its segments.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

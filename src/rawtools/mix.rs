@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::archive::Archive;
 use super::extract::{self, ExtractError, Extracted, Fill, Kind, Selection};
 use crate::mux;
 use crate::recorders::names;
+use crate::rtp::archive::Archive;
 
 /// The mix written.
 #[derive(Clone, Debug, Serialize)]
@@ -70,7 +70,7 @@ pub fn mix_files(
         "composite_{}_{}_audio_{}.mp3",
         names::file_part(&call.call_type, 64),
         names::file_part(&call.call_id, 64),
-        archive.call_start_ms()
+        super::call_start_ms(archive)
     );
     let inputs: Vec<(&Path, i64)> = tracks
         .iter()

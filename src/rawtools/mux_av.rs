@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::archive::Archive;
 use super::extract::{self, ExtractError, Extracted, Fill, Kind, Selection};
 use crate::mux;
 use crate::recorders::individual;
+use crate::rtp::archive::Archive;
 
 /// Largest move of video against audio that sender reports are trusted for.
 const MAX_ALIGN_US: i64 = 1_000_000;
@@ -99,7 +99,7 @@ pub fn combine(
             &v.session_id,
             v.screenshare,
             "audio_video",
-            archive.call_start_ms(),
+            super::call_start_ms(archive),
         );
         let path = out_dir.join(&name);
         let partial = out_dir.join(format!("{name}.partial"));

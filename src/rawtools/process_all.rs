@@ -6,10 +6,10 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::archive::Archive;
 use super::extract::{self, ExtractError, Extracted, Fill, Kind, Selection};
 use super::mix::{self, Mixed};
 use super::mux_av::{self, MediaFilter, Muxed};
+use crate::rtp::archive::Archive;
 
 /// Everything `process-all` wrote.
 #[derive(Clone, Debug, Serialize)]

@@ -21,7 +21,7 @@ use super::{
 };
 use crate::domain::{FileName, Timestamp, Track, TrackType};
 use crate::media::{BusMessage, Packet};
-use crate::rawtools::metadata::{CallInfo, Dimension, Segment, Segments, TimingMetadata};
+use crate::rtp::metadata::{CallInfo, Dimension, Segment, Segments, TimingMetadata};
 use crate::rtp::rtpdump::{
     DumpError, RtpHeader, RtpdumpReader, RtpdumpWriter, sender_report, whole_packets_len,
 };

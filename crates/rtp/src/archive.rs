@@ -12,9 +12,8 @@ use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::metadata::{Segment, TimingMetadata};
-use crate::domain::Timestamp;
-use crate::rtp::sdp::{SdpError, StreamSdp};
+use crate::metadata::{Segment, TimingMetadata};
+use crate::sdp::{SdpError, StreamSdp};
 
 /// Largest metadata file read.
 const MAX_METADATA: u64 = 16 << 20;
@@ -242,14 +241,6 @@ impl Archive {
     /// Tells `watcher` how far each later pass over the dumps gets.
     pub fn watch(&mut self, watcher: Arc<dyn Watcher>) {
         self.watcher = Some(watcher);
-    }
-
-    /// The call session's start, unix ms, from the metadata (0 if it does not say).
-    pub fn call_start_ms(&self) -> i64 {
-        self.sessions.first().map_or(0, |s| {
-            Timestamp::parse_rfc3339(&s.metadata.call.call_start_time)
-                .map_or(0, |t| t.unix_millis())
-        })
     }
 
     /// Streams the dumps: `f` gets each one's entry name and a reader of its bytes, which it

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::TrackType;
+use crate::TrackType;
 
 /// One participant session's metadata file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -108,16 +108,18 @@ fn h264_sps(rbsp: &[u8]) -> Option<(u32, u32)> {
     }
     r.ue()?; // max_num_ref_frames
     r.bit()?;
-    let width_mbs = r.ue()? + 1;
-    let height_units = r.ue()? + 1;
-    let frame_mbs_only = r.bit()?;
+    // Sizes are worked out in u64: hostile streams give sizes that overflow u32.
+    let width_mbs = u64::from(r.ue()?) + 1;
+    let height_units = u64::from(r.ue()?) + 1;
+    let frame_mbs_only = u64::from(r.bit()?);
     if frame_mbs_only == 0 {
         r.bit()?;
     }
     r.bit()?;
     let (mut crop_x, mut crop_y) = (0, 0);
     if r.bit()? == 1 {
-        let (left, right, top, bottom) = (r.ue()?, r.ue()?, r.ue()?, r.ue()?);
+        let mut side = || r.ue().map(u64::from);
+        let (left, right, top, bottom) = (side()?, side()?, side()?, side()?);
         let (unit_x, unit_y) = match chroma {
             0 | 3 => (1, 2 - frame_mbs_only),
             1 => (2, 2 * (2 - frame_mbs_only)),
@@ -128,7 +130,7 @@ fn h264_sps(rbsp: &[u8]) -> Option<(u32, u32)> {
     }
     let width = (width_mbs * 16).checked_sub(crop_x)?;
     let height = ((2 - frame_mbs_only) * height_units * 16).checked_sub(crop_y)?;
-    Some((width, height))
+    Some((u32::try_from(width).ok()?, u32::try_from(height).ok()?))
 }
 
 fn skip_scaling_list(r: &mut Bits, size: usize) -> Option<()> {
@@ -355,5 +357,28 @@ mod tests {
         assert_eq!(frame_size(MediaCodec::H264, &hex("0000000167ff")), None);
         assert_eq!(frame_size(MediaCodec::Av1, &hex("0aff")), None);
         assert_eq!(frame_size(MediaCodec::Opus, &hex("78")), None);
+    }
+
+    #[test]
+    fn an_sps_announcing_an_impossible_size_gives_nothing() {
+        // Baseline SPS whose width in macroblocks is the largest Exp-Golomb value a reader
+        // takes (2^32 - 1 macroblocks): 16 times that does not fit in 32 bits.
+        let bits = format!(
+            "{:08b}{:016b}11111 0 {}1{} 111 0",
+            66,
+            0x001e,
+            "0".repeat(31),
+            "1".repeat(31)
+        )
+        .replace(' ', "");
+        let bytes: Vec<u8> = bits
+            .as_bytes()
+            .chunks(8)
+            .map(|c| {
+                let byte = std::str::from_utf8(c).unwrap();
+                u8::from_str_radix(&format!("{byte:0<8}"), 2).unwrap()
+            })
+            .collect();
+        assert_eq!(h264_sps(&bytes), None);
     }
 }
