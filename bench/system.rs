@@ -17,6 +17,8 @@
 
 #[path = "cpu.rs"]
 mod cpu;
+#[path = "probe.rs"]
+mod probe;
 #[path = "support.rs"]
 mod support;
 
@@ -24,6 +26,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use cpu::cpu_seconds;
+use probe::duration;
 use reel::auth::Keys;
 use reel::config::{Config, HumanDuration, MediaSettings};
 use reel::domain::{Cid, RecordingState, RecordingType};
@@ -70,26 +73,6 @@ async fn api(http: &reqwest::Client, base: &str, path: &str, body: Value) -> Val
         .await
         .expect("reel answers");
     res.json().await.unwrap_or_default()
-}
-
-/// ffprobe's duration of `file`, in seconds.
-fn duration(file: &Path) -> f64 {
-    let out = std::process::Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "format=duration",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(file)
-        .output()
-        .expect("ffprobe runs");
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .unwrap_or(0.0)
 }
 
 /// One run: `n` participants in a call of their own, recorded three ways; `stored` is where

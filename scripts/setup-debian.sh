@@ -13,6 +13,10 @@ if [[ "${1:-}" == "--test" ]]; then
   # ffmpeg, and isolates WebRTC tests in a network namespace (unshare from util-linux, ip from
   # iproute2).
   packages+=(postgresql python3 python3-venv iproute2 util-linux chromium ffmpeg)
+elif [[ "${1:-}" == "--bench" ]]; then
+  # `cargo bench --bench rawtools` runs the reference method (GStreamer and ffmpeg) beside
+  # reel and measures both with GNU time.
+  packages+=(ffmpeg gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good time)
 fi
 
 missing=()

@@ -53,6 +53,10 @@ pub enum Command {
     /// turn them into playable files.
     #[command(name = "raw-recording")]
     RawRecording {
+        /// Log what each step does on stderr: segments read, packets lost and filled, moves,
+        /// timings (`REEL_LOG` filters further).
+        #[arg(long, short, global = true)]
+        verbose: bool,
         /// What to do.
         #[command(subcommand)]
         command: RawRecordingCommand,
@@ -351,6 +355,12 @@ impl InputArgs {
             _ => bail!("give --input-file, --input-dir or --input-s3"),
         };
         let mut archive = Archive::open(&path)?;
+        tracing::debug!(
+            archive = %path.display(),
+            sessions = archive.sessions.len(),
+            segments = archive.sessions.iter().map(|s| s.segments.len()).sum::<usize>(),
+            "metadata and session descriptions read"
+        );
         archive.watch(Arc::new(PassBar::default()));
         Ok(archive)
     }
@@ -448,7 +458,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve(args.resolve()?).await,
         Command::Token(args) => token(args).await,
         Command::Publish(args) => publish(args).await,
-        Command::RawRecording { command } => raw_recording(command).await,
+        Command::RawRecording { verbose, command } => {
+            let filter = if verbose { "warn,reel=debug" } else { "warn" };
+            crate::telemetry::init_filtered(crate::config::LogFormat::Text, filter);
+            raw_recording(command).await
+        }
         Command::Webhooks { command } => webhooks(command).await,
     }
 }
@@ -548,7 +562,13 @@ fn report<T: serde::Serialize>(
 async fn run_extract(args: ExtractArgs, kind: Kind, fix_dtx: bool) -> anyhow::Result<()> {
     let archive = args.input.open().await?;
     let selection = args.select.selection();
-    let written = extract::extract(&archive, &selection, kind, args.fill(fix_dtx), &args.output)?;
+    let written = extract::extract(
+        &archive,
+        &selection,
+        &[kind],
+        args.fill(fix_dtx),
+        &args.output,
+    )?;
     report(args.format, &written, |w| {
         let what = if kind == Kind::Audio {
             "audio"

@@ -8,9 +8,13 @@ use crate::config::LogFormat;
 
 /// Logs to stderr in `format`, filtered by `REEL_LOG` (default `info`; e.g. `reel=debug`).
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_env("REEL_LOG")
-        // The WebRTC engine warns about harmless remote quirks (e.g. payload types it ignores).
-        .unwrap_or_else(|_| EnvFilter::new("info,str0m=error"));
+    // The WebRTC engine warns about harmless remote quirks (e.g. payload types it ignores).
+    init_filtered(format, "info,str0m=error");
+}
+
+/// Logs to stderr in `format`, filtered by `REEL_LOG`, else by `default`.
+pub fn init_filtered(format: LogFormat, default: &str) {
+    let filter = EnvFilter::try_from_env("REEL_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())

@@ -82,7 +82,9 @@ pub(super) fn copy_streams(
         packet.rescale_ts(from, to);
         packet.set_stream(index);
         packet.set_position(-1);
-        packet.write(&mut out).map_err(MuxError::new(&context))?;
+        packet
+            .write(&mut out)
+            .map_err(|e| MuxError::new(&context)(e))?;
     }
     out.write_trailer().map_err(MuxError::new(&context))?;
     Ok(if first <= end { end - first } else { 0 })

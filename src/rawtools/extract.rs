@@ -131,6 +131,8 @@ pub struct Extracted {
     pub lost: u64,
     /// Empty audio packets put in gaps.
     pub filled: u64,
+    /// Audio: whether any packet was coded in stereo (browsers send mono).
+    pub stereo: bool,
 }
 
 /// One output file: a participant session's segments of one kind and source, in order.
@@ -176,9 +178,9 @@ fn plans<'a>(
     archive: &'a Archive,
     selection: &Selection,
     kind: Kind,
-) -> Result<Vec<Plan<'a>>, ExtractError> {
+    plans: &mut Vec<Plan<'a>>,
+) -> Result<(), ExtractError> {
     let call_ms = super::call_start_ms(archive);
-    let mut plans = Vec::new();
     for session in &archive.sessions {
         let m = &session.metadata;
         if selection
@@ -240,19 +242,23 @@ fn plans<'a>(
             });
         }
     }
-    Ok(plans)
+    Ok(())
 }
 
-/// Writes the `kind` files `selection` asks for into `out_dir`.
+/// Writes the files of each of `kinds` that `selection` asks for into `out_dir`, from one
+/// pass over the archive.
 pub fn extract(
     archive: &Archive,
     selection: &Selection,
-    kind: Kind,
+    kinds: &[Kind],
     fill: Fill,
     out_dir: &Path,
 ) -> Result<Vec<Extracted>, ExtractError> {
     check_selection(archive, selection)?;
-    let plans = plans(archive, selection, kind)?;
+    let mut plans = Vec::new();
+    for &kind in kinds {
+        self::plans(archive, selection, kind, &mut plans)?;
+    }
     std::fs::create_dir_all(out_dir).map_err(|source| ExtractError::Output {
         dir: out_dir.display().to_string(),
         source,
@@ -352,6 +358,7 @@ struct TrackFile {
     frames: Vec<TimedFrame>,
     next_segment: usize,
     sender_offset_us: Option<i64>,
+    stereo: bool,
 }
 
 impl TrackFile {
@@ -372,6 +379,7 @@ impl TrackFile {
             frames: Vec::new(),
             next_segment: 0,
             sender_offset_us: None,
+            stereo: false,
         }
     }
 
@@ -413,6 +421,11 @@ impl TrackFile {
             );
             self.write_frames()?;
         }
+        tracing::debug!(
+            dump = %segment.dump,
+            bytes = reader.position(),
+            "segment read"
+        );
         let report = segment
             .segment
             .first_rtcp_rtp_timestamp
@@ -446,6 +459,8 @@ impl TrackFile {
                 self.writer = Some(Writer::create(&self.partial, Container::Matroska, &[spec])?);
                 self.zero_us = Some(f.pts_us);
             }
+            // The TOC byte's stereo flag.
+            self.stereo |= self.codec.is_audio() && f.data.first().is_some_and(|t| t & 0x04 != 0);
             let zero = self.zero_us.unwrap_or(f.pts_us);
             if let Some(w) = &mut self.writer {
                 w.write(0, f.pts_us - zero, f.duration_us, &f.data, f.keyframe)?;
@@ -479,6 +494,17 @@ impl TrackFile {
             return Err(e);
         }
         let stats = self.timeline.stats();
+        tracing::debug!(
+            file = %self.path.display(),
+            segments = plan.segments.len(),
+            packets = stats.packets,
+            lost = stats.lost,
+            late = stats.late,
+            malformed = stats.malformed,
+            skipped_frames = stats.skipped_frames,
+            filled = stats.filled,
+            "written"
+        );
         let m = &plan.session.metadata;
         Ok(Some(Extracted {
             path: self.path,
@@ -496,6 +522,7 @@ impl TrackFile {
             packets: stats.packets,
             lost: stats.lost,
             filled: stats.filled,
+            stereo: self.stereo,
         }))
     }
 

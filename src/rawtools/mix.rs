@@ -1,5 +1,6 @@
 //! `mix-audio`: every participant's audio in one MP3, each track placed at its wall-clock
-//! start (the first arrival of its first frame), the mix starting with the earliest. The
+//! start (the first arrival of its first frame), the mix starting with the earliest; mono
+//! (64 kbit/s) when every track is, as browsers send, else stereo (128 kbit/s). The
 //! tracks are first extracted (gaps and DTX silences filled) to a temporary directory outside
 //! the output, then decoded, summed and encoded together as they are read.
 
@@ -19,6 +20,8 @@ pub struct Mixed {
     pub path: PathBuf,
     /// How many tracks it mixes.
     pub tracks: usize,
+    /// 1 if every track is mono, else 2.
+    pub channels: u16,
     /// Its length in seconds.
     pub duration_s: f64,
     /// Samples clipped where the voices summed beyond full scale.
@@ -41,7 +44,7 @@ pub fn mix_audio(archive: &Archive, out_dir: &Path) -> Result<Option<Mixed>, Ext
     let tracks = extract::extract(
         archive,
         &Selection::default(),
-        Kind::Audio,
+        &[Kind::Audio],
         fill,
         scratch.path(),
     )?;
@@ -76,9 +79,17 @@ pub fn mix_files(
         .iter()
         .map(|t| (t.path.as_path(), t.start_us - zero))
         .collect();
+    for (path, offset_us) in &inputs {
+        tracing::debug!(track = %path.display(), starts_at_ms = offset_us / 1000, "mixed in");
+    }
     let path = out_dir.join(&name);
     let partial = out_dir.join(format!("{name}.partial"));
-    let stats = match mux::mix_to_mp3(&inputs, &partial) {
+    let channels = if tracks.iter().any(|t| t.stereo) {
+        2
+    } else {
+        1
+    };
+    let stats = match mux::mix_to_mp3(&inputs, channels, &partial) {
         Ok(stats) => stats,
         Err(e) => {
             let _ = std::fs::remove_file(&partial);
@@ -89,6 +100,7 @@ pub fn mix_files(
     Ok(Some(Mixed {
         path,
         tracks: tracks.len(),
+        channels,
         duration_s: stats.duration_s,
         clipped: stats.clipped,
     }))

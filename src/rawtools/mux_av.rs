@@ -59,8 +59,15 @@ pub fn mux_av(
     };
     std::fs::create_dir_all(out_dir).map_err(output_error)?;
     let scratch = tempfile::tempdir().map_err(output_error)?;
-    let audio = extract::extract(archive, selection, Kind::Audio, fill, scratch.path())?;
-    let video = extract::extract(archive, selection, Kind::Video, fill, scratch.path())?;
+    let (audio, video) = extract::extract(
+        archive,
+        selection,
+        &[Kind::Audio, Kind::Video],
+        fill,
+        scratch.path(),
+    )?
+    .into_iter()
+    .partition::<Vec<_>, _>(|x| x.kind == Kind::Audio);
     combine(archive, &audio, &video, media, out_dir)
 }
 
@@ -116,6 +123,13 @@ pub fn combine(
             let _ = std::fs::remove_file(&partial);
             return Err(e);
         }
+        tracing::debug!(
+            file = %path.display(),
+            audio_start_ms = (a.start_us - zero) / 1000,
+            video_start_ms = (v.start_us + moved - zero) / 1000,
+            video_moved_ms = moved / 1000,
+            "audio and video combined"
+        );
         written.push(Muxed {
             path,
             user_id: v.user_id.clone(),

@@ -1,8 +1,10 @@
 //! `process-all`: the audio and video of each participant session, the two together, and
-//! the mix of everyone's audio, from two passes over the archive (one per kind); the combined
-//! files and the mix are made from the files the passes wrote.
+//! the mix of everyone's audio, on two threads: one extracts the audio and mixes it (the
+//! longest part: decoding and encoding), the other extracts the video and, once the audio
+//! files are there, combines the two without re-encoding.
 
 use std::path::Path;
+use std::time::Instant;
 
 use serde::Serialize;
 
@@ -31,10 +33,42 @@ pub fn process_all(
     fill: Fill,
     out_dir: &Path,
 ) -> Result<Processed, ExtractError> {
-    let audio = extract::extract(archive, selection, Kind::Audio, fill, out_dir)?;
-    let video = extract::extract(archive, selection, Kind::Video, fill, out_dir)?;
-    let audio_video = mux_av::combine(archive, &audio, &video, MediaFilter::Both, out_dir)?;
-    let mix = mix::mix_files(archive, &audio, out_dir)?;
+    // The mix (decoding and encoding) is the longest part: its thread starts at once with
+    // the audio, while this one extracts the video and combines.
+    let (audio_ready, audio_files) = std::sync::mpsc::sync_channel(1);
+    let (mix, video, audio_video) = std::thread::scope(|s| {
+        let mixing = s.spawn(move || {
+            let started = Instant::now();
+            let audio = extract::extract(archive, selection, &[Kind::Audio], fill, out_dir);
+            tracing::debug!(took = ?started.elapsed(), "audio extracted");
+            let _ = audio_ready.send(audio.as_ref().map(Vec::clone).map_err(|_| ()));
+            let audio = audio?;
+            let mix = mix::mix_files(archive, &audio, out_dir)?;
+            tracing::debug!(took = ?started.elapsed(), "audio mixed");
+            Ok::<_, ExtractError>((audio, mix))
+        });
+        let started = Instant::now();
+        let video = extract::extract(archive, selection, &[Kind::Video], fill, out_dir);
+        tracing::debug!(took = ?started.elapsed(), "video extracted");
+        let audio_video = match (&video, audio_files.recv()) {
+            (Ok(video), Ok(Ok(audio))) => Some(mux_av::combine(
+                archive,
+                &audio,
+                video,
+                MediaFilter::Both,
+                out_dir,
+            )),
+            _ => None,
+        };
+        tracing::debug!(took = ?started.elapsed(), "audio and video combined");
+        let mix = mixing
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (mix, video, audio_video)
+    });
+    let (audio, mix) = mix?;
+    let video = video?;
+    let audio_video = audio_video.unwrap_or_else(|| Ok(Vec::new()))?;
     Ok(Processed {
         audio,
         video,

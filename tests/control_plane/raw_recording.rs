@@ -463,7 +463,7 @@ fn extracted_audio_lasts_the_wall_time_through_loss_reordering_dtx_gaps_and_wrap
     let start_ts = u32::MAX - 5 * 48_000;
     // The speaker holds a tone whenever the sender sends (the tone's encoding starting over
     // when sending does, as an encoder's state would follow its input).
-    let tone = tone(dir.path());
+    let tone = tone(dir.path(), 1);
     // Silent, a DTX sender sends nothing: its sequence numbers go on from where they were.
     let mut seq = 65_000u16;
     let mut sent: Vec<((u16, u32, u32), Vec<u8>)> = Vec::new();
@@ -595,8 +595,8 @@ fn extracted_audio_lasts_the_wall_time_through_loss_reordering_dtx_gaps_and_wrap
 }
 
 /// About half a second of a 1 kHz tone in 20 ms Opus packets.
-fn tone(dir: &Path) -> Vec<Vec<u8>> {
-    let tone = dir.join("tone.ogg");
+fn tone(dir: &Path, channels: u8) -> Vec<Vec<u8>> {
+    let tone = dir.join(format!("tone-{channels}.ogg"));
     let status = Command::new("ffmpeg")
         .args([
             "-nostdin",
@@ -608,6 +608,7 @@ fn tone(dir: &Path) -> Vec<Vec<u8>> {
             "-i",
             "sine=f=1000:d=0.5",
         ])
+        .args(["-ac", &channels.to_string()])
         .args(["-c:a", "libopus", "-frame_duration", "20"])
         .arg(&tone)
         .status()
@@ -625,7 +626,7 @@ fn tone(dir: &Path) -> Vec<Vec<u8>> {
 /// 20 ms Opus packets: `silent` of silence, then about half a second of a 1 kHz tone.
 fn speech(dir: &Path, silent: usize) -> Vec<Vec<u8>> {
     let mut payloads = vec![vec![0xf8, 0xff, 0xfe]; silent];
-    payloads.extend(tone(dir));
+    payloads.extend(tone(dir, 1));
     payloads
 }
 
@@ -708,7 +709,9 @@ fn mix_audio_puts_each_voice_at_its_time() {
         .arg(path)
         .output()
         .unwrap();
-    assert_eq!(String::from_utf8_lossy(&codec.stdout).trim(), "mp3,48000,2");
+    // Both voices are mono, as browsers send: so is the mix.
+    assert_eq!(String::from_utf8_lossy(&codec.stdout).trim(), "mp3,48000,1");
+    assert_eq!(mixed["channels"], 1, "{mixed}");
     let (decoded, _) = decoded_and_probed(path);
     // Finn's 5 s end 5.7 s into the mix.
     assert!((decoded - 5.7).abs() <= 0.03, "{decoded}");
@@ -913,4 +916,68 @@ fn segments_stored_out_of_order_are_extracted_in_time_order() {
     assert!((decoded - 3.0).abs() <= 0.02, "{decoded}");
     assert!((probed - 3.0).abs() <= 0.02, "{probed}");
     assert_eq!(written[0]["packets"], 100, "{written}");
+}
+
+#[test]
+fn a_stereo_voice_makes_a_stereo_mix_and_dtx_silence_stays_silent() {
+    const T: i64 = 1_795_000_000_000;
+    let dir = tempfile::tempdir().unwrap();
+    // Half a second of stereo tone, 2.5 s of DTX (nothing sent; the RTP clock runs on), and
+    // the tone again from 3.0 s.
+    let mut burst = tone(dir.path(), 2);
+    burst.resize(25, vec![0xfc, 0xff, 0xfe]);
+    let packets: Vec<(u16, u32, u32)> = (0..50u16)
+        .map(|i| {
+            let slot = u32::from(if i < 25 { i } else { i + 125 });
+            (i, slot * 960, slot * 20)
+        })
+        .collect();
+    let sessions = vec![(
+        "gus",
+        "s-gus",
+        vec![Seg {
+            packets,
+            payloads: [burst.clone(), burst].concat(),
+            ..seg(
+                "s-gus_0001_audio",
+                "audio/opus",
+                "g-mic",
+                "TRACK_TYPE_AUDIO",
+                T,
+            )
+        }],
+    )];
+    let root = dir.path().join("in");
+    write_archive(&root, &sessions);
+    let out_dir = dir.path().join("out");
+    let out = stdout(&on_dir("mix-audio", &root, &out_dir, &["--format", "json"]));
+    let mixed: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(mixed["channels"], 2, "{mixed}");
+    let path = Path::new(mixed["path"].as_str().unwrap());
+    let probe = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=channels",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&probe.stdout).trim(), "2");
+    let (starts, stops) = transitions(path);
+    println!("sound from {starts:?} to {stops:?} s");
+    assert_eq!((starts.len(), stops.len()), (2, 2), "{starts:?} {stops:?}");
+    for (at, expected) in starts.iter().zip([0.0, 3.0]) {
+        assert!(
+            (at - expected).abs() <= 0.02,
+            "sound at {at} s, expected {expected} s"
+        );
+    }
+    // Silence over the DTX stretch (not concealment noise), and the mix ends with the tone.
+    assert!((stops[0] - 0.48).abs() <= 0.03, "{stops:?}");
+    let (decoded, _) = decoded_and_probed(path);
+    assert!((decoded - 3.5).abs() <= 0.03, "{decoded}");
 }
