@@ -550,6 +550,20 @@ fn extracted_audio_lasts_the_wall_time_through_loss_reordering_dtx_gaps_and_wrap
         quiet.status.success() && quiet.stderr.is_empty(),
         "{quiet:?}"
     );
+    // --verbose says on stderr what it read and what the file lost and filled.
+    let verbose = on_dir("extract-audio", &root, &dir.path().join("verbose"), &["-v"]);
+    let log = String::from_utf8_lossy(&verbose.stderr);
+    assert!(
+        verbose.status.success() && log.contains("segment read"),
+        "{log}"
+    );
+    let count = |field: &str| {
+        log.split(&format!(" {field}="))
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next()?.parse::<u64>().ok())
+    };
+    assert!(count("lost").is_some_and(|n| n > 0), "{log}");
+    assert!(count("filled").is_some_and(|n| n > 0), "{log}");
 
     let file = extract("filled", &[]);
     assert_eq!(
