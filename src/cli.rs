@@ -1,5 +1,6 @@
 //! The `reel` command line.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -366,11 +367,22 @@ impl InputArgs {
     }
 }
 
-/// A progress bar per pass over an archive; drawn only on a terminal.
+/// A progress bar per pass over an archive, one line each when passes run at once (as in
+/// `process-all`); drawn only on a terminal.
 #[derive(Default)]
 struct PassBar {
-    bar: std::sync::Mutex<Option<indicatif::ProgressBar>>,
+    lines: indicatif::MultiProgress,
+    /// The bar of each pass under way, by the thread making it.
+    bars: std::sync::Mutex<HashMap<std::thread::ThreadId, indicatif::ProgressBar>>,
     passes: std::sync::atomic::AtomicU32,
+}
+
+impl PassBar {
+    fn bars(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<std::thread::ThreadId, indicatif::ProgressBar>> {
+        self.bars.lock().expect("the bar lock is never poisoned")
+    }
 }
 
 impl Watcher for PassBar {
@@ -385,22 +397,18 @@ impl Watcher for PassBar {
         ) {
             bar.set_style(style.progress_chars("=> "));
         }
-        *self.bar.lock().expect("the bar lock is never poisoned") = Some(bar);
+        let bar = self.lines.add(bar);
+        self.bars().insert(std::thread::current().id(), bar);
     }
 
     fn read(&self, bytes: u64) {
-        if let Some(bar) = &*self.bar.lock().expect("the bar lock is never poisoned") {
+        if let Some(bar) = self.bars().get(&std::thread::current().id()) {
             bar.inc(bytes);
         }
     }
 
     fn finished(&self) {
-        if let Some(bar) = self
-            .bar
-            .lock()
-            .expect("the bar lock is never poisoned")
-            .take()
-        {
+        if let Some(bar) = self.bars().remove(&std::thread::current().id()) {
             bar.finish_and_clear();
         }
     }
