@@ -12,8 +12,9 @@
 //! depayloader, so that frames are timed by their RTP timestamps rather than by how fast they
 //! were fed); each track's segments joined by `ffmpeg -f concat`;
 //! each participant's audio and video muxed by ffmpeg; the mix by ffmpeg `amix` to the MP3
-//! reel writes (mono, 64 kbit/s, for these mono voices). One step at a time, and ffmpeg on
-//! one thread, as the tool runs them.
+//! reel writes (mono, 64 kbit/s, for these mono voices, LAME's `-q 7`). One step at a time,
+//! and ffmpeg on one thread, as the tool runs them. Before each side, what earlier writes left
+//! in memory is flushed (`sync`), so that neither pays for the other's.
 //!
 //! Both sides' durations are printed beside their times, so that the table shows the same
 //! work was done. Peak memory is the largest resident size of any one process (GNU time's
@@ -51,8 +52,9 @@ fn main() {
     let seconds = env_number("REEL_BENCH_SECONDS", 3600);
     let cache = PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/reel-bench");
     let turn = env_number("REEL_BENCH_TURN_SECONDS", 15) as u64;
+    // Named for how the recorder packs archives (metadata first, audio before video).
     let archive = cache.join(format!(
-        "raw-{participants}x{seconds}s-turns{turn}-v{}.tar.gz",
+        "raw-{participants}x{seconds}s-turns{turn}-v{}-audio-first.tar.gz",
         env!("CARGO_PKG_VERSION")
     ));
     if !archive.exists() {
@@ -66,6 +68,7 @@ fn main() {
 
     let scratch = tempfile::tempdir_in(&cache).expect("a scratch directory");
     let reel_out = scratch.path().join("reel");
+    flush();
     let reel = measure(
         Command::new(env!("CARGO_BIN_EXE_reel"))
             .args(["raw-recording", "process-all", "--input-file"])
@@ -77,6 +80,7 @@ fn main() {
     std::fs::remove_dir_all(&reel_out).ok();
 
     let reference_dir = scratch.path().join("reference");
+    flush();
     let (reference, reference_files) = reference(&archive, &reference_dir);
 
     println!(
@@ -147,6 +151,12 @@ impl Run {
     fn add(&mut self, step: Run) {
         self.peak_mb = self.peak_mb.max(step.peak_mb);
     }
+}
+
+/// Writes out what the page cache holds unwritten.
+fn flush() {
+    let synced = Command::new("sync").status();
+    assert!(synced.is_ok_and(|s| s.success()), "sync failed");
 }
 
 /// Runs `cmd` to its end under GNU time.
@@ -270,9 +280,12 @@ fn reference(archive: &Path, dir: &Path) -> (Run, Files) {
         &format!("amix=inputs={}:normalize=0", mixed.len()),
         "-c:a",
         "libmp3lame",
-        // What reel writes for mono voices (the replayed clip is mono).
+        // What reel writes for mono voices (the replayed clip is mono), with LAME in the
+        // same fast mode.
         "-b:a",
         "64k",
+        "-compression_level",
+        "7",
         "-ar",
         "48000",
         "-ac",

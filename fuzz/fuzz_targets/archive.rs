@@ -37,6 +37,6 @@ fuzz_target!(|data: &[u8]| {
                 let _ = RtpHeader::parse(&buf);
             }
         }
-        Ok(())
+        Ok(std::ops::ControlFlow::Continue(()))
     });
 });

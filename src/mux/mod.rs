@@ -5,10 +5,12 @@
 mod interleave;
 mod mix;
 mod params;
+mod reader;
 mod writer;
 
 pub use interleave::interleave;
 pub use mix::{MixStats, mix_to_mp3};
+pub use reader::{FrameReader, StoredFrame};
 pub use writer::{Container, StreamSpec, Writer, finalize};
 
 use std::sync::Once;

@@ -14,10 +14,12 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Seek};
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::mux_av::{self, AvFile, MediaFilter, Muxed};
 use crate::mux::{Container, MuxError, StreamSpec, Writer};
 use crate::recorders::individual;
 use crate::rtp::archive::{Archive, ArchiveError, SegmentFiles, SessionFiles};
@@ -143,6 +145,8 @@ struct Plan<'a> {
     channels: u8,
     segments: Vec<&'a SegmentFiles>,
     name: String,
+    /// A video file's audio-and-video companion's name.
+    av_name: Option<String>,
 }
 
 /// Checks that the ids `selection` names exist in `archive`.
@@ -221,23 +225,26 @@ fn plans<'a>(
                     codec: first.sdp.name.clone(),
                 }
             })?;
-            let content = match kind {
-                Kind::Audio => "audio_only",
-                Kind::Video => "video_only",
-            };
-            plans.push(Plan {
-                session,
-                screen,
-                codec,
-                channels: first.sdp.channels.max(1),
-                name: individual::file_name(
+            let name = |content| {
+                individual::file_name(
                     (&m.call.call_type, &m.call.call_id),
                     &m.participant_id,
                     &m.user_session_id,
                     screen,
                     content,
                     call_ms,
-                ),
+                )
+            };
+            plans.push(Plan {
+                session,
+                screen,
+                codec,
+                channels: first.sdp.channels.max(1),
+                name: name(match kind {
+                    Kind::Audio => "audio_only",
+                    Kind::Video => "video_only",
+                }),
+                av_name: (kind == Kind::Video).then(|| name("audio_video")),
                 segments,
             });
         }
@@ -254,87 +261,242 @@ pub fn extract(
     fill: Fill,
     out_dir: &Path,
 ) -> Result<Vec<Extracted>, ExtractError> {
+    Ok(run(archive, selection, kinds, fill, out_dir, None, &mut |_| {})?.tracks)
+}
+
+/// Everything [`extract_av`] wrote.
+#[derive(Debug)]
+pub struct Pass {
+    /// The audio-only and video-only files.
+    pub tracks: Vec<Extracted>,
+    /// The audio-and-video files.
+    pub audio_video: Vec<Muxed>,
+}
+
+/// Writes the audio and video files `selection` asks for into `out_dir`, and the
+/// audio-and-video file of each session (of the sources `media` names) that has both into
+/// `av_dir`; `audio_done` gets the audio files as soon as they are all written.
+///
+/// A video file whose session's audio is complete when its first frame comes (as in
+/// archives with their audio first, as reel packs them) is combined with that audio as it is
+/// written; the others are combined from the two files after the pass.
+pub fn extract_av(
+    archive: &Archive,
+    selection: &Selection,
+    fill: Fill,
+    out_dir: &Path,
+    (media, av_dir): (MediaFilter, &Path),
+    audio_done: &mut dyn FnMut(&[Extracted]),
+) -> Result<Pass, ExtractError> {
+    let kinds = [Kind::Audio, Kind::Video];
+    let mut pass = run(
+        archive,
+        selection,
+        &kinds,
+        fill,
+        out_dir,
+        Some((media, av_dir)),
+        audio_done,
+    )?;
+    let (audio, video): (Vec<&Extracted>, Vec<&Extracted>) =
+        pass.tracks.iter().partition(|x| x.kind == Kind::Audio);
+    let combined: Vec<Extracted> = video
+        .into_iter()
+        .filter(|v| {
+            !pass
+                .audio_video
+                .iter()
+                .any(|m| m.session_id == v.session_id && m.screenshare == v.screenshare)
+        })
+        .cloned()
+        .collect();
+    let audio: Vec<Extracted> = audio.into_iter().cloned().collect();
+    let later = mux_av::combine(archive, &audio, &combined, media, av_dir)?;
+    pass.audio_video.extend(later);
+    Ok(pass)
+}
+
+/// One pass over the archive: the files `kinds` of `selection`, and, with `av`, their
+/// audio-and-video companions where the audio is ready in time.
+fn run(
+    archive: &Archive,
+    selection: &Selection,
+    kinds: &[Kind],
+    fill: Fill,
+    out_dir: &Path,
+    av: Option<(MediaFilter, &Path)>,
+    audio_done: &mut dyn FnMut(&[Extracted]),
+) -> Result<Pass, ExtractError> {
     check_selection(archive, selection)?;
     let mut plans = Vec::new();
     for &kind in kinds {
         self::plans(archive, selection, kind, &mut plans)?;
     }
-    std::fs::create_dir_all(out_dir).map_err(|source| ExtractError::Output {
-        dir: out_dir.display().to_string(),
-        source,
-    })?;
-    let mut files: Vec<TrackFile> = plans
-        .iter()
-        .map(|p| TrackFile::new(p, fill, out_dir))
-        .collect();
-    // Which file and segment each dump feeds.
-    let mut feeds: HashMap<&str, (usize, usize)> = HashMap::new();
-    for (i, plan) in plans.iter().enumerate() {
-        for (j, s) in plan.segments.iter().enumerate() {
-            feeds.insert(s.dump.as_str(), (i, j));
-        }
+    for dir in std::iter::once(out_dir).chain(av.map(|(_, d)| d)) {
+        std::fs::create_dir_all(dir).map_err(|source| ExtractError::Output {
+            dir: dir.display().to_string(),
+            source,
+        })?;
     }
-    let result = stream_dumps(archive, &plans, &mut files, &feeds);
-    if let Err(e) = result {
-        for f in files {
+    let mut pass = Streaming {
+        files: plans
+            .iter()
+            .map(|p| Some(TrackFile::new(p, fill, out_dir)))
+            .collect(),
+        done: vec![None; plans.len()],
+        audio_video: Vec::new(),
+        plans: &plans,
+        av,
+        audio_done,
+        audio_told: false,
+        early: BTreeMap::new(),
+        failure: None,
+    };
+    let result = pass.stream(archive);
+    let mut failure = result.err();
+    for (i, file) in pass.files.iter_mut().enumerate() {
+        let Some(f) = file.take() else { continue };
+        if failure.is_some() {
+            f.discard();
+        } else if let Some(segment) = plans[i].segments.get(f.next_segment) {
+            // Archives that put their descriptions first are only checked now.
+            failure = Some(ArchiveError::MissingDump(segment.dump.clone()).into());
             f.discard();
         }
-        return Err(e);
     }
-    let mut done = Vec::new();
-    let mut failure = None;
-    for (plan, f) in plans.iter().zip(files) {
-        match f.finish(plan) {
-            Ok(Some(x)) => done.push(x),
-            Ok(None) => {}
-            Err(e) => {
-                failure.get_or_insert(e);
-            }
-        }
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(Pass {
+            tracks: pass.done.into_iter().flatten().collect(),
+            audio_video: pass.audio_video,
+        }),
     }
-    failure.map_or(Ok(done), Err)
 }
 
-/// Feeds every wanted dump to its file, in each file's segment order (a segment met before
-/// its turn is copied to a temporary file outside the output, and fed when its turn comes).
-fn stream_dumps(
-    archive: &Archive,
-    plans: &[Plan<'_>],
-    files: &mut [TrackFile],
-    feeds: &HashMap<&str, (usize, usize)>,
-) -> Result<(), ExtractError> {
-    let mut early: BTreeMap<(usize, usize), File> = BTreeMap::new();
-    let mut failure: Option<ExtractError> = None;
-    archive.read_dumps(&mut |name, r| {
-        let Some(&(i, j)) = feeds.get(name) else {
-            return Ok(());
-        };
-        if failure.is_some() {
-            return Ok(());
+/// A pass under way: each planned file, fed its dumps in its segments' order (a segment met
+/// before its turn is copied to a temporary file outside the output, and fed when its turn
+/// comes), and finished as soon as its last segment is read.
+struct Streaming<'p, 'a, 'f> {
+    plans: &'p [Plan<'a>],
+    files: Vec<Option<TrackFile>>,
+    done: Vec<Option<Extracted>>,
+    audio_video: Vec<Muxed>,
+    av: Option<(MediaFilter, &'f Path)>,
+    audio_done: &'f mut dyn FnMut(&[Extracted]),
+    audio_told: bool,
+    early: BTreeMap<(usize, usize), File>,
+    failure: Option<ExtractError>,
+}
+
+impl Streaming<'_, '_, '_> {
+    fn stream(&mut self, archive: &Archive) -> Result<(), ExtractError> {
+        // Which file and segment each dump feeds.
+        let mut feeds: HashMap<&str, (usize, usize)> = HashMap::new();
+        for (i, plan) in self.plans.iter().enumerate() {
+            for (j, s) in plan.segments.iter().enumerate() {
+                feeds.insert(s.dump.as_str(), (i, j));
+            }
         }
-        let outcome = if files[i].next_segment == j {
-            files[i].feed(plans[i].segments[j], r).and_then(|()| {
-                // Segments that came early and are now due.
-                while let Some(mut f) = early.remove(&(i, files[i].next_segment)) {
-                    let j = files[i].next_segment;
-                    let dump = &plans[i].segments[j].dump;
-                    f.rewind().map_err(|source| temp_error(dump, source))?;
-                    files[i].feed(plans[i].segments[j], &mut BufReader::new(f))?;
-                }
-                Ok(())
+        self.tell_audio_done();
+        archive.read_dumps(&mut |name, r| {
+            // A dump met again (an archive may hold an entry twice) is left.
+            let Some((i, j)) = feeds.remove(name) else {
+                return Ok(ControlFlow::Continue(()));
+            };
+            let outcome = if self.files[i].as_ref().is_some_and(|f| f.next_segment == j) {
+                self.feed(i, r)
+            } else {
+                tempfile::tempfile()
+                    .and_then(|mut f| std::io::copy(r, &mut f).map(|_| f))
+                    .map(|f| drop(self.early.insert((i, j), f)))
+                    .map_err(|source| temp_error(name, source))
+            };
+            if let Err(e) = outcome {
+                self.failure = Some(e);
+                return Ok(ControlFlow::Break(()));
+            }
+            // Past the last dump wanted, the rest of the archive is not read.
+            Ok(if feeds.is_empty() {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
             })
-        } else {
-            tempfile::tempfile()
-                .and_then(|mut f| std::io::copy(r, &mut f).map(|_| f))
-                .map(|f| drop(early.insert((i, j), f)))
-                .map_err(|source| temp_error(name, source))
+        })?;
+        self.failure.take().map_or(Ok(()), Err)
+    }
+
+    /// Feeds file `i` its next segment from `r`, then the segments that came early and are
+    /// now due, and finishes it after its last.
+    fn feed(&mut self, i: usize, r: &mut dyn BufRead) -> Result<(), ExtractError> {
+        self.prepare_companion(i);
+        let plan = &self.plans[i];
+        let Some(file) = self.files[i].as_mut() else {
+            return Ok(());
         };
-        if let Err(e) = outcome {
-            failure = Some(e);
+        file.feed(plan.segments[file.next_segment], r)?;
+        while let Some(mut early) = self.early.remove(&(i, file.next_segment)) {
+            let segment = plan.segments[file.next_segment];
+            early
+                .rewind()
+                .map_err(|source| temp_error(&segment.dump, source))?;
+            file.feed(segment, &mut BufReader::new(early))?;
         }
+        if file.next_segment < plan.segments.len() {
+            return Ok(());
+        }
+        let file = self.files[i].take().expect("fed just now");
+        let (extracted, muxed) = file.finish(plan)?;
+        self.done[i] = extracted;
+        self.audio_video.extend(muxed);
+        self.tell_audio_done();
         Ok(())
-    })?;
-    failure.map_or(Ok(()), Err)
+    }
+
+    /// Before a video file's first segment: if its session's audio file is complete, the
+    /// file is written with an audio-and-video companion.
+    fn prepare_companion(&mut self, i: usize) {
+        let (Some((media, dir)), Some(file)) = (self.av, self.files[i].as_mut()) else {
+            return;
+        };
+        let plan = &self.plans[i];
+        if plan.codec.is_audio() || file.next_segment > 0 || !media.takes(plan.screen) {
+            return;
+        }
+        let audio = self.plans.iter().zip(&self.done).find_map(|(p, done)| {
+            let same = p.codec.is_audio()
+                && p.screen == plan.screen
+                && std::ptr::eq(p.session, plan.session);
+            Some((p, done.as_ref()?)).filter(|_| same)
+        });
+        if let (Some((p, audio)), Some(name)) = (audio, &plan.av_name) {
+            file.companion = Some(Companion::Pending {
+                audio: audio.clone(),
+                audio_spec: StreamSpec::audio(p.codec, p.channels),
+                path: dir.join(name),
+            });
+        }
+    }
+
+    /// Gives the audio files to `audio_done` once every one is finished.
+    fn tell_audio_done(&mut self) {
+        let pending = self
+            .plans
+            .iter()
+            .zip(&self.files)
+            .any(|(p, f)| p.codec.is_audio() && f.is_some());
+        if self.audio_told || pending {
+            return;
+        }
+        self.audio_told = true;
+        let audio: Vec<Extracted> = self
+            .done
+            .iter()
+            .flatten()
+            .filter(|x| x.kind == Kind::Audio)
+            .cloned()
+            .collect();
+        (self.audio_done)(&audio);
+    }
 }
 
 fn temp_error(dump: &str, source: std::io::Error) -> ExtractError {
@@ -359,6 +521,18 @@ struct TrackFile {
     next_segment: usize,
     sender_offset_us: Option<i64>,
     stereo: bool,
+    companion: Option<Companion>,
+}
+
+/// A video file's audio-and-video companion: to be started at its first frame, or being
+/// written.
+enum Companion {
+    Pending {
+        audio: Extracted,
+        audio_spec: StreamSpec,
+        path: PathBuf,
+    },
+    Writing(AvFile),
 }
 
 impl TrackFile {
@@ -380,6 +554,7 @@ impl TrackFile {
             next_segment: 0,
             sender_offset_us: None,
             stereo: false,
+            companion: None,
         }
     }
 
@@ -399,6 +574,10 @@ impl TrackFile {
             self.write_frames()?;
         }
         let (mut seq, mut ts) = (Extender::new(16), Extender::new(32));
+        let report = segment
+            .segment
+            .first_rtcp_rtp_timestamp
+            .zip(segment.segment.first_rtcp_ntp_timestamp);
         let mut buf = Vec::with_capacity(1500);
         while let Some(p) = reader.next_packet(&mut buf).map_err(dump_error)? {
             let Some((h, payload)) = RtpHeader::parse(&buf).filter(|_| !p.rtcp) else {
@@ -419,6 +598,12 @@ impl TrackFile {
                 },
                 &mut self.frames,
             );
+            // Known from the segment's first packet, before its first frame is written.
+            if let (None, Some((rtp, ntp_ms))) = (self.sender_offset_us, report) {
+                let mut probe = ts;
+                let rtp = probe.extend(u64::from(rtp));
+                self.sender_offset_us = self.timeline.offset_from_sender(rtp, ntp_ms * 1000);
+            }
             self.write_frames()?;
         }
         tracing::debug!(
@@ -426,15 +611,6 @@ impl TrackFile {
             bytes = reader.position(),
             "segment read"
         );
-        let report = segment
-            .segment
-            .first_rtcp_rtp_timestamp
-            .zip(segment.segment.first_rtcp_ntp_timestamp);
-        if let (None, Some((rtp, ntp_ms))) = (self.sender_offset_us, report) {
-            self.sender_offset_us = self
-                .timeline
-                .offset_from_sender(ts.extend(u64::from(rtp)), ntp_ms * 1000);
-        }
         self.next_segment += 1;
         Ok(())
     }
@@ -456,6 +632,22 @@ impl TrackFile {
                         }
                     }
                 };
+                if let Some(Companion::Pending {
+                    audio,
+                    audio_spec,
+                    path,
+                }) = self.companion.take()
+                {
+                    let av = AvFile::create(
+                        path,
+                        &audio,
+                        audio_spec,
+                        spec.clone(),
+                        f.pts_us,
+                        self.sender_offset_us,
+                    )?;
+                    self.companion = Some(Companion::Writing(av));
+                }
                 self.writer = Some(Writer::create(&self.partial, Container::Matroska, &[spec])?);
                 self.zero_us = Some(f.pts_us);
             }
@@ -465,6 +657,9 @@ impl TrackFile {
             if let Some(w) = &mut self.writer {
                 w.write(0, f.pts_us - zero, f.duration_us, &f.data, f.keyframe)?;
             }
+            if let Some(Companion::Writing(av)) = &mut self.companion {
+                av.write_video(f.pts_us - zero, f.duration_us, &f.data, f.keyframe)?;
+            }
             self.end_us = self.end_us.max(f.pts_us + f.duration_us);
         }
         self.frames = frames;
@@ -472,16 +667,19 @@ impl TrackFile {
         Ok(())
     }
 
-    /// Writes what the timeline still holds, closes the file and puts it in place; `None`
-    /// if no frame was ever written.
-    fn finish(mut self, plan: &Plan<'_>) -> Result<Option<Extracted>, ExtractError> {
+    /// Writes what the timeline still holds, closes the file and its companion and puts
+    /// them in place; `None` if no frame was ever written.
+    fn finish(
+        mut self,
+        plan: &Plan<'_>,
+    ) -> Result<(Option<Extracted>, Option<Muxed>), ExtractError> {
         self.timeline.finish(&mut self.frames);
         if let Err(e) = self.write_frames() {
             self.discard();
             return Err(e);
         }
         let Some(writer) = self.writer.take() else {
-            return Ok(None);
+            return Ok((None, None));
         };
         let placed = writer.finish().map_err(ExtractError::from).and_then(|()| {
             std::fs::rename(&self.partial, &self.path).map_err(|source| ExtractError::Output {
@@ -491,8 +689,15 @@ impl TrackFile {
         });
         if let Err(e) = placed {
             let _ = std::fs::remove_file(&self.partial);
+            if let Some(Companion::Writing(av)) = self.companion {
+                av.discard();
+            }
             return Err(e);
         }
+        let muxed = match self.companion.take() {
+            Some(Companion::Writing(av)) => Some(av.finish()?),
+            _ => None,
+        };
         let stats = self.timeline.stats();
         tracing::debug!(
             file = %self.path.display(),
@@ -506,7 +711,7 @@ impl TrackFile {
             "written"
         );
         let m = &plan.session.metadata;
-        Ok(Some(Extracted {
+        let extracted = Extracted {
             path: self.path,
             user_id: m.participant_id.clone(),
             session_id: m.user_session_id.clone(),
@@ -523,12 +728,16 @@ impl TrackFile {
             lost: stats.lost,
             filled: stats.filled,
             stereo: self.stereo,
-        }))
+        };
+        Ok((Some(extracted), muxed))
     }
 
     /// Removes what was written.
     fn discard(mut self) {
         drop(self.writer.take());
         let _ = std::fs::remove_file(&self.partial);
+        if let Some(Companion::Writing(av)) = self.companion {
+            av.discard();
+        }
     }
 }

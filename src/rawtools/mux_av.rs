@@ -1,15 +1,17 @@
 //! `mux-av`: each participant session's audio and video in one MKV, placed by the wall
 //! clock: each stream where its first frame arrived, and the video then moved to where the
 //! sender's clock (its first sender reports) puts it against the audio, as a player's lip
-//! sync would. The two tracks are first extracted to a temporary directory outside the output,
-//! then interleaved without re-encoding.
+//! sync would. The two tracks are extracted to a temporary directory outside the output; the
+//! video is written into the MKV as it is extracted, interleaved with the finished audio
+//! file, or, if the archive holds the video before the audio, the two files are interleaved
+//! after. Nothing is re-encoded.
 
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::extract::{self, ExtractError, Extracted, Fill, Kind, Selection};
-use crate::mux;
+use super::extract::{self, ExtractError, Extracted, Fill, Selection};
+use crate::mux::{self, FrameReader, StoredFrame, StreamSpec, Writer};
 use crate::recorders::individual;
 use crate::rtp::archive::Archive;
 
@@ -25,6 +27,17 @@ pub enum MediaFilter {
     Display,
     /// Both.
     Both,
+}
+
+impl MediaFilter {
+    /// Whether the sources named take a screen share's (`screen`) or a camera's files.
+    pub fn takes(self, screen: bool) -> bool {
+        match self {
+            Self::User => !screen,
+            Self::Display => screen,
+            Self::Both => true,
+        }
+    }
 }
 
 /// A file `mux-av` wrote.
@@ -59,16 +72,15 @@ pub fn mux_av(
     };
     std::fs::create_dir_all(out_dir).map_err(output_error)?;
     let scratch = tempfile::tempdir().map_err(output_error)?;
-    let (audio, video) = extract::extract(
+    let pass = extract::extract_av(
         archive,
         selection,
-        &[Kind::Audio, Kind::Video],
         fill,
         scratch.path(),
-    )?
-    .into_iter()
-    .partition::<Vec<_>, _>(|x| x.kind == Kind::Audio);
-    combine(archive, &audio, &video, media, out_dir)
+        (media, out_dir),
+        &mut |_| {},
+    )?;
+    Ok(pass.audio_video)
 }
 
 /// Writes the audio-and-video files of the sessions that have both an `audio` and a
@@ -87,18 +99,14 @@ pub fn combine(
     let call = archive.sessions.first().map(|s| &s.metadata.call);
     let mut written = Vec::new();
     for v in video {
-        let wanted = match media {
-            MediaFilter::User => !v.screenshare,
-            MediaFilter::Display => v.screenshare,
-            MediaFilter::Both => true,
-        };
+        let wanted = media.takes(v.screenshare);
         let a = audio
             .iter()
             .find(|a| a.session_id == v.session_id && a.screenshare == v.screenshare);
         let (Some(a), Some(call), true) = (a, call, wanted) else {
             continue;
         };
-        let moved = video_shift(a, v);
+        let moved = video_shift(a.sender_offset_us, v.sender_offset_us);
         let zero = a.start_us.min(v.start_us + moved);
         let name = individual::file_name(
             (&call.call_type, &call.call_id),
@@ -123,29 +131,141 @@ pub fn combine(
             let _ = std::fs::remove_file(&partial);
             return Err(e);
         }
-        tracing::debug!(
-            file = %path.display(),
-            audio_start_ms = (a.start_us - zero) / 1000,
-            video_start_ms = (v.start_us + moved - zero) / 1000,
-            video_moved_ms = moved / 1000,
-            "audio and video combined"
-        );
-        written.push(Muxed {
+        written.push(combined(
+            a,
             path,
-            user_id: v.user_id.clone(),
-            session_id: v.session_id.clone(),
-            screenshare: v.screenshare,
-            video_moved_ms: moved / 1000,
-        });
+            (a.start_us - zero, v.start_us + moved - zero),
+            moved,
+        ));
     }
     Ok(written)
 }
 
-/// How far to move the video of `v` so that it meets the audio of `a` as the sender's clock
-/// says (0 without a sender report on both, or if the reports disagree wildly).
-fn video_shift(a: &Extracted, v: &Extracted) -> i64 {
-    match (a.sender_offset_us, v.sender_offset_us) {
+/// Logs and describes the file at `path` that combines `audio`'s session's audio, starting
+/// at `starts_us.0`, and its video, starting at `starts_us.1`, moved `moved_us`.
+fn combined(audio: &Extracted, path: PathBuf, starts_us: (i64, i64), moved_us: i64) -> Muxed {
+    tracing::debug!(
+        file = %path.display(),
+        audio_start_ms = starts_us.0 / 1000,
+        video_start_ms = starts_us.1 / 1000,
+        video_moved_ms = moved_us / 1000,
+        "audio and video combined"
+    );
+    Muxed {
+        path,
+        user_id: audio.user_id.clone(),
+        session_id: audio.session_id.clone(),
+        screenshare: audio.screenshare,
+        video_moved_ms: moved_us / 1000,
+    }
+}
+
+/// How far to move the video so that it meets the audio as the sender's clock says, from
+/// the two files' offsets from that clock (0 without both, or if they disagree wildly).
+fn video_shift(audio_offset_us: Option<i64>, video_offset_us: Option<i64>) -> i64 {
+    match (audio_offset_us, video_offset_us) {
         (Some(audio), Some(video)) if (audio - video).abs() <= MAX_ALIGN_US => audio - video,
         _ => 0,
+    }
+}
+
+/// An audio-and-video file written along with a session's video file, frame by frame, with
+/// the session's finished audio file read alongside and interleaved by time.
+pub(super) struct AvFile {
+    writer: Writer,
+    audio: FrameReader,
+    next_audio: Option<StoredFrame>,
+    /// Where each stream's times start in the file.
+    audio_offset_us: i64,
+    video_offset_us: i64,
+    partial: PathBuf,
+    muxed: Muxed,
+}
+
+impl AvFile {
+    /// Starts the file at `path` with the audio of `audio` (its stream `audio_spec`) and a
+    /// video stream `video`, whose first frame came at `video_start_us` (wall clock) and
+    /// whose offset from the sender's clock is `video_sender_offset_us`, if known.
+    pub(super) fn create(
+        path: PathBuf,
+        audio: &Extracted,
+        audio_spec: StreamSpec,
+        video: StreamSpec,
+        video_start_us: i64,
+        video_sender_offset_us: Option<i64>,
+    ) -> Result<Self, ExtractError> {
+        let moved = video_shift(audio.sender_offset_us, video_sender_offset_us);
+        let zero = audio.start_us.min(video_start_us + moved);
+        let partial = path.with_extension("mkv.partial");
+        let mut reader = FrameReader::open(&audio.path)?;
+        let next_audio = reader.next_frame()?;
+        let writer = Writer::create(&partial, mux::Container::Matroska, &[audio_spec, video])?;
+        let starts = (audio.start_us - zero, video_start_us + moved - zero);
+        Ok(Self {
+            writer,
+            audio: reader,
+            next_audio,
+            audio_offset_us: starts.0,
+            video_offset_us: starts.1,
+            partial,
+            muxed: combined(audio, path, starts, moved),
+        })
+    }
+
+    /// Writes the audio up to `pts_us`, then a video frame presented `pts_us` after the
+    /// video's first.
+    pub(super) fn write_video(
+        &mut self,
+        pts_us: i64,
+        duration_us: i64,
+        data: &[u8],
+        keyframe: bool,
+    ) -> Result<(), ExtractError> {
+        let at = pts_us + self.video_offset_us;
+        self.write_audio(at)?;
+        self.writer.write(1, at, duration_us, data, keyframe)?;
+        Ok(())
+    }
+
+    /// Writes the audio frames presented before `until_us`.
+    fn write_audio(&mut self, until_us: i64) -> Result<(), ExtractError> {
+        while let Some(f) = self
+            .next_audio
+            .take_if(|f| f.pts_us + self.audio_offset_us <= until_us)
+        {
+            let at = f.pts_us + self.audio_offset_us;
+            self.writer
+                .write(0, at, f.duration_us, &f.data, f.keyframe)?;
+            self.next_audio = self.audio.next_frame()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the rest of the audio and puts the file in place.
+    pub(super) fn finish(mut self) -> Result<Muxed, ExtractError> {
+        let written = self
+            .write_audio(i64::MAX)
+            .and_then(|()| Ok(self.writer.finish()?))
+            .and_then(|()| {
+                std::fs::rename(&self.partial, &self.muxed.path).map_err(|source| {
+                    ExtractError::Output {
+                        dir: self.muxed.path.display().to_string(),
+                        source,
+                    }
+                })
+            });
+        match written {
+            Ok(()) => Ok(self.muxed),
+            Err(e) => {
+                let _ = std::fs::remove_file(&self.partial);
+                Err(e)
+            }
+        }
+    }
+
+    /// Removes what was written.
+    pub(super) fn discard(self) {
+        drop(self.writer);
+        let _ = std::fs::remove_file(&self.partial);
     }
 }

@@ -295,19 +295,30 @@ async fn record(ctx: RecordingContext) -> Result<(), RecorderError> {
 /// The gzip stream stores rather than compresses: coded media does not compress (2% at
 /// gzip's fastest level), and stored blocks make packing, and every later read of the
 /// archive, several times faster.
+///
+/// The metadata and session descriptions come first (so says the gzip comment, and readers
+/// open the archive without reading past them), then the audio dumps, then the video ones:
+/// the audio, a fiftieth of the bytes, is read without reading the video.
 pub fn pack(root: &Path, target: &Path) -> Result<(), RecorderError> {
     let io = |context: &str| {
         let context = format!("{context} {}", target.display());
         move |source| RecorderError::Io { context, source }
     };
     let file = File::create(target).map_err(io("cannot create"))?;
-    let gz = flate2::write::GzEncoder::new(BufWriter::new(file), flate2::Compression::none());
+    let gz = flate2::GzBuilder::new()
+        .comment(crate::rtp::archive::DESCRIPTIONS_FIRST)
+        .write(BufWriter::new(file), flate2::Compression::none());
     let mut tar = tar::Builder::new(gz);
     let top = Path::new(root.file_name().unwrap_or_default());
-    // In name order, so that readers streaming the archive meet each track's segments in
-    // the order they were recorded (their names are numbered).
+    // In name order within each group, so that readers streaming the archive meet each
+    // track's segments in the order they were recorded (their names are numbered).
+    let group = |path: &Path| match path.file_name().and_then(|n| n.to_str()) {
+        Some(n) if n.ends_with("audio.rtpdump") => 1,
+        Some(n) if n.ends_with(".rtpdump") => 2,
+        _ => 0,
+    };
     let mut files = files_under(root);
-    files.sort();
+    files.sort_by(|a, b| (group(a), a).cmp(&(group(b), b)));
     for path in files {
         let name = top.join(path.strip_prefix(root).unwrap_or(&path));
         tar.append_path_with_name(&path, name)

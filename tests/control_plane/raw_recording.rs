@@ -995,3 +995,203 @@ fn a_stereo_voice_makes_a_stereo_mix_and_dtx_silence_stays_silent() {
     let (decoded, _) = decoded_and_probed(path);
     assert!((decoded - 3.5).abs() <= 0.03, "{decoded}");
 }
+
+/// Packs the archive under `root` as a `.tar.gz` at `path`: its files sorted by `rank`
+/// (then name), with `comment` in the gzip header.
+fn pack(root: &Path, path: &Path, rank: fn(&str) -> u8, comment: Option<&str>) {
+    let mut files: Vec<(u8, String)> = Vec::new();
+    let mut dirs = vec![root.to_owned()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            if e.path().is_dir() {
+                dirs.push(e.path());
+            } else {
+                let name = e.path().strip_prefix(root).unwrap().display().to_string();
+                files.push((rank(&name), name));
+            }
+        }
+    }
+    files.sort();
+    let mut gz = flate2::GzBuilder::new();
+    if let Some(c) = comment {
+        gz = gz.comment(c);
+    }
+    let file = std::fs::File::create(path).unwrap();
+    let mut tar = tar::Builder::new(gz.write(file, flate2::Compression::fast()));
+    for (_, name) in files {
+        tar.append_path_with_name(root.join(&name), &name).unwrap();
+    }
+    tar.into_inner().unwrap().finish().unwrap();
+}
+
+/// Each packet's stream, time and size in `file`.
+fn packets(file: &Path) -> String {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "packet=stream_index,pts_time,size",
+        ])
+        .args(["-of", "csv=p=0"])
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn archives_that_hold_descriptions_and_audio_first_are_read_no_further_than_needed() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("in");
+    let mut sessions = sessions();
+    // Alice's camera sends VP8 key frames (320x240), a packet each.
+    let key = [
+        0x10, 0x50, 0x42, 0x00, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xf0, 0x00,
+    ];
+    for s in sessions.iter_mut().flat_map(|s| &mut s.2) {
+        if s.codec == "video/VP8" {
+            s.payloads = vec![key.to_vec(); s.packets.len()];
+        }
+    }
+    write_archive(&root, &sessions);
+    let input = |p: &Path| ["--input-file".to_owned(), p.display().to_string()];
+    let run = |command: &str, archive: &Path, out: &Path| {
+        let mut args = vec![command.to_owned()];
+        args.extend(input(archive));
+        args.extend(["--output".to_owned(), out.display().to_string()]);
+        raw_recording(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    // As reel packs: descriptions, then audio, then video, and says so.
+    let audio_first = |name: &str| match name {
+        n if n.ends_with("audio.rtpdump") => 1,
+        n if n.ends_with(".rtpdump") => 2,
+        _ => 0,
+    };
+    let first = dir.path().join("first.tar.gz");
+    pack(
+        &root,
+        &first,
+        audio_first,
+        Some("reel raw archive: descriptions first"),
+    );
+    // The video before the audio, and not said: a pass meets each session's video first.
+    let video_first = |name: &str| u8::from(name.ends_with("audio.rtpdump"));
+    let last = dir.path().join("last.tar.gz");
+    pack(&root, &last, video_first, None);
+
+    // The audio-and-video files are the same either way: written along with the video from
+    // the finished audio, or made from the two files after.
+    let (out_first, out_last) = (dir.path().join("o1"), dir.path().join("o2"));
+    stdout(&run("mux-av", &first, &out_first));
+    stdout(&run("mux-av", &last, &out_last));
+    let names = |d: &Path| {
+        let mut n: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().into_string().unwrap())
+            .collect();
+        n.sort();
+        n
+    };
+    assert_eq!(names(&out_first), names(&out_last));
+    assert_eq!(names(&out_first).len(), 1, "{:?}", names(&out_first));
+    for name in names(&out_first) {
+        let made = packets(&out_first.join(&name));
+        assert_eq!(made, packets(&out_last.join(&name)), "{name}");
+        for stream in ["0,", "1,"] {
+            assert!(
+                made.lines().any(|l| l.starts_with(stream)),
+                "{name}: {made}"
+            );
+        }
+    }
+
+    // Cut inside the video: listing and the audio need only what comes before.
+    let bytes = std::fs::read(&first).unwrap();
+    let cut = dir.path().join("cut.tar.gz");
+    std::fs::write(&cut, &bytes[..bytes.len() * 3 / 4]).unwrap();
+    assert!(
+        stdout(&raw_recording(&[
+            "list-tracks",
+            &input(&cut)[0],
+            &input(&cut)[1]
+        ]))
+        .contains("a-cam")
+    );
+    let audio = dir.path().join("audio");
+    stdout(&run("extract-audio", &cut, &audio));
+    assert_eq!(names(&audio).len(), 2, "{:?}", names(&audio));
+    let err = failure(&run("extract-video", &cut, &dir.path().join("video")));
+    assert!(
+        err.contains("_video.rtpdump: the rtpdump is cut short at byte"),
+        "{err}"
+    );
+    // The same cut, not said to hold its descriptions first, cannot even be listed.
+    let bytes = std::fs::read(&last).unwrap();
+    std::fs::write(&cut, &bytes[..bytes.len() * 3 / 4]).unwrap();
+    let err = failure(&raw_recording(&[
+        "list-tracks",
+        &input(&cut)[0],
+        &input(&cut)[1],
+    ]));
+    assert!(err.contains("damaged or cut short"), "{err}");
+
+    // A dump stored twice is read once. (Archives that do not put their descriptions first
+    // are refused at once: two dumps would match one segment.)
+    let twice = dir.path().join("twice.tar.gz");
+    let gz = flate2::GzBuilder::new()
+        .comment("reel raw archive: descriptions first")
+        .write(
+            std::fs::File::create(&twice).unwrap(),
+            flate2::Compression::fast(),
+        );
+    let mut tar = tar::Builder::new(gz);
+    let session = "raw_default_demo/alice/s-alice";
+    let descriptions = [
+        "s-alice_timing_metadata.json",
+        "s-alice_0001_audio.sdp",
+        "s-alice_0002_video.sdp",
+        "s-alice_0003_video.sdp",
+    ];
+    for name in descriptions {
+        let name = format!("{session}/{name}");
+        tar.append_path_with_name(root.join(&name), &name).unwrap();
+    }
+    for dump in ["0001_audio", "0001_audio", "0002_video", "0003_video"] {
+        let name = format!("{session}/s-alice_{dump}.rtpdump");
+        tar.append_path_with_name(root.join(&name), &name).unwrap();
+    }
+    tar.into_inner().unwrap().finish().unwrap();
+    let (from_dir, from_twice) = (dir.path().join("d"), dir.path().join("t"));
+    stdout(&on_dir("mux-av", &root, &from_dir, &["--user-id", "alice"]));
+    stdout(&run("mux-av", &twice, &from_twice));
+    let file = names(&from_dir).pop().unwrap();
+    assert_eq!(
+        packets(&from_dir.join(&file)),
+        packets(&from_twice.join(&file))
+    );
+
+    // A dump its metadata names but that is not there is found missing when read.
+    std::fs::remove_file(root.join("raw_default_demo/bob/s-bob/s-bob_0001_audio.rtpdump")).unwrap();
+    let gone = dir.path().join("gone.tar.gz");
+    pack(
+        &root,
+        &gone,
+        audio_first,
+        Some("reel raw archive: descriptions first"),
+    );
+    let err = failure(&run("extract-audio", &gone, &dir.path().join("gone")));
+    assert!(
+        err.contains("s-bob_0001_audio.rtpdump: named by its metadata, but not in the archive"),
+        "{err}"
+    );
+    assert!(
+        !dir.path()
+            .join("gone")
+            .read_dir()
+            .unwrap()
+            .any(|e| e.is_ok_and(|e| e.path().extension().is_some_and(|x| x == "partial")))
+    );
+}

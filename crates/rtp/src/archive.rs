@@ -5,10 +5,15 @@
 //! Nothing is extracted: a first pass reads the metadata and session descriptions, and each
 //! later pass streams the dumps a command needs, one at a time, straight from the archive.
 //! Entry names are only compared, never used as paths to write to.
+//!
+//! A `.tar.gz` whose gzip comment is [`DESCRIPTIONS_FIRST`] (reel packs its own so) puts every
+//! metadata file and session description before its first dump: the first pass stops there
+//! instead of reading the whole archive.
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -19,6 +24,11 @@ use crate::sdp::{SdpError, StreamSdp};
 const MAX_METADATA: u64 = 16 << 20;
 /// Largest session description read.
 const MAX_SDP: u64 = 64 << 10;
+
+/// The gzip comment of a `.tar.gz` raw archive whose `*_timing_metadata.json` and `.sdp`
+/// entries all come before its first `.rtpdump`, each dump named `{base_filename}.rtpdump`
+/// beside its `.sdp`.
+pub const DESCRIPTIONS_FIRST: &str = "reel raw archive: descriptions first";
 
 /// Why an archive cannot be read.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +73,10 @@ pub enum ArchiveError {
         /// How many dumps matched.
         found: usize,
     },
+    /// A dump the metadata names that the archive turned out not to hold (found only when
+    /// the dumps are read, in archives that put their descriptions first).
+    #[error("{0}: named by its metadata, but not in the archive")]
+    MissingDump(String),
     /// A session description reel cannot use.
     #[error("{entry}: {source}")]
     Sdp {
@@ -102,6 +116,9 @@ pub struct SegmentFiles {
     /// Its session description.
     pub sdp: StreamSdp,
 }
+
+/// What a reader of the archive's entries says after each: go on, or stop there.
+pub type Step = Result<ControlFlow<()>, ArchiveError>;
 
 /// Told how far each pass over the dumps has got (a progress bar).
 pub trait Watcher: Send + Sync {
@@ -154,11 +171,18 @@ impl Archive {
                 _ => return Err(ArchiveError::UnknownKind(shown)),
             }
         };
+        let descriptions_first = match &source {
+            Source::TarGz(p) => gzip_comment(p).as_deref() == Some(DESCRIPTIONS_FIRST.as_bytes()),
+            _ => false,
+        };
         let mut names = Vec::new();
         let mut metadata = Vec::new();
         let mut sdps = HashMap::new();
         let mut dump_bytes = 0u64;
         visit(&source, None, &mut |name, r| {
+            if descriptions_first && name.ends_with(".rtpdump") {
+                return Ok(ControlFlow::Break(()));
+            }
             if name.ends_with("_timing_metadata.json") {
                 let bytes = read_limited(r, MAX_METADATA, name)?;
                 let m: TimingMetadata =
@@ -179,8 +203,15 @@ impl Archive {
                     dump_bytes += std::fs::metadata(root.join(name)).map_or(0, |m| m.len());
                 }
             }
-            Ok(())
+            Ok(ControlFlow::Continue(()))
         })?;
+        if descriptions_first {
+            // The dumps were not met: each is beside its description.
+            names = sdps
+                .keys()
+                .map(|sdp| format!("{}.rtpdump", sdp.trim_end_matches(".sdp")))
+                .collect();
+        }
         let pass_bytes = match &source {
             Source::Dir(_) => dump_bytes,
             Source::TarGz(p) | Source::Zip(p) => std::fs::metadata(p).map_or(0, |m| m.len()),
@@ -244,10 +275,11 @@ impl Archive {
     }
 
     /// Streams the dumps: `f` gets each one's entry name and a reader of its bytes, which it
-    /// reads or leaves (what it leaves is skipped). Dumps come in the archive's own order.
+    /// reads or leaves (what it leaves is skipped), and says whether to go on. Dumps come in
+    /// the archive's own order.
     pub fn read_dumps(
         &self,
-        f: &mut dyn FnMut(&str, &mut dyn BufRead) -> Result<(), ArchiveError>,
+        f: &mut dyn FnMut(&str, &mut dyn BufRead) -> Step,
     ) -> Result<(), ArchiveError> {
         if let Some(w) = &self.watcher {
             w.started(self.pass_bytes);
@@ -256,7 +288,7 @@ impl Archive {
             if name.ends_with(".rtpdump") {
                 f(name, &mut BufReader::with_capacity(1 << 16, r))
             } else {
-                Ok(())
+                Ok(ControlFlow::Continue(()))
             }
         });
         if let Some(w) = &self.watcher {
@@ -332,13 +364,21 @@ impl<R: Seek> Seek for Counted<R> {
     }
 }
 
+/// The comment in the gzip header of the file at `path`, if it has one.
+fn gzip_comment(path: &Path) -> Option<Vec<u8>> {
+    let mut gz = flate2::read::GzDecoder::new(File::open(path).ok()?);
+    // The header is parsed by the first read.
+    gz.read_exact(&mut [0u8; 1]).ok()?;
+    gz.header()?.comment().map(<[u8]>::to_vec)
+}
+
 /// Calls `f` with the name and bytes of every file in `source`, in stored order (a
-/// directory's sorted by name), telling `watcher` the bytes read. Names use `/` and have no
-/// leading `./`.
+/// directory's sorted by name), until it says to stop, telling `watcher` the bytes read.
+/// Names use `/` and have no leading `./`.
 fn visit(
     source: &Source,
     watcher: Option<&Arc<dyn Watcher>>,
-    f: &mut dyn FnMut(&str, &mut dyn Read) -> Result<(), ArchiveError>,
+    f: &mut dyn FnMut(&str, &mut dyn Read) -> Step,
 ) -> Result<(), ArchiveError> {
     let counted = |inner: File| Counted {
         inner,
@@ -356,7 +396,9 @@ fn visit(
                     path: path.display().to_string(),
                     source,
                 })?;
-                f(&name, &mut counted(file))?;
+                if f(&name, &mut counted(file))?.is_break() {
+                    break;
+                }
             }
             Ok(())
         }
@@ -366,7 +408,8 @@ fn visit(
                 path: path.display().to_string(),
                 source,
             })?;
-            let gz = flate2::read::GzDecoder::new(BufReader::with_capacity(1 << 16, counted(file)));
+            let gz =
+                flate2::bufread::GzDecoder::new(BufReader::with_capacity(1 << 16, counted(file)));
             let mut tar = tar::Archive::new(gz);
             for entry in tar.entries().map_err(&corrupt)? {
                 let mut entry = entry.map_err(&corrupt)?;
@@ -378,7 +421,9 @@ fn visit(
                     .map_err(&corrupt)?
                     .to_string_lossy()
                     .into_owned();
-                f(name.trim_start_matches("./"), &mut entry)?;
+                if f(name.trim_start_matches("./"), &mut entry)?.is_break() {
+                    break;
+                }
             }
             Ok(())
         }
@@ -400,7 +445,9 @@ fn visit(
                     .map_err(|e| corrupt(io::Error::other(e)))?
                     .trim_start_matches("./")
                     .to_owned();
-                f(&name, &mut entry)?;
+                if f(&name, &mut entry)?.is_break() {
+                    break;
+                }
             }
             Ok(())
         }
