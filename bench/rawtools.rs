@@ -14,7 +14,8 @@
 //! each participant's audio and video muxed by ffmpeg; the mix by ffmpeg `amix` to the MP3
 //! reel writes (mono, 64 kbit/s, for these mono voices, LAME's `-q 7`). One step at a time,
 //! and ffmpeg on one thread, as the tool runs them. Before each side, what earlier writes left
-//! in memory is flushed (`sync`), so that neither pays for the other's.
+//! in memory is flushed (`sync`) and the archive read once, so that both start with it in the
+//! page cache and neither pays for the other's writes.
 //!
 //! Both sides' durations are printed beside their times, so that the table shows the same
 //! work was done. Peak memory is the largest resident size of any one process (GNU time's
@@ -68,7 +69,7 @@ fn main() {
 
     let scratch = tempfile::tempdir_in(&cache).expect("a scratch directory");
     let reel_out = scratch.path().join("reel");
-    flush();
+    settle(&archive);
     let reel = measure(
         Command::new(env!("CARGO_BIN_EXE_reel"))
             .args(["raw-recording", "process-all", "--input-file"])
@@ -80,7 +81,7 @@ fn main() {
     std::fs::remove_dir_all(&reel_out).ok();
 
     let reference_dir = scratch.path().join("reference");
-    flush();
+    settle(&archive);
     let (reference, reference_files) = reference(&archive, &reference_dir);
 
     println!(
@@ -153,10 +154,13 @@ impl Run {
     }
 }
 
-/// Writes out what the page cache holds unwritten.
-fn flush() {
+/// Makes each side start alike: what earlier writes left in memory written out, and the
+/// archive read into memory (as just after a download), not wherever earlier runs left it.
+fn settle(archive: &Path) {
     let synced = Command::new("sync").status();
     assert!(synced.is_ok_and(|s| s.success()), "sync failed");
+    let mut file = std::fs::File::open(archive).expect("the archive");
+    std::io::copy(&mut file, &mut std::io::sink()).expect("the archive reads");
 }
 
 /// Runs `cmd` to its end under GNU time.
