@@ -298,20 +298,18 @@ pub fn extract_av(
         Some((media, av_dir)),
         audio_done,
     )?;
-    let (audio, video): (Vec<&Extracted>, Vec<&Extracted>) =
-        pass.tracks.iter().partition(|x| x.kind == Kind::Audio);
-    let combined: Vec<Extracted> = video
-        .into_iter()
+    let of_kind = |kind| pass.tracks.iter().filter(move |x| x.kind == kind).cloned();
+    let audio: Vec<Extracted> = of_kind(Kind::Audio).collect();
+    // The video files the pass could not combine as it went.
+    let uncombined: Vec<Extracted> = of_kind(Kind::Video)
         .filter(|v| {
             !pass
                 .audio_video
                 .iter()
                 .any(|m| m.session_id == v.session_id && m.screenshare == v.screenshare)
         })
-        .cloned()
         .collect();
-    let audio: Vec<Extracted> = audio.into_iter().cloned().collect();
-    let later = mux_av::combine(archive, &audio, &combined, media, av_dir)?;
+    let later = mux_av::combine(archive, &audio, &uncombined, media, av_dir)?;
     pass.audio_video.extend(later);
     Ok(pass)
 }
