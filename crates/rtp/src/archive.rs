@@ -392,11 +392,7 @@ fn visit(
                     .unwrap_or(&path)
                     .to_string_lossy()
                     .replace('\\', "/");
-                let file = File::open(&path).map_err(|source| ArchiveError::Open {
-                    path: path.display().to_string(),
-                    source,
-                })?;
-                if f(&name, &mut counted(file))?.is_break() {
+                if f(&name, &mut counted(open_file(&path)?))?.is_break() {
                     break;
                 }
             }
@@ -404,10 +400,7 @@ fn visit(
         }
         Source::TarGz(path) => {
             let corrupt = corrupt(path);
-            let file = File::open(path).map_err(|source| ArchiveError::Open {
-                path: path.display().to_string(),
-                source,
-            })?;
+            let file = open_file(path)?;
             let gz =
                 flate2::bufread::GzDecoder::new(BufReader::with_capacity(1 << 16, counted(file)));
             let mut tar = tar::Archive::new(gz);
@@ -429,10 +422,7 @@ fn visit(
         }
         Source::Zip(path) => {
             let corrupt = corrupt(path);
-            let file = File::open(path).map_err(|source| ArchiveError::Open {
-                path: path.display().to_string(),
-                source,
-            })?;
+            let file = open_file(path)?;
             let mut zip = zip::ZipArchive::new(BufReader::new(counted(file)))
                 .map_err(|e| corrupt(io::Error::other(e)))?;
             for i in 0..zip.len() {
@@ -452,6 +442,13 @@ fn visit(
             Ok(())
         }
     }
+}
+
+fn open_file(path: &Path) -> Result<File, ArchiveError> {
+    File::open(path).map_err(|source| ArchiveError::Open {
+        path: path.display().to_string(),
+        source,
+    })
 }
 
 fn corrupt(path: &Path) -> impl Fn(io::Error) -> ArchiveError {
