@@ -62,6 +62,12 @@ pub enum Command {
         #[command(subcommand)]
         command: RawRecordingCommand,
     },
+    /// Design composite layouts: see one with synthetic participants.
+    Layout {
+        /// What to do.
+        #[command(subcommand)]
+        command: LayoutCommand,
+    },
     /// Inspect and retry webhook deliveries.
     Webhooks {
         /// What to do.
@@ -434,6 +440,64 @@ impl SelectArgs {
     }
 }
 
+/// `reel layout ...`.
+#[derive(Debug, Subcommand)]
+pub enum LayoutCommand {
+    /// Serve a layout at a local URL with synthetic participants (moving test pictures with
+    /// names, every fourth without video, a dominant speaker that changes every 3 s), at the
+    /// size a recording of that quality has. The page reloads when --css or --options change.
+    Preview(PreviewArgs),
+}
+
+/// `reel layout preview`.
+#[derive(Debug, Args)]
+pub struct PreviewArgs {
+    /// The layout: grid, spotlight, single-participant or mobile.
+    #[arg(long, default_value = "spotlight", value_parser = layout_name)]
+    pub layout: crate::domain::settings::LayoutName,
+    /// How many synthetic participants.
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub participants: u32,
+    /// The first participant shares a screen.
+    #[arg(long)]
+    pub screenshare: bool,
+    /// A stylesheet loaded after the built-in one, as `external_css_url` would be.
+    #[arg(long, value_name = "FILE")]
+    pub css: Option<PathBuf>,
+    /// A JSON object of layout options (the API's `layout.options`).
+    #[arg(long, value_name = "FILE")]
+    pub options: Option<PathBuf>,
+    /// The recording quality whose frame size to use: 720p, 1080p, portrait-720x1280, ...
+    #[arg(long, default_value = "720p", value_parser = quality)]
+    pub quality: crate::domain::settings::Quality,
+    /// The local port to serve on (0: any free one).
+    #[arg(long, default_value_t = 3030)]
+    pub port: u16,
+    /// Render one frame headless (pictures still, the first participant speaking) to this
+    /// PNG and exit.
+    #[arg(long, value_name = "PNG")]
+    pub screenshot: Option<PathBuf>,
+    /// A custom layout page (`external_app_url`) to render instead of the built-in app; it
+    /// gets the configuration through `window.setupLayout`. Needs --screenshot.
+    #[arg(long, value_name = "URL", requires = "screenshot")]
+    pub app_url: Option<String>,
+    /// How long --screenshot waits for the page to show #egress-ready-for-capture.
+    #[arg(long, value_name = "DURATION", default_value = "30s")]
+    pub ready_timeout: HumanDuration,
+}
+
+fn from_api_name<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, String> {
+    serde_json::from_value(serde_json::Value::String(s.to_owned())).map_err(|e| e.to_string())
+}
+
+fn layout_name(s: &str) -> Result<crate::domain::settings::LayoutName, String> {
+    from_api_name(s)
+}
+
+fn quality(s: &str) -> Result<crate::domain::settings::Quality, String> {
+    from_api_name(s)
+}
+
 /// `reel webhooks ...`.
 #[derive(Debug, Subcommand)]
 pub enum WebhooksCommand {
@@ -471,8 +535,29 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             crate::telemetry::init_filtered(crate::config::LogFormat::Text, filter);
             raw_recording(command).await
         }
+        Command::Layout {
+            command: LayoutCommand::Preview(args),
+        } => layout_preview(args).await,
         Command::Webhooks { command } => webhooks(command).await,
     }
+}
+
+async fn layout_preview(args: PreviewArgs) -> anyhow::Result<()> {
+    use crate::layout::preview::{self, Preview};
+    let preview = Preview {
+        layout: args.layout,
+        participants: args.participants,
+        screenshare: args.screenshare,
+        css: args.css,
+        options: args.options,
+        size: args.quality.dimensions(),
+        app_url: args.app_url,
+    };
+    let shot = args
+        .screenshot
+        .as_deref()
+        .map(|p| (p, args.ready_timeout.0));
+    preview::run(preview, args.port, shot).await
 }
 
 async fn raw_recording(command: RawRecordingCommand) -> anyhow::Result<()> {

@@ -21,9 +21,11 @@
 pub mod api;
 pub mod auth;
 pub mod backoff;
+pub mod browser;
 pub mod cli;
 pub mod config;
 pub mod domain;
+pub mod layout;
 pub mod media;
 pub mod metrics;
 #[allow(unsafe_code)]

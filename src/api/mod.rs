@@ -53,6 +53,10 @@ pub fn router(state: AppState) -> Router {
         .merge(realtimekit::routes())
         .merge(webrtc::routes())
         .route("/join/{call_type}/{call_id}", get(join::page))
+        .route(
+            &format!("{}/{{file}}", crate::layout::APP_PATH),
+            get(crate::layout::asset),
+        )
         .route("/files/{*key}", get(files::download))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))

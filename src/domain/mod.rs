@@ -7,6 +7,7 @@
 pub mod call;
 pub mod event;
 pub mod ids;
+pub mod layout;
 pub mod participant;
 pub mod permissions;
 pub mod recording;

@@ -92,6 +92,19 @@ pub enum LayoutName {
     Custom,
 }
 
+impl LayoutName {
+    /// The name as the API spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Spotlight => "spotlight",
+            Self::Grid => "grid",
+            Self::SingleParticipant => "single-participant",
+            Self::Mobile => "mobile",
+            Self::Custom => "custom",
+        }
+    }
+}
+
 /// One kind of file an individual recording makes per participant session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -133,6 +146,14 @@ fn http_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error>
     }
 }
 
+fn layout_options<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Map<String, Value>>, D::Error> {
+    let v = Option::<Map<String, Value>>::deserialize(d)?;
+    if let Some(options) = &v {
+        super::layout::check_options(options).map_err(serde::de::Error::custom)?;
+    }
+    Ok(v)
+}
+
 /// Changes to the composite layout.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct LayoutPatch {
@@ -140,7 +161,11 @@ pub struct LayoutPatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<LayoutName>,
     /// Layout options (flat dotted keys); merged key by key over the lower layer.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "layout_options",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub options: Option<Map<String, Value>>,
     /// A stylesheet loaded after the built-in styles; empty clears it.
     #[serde(
@@ -599,6 +624,10 @@ mod tests {
             (
                 json!({"recording": {"layout": {"external_app_url": "file:///etc/passwd"}}}),
                 "recording.layout.external_app_url",
+            ),
+            (
+                json!({"recording": {"layout": {"options": {"grid.colums": 3}}}}),
+                "recording.layout.options",
             ),
             (json!({"audio": 3}), "audio"),
         ];

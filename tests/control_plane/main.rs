@@ -5,6 +5,7 @@ mod common;
 
 mod auth;
 mod cli;
+mod layout;
 mod observability;
 mod raw_recording;
 mod realtimekit;

@@ -205,6 +205,18 @@ both_backends!(unknown_values_name_the_field, |db| async move {
             "grants",
         ),
         (
+            "PATCH",
+            "/api/v2/video/call/default/bad",
+            json!({"settings_override": {"recording": {"layout": {"options": {"grid.colums": 3}}}}}),
+            "unknown layout option grid.colums",
+        ),
+        (
+            "PUT",
+            "/api/v2/video/calltypes/default",
+            json!({"settings": {"recording": {"layout": {"options": {"video.scale_mode": "stretch"}}}}}),
+            "layout option video.scale_mode must be one of fit, fill, not stretch",
+        ),
+        (
             "POST",
             "/api/v2/video/call/default/bad/recordings/video/start",
             json!({}),

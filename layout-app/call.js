@@ -1,0 +1,78 @@
+// A real call's participants and media: its event stream says who is there and who speaks;
+// one WHEP session plays every camera and shared screen in slots.
+
+/** Negotiates `pc` with the WHEP endpoint `url`; the session URL. */
+async function negotiate(pc, url, token) {
+  await pc.setLocalDescription();
+  await new Promise((done) => {
+    if (pc.iceGatheringState === "complete") return done();
+    pc.addEventListener("icegatheringstatechange", () => pc.iceGatheringState === "complete" && done());
+    setTimeout(done, 2000);
+  });
+  const res = await fetch(url, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/sdp" },
+    body: pc.localDescription.sdp,
+  });
+  if (res.status !== 201) throw new Error(`${url}: ${res.status} ${await res.text()}`);
+  const session = new URL(res.headers.get("Location"), url).href;
+  await pc.setRemoteDescription({ type: "answer", sdp: await res.text() });
+  return session;
+}
+
+function nameOf(user, fallback) {
+  return (user && (user.name || user.id)) || fallback;
+}
+
+/**
+ * Keeps `roster` in step with the call of `config` ({ call_type, call_id, token, base_url,
+ * slots }): participants from the call's events, their videos over WHEP.
+ */
+export async function joinCall(roster, config) {
+  const base = config.base_url || location.origin;
+  const call = `${encodeURIComponent(config.call_type)}/${encodeURIComponent(config.call_id)}`;
+  const token = encodeURIComponent(config.token || "");
+  const joined = (p, user) =>
+    roster.upsert({ id: p.user_session_id, name: nameOf(user, p.user_id), joinedAt: Date.parse(p.joined_at) || Date.now() });
+
+  const events = new EventSource(`${base}/events/${call}?token=${token}`);
+  events.onmessage = (m) => {
+    const e = JSON.parse(m.data);
+    if (e.type === "call.state") {
+      for (const p of e.state.participants) joined(p, null);
+    } else if (e.type === "call.session_participant_joined") {
+      joined(e.participant, e.participant.user);
+    } else if (e.type === "call.session_participant_left") {
+      roster.remove(e.participant.user_session_id);
+    } else if (e.type === "call.dominant_speaker_changed") {
+      roster.setDominant(e.user_session_id);
+    }
+  };
+
+  // Video only: the recorder mixes the call's audio itself.
+  const pc = new RTCPeerConnection();
+  for (let i = 0; i < (config.slots || 30); i++) pc.addTransceiver("video", { direction: "recvonly" });
+  const byMid = new Map();
+  pc.ontrack = (e) => byMid.set(e.transceiver.mid, e.track);
+  const session = await negotiate(pc, `${base}/whep/${call}`, config.token || "");
+  const streams = new Map(); // track id -> MediaStream
+  const slots = new EventSource(`${session}/events?token=${token}`);
+  slots.onmessage = (m) => {
+    const playing = new Map(); // participant id -> { camera, screen }
+    for (const s of JSON.parse(m.data).slots) {
+      const track = byMid.get(s.mid);
+      if (!s.track || !track) continue;
+      const p = s.track.participant;
+      if (!roster.participants.has(p.user_session_id)) joined(p, null);
+      if (!streams.has(s.track.track_id)) streams.set(s.track.track_id, new MediaStream([track]));
+      const kind = s.track.type === "TRACK_TYPE_SCREEN_SHARE" ? "screen" : "camera";
+      playing.set(p.user_session_id, { ...playing.get(p.user_session_id), [kind]: streams.get(s.track.track_id) });
+    }
+    for (const p of roster.participants.values()) {
+      const now = playing.get(p.id) || {};
+      if ((now.camera || null) !== p.camera || (now.screen || null) !== p.screen)
+        roster.upsert({ id: p.id, camera: now.camera || null, screen: now.screen || null });
+    }
+  };
+  return { pc, session, events, slots };
+}
