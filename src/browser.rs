@@ -66,7 +66,6 @@ pub fn executable() -> Result<PathBuf, BrowserError> {
 pub struct Headless {
     browser: Browser,
     events: JoinHandle<()>,
-    size: (u32, u32),
     /// The browser's profile, removed with it.
     _profile: tempfile::TempDir,
 }
@@ -115,14 +114,8 @@ impl Headless {
         Ok(Self {
             browser,
             events,
-            size,
             _profile: profile,
         })
-    }
-
-    /// The frame size.
-    pub fn size(&self) -> (u32, u32) {
-        self.size
     }
 
     /// Opens `url`, with `script` (if any) run before the page's own scripts.

@@ -197,21 +197,15 @@ mod tests {
     #[test]
     fn every_file_the_app_imports_is_served() {
         for a in ASSETS {
-            for import in a.body.split("from \"./").skip(1) {
-                let name = import.split('"').next().unwrap();
-                assert!(
-                    ASSETS.iter().any(|b| b.name == name),
-                    "{} imports {name}",
-                    a.name
-                );
-            }
-            for import in a.body.split("import(\"./").skip(1) {
-                let name = import.split('"').next().unwrap();
-                assert!(
-                    ASSETS.iter().any(|b| b.name == name),
-                    "{} imports {name}",
-                    a.name
-                );
+            for pattern in ["from \"./", "import(\"./"] {
+                for import in a.body.split(pattern).skip(1) {
+                    let name = import.split('"').next().unwrap();
+                    assert!(
+                        ASSETS.iter().any(|b| b.name == name),
+                        "{} imports {name}",
+                        a.name
+                    );
+                }
             }
         }
     }
