@@ -63,7 +63,9 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(openapi))
         .fallback(not_found)
         // Layers run outside-in in the reverse order of these calls: tracing sees every
-        // request first, then metrics, then CORS answers preflights, then the body limit.
+        // request first, then metrics, then CORS answers preflights, then the body limit,
+        // then the whole body is read.
+        .layer(axum::middleware::from_fn(read_whole_body))
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(
             CorsLayer::new()
@@ -140,6 +142,25 @@ async fn count_request(State(s): State<AppState>, req: Request, next: Next) -> R
         .get_or_create(&RouteLabels { route })
         .observe(started.elapsed().as_secs_f64());
     res
+}
+
+/// Reads the request body before any handler runs.
+///
+/// Handlers that need no body (stopping a recording) or answer before reading it (a refused
+/// token) would otherwise leave it unread, and the HTTP/1 connection closes when the body
+/// has not arrived by the time the answer is written: a client reusing that connection for
+/// its next request sees it drop without an answer.
+async fn read_whole_body(req: Request, next: Next) -> Response {
+    let (parts, body) = req.into_parts();
+    match axum::body::to_bytes(body, BODY_LIMIT).await {
+        Ok(bytes) => next.run(Request::from_parts(parts, bytes.into())).await,
+        // Past the limit, as the limit layer answers when the length is declared.
+        Err(e) => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("cannot read the request body: {e}\n"),
+        )
+            .into_response(),
+    }
 }
 
 async fn not_found() -> Response {

@@ -5,6 +5,7 @@ mod common;
 
 mod auth;
 mod cli;
+mod connections;
 mod layout;
 mod observability;
 mod raw_recording;

@@ -1,0 +1,104 @@
+//! HTTP/1 connections: a client that reuses its connection keeps it, whatever a handler reads.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::common::*;
+
+/// Reads one answer with a `content-length` from `conn`: its status line and body.
+async fn read_answer(conn: &mut (impl AsyncRead + Unpin)) -> Option<(String, String)> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&got[..end]).into_owned();
+            let length: usize = head
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse().unwrap())
+                })
+                .expect("answers have a content-length");
+            if got.len() >= end + 4 + length {
+                let body = String::from_utf8_lossy(&got[end + 4..end + 4 + length]).into_owned();
+                return Some((head.lines().next().unwrap().to_owned(), body));
+            }
+        }
+        let n = tokio::time::timeout(Duration::from_secs(10), conn.read(&mut buf))
+            .await
+            .expect("an answer within 10 s")
+            .ok()?;
+        if n == 0 {
+            return None;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// A request whose body the handler has no use for (stopping a recording that is not
+/// running), with the body sent after a pause, as clients that write headers and body
+/// separately do. The next request on the same connection is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_body_the_handler_ignores_keeps_the_connection() {
+    let t = TestServer::start(Db::Sqlite).await;
+    t.create_call("kept").await;
+    let mut conn = TcpStream::connect(t.base.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let head = format!(
+        "POST /api/v2/video/call/default/kept/recordings/raw/stop?api_key={API_KEY} HTTP/1.1\r\n\
+         host: reel\r\nauthorization: {}\r\nstream-auth-type: jwt\r\n\
+         content-type: application/json\r\ncontent-length: 2\r\n\r\n",
+        t.server_token()
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    conn.write_all(b"{}").await.unwrap();
+    let (status, body) = read_answer(&mut conn).await.expect("the stop is answered");
+    assert!(status.contains(" 400 "), "{status}: {body}");
+    assert!(body.contains("call egress is not running"), "{body}");
+
+    conn.write_all(b"GET /healthz HTTP/1.1\r\nhost: reel\r\n\r\n")
+        .await
+        .unwrap();
+    let (status, body) = read_answer(&mut conn)
+        .await
+        .expect("the same connection answers the next request");
+    assert!(status.contains(" 200 "), "{status}");
+    assert_eq!(body, "ok\n");
+}
+
+/// A chunked body past the limit is refused with 413, as a declared length is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endless_chunked_body_is_refused() {
+    let t = TestServer::start(Db::Sqlite).await;
+    let mut conn = TcpStream::connect(t.base.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let head = format!(
+        "POST /api/v2/video/call/default/big?api_key={API_KEY} HTTP/1.1\r\n\
+         host: reel\r\nauthorization: {}\r\nstream-auth-type: jwt\r\n\
+         content-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n",
+        t.server_token()
+    );
+    let (mut rx, mut tx) = conn.split();
+    tx.write_all(head.as_bytes()).await.unwrap();
+    // 64 chunks of 64 KiB: four times the limit, and never a last chunk.
+    let chunk = format!("10000\r\n{}\r\n", " ".repeat(0x10000));
+    let mut sent = 0;
+    let answer = loop {
+        tokio::select! {
+            a = read_answer(&mut rx) => break a,
+            r = tx.write_all(chunk.as_bytes()), if sent < 64 => {
+                r.unwrap();
+                sent += 1;
+            }
+        }
+    };
+    let (status, body) = answer.expect("an answer before the connection closes");
+    assert!(status.contains(" 413 "), "{status}: {body}");
+    assert!(body.contains("length limit exceeded"), "{body}");
+}
