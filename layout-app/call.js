@@ -40,6 +40,7 @@ export async function joinCall(roster, config) {
     const e = JSON.parse(m.data);
     if (e.type === "call.state") {
       for (const p of e.state.participants) joined(p, null);
+      if (e.state.dominant_speaker) roster.setDominant(e.state.dominant_speaker);
     } else if (e.type === "call.session_participant_joined") {
       joined(e.participant, e.participant.user);
     } else if (e.type === "call.session_participant_left") {

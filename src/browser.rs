@@ -95,6 +95,10 @@ impl Headless {
             })
             .args([
                 "--autoplay-policy=no-user-gesture-required",
+                // The layout page plays the call from reel, often on the same machine, and
+                // has no camera permission that would let it show its addresses to reel.
+                "--allow-loopback-in-peer-connection",
+                "--disable-features=WebRtcHideLocalIpsWithMdns",
                 "--disable-gpu",
                 "--disable-background-networking",
                 "--disable-component-update",

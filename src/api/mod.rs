@@ -5,10 +5,12 @@
 //! - `/files/...`: downloads of locally stored recordings through signed links (Range support).
 //! - `webrtc`: WHIP/WHEP (`/whip/...`, `/whep/...`) and the live event streams (`/events/...`).
 //! - `/join/{type}/{id}`: the join page, to hold a real call in a browser.
+//! - `/layout/{type}/{id}`: the call drawn as its composite recording lays it out.
 //! - `/healthz`, `/metrics` (Prometheus), `/openapi.json`.
 
 mod files;
 mod join;
+mod layout;
 mod openapi;
 pub mod realtimekit;
 pub mod stream;
@@ -53,6 +55,7 @@ pub fn router(state: AppState) -> Router {
         .merge(realtimekit::routes())
         .merge(webrtc::routes())
         .route("/join/{call_type}/{call_id}", get(join::page))
+        .route("/layout/{call_type}/{call_id}", get(layout::page))
         .route(
             &format!("{}/{{file}}", crate::layout::APP_PATH),
             get(crate::layout::asset),

@@ -32,8 +32,9 @@ use crate::domain::{CallId, CallTypeName, Cid};
 use crate::media::{MediaError, Patched, Source};
 use crate::service::ServiceError;
 
-/// Largest SDP offer or fragment accepted.
-const SDP_LIMIT: usize = 64 * 1024;
+/// Largest SDP offer or fragment accepted: a browser's offer of 30 video slots (the layout
+/// page's) takes about 80 KiB.
+const SDP_LIMIT: usize = 256 * 1024;
 
 /// The WHIP, WHEP and event-stream routes.
 pub fn routes() -> Router<AppState> {

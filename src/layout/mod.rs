@@ -12,7 +12,8 @@ use handlebars::Handlebars;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::domain::settings::LayoutName;
+use crate::domain::Cid;
+use crate::domain::settings::{LayoutName, LayoutSettings};
 
 /// Where the app's files are served.
 pub const APP_PATH: &str = "/layout-app";
@@ -109,6 +110,24 @@ pub struct LayoutConfig {
 }
 
 impl LayoutConfig {
+    /// The configuration that draws call `cid` as its `settings` say, following it with `token`.
+    pub fn for_call(cid: &Cid, token: String, settings: &LayoutSettings) -> Self {
+        Self {
+            call_type: cid.call_type.to_string(),
+            call_id: cid.id.to_string(),
+            token,
+            base_url: String::new(),
+            layout: settings.name,
+            options: settings.options.clone(),
+            external_css_url: settings.external_css_url.clone(),
+            source: "call",
+            synthetic: None,
+            ready_timeout_ms: 10_000,
+            show_warnings: false,
+            warnings: Vec::new(),
+        }
+    }
+
     /// As JSON that is safe inside a `<script>` element.
     fn script_json(&self) -> String {
         serde_json::to_string(self)

@@ -37,7 +37,7 @@ pub use sdp::SdpProblem;
 pub use udp::UdpMode;
 
 use crate::auth::Caller;
-use crate::domain::{Cid, Participant, Track, UserId};
+use crate::domain::{Cid, Participant, SessionId, Track, UserId};
 use crate::metrics::Metrics;
 use crate::service::{LeaveReason, ServiceError, Services};
 use peer::{Command, Exit, Peer, Role};
@@ -141,6 +141,8 @@ pub struct CallState {
     pub participants: Vec<Participant>,
     /// Their tracks.
     pub tracks: Vec<Track>,
+    /// The `user_session_id` of the dominant speaker, once someone has spoken.
+    pub dominant_speaker: Option<SessionId>,
 }
 
 /// The media plane. Cheap to clone.
@@ -347,6 +349,7 @@ impl Media {
                 .into_iter()
                 .map(|t| (*t).clone())
                 .collect(),
+            dominant_speaker: self.inner.rooms.dominant(cid),
         }
     }
 

@@ -39,6 +39,8 @@ pub(crate) struct Rooms {
 struct Room {
     events: mpsc::UnboundedSender<RoomEvent>,
     presences: HashMap<(UserId, String), Presence>,
+    /// The dominant speaker, as last announced.
+    dominant: Option<SessionId>,
 }
 
 struct Presence {
@@ -75,6 +77,7 @@ impl Rooms {
             Room {
                 events: tx,
                 presences: HashMap::new(),
+                dominant: None,
             }
         });
         let key = (user.clone(), source_id.to_owned());
@@ -129,6 +132,17 @@ impl Rooms {
         ps
     }
 
+    /// The dominant speaker of `cid`, if anyone has spoken since they joined.
+    pub fn dominant(&self, cid: &Cid) -> Option<SessionId> {
+        self.rooms().get(cid).and_then(|r| r.dominant.clone())
+    }
+
+    fn set_dominant(&self, cid: &Cid, who: Option<&SessionId>) {
+        if let Some(r) = self.rooms().get_mut(cid) {
+            r.dominant = who.cloned();
+        }
+    }
+
     fn is_empty(&self, cid: &Cid) -> bool {
         self.rooms().get(cid).is_none_or(|r| r.presences.is_empty())
     }
@@ -169,6 +183,7 @@ impl Rooms {
                         }
                         RoomEvent::Left(p, reason) => {
                             speaker.remove(&p.user_session_id);
+                            self.set_dominant(&cid, speaker.current());
                             if let Some(s) = &session
                                 && let Err(e) = services.participant_left(&cid, s, &p, reason).await
                             {
@@ -196,6 +211,7 @@ impl Rooms {
                         RoomEvent::Level { participant, loudness } => {
                             let who = &participant.user_session_id;
                             if let Some(new) = speaker.report(who, loudness, Instant::now()) {
+                                self.set_dominant(&cid, Some(&new));
                                 let event = json!({
                                     "type": "call.dominant_speaker_changed",
                                     "call_cid": cid,

@@ -56,6 +56,11 @@ impl DominantSpeaker {
         Some(loudest)
     }
 
+    /// The dominant speaker now.
+    pub fn current(&self) -> Option<&SessionId> {
+        self.current.as_ref()
+    }
+
     /// Forgets a participant who left.
     pub fn remove(&mut self, who: &SessionId) {
         self.loudness.remove(who);

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,9 +19,10 @@ use reel::recorders::{
     RecordingJob,
 };
 use reel::server::Server;
-use serde_json::Value;
+use serde_json::{Value, json};
 use sqlx::Connection;
 use tempfile::TempDir;
+use tokio::io::AsyncWriteExt;
 
 pub const API_KEY: &str = "test-key";
 pub const API_SECRET: &str = "test-secret-0123456789";
@@ -571,4 +573,51 @@ pub fn python() -> PathBuf {
     std::env::var("REEL_TEST_PYTHON").map(PathBuf::from).expect(
         "REEL_TEST_PYTHON must name a Python with getstream installed (scripts/test.sh makes one)",
     )
+}
+
+/// One page to open: its URL and size, where to save its screenshot, and the JS functions
+/// whose results to return.
+pub fn case(
+    url: &str,
+    (width, height): (u32, u32),
+    screenshot: Option<&Path>,
+    steps: &[&str],
+) -> Value {
+    json!({"url": url, "width": width, "height": height, "screenshot": screenshot, "steps": steps})
+}
+
+/// Opens the pages in headless Chromium (Playwright); each one's step results. Pages that
+/// logged errors fail the test.
+pub async fn visit(cases: &[Value]) -> Vec<Vec<Value>> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/visit_pages.py");
+    let mut child = tokio::process::Command::new(python())
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python starts");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(Value::from(cases.to_vec()).to_string().as_bytes())
+        .await
+        .unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().await.unwrap();
+    assert!(
+        out.status.success(),
+        "visit_pages.py failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pages: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    pages
+        .into_iter()
+        .zip(cases)
+        .map(|(page, case)| {
+            let errors: Vec<_> = page["console"].as_array().unwrap().iter().collect();
+            assert!(errors.is_empty(), "{}: {errors:?}", case["url"]);
+            page["results"].as_array().unwrap().clone()
+        })
+        .collect()
 }

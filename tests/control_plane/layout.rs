@@ -8,9 +8,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tokio::io::AsyncWriteExt;
 
-use crate::common::{free_port, python};
+use crate::common::{Db, TestServer, case, free_port, visit};
 
 const REEL: &str = env!("CARGO_BIN_EXE_reel");
 const LANDSCAPE: (u32, u32) = (1280, 720);
@@ -72,53 +71,6 @@ async fn screenshot(args: &[&std::ffi::OsStr]) -> Result<(), String> {
     } else {
         Err(String::from_utf8_lossy(&out.stderr).into_owned())
     }
-}
-
-/// One page to open: its URL and size, where to save its screenshot, and the JS functions
-/// whose results to return.
-fn case(
-    url: &str,
-    (width, height): (u32, u32),
-    screenshot: Option<&Path>,
-    steps: &[&str],
-) -> Value {
-    json!({"url": url, "width": width, "height": height, "screenshot": screenshot, "steps": steps})
-}
-
-/// Opens the pages in headless Chromium (Playwright); each one's step results. Pages that
-/// logged errors fail the test.
-async fn visit(cases: &[Value]) -> Vec<Vec<Value>> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/visit_pages.py");
-    let mut child = tokio::process::Command::new(python())
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("python starts");
-    let mut stdin = child.stdin.take().unwrap();
-    stdin
-        .write_all(Value::from(cases.to_vec()).to_string().as_bytes())
-        .await
-        .unwrap();
-    drop(stdin);
-    let out = child.wait_with_output().await.unwrap();
-    assert!(
-        out.status.success(),
-        "visit_pages.py failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let pages: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
-    pages
-        .into_iter()
-        .zip(cases)
-        .map(|(page, case)| {
-            let errors: Vec<_> = page["console"].as_array().unwrap().iter().collect();
-            assert!(errors.is_empty(), "{}: {errors:?}", case["url"]);
-            page["results"].as_array().unwrap().clone()
-        })
-        .collect()
 }
 
 /// What the page draws: the layout's classes, the readiness marker, warnings and tiles.
@@ -677,4 +629,74 @@ async fn the_preview_screenshot_is_the_page_a_recording_loads_at_its_size() {
             "{layout}: {differing} of {pixels} pixels differ"
         );
     }
+}
+
+/// `/layout/{type}/{id}`: refused without a valid token or for an unknown call; otherwise the
+/// app's page with the call's resolved layout settings; a call drawn by its own page says so.
+#[tokio::test]
+async fn a_calls_layout_page_carries_its_settings() {
+    let t = TestServer::start(Db::Sqlite).await;
+    let page = |call: &str, token: Option<String>| {
+        let mut url = format!("{}/layout/default/{call}", t.base);
+        if let Some(token) = token {
+            url.push_str(&format!("?token={token}"));
+        }
+        let http = t.http.clone();
+        async move {
+            let res = http.get(url).send().await.unwrap();
+            (res.status().as_u16(), res.text().await.unwrap())
+        }
+    };
+    let (s, body) = t
+        .call(
+            "POST",
+            "/api/v2/video/call/default/styled",
+            Some(
+                json!({"data": {"created_by_id": "alice", "settings_override": {"recording": {
+                    "layout": {"name": "grid", "options": {"grid.columns": 3},
+                               "external_css_url": "https://example.com/brand.css"}
+                }}}}),
+            ),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+
+    let (status, text) = page("styled", None).await;
+    assert_eq!(status, 401, "{text}");
+    assert!(text.contains("?token="), "{text}");
+    let (status, text) = page("styled", Some("not-a-token".into())).await;
+    assert_eq!(status, 401, "{text}");
+    let (status, text) = page("nobody", Some(t.server_token())).await;
+    assert_eq!(status, 404, "{text}");
+
+    for token in [t.server_token(), t.user_token("bob", None)] {
+        let (status, html) = page("styled", Some(token.clone())).await;
+        assert_eq!(status, 200, "{html}");
+        let config: Value = html
+            .split("id=\"reel-layout-config\">")
+            .nth(1)
+            .and_then(|rest| rest.split("</script>").next())
+            .map(|json| serde_json::from_str(json).unwrap())
+            .unwrap_or_else(|| panic!("no config in {html}"));
+        assert_eq!(config["call_id"], "styled");
+        assert_eq!(config["source"], "call");
+        assert_eq!(config["token"], token.as_str());
+        assert_eq!(config["layout"], "grid");
+        assert_eq!(config["options"], json!({"grid.columns": 3}));
+        assert_eq!(config["external_css_url"], "https://example.com/brand.css");
+    }
+
+    let (s, body) = t
+        .call(
+            "PATCH",
+            "/api/v2/video/call/default/styled",
+            Some(json!({"settings_override": {"recording": {"layout": {
+                "name": "custom", "external_app_url": "https://example.com/app.html"
+            }}}})),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    let (status, text) = page("styled", Some(t.server_token())).await;
+    assert_eq!(status, 409, "{text}");
+    assert!(text.contains("https://example.com/app.html"), "{text}");
 }

@@ -9,6 +9,7 @@ mod common;
 mod browser;
 mod crash;
 mod individual;
+mod layout;
 mod publish;
 mod publisher;
 mod raw;

@@ -228,6 +228,7 @@ fn aiortc_publish_in_background(
     let token = t.user_token("alice", None);
     let call = call.to_owned();
     tokio::spawn(async move {
-        crate::support::aiortc_publish_to(&base, &token, &call, "vp8", 4.0).await
+        crate::support::aiortc_publish_to(&base, &token, &call, "vp8", 4.0, crate::support::TONE)
+            .await
     })
 }

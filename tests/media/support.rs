@@ -252,22 +252,28 @@ pub async fn aiortc_publish(
     codec: &str,
     seconds: f64,
 ) -> Published {
-    aiortc_publish_to(&t.base, &t.user_token(user, None), call, codec, seconds).await
+    let token = t.user_token(user, None);
+    aiortc_publish_to(&t.base, &token, call, codec, seconds, TONE).await
 }
 
-/// Publishes with aiortc to the server at `base` with `token`.
+/// A steady 440 Hz tone, as an ffmpeg source graph.
+pub const TONE: &str = "sine=frequency=440";
+
+/// Publishes with aiortc to the server at `base` with `token`, sending `sound` (an ffmpeg
+/// audio source graph).
 pub async fn aiortc_publish_to(
     base: &str,
     token: &str,
     call: &str,
     codec: &str,
     seconds: f64,
+    sound: &str,
 ) -> Published {
     let url = format!("{base}/whip/default/{call}");
     let line = stdout_of(
         tokio::process::Command::new(python())
             .arg(script("whip_publish.py"))
-            .args([&url, token, codec, &seconds.to_string()]),
+            .args([&url, token, codec, &seconds.to_string(), sound]),
         "the aiortc publisher",
     )
     .await;

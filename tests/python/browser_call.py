@@ -4,12 +4,14 @@ and reports what each page's WebRTC stats say.
 usage: browser_call.py [--switch-camera PAGE:AFTER] SECONDS URL [URL ...]
   --switch-camera makes page number PAGE (from 0) switch cameras AFTER seconds in the call.
   Prints one JSON line: a list with, per page, {"sent", "codecs", "received", "framesDecoded"}
-  read from getStats just before the page leaves the call.
+  read from getStats just before the page leaves the call, and "in_call_seconds" from the
+  moment the page was in the call until it left.
 """
 import asyncio
 import json
 import os
 import sys
+import time
 
 from playwright.async_api import async_playwright
 
@@ -30,12 +32,13 @@ FLAGS = [
 async def main(seconds: float, urls: list[str], switch: tuple[int, float] | None) -> None:
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-        pages = []
+        pages, joined = [], []
         for url in urls:
             page = await browser.new_page()
             page.on("console", lambda m: print(f"console: {m.text}", file=sys.stderr))
             await page.goto(url)
             await page.wait_for_function("window.reel && window.reel.ready", timeout=20000)
+            joined.append(time.monotonic())
             pages.append(page)
         status = [await page.text_content("#status") for page in pages]
         if switch:
@@ -46,10 +49,12 @@ async def main(seconds: float, urls: list[str], switch: tuple[int, float] | None
         else:
             await asyncio.sleep(seconds)
         stats = [await page.evaluate("window.reel.stats()") for page in pages]
-        for page, st in zip(pages, status):
+        for page, s in zip(pages, stats):
             await page.evaluate("window.reel.leave()")
-        for s, st in zip(stats, status):
+            s["left"] = time.monotonic()
+        for s, st, at in zip(stats, status, joined):
             s["status"] = st
+            s["in_call_seconds"] = s.pop("left") - at
         await browser.close()
     print(json.dumps(stats), flush=True)
 

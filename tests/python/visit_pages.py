@@ -15,7 +15,9 @@ import sys
 from playwright.async_api import async_playwright
 
 CHROMIUM = os.environ.get("REEL_TEST_CHROMIUM", "/usr/lib/chromium/chromium")
-FLAGS = ["--autoplay-policy=no-user-gesture-required", "--no-sandbox", "--disable-gpu",
+FLAGS = ["--autoplay-policy=no-user-gesture-required", "--allow-loopback-in-peer-connection",
+         "--disable-features=WebRtcHideLocalIpsWithMdns",
+         "--no-sandbox", "--disable-gpu",
          "--no-first-run", "--disable-background-networking", "--disable-component-update",
          "--disable-sync", "--hide-scrollbars", "--force-color-profile=srgb"]
 

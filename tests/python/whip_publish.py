@@ -1,7 +1,7 @@
 """Publishes a test pattern and a tone to a WHIP endpoint with aiortc, without trickle ICE.
 
-usage: whip_publish.py URL TOKEN CODEC SECONDS
-  CODEC is vp8 or h264. Prints one JSON line: {"location": ..., "sent": {"audio": n, "video": n}}
+usage: whip_publish.py URL TOKEN CODEC SECONDS [SOUND]
+  CODEC is vp8 or h264; SOUND is an ffmpeg audio source graph (default: a 440 Hz tone). Prints one JSON line: {"location": ..., "sent": {"audio": n, "video": n}}
   with the packets aiortc reports sent, after deleting the session.
 """
 import asyncio
@@ -18,10 +18,10 @@ from aiortc.contrib.media import MediaPlayer
 aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
 
 
-async def main(url: str, token: str, codec: str, seconds: float) -> None:
+async def main(url: str, token: str, codec: str, seconds: float, sound: str) -> None:
     pc = RTCPeerConnection()
     video = MediaPlayer("testsrc=size=640x360:rate=30", format="lavfi")
-    audio = MediaPlayer("sine=frequency=440", format="lavfi")
+    audio = MediaPlayer(sound, format="lavfi")
     pc.addTransceiver(audio.audio, direction="sendonly")
     vt = pc.addTransceiver(video.video, direction="sendonly")
     mime = {"vp8": "video/VP8", "h264": "video/H264"}[codec]
@@ -47,4 +47,5 @@ async def main(url: str, token: str, codec: str, seconds: float) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])))
+    sound = sys.argv[5] if len(sys.argv) > 5 else "sine=frequency=440"
+    asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]), sound))
