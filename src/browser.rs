@@ -1,19 +1,57 @@
 //! Headless Chromium, as the composite recorder and the layout preview drive it: one browser
 //! per frame size, pages opened at exactly that size, readiness awaited the way layout pages
-//! announce it (`#egress-ready-for-capture`), frames taken as PNG.
+//! announce it (`#egress-ready-for-capture`), frames taken as PNG (stills) or as a stream of
+//! pictures (recordings).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use chromiumoxide::browser::{Browser, BrowserConfig};
-use chromiumoxide::cdp::browser_protocol::page::CaptureScreenshotFormat;
+use chromiumoxide::cdp::browser_protocol::page::{
+    CaptureScreenshotFormat, CaptureScreenshotParams,
+};
 use chromiumoxide::handler::viewport::Viewport;
 use chromiumoxide::page::ScreenshotParams;
 use futures_util::StreamExt;
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tokio::time::MissedTickBehavior;
 
 /// The element a layout page shows once it is worth capturing.
 pub const READY_SELECTOR: &str = "#egress-ready-for-capture";
+
+/// Chromium's switches: nothing in the background, no throttling of a page nobody looks at,
+/// exact colours, and WebRTC from reel on the same machine.
+const ARGS: [&str; 21] = [
+    "--autoplay-policy=no-user-gesture-required",
+    // The layout page plays the call from reel, often on the same machine, and has no
+    // camera permission that would let it show its addresses to reel.
+    "--allow-loopback-in-peer-connection",
+    "--disable-features=TranslateUI,WebRtcHideLocalIpsWithMdns",
+    "--disable-background-networking",
+    "--disable-background-timer-throttling",
+    "--disable-backgrounding-occluded-windows",
+    "--disable-renderer-backgrounding",
+    "--disable-breakpad",
+    "--disable-client-side-phishing-detection",
+    "--disable-component-extensions-with-background-pages",
+    "--disable-component-update",
+    "--disable-default-apps",
+    "--disable-gpu",
+    "--disable-hang-monitor",
+    "--disable-quic",
+    "--disable-sync",
+    "--force-color-profile=srgb",
+    "--hide-scrollbars",
+    "--metrics-recording-only",
+    "--no-first-run",
+    "--password-store=basic",
+];
+
+/// How long one picture of a page may take before capture gives up.
+const PICTURE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What can go wrong driving the browser.
 #[derive(Debug, thiserror::Error)]
@@ -93,21 +131,10 @@ impl Headless {
                 is_landscape: size.0 >= size.1,
                 has_touch: false,
             })
-            .args([
-                "--autoplay-policy=no-user-gesture-required",
-                // The layout page plays the call from reel, often on the same machine, and
-                // has no camera permission that would let it show its addresses to reel.
-                "--allow-loopback-in-peer-connection",
-                "--disable-features=WebRtcHideLocalIpsWithMdns",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--disable-quic",
-                "--no-first-run",
-                "--hide-scrollbars",
-                "--force-color-profile=srgb",
-            ])
+            // Not the driver's defaults: they run the network service inside the browser
+            // process, which halves how many pictures a second a busy page gives.
+            .disable_default_args()
+            .args(ARGS)
             .launch_timeout(Duration::from_secs(30))
             .build()
             .map_err(launch)?;
@@ -138,6 +165,10 @@ impl Headless {
                 .await
                 .map_err(page_error("cannot prepare the page"))?;
         }
+        // A page left in the background gets few frames drawn.
+        page.activate()
+            .await
+            .map_err(page_error("cannot bring the page to the front"))?;
         page.goto(url)
             .await
             .map_err(page_error(&format!("cannot load {url}")))?;
@@ -174,6 +205,46 @@ impl Headless {
         )
         .await
         .map_err(page_error("cannot take a screenshot"))
+    }
+
+    /// Takes pictures of `page` (PNG, compressed for speed) up to `rate` a second for
+    /// `length`, sending each with when it was taken (from the first). A picture that takes
+    /// longer than a frame delays the next rather than queueing more; capture stops early if
+    /// `pictures` closes. How many were taken.
+    pub async fn capture(
+        page: &chromiumoxide::Page,
+        rate: u32,
+        length: Duration,
+        pictures: mpsc::Sender<(Vec<u8>, Duration)>,
+    ) -> Result<u64, BrowserError> {
+        let mut ticks = tokio::time::interval(Duration::from_secs(1) / rate.max(1));
+        ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        let start = Instant::now();
+        let mut taken = 0;
+        while start.elapsed() < length {
+            ticks.tick().await;
+            let at = start.elapsed();
+            // The protocol's own command: the page's screenshot helper also activates the
+            // page first, a round trip per picture.
+            let params = CaptureScreenshotParams::builder()
+                .format(CaptureScreenshotFormat::Png)
+                .optimize_for_speed(true)
+                .build();
+            let shot = tokio::time::timeout(PICTURE_TIMEOUT, page.execute(params))
+                .await
+                .map_err(|_| {
+                    BrowserError::Page(format!("no picture of the page within {PICTURE_TIMEOUT:?}"))
+                })?
+                .map_err(page_error("cannot take a picture"))?;
+            let png = BASE64
+                .decode(AsRef::<str>::as_ref(&shot.result.data))
+                .map_err(|e| BrowserError::Page(format!("a picture that is not base64: {e}")))?;
+            if pictures.send((png, at)).await.is_err() {
+                break;
+            }
+            taken += 1;
+        }
+        Ok(taken)
     }
 
     /// Closes the browser.

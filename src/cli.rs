@@ -451,6 +451,7 @@ pub enum LayoutCommand {
 
 /// `reel layout preview`.
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("render").args(["screenshot", "record"])))]
 pub struct PreviewArgs {
     /// The layout: grid, spotlight, single-participant or mobile.
     #[arg(long, default_value = "spotlight", value_parser = layout_name)]
@@ -477,11 +478,27 @@ pub struct PreviewArgs {
     /// PNG and exit.
     #[arg(long, value_name = "PNG")]
     pub screenshot: Option<PathBuf>,
+    /// Record the page headless, as a composite recording captures it (H.264, 30 pictures a
+    /// second at most), to this MP4 and exit.
+    #[arg(long, value_name = "MP4")]
+    pub record: Option<PathBuf>,
+    /// How long --record records.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "10s",
+        requires = "record"
+    )]
+    pub duration: HumanDuration,
+    /// Pictures that do not move and a speaker who does not change (--screenshot always).
+    #[arg(long)]
+    pub still: bool,
     /// A custom layout page (`external_app_url`) to render instead of the built-in app; it
-    /// gets the configuration through `window.setupLayout`. Needs --screenshot.
-    #[arg(long, value_name = "URL", requires = "screenshot")]
+    /// gets the configuration through `window.setupLayout`. Needs --screenshot or --record.
+    #[arg(long, value_name = "URL", requires = "render")]
     pub app_url: Option<String>,
-    /// How long --screenshot waits for the page to show #egress-ready-for-capture.
+    /// How long --screenshot and --record wait for the page to show
+    /// #egress-ready-for-capture.
     #[arg(long, value_name = "DURATION", default_value = "30s")]
     pub ready_timeout: HumanDuration,
 }
@@ -543,7 +560,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn layout_preview(args: PreviewArgs) -> anyhow::Result<()> {
-    use crate::layout::preview::{self, Preview};
+    use crate::layout::preview::{self, Output, Preview};
     let preview = Preview {
         layout: args.layout,
         participants: args.participants,
@@ -552,12 +569,14 @@ async fn layout_preview(args: PreviewArgs) -> anyhow::Result<()> {
         options: args.options,
         size: args.quality.dimensions(),
         app_url: args.app_url,
+        still: args.still,
     };
-    let shot = args
-        .screenshot
-        .as_deref()
-        .map(|p| (p, args.ready_timeout.0));
-    preview::run(preview, args.port, shot).await
+    let output = match (&args.screenshot, &args.record) {
+        (Some(png), _) => Output::Screenshot(png),
+        (None, Some(mp4)) => Output::Recording(mp4, args.duration.0),
+        (None, None) => Output::Serve,
+    };
+    preview::run(preview, args.port, output, args.ready_timeout.0).await
 }
 
 async fn raw_recording(command: RawRecordingCommand) -> anyhow::Result<()> {

@@ -1,5 +1,6 @@
 //! `reel layout preview`: the layout app with synthetic participants at a local URL, reloaded
-//! when the stylesheet or options file changes, or rendered once headless to a PNG.
+//! when the stylesheet or options file changes, or rendered headless to a PNG or recorded to
+//! an MP4 as a composite recording captures it.
 //!
 //! `/frame` is the page a recording of the same layout loads, at the recording's size; `/`
 //! shows it scaled to the window. `/frame?layout=grid&participants=9&screenshare=true&options={..}&still=true`
@@ -45,6 +46,8 @@ pub struct Preview {
     pub size: (u32, u32),
     /// A custom layout page to render instead of the built-in app.
     pub app_url: Option<String>,
+    /// Pictures that do not move and a speaker who does not change.
+    pub still: bool,
 }
 
 struct Shared {
@@ -103,8 +106,8 @@ impl Preview {
             synthetic: Some(Synthetic {
                 participants: q.participants.unwrap_or(self.participants).min(100),
                 screenshare: q.screenshare.unwrap_or(self.screenshare),
-                speaker_interval_ms: if q.still { 0 } else { 3000 },
-                still: q.still,
+                speaker_interval_ms: if q.still || self.still { 0 } else { 3000 },
+                still: q.still || self.still,
             }),
             ready_timeout_ms: 10_000,
             show_warnings: true,
@@ -201,13 +204,27 @@ async fn changes(State(s): State<Arc<Shared>>) -> Response {
         .into_response()
 }
 
-/// Serves the preview on `port` (0: any free one) of loopback until interrupted, or, with
-/// `screenshot`, renders one frame to that PNG (waiting at most that long for the page to be
-/// ready) and returns.
+/// What `reel layout preview` makes.
+#[derive(Clone, Copy, Debug)]
+pub enum Output<'a> {
+    /// Serves the preview until interrupted.
+    Serve,
+    /// Renders one frame (pictures still, the first participant speaking) to this PNG.
+    Screenshot(&'a Path),
+    /// Records the page as a composite recording captures it, for this long, to this MP4.
+    Recording(&'a Path, Duration),
+}
+
+/// Pictures a second in `--record` files.
+const RECORDING_RATE: u32 = 30;
+
+/// Serves the preview on `port` (0: any free one) of loopback until interrupted, or makes
+/// `output` (waiting at most `ready_timeout` for the page to be ready) and returns.
 pub async fn run(
     preview: Preview,
     port: u16,
-    screenshot: Option<(&Path, Duration)>,
+    output: Output<'_>,
+    ready_timeout: Duration,
 ) -> anyhow::Result<()> {
     for path in preview.watched() {
         anyhow::ensure!(path.is_file(), "{} is not a readable file", path.display());
@@ -218,10 +235,10 @@ pub async fn run(
     {
         eprintln!("warning: {e}");
     }
-    let listener =
-        tokio::net::TcpListener::bind(("127.0.0.1", if screenshot.is_some() { 0 } else { port }))
-            .await
-            .with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;
+    let serving = matches!(output, Output::Serve);
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", if serving { port } else { 0 }))
+        .await
+        .with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;
     let addr = listener.local_addr()?;
     let changes = watch_files(preview.watched());
     let shared = Arc::new(Shared {
@@ -229,7 +246,7 @@ pub async fn run(
         changes,
     });
     let server = tokio::spawn(async move { axum::serve(listener, router(shared)).await });
-    let Some((out, timeout)) = screenshot else {
+    if serving {
         let (w, h) = preview.size;
         println!(
             "layout preview at http://{addr}/ ({}, {} participants, {w}x{h}); the page reloads when the stylesheet or options change. Ctrl-C stops.",
@@ -239,45 +256,36 @@ pub async fn run(
         tokio::signal::ctrl_c().await?;
         server.abort();
         return Ok(());
-    };
-    let png = match &preview.app_url {
-        None => {
-            render_frame(
-                &format!("http://{addr}/frame?still=true"),
-                None,
-                preview.size,
-                timeout,
-            )
-            .await
-        }
+    }
+    let still = matches!(output, Output::Screenshot(_)) || preview.still;
+    let (url, script) = match &preview.app_url {
+        None => (format!("http://{addr}/frame?still={still}"), None),
         Some(url) => {
             // The custom page gets the built-in app's configuration, and where to find reel.
-            let still = FrameQuery {
-                still: true,
+            let mut config = preview.config(&FrameQuery {
+                still,
                 ..FrameQuery::default()
-            };
-            let mut config = preview.config(&still);
+            });
             config.base_url = format!("http://{addr}");
-            let script = super::setup_script(&config);
-            render_frame(url, Some(&script), preview.size, timeout).await
+            (url.clone(), Some(super::setup_script(&config)))
         }
     };
+    let made = render(&url, script.as_deref(), preview.size, ready_timeout, output).await;
     server.abort();
-    let png = png?;
-    std::fs::write(out, png).with_context(|| format!("cannot write {}", out.display()))?;
-    println!("{}", out.display());
-    Ok(())
+    made
 }
 
-/// The PNG of `url` (prepared by `script`) at `size` once every video on it has a picture.
-async fn render_frame(
+/// Opens `url` (prepared by `script`) at `size`, waits until every video on it has a
+/// picture, and makes `output` of it.
+async fn render(
     url: &str,
     script: Option<&str>,
     size: (u32, u32),
     timeout: Duration,
-) -> anyhow::Result<Vec<u8>> {
+    output: Output<'_>,
+) -> anyhow::Result<()> {
     let browser = Headless::launch(size).await?;
-    let shot = async {
+    let made = async {
         let page = browser.open(url, script).await?;
         Headless::wait_ready(&page, timeout).await?;
         // The page is ready once one video plays; a still wants them all.
@@ -299,9 +307,48 @@ async fn render_frame(
         page.evaluate("new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))")
             .await
             .ok();
-        Ok::<_, anyhow::Error>(Headless::screenshot(&page).await?)
+        match output {
+            Output::Serve => Ok(()),
+            Output::Screenshot(out) => {
+                let png = Headless::screenshot(&page).await?;
+                std::fs::write(out, png).with_context(|| format!("cannot write {}", out.display()))?;
+                println!("{}", out.display());
+                Ok(())
+            }
+            Output::Recording(out, length) => record(&page, size, out, length).await,
+        }
     }
     .await;
     browser.close().await;
-    shot
+    made
+}
+
+/// Captures `page` for `length` into the MP4 `out`, encoding as the pictures come.
+async fn record(
+    page: &chromiumoxide::Page,
+    size: (u32, u32),
+    out: &Path,
+    length: Duration,
+) -> anyhow::Result<()> {
+    let (pictures, mut received) = tokio::sync::mpsc::channel::<(Vec<u8>, Duration)>(4);
+    let path = out.to_owned();
+    let encoder = tokio::task::spawn_blocking(move || {
+        let mut writer = crate::mux::PictureWriter::create(&path, size, RECORDING_RATE)?;
+        while let Some((png, at)) = received.blocking_recv() {
+            writer.push(&png, at)?;
+        }
+        writer.finish()
+    });
+    let taken = Headless::capture(page, RECORDING_RATE, length, pictures).await;
+    let written = encoder.await.context("the encoder stopped")?;
+    // The encoder's error explains a closed channel better than the capture's.
+    let written = written?;
+    let taken = taken?;
+    println!(
+        "{}: {:.1} s, {taken} pictures ({:.1} a second)",
+        out.display(),
+        written.as_secs_f64(),
+        taken as f64 / length.as_secs_f64()
+    );
+    Ok(())
 }

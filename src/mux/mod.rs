@@ -1,15 +1,17 @@
 //! The only place that calls FFmpeg: containers written from frames that are already coded
-//! (no transcoding). Matroska and WebM are written as live streams, in clusters of at most a
+//! (no transcoding), mixed audio (MP3), and H.264 video from captured pictures. Matroska and WebM are written as live streams, in clusters of at most a
 //! second flushed as they close, so a file cut short by a crash plays up to its last cluster.
 
 mod interleave;
 mod mix;
 mod params;
+mod picture;
 mod reader;
 mod writer;
 
 pub use interleave::interleave;
 pub use mix::{MixStats, mix_to_mp3};
+pub use picture::PictureWriter;
 pub use reader::{FrameReader, StoredFrame};
 pub use writer::{Container, StreamSpec, Writer, finalize};
 

@@ -59,7 +59,7 @@ impl Preview {
 }
 
 /// Runs `reel layout preview` with `args`; its stderr if it failed.
-async fn screenshot(args: &[&std::ffi::OsStr]) -> Result<(), String> {
+async fn run_preview(args: &[&std::ffi::OsStr]) -> Result<(), String> {
     let out = tokio::process::Command::new(REEL)
         .args(["layout", "preview"])
         .args(args)
@@ -476,7 +476,7 @@ window.setupLayout = (config) => {
     std::fs::write(&options, r##"{"video.background_color": "#12ab34"}"##).unwrap();
     let shot = dir.path().join("custom.png");
     let app = format!("http://{addr}/app.html");
-    screenshot(&[
+    run_preview(&[
         "--layout".as_ref(),
         "grid".as_ref(),
         "--options".as_ref(),
@@ -494,7 +494,7 @@ window.setupLayout = (config) => {
 
     // A page that never says it is ready is an error that names it.
     let never = dir.path().join("never.png");
-    let err = screenshot(&[
+    let err = run_preview(&[
         "--app-url".as_ref(),
         "data:text/html,<p>nothing</p>".as_ref(),
         "--ready-timeout".as_ref(),
@@ -598,7 +598,7 @@ async fn the_preview_screenshot_is_the_page_a_recording_loads_at_its_size() {
     ] {
         let cli = dir.path().join(format!("{layout}-cli.png"));
         let n_text = n.to_string();
-        screenshot(&[
+        run_preview(&[
             "--layout".as_ref(),
             layout.as_ref(),
             "--participants".as_ref(),
@@ -699,4 +699,106 @@ async fn a_calls_layout_page_carries_its_settings() {
     let (status, text) = page("styled", Some(t.server_token())).await;
     assert_eq!(status, 409, "{text}");
     assert!(text.contains("https://example.com/app.html"), "{text}");
+}
+
+/// `--record` captures the page as a composite recording does: an H.264 MP4 at the frame's
+/// size, whose pictures are the `--screenshot` PNG's within what compression changes.
+#[tokio::test]
+async fn the_preview_recording_shows_what_the_screenshot_shows() {
+    let dir = tempfile::tempdir().unwrap();
+    for (layout, n, quality, size) in [
+        ("grid", "4", "720p", LANDSCAPE),
+        ("spotlight", "3", "portrait-720x1280", PORTRAIT),
+    ] {
+        let shot = dir.path().join(format!("{layout}.png"));
+        let mp4 = dir.path().join(format!("{layout}.mp4"));
+        let args: [&std::ffi::OsStr; 6] = [
+            "--layout".as_ref(),
+            layout.as_ref(),
+            "--participants".as_ref(),
+            n.as_ref(),
+            "--quality".as_ref(),
+            quality.as_ref(),
+        ];
+        let screenshot = [&args[..], &["--screenshot".as_ref(), shot.as_os_str()]].concat();
+        run_preview(&screenshot).await.unwrap();
+        let record: [&std::ffi::OsStr; 5] = [
+            "--still".as_ref(),
+            "--duration".as_ref(),
+            "2s".as_ref(),
+            "--record".as_ref(),
+            mp4.as_os_str(),
+        ];
+        run_preview(&[&args[..], &record].concat()).await.unwrap();
+
+        let probe = tokio::process::Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-count_frames",
+                "-show_streams",
+                "-show_format",
+            ])
+            .args(["-of", "json"])
+            .arg(&mp4)
+            .output()
+            .await
+            .unwrap();
+        let probe: Value = serde_json::from_slice(&probe.stdout).unwrap();
+        let video = &probe["streams"][0];
+        assert_eq!(video["codec_name"], "h264", "{probe}");
+        assert_eq!(video["pix_fmt"], "yuv420p", "{probe}");
+        assert_eq!(
+            (video["width"].as_u64(), video["height"].as_u64()),
+            (Some(size.0.into()), Some(size.1.into()))
+        );
+        let duration: f64 = probe["format"]["duration"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1.8..2.4).contains(&duration), "{layout}: {duration} s");
+        let frames: u64 = video["nb_read_frames"].as_str().unwrap().parse().unwrap();
+        assert!(frames >= 6, "{layout}: {frames} pictures in {duration} s");
+
+        let frame = dir.path().join(format!("{layout}-frame.png"));
+        let out = tokio::process::Command::new("ffmpeg")
+            .args(["-nostdin", "-v", "error", "-ss", "1", "-i"])
+            .arg(&mp4)
+            .args(["-frames:v", "1"])
+            .arg(&frame)
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let (a, b) = (Png::read(&shot), Png::read(&frame));
+        assert_eq!(b.width, size.0, "{layout}");
+        // 4:2:0 video keeps colour at half resolution, so sharp coloured edges (text, borders)
+        // come out a little off; the pictures must otherwise agree.
+        let pixels = (size.0 * size.1) as usize;
+        let (mut off, mut far, mut total) = (0, 0, 0u64);
+        for i in 0..pixels {
+            let (x, y) = ((i % size.0 as usize) as f64, (i / size.0 as usize) as f64);
+            let (p, q) = (a.at(x, y), b.at(x, y));
+            let d: Vec<u8> = (0..3).map(|c| p[c].abs_diff(q[c])).collect();
+            total += d.iter().map(|&v| u64::from(v)).sum::<u64>();
+            off += usize::from(d.iter().any(|&v| v > 12));
+            far += usize::from(d.iter().any(|&v| v > 48));
+        }
+        let mean = total as f64 / (3 * pixels) as f64;
+        println!(
+            "{layout}: {frames} pictures in {duration} s; mean difference {mean:.2}; \
+             {off} of {pixels} pixels off by more than 12, {far} by more than 48"
+        );
+        assert!(mean < 3.0, "{layout}: mean difference {mean}");
+        assert!(off * 20 < pixels, "{layout}: {off} of {pixels} pixels off");
+        assert!(
+            far * 100 < pixels,
+            "{layout}: {far} of {pixels} pixels far off"
+        );
+    }
 }
