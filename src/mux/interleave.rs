@@ -6,7 +6,7 @@ use ffmpeg_next::util::mathematics::Rescale;
 use ffmpeg_next::{Packet, Rational};
 
 use super::writer::{Container, MICROS, live_options};
-use super::{MuxError, init};
+use super::{MuxError, create_output, init, open_input};
 
 /// Writes every stream of each `(file, offset_us)` into `output` (Matroska), each file's
 /// times moved `offset_us` later, the packets interleaved by time.
@@ -22,18 +22,12 @@ pub(super) fn copy_streams(
 ) -> Result<i64, MuxError> {
     init();
     let context = format!("cannot write {}", output.display());
-    let c_path = |p: &Path| p.to_str().is_some_and(|s| !s.contains('\0'));
-    if !c_path(output) || !inputs.iter().all(|(p, _)| c_path(p)) {
-        return Err(MuxError::new(context)(ffmpeg_next::Error::InvalidData));
-    }
     let mut opened = Vec::with_capacity(inputs.len());
     for (path, _) in inputs {
-        let input = ffmpeg_next::format::input(path)
-            .map_err(MuxError::new(format!("cannot read {}", path.display())))?;
+        let input = open_input(path, &format!("cannot read {}", path.display()))?;
         opened.push(input);
     }
-    let mut out = ffmpeg_next::format::output_as(output, container.format())
-        .map_err(MuxError::new(&context))?;
+    let mut out = create_output(output, container.format(), &context)?;
     // Each input's first stream index in the output, and its streams' time bases.
     let mut first_index = Vec::with_capacity(opened.len());
     let mut in_bases: Vec<Vec<Rational>> = Vec::with_capacity(opened.len());

@@ -14,7 +14,7 @@ use ffmpeg_next::util::mathematics::Rescale;
 use ffmpeg_next::{ChannelLayout, Rational, codec, frame};
 
 use super::writer::MICROS;
-use super::{MuxError, init};
+use super::{MuxError, create_output, init, open_input};
 
 /// The mix's sample rate (Opus decodes at it).
 const RATE: i32 = 48_000;
@@ -179,11 +179,7 @@ impl Mp3 {
     /// Creates `output` for `channels` and writes its header.
     fn create(output: &Path, channels: usize) -> Result<Self, MuxError> {
         let context = format!("cannot write {}", output.display());
-        if output.to_str().is_none_or(|p| p.contains('\0')) {
-            return Err(MuxError::new(context)(ffmpeg_next::Error::InvalidData));
-        }
-        let mut out =
-            ffmpeg_next::format::output_as(output, "mp3").map_err(MuxError::new(&context))?;
+        let mut out = create_output(output, "mp3", &context)?;
         let codec = ffmpeg_next::encoder::find(codec::Id::MP3)
             .ok_or(ffmpeg_next::Error::EncoderNotFound)
             .map_err(MuxError::new(&context))?;
@@ -257,10 +253,7 @@ fn layout(channels: usize) -> ChannelLayout {
 /// is mono only when no track ever sent a stereo packet).
 fn open_source(path: &Path, offset_us: i64, mono: bool) -> Result<Source, MuxError> {
     let context = format!("cannot read {}", path.display());
-    if path.to_str().is_none_or(|p| p.contains('\0')) {
-        return Err(MuxError::new(context)(ffmpeg_next::Error::InvalidData));
-    }
-    let input = ffmpeg_next::format::input(path).map_err(MuxError::new(&context))?;
+    let input = open_input(path, &context)?;
     let stream = input
         .streams()
         .best(ffmpeg_next::media::Type::Audio)

@@ -32,6 +32,30 @@ impl MuxError {
     }
 }
 
+/// Creates `path` as a file of FFmpeg's `format`; `context` says what was being done.
+fn create_output(
+    path: &std::path::Path,
+    format: &str,
+    context: &str,
+) -> Result<ffmpeg_next::format::context::Output, MuxError> {
+    // FFmpeg takes the path as a C string.
+    if path.to_str().is_none_or(|p| p.contains('\0')) {
+        return Err(MuxError::new(context)(ffmpeg_next::Error::InvalidData));
+    }
+    ffmpeg_next::format::output_as(path, format).map_err(MuxError::new(context))
+}
+
+/// Opens `path` to read; `context` says what was being done.
+fn open_input(
+    path: &std::path::Path,
+    context: &str,
+) -> Result<ffmpeg_next::format::context::Input, MuxError> {
+    if path.to_str().is_none_or(|p| p.contains('\0')) {
+        return Err(MuxError::new(context)(ffmpeg_next::Error::InvalidData));
+    }
+    ffmpeg_next::format::input(path).map_err(MuxError::new(context))
+}
+
 /// Quiets FFmpeg's own logging (reel reports errors itself), once.
 fn init() {
     static INIT: Once = Once::new();

@@ -9,7 +9,7 @@ use ffmpeg_next::software::scaling;
 use ffmpeg_next::util::color;
 use ffmpeg_next::{Dictionary, Packet, Rational, codec, frame};
 
-use super::{MuxError, init};
+use super::{MuxError, create_output, init};
 
 /// The x264 settings: fast enough to keep up on two cores, with good quality for the flat
 /// pictures layouts are.
@@ -34,12 +34,12 @@ impl PictureWriter {
     pub fn create(path: &Path, size: (u32, u32), rate: u32) -> Result<Self, MuxError> {
         init();
         let context = format!("cannot write {}", path.display());
-        if path.to_str().is_none_or(|p| p.contains('\0')) || size.0 % 2 + size.1 % 2 != 0 {
+        // 4:2:0 needs even sizes.
+        if size.0 % 2 + size.1 % 2 != 0 {
             return Err(MuxError::new(context)(ffmpeg_next::Error::InvalidData));
         }
         let rate = i32::try_from(rate.clamp(1, 120)).expect("clamped");
-        let mut out =
-            ffmpeg_next::format::output_as(path, "mp4").map_err(MuxError::new(&context))?;
+        let mut out = create_output(path, "mp4", &context)?;
         let png = ffmpeg_next::decoder::find(codec::Id::PNG)
             .ok_or(ffmpeg_next::Error::DecoderNotFound)
             .map_err(MuxError::new(&context))?;

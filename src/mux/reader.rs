@@ -7,7 +7,7 @@ use ffmpeg_next::util::mathematics::Rescale;
 use ffmpeg_next::{Packet, Rational};
 
 use super::writer::MICROS;
-use super::{MuxError, init};
+use super::{MuxError, init, open_input};
 
 /// A frame as stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,10 +34,7 @@ impl FrameReader {
     pub fn open(path: &Path) -> Result<Self, MuxError> {
         init();
         let context = format!("cannot read {}", path.display());
-        if path.to_str().is_none_or(|p| p.contains('\0')) {
-            return Err(MuxError::new(context)(ffmpeg_next::Error::InvalidData));
-        }
-        let input = ffmpeg_next::format::input(path).map_err(MuxError::new(&context))?;
+        let input = open_input(path, &context)?;
         let time_base = input
             .streams()
             .next()

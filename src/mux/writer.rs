@@ -6,7 +6,7 @@ use ffmpeg_next::format::context::Output;
 use ffmpeg_next::util::mathematics::Rescale;
 use ffmpeg_next::{Dictionary, Packet, Rational, codec};
 
-use super::{MuxError, init, params};
+use super::{MuxError, create_output, init, params};
 use crate::rtp::MediaCodec;
 
 /// Microseconds, the unit of every time given to a [`Writer`].
@@ -112,12 +112,7 @@ impl Writer {
     ) -> Result<Self, MuxError> {
         init();
         let context = format!("cannot create {}", path.display());
-        // FFmpeg takes the path as a C string.
-        if path.to_str().is_none_or(|p| p.contains('\0')) {
-            return Err(MuxError::new(context)(ffmpeg_next::Error::InvalidData));
-        }
-        let mut out = ffmpeg_next::format::output_as(path, container.format())
-            .map_err(MuxError::new(&context))?;
+        let mut out = create_output(path, container.format(), &context)?;
         for spec in streams {
             let mut stream = out
                 .add_stream(None::<ffmpeg_next::Codec>)
