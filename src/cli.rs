@@ -572,9 +572,9 @@ async fn layout_preview(args: PreviewArgs) -> anyhow::Result<()> {
         still: args.still,
     };
     let output = match (&args.screenshot, &args.record) {
-        (Some(png), _) => Output::Screenshot(png),
-        (None, Some(mp4)) => Output::Recording(mp4, args.duration.0),
-        (None, None) => Output::Serve,
+        (Some(png), _) => Some(Output::Screenshot(png)),
+        (None, Some(mp4)) => Some(Output::Recording(mp4, args.duration.0)),
+        (None, None) => None,
     };
     preview::run(preview, args.port, output, args.ready_timeout.0).await
 }

@@ -35,8 +35,8 @@ pub async fn page(
         return Err(Refusal::new(
             StatusCode::CONFLICT,
             format!(
-                "call {cid} is drawn by its own page, {url}; reel hands that page its \
-                 configuration when it records (reel layout preview --app-url shows it)"
+                "call {cid} is drawn by its own page, {url}, which gets its configuration \
+                 from the browser that loads it (reel layout preview --app-url shows it)"
             ),
         ));
     }

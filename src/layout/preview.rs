@@ -204,11 +204,9 @@ async fn changes(State(s): State<Arc<Shared>>) -> Response {
         .into_response()
 }
 
-/// What `reel layout preview` makes.
+/// What `reel layout preview` makes instead of serving the preview.
 #[derive(Clone, Copy, Debug)]
 pub enum Output<'a> {
-    /// Serves the preview until interrupted.
-    Serve,
     /// Renders one frame (pictures still, the first participant speaking) to this PNG.
     Screenshot(&'a Path),
     /// Records the page as a composite recording captures it, for this long, to this MP4.
@@ -223,7 +221,7 @@ const RECORDING_RATE: u32 = 30;
 pub async fn run(
     preview: Preview,
     port: u16,
-    output: Output<'_>,
+    output: Option<Output<'_>>,
     ready_timeout: Duration,
 ) -> anyhow::Result<()> {
     for path in preview.watched() {
@@ -235,10 +233,10 @@ pub async fn run(
     {
         eprintln!("warning: {e}");
     }
-    let serving = matches!(output, Output::Serve);
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", if serving { port } else { 0 }))
-        .await
-        .with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;
+    let listener =
+        tokio::net::TcpListener::bind(("127.0.0.1", if output.is_none() { port } else { 0 }))
+            .await
+            .with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;
     let addr = listener.local_addr()?;
     let changes = watch_files(preview.watched());
     let shared = Arc::new(Shared {
@@ -246,7 +244,7 @@ pub async fn run(
         changes,
     });
     let server = tokio::spawn(async move { axum::serve(listener, router(shared)).await });
-    if serving {
+    let Some(output) = output else {
         let (w, h) = preview.size;
         println!(
             "layout preview at http://{addr}/ ({}, {} participants, {w}x{h}); the page reloads when the stylesheet or options change. Ctrl-C stops.",
@@ -256,7 +254,7 @@ pub async fn run(
         tokio::signal::ctrl_c().await?;
         server.abort();
         return Ok(());
-    }
+    };
     let still = matches!(output, Output::Screenshot(_)) || preview.still;
     let (url, script) = match &preview.app_url {
         None => (format!("http://{addr}/frame?still={still}"), None),
@@ -308,7 +306,6 @@ async fn render(
             .await
             .ok();
         match output {
-            Output::Serve => Ok(()),
             Output::Screenshot(out) => {
                 let png = Headless::screenshot(&page).await?;
                 std::fs::write(out, png).with_context(|| format!("cannot write {}", out.display()))?;
