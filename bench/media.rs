@@ -24,9 +24,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cpu::cpu_seconds;
+use reel::bus::{Backlog, BusMessage, Subscription};
 use reel::config::{Config, MediaSettings};
 use reel::domain::Cid;
-use reel::media::{BusMessage, Subscription};
 use reel::recorders::Recorders;
 use reel::server::Server;
 use tokio_util::sync::CancellationToken;
@@ -76,7 +76,7 @@ impl Seen {
 
 /// Counts what `sub` receives until `stop`; returns what its full queue dropped.
 async fn consume(
-    mut sub: Subscription,
+    sub: Subscription,
     seen: Arc<Mutex<Seen>>,
     stop: CancellationToken,
     time: bool,
@@ -84,7 +84,7 @@ async fn consume(
     loop {
         let m = tokio::select! {
             _ = stop.cancelled() => return sub.dropped(),
-            m = sub.recv() => match m { Some(m) => m, None => return sub.dropped() },
+            m = sub.recv() => m,
         };
         if let BusMessage::Packet(p) = m {
             let mut s = seen.lock().unwrap();
@@ -147,11 +147,12 @@ async fn step(server: &Server, clips: &Path, n: usize, time: bool, stuck: bool) 
     let bus = server.services.bus();
     let seen = Arc::new(Mutex::new(Seen::default()));
     let stop = CancellationToken::new();
-    let sub = bus.watch(&cid, 65_536, |_| true);
+    let sub = bus.watch(&cid, reel::recorders::BACKLOG, |_| true);
     let consumer = tokio::spawn(consume(sub, seen.clone(), stop.clone(), time));
     let unrouted = &server.services.metrics().udp_unrouted;
     let drops_before = (socket_drops(), unrouted.get());
-    let never_read = stuck.then(|| bus.watch(&cid, 64, |_| true));
+    let never_read =
+        stuck.then(|| bus.watch(&cid, Backlog::new(Duration::from_secs(60), 64), |_| true));
 
     let ramp = STAGGER * n as u32;
     let publish_for = ramp + SETTLE + STEADY + Duration::from_secs(1);

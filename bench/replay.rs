@@ -8,9 +8,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use reel::bus::{BusMessage, Packet};
 use reel::domain::{Codec, Participant, SessionId, Timestamp, Track, TrackType, UserId};
 use reel::media::clip::{self, Stream};
-use reel::media::{BusMessage, Packet};
 
 /// Largest RTP payload of a video packet.
 const MTU_PAYLOAD: usize = 1_200;

@@ -5,12 +5,12 @@
 //! recorded by two recorders (video) or three (audio).
 //!
 //! Per N: reel's CPU (SFU, bus, recorders, uploads to local storage) beside the publisher's,
-//! the packets that reached the bus against those sent, the packets recorders lost to full
-//! queues, how long after the last participant left every file was uploaded, and what the
-//! files hold (ffprobe): the shortest individual and track file against the shortest time a
-//! participant was in the call. The ladder stops at the first N that does not hold: every
-//! participant connected, no packet lost in a recorder's queue, and at least 99.5% of the
-//! packets sent reached the bus.
+//! the packets that reached the bus against those sent, the packets recorders lost from their
+//! queues and how far behind the bus the furthest-behind recorder fell, how long after the
+//! last participant left every file was uploaded, and what the files hold (ffprobe): the
+//! shortest individual and track file against the shortest time a participant was in the
+//! call. A step holds when every participant connected, no packet was lost in a recorder's
+//! queue, and at least 99.5% of the packets sent reached the bus; every step runs.
 //!
 //! Run with `bench/system.sh`, which makes the clips and runs this inside a network namespace
 //! with only loopback. `REEL_BENCH_LADDER=50,100` runs other steps.
@@ -34,11 +34,12 @@ use reel::recorders::Recorders;
 use reel::server::Server;
 use reel::store::FileState;
 use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
 
 const KEY: &str = "bench-key";
 const SECRET: &str = "bench-secret-0123456789abcdef";
 /// Participants per step of the ladder (each publishes two tracks).
-const LADDER: [usize; 4] = [50, 100, 150, 200];
+const LADDER: [usize; 6] = [50, 100, 150, 200, 250, 300];
 /// Time between two participants' starts.
 const STAGGER: Duration = Duration::from_millis(20);
 /// Settling time after the last participant started.
@@ -55,6 +56,7 @@ struct Step {
     sent: u64,
     published: u64,
     dropped: u64,
+    most_behind: f64,
     finished_after: f64,
     files: [usize; 3],
     shortest_in_call: f64,
@@ -126,6 +128,20 @@ async fn step(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
+    // How far behind the furthest-behind recorder is, looked at while the call runs.
+    let backlog = server.services.metrics().recorder_backlog_seconds.clone();
+    let call_over = CancellationToken::new();
+    let watching = tokio::spawn({
+        let over = call_over.clone();
+        async move {
+            let mut most = 0f64;
+            while !over.is_cancelled() {
+                most = most.max(backlog.get());
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            most
+        }
+    });
     tokio::time::sleep(ramp + SETTLE).await;
     let before = (Instant::now(), cpu_seconds("self"), cpu_seconds(&pid));
     tokio::time::sleep(STEADY).await;
@@ -166,6 +182,8 @@ async fn step(
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let finished_after = left.elapsed().as_secs_f64();
+    call_over.cancel();
+    let most_behind = watching.await.expect("the watch ran");
     let mut files = [0; 3];
     let (mut shortest_individual, mut shortest_track) = (f64::MAX, f64::MAX);
     for rec in &recordings {
@@ -201,6 +219,7 @@ async fn step(
         sent: report["packets"].as_u64().unwrap_or(0),
         published: bus.published.get() - before_run.0,
         dropped: bus.dropped.get() - before_run.1,
+        most_behind,
         finished_after,
         files,
         shortest_in_call,
@@ -236,9 +255,9 @@ async fn main() {
     );
     println!();
     println!(
-        "| participants | recorded tracks | connected | reel CPU (cores) | reel CPU per 100 recorded tracks | reel publish CPU (cores) | reached the bus / sent | lost in recorder queues | all uploaded after leaving (s) | files raw / individual / track | shortest in call / individual file / track file (s) |"
+        "| participants | recorded tracks | connected | reel CPU (cores) | reel CPU per 100 recorded tracks | reel publish CPU (cores) | reached the bus / sent | lost in recorder queues | recorders most behind (s) | all uploaded after leaving (s) | files raw / individual / track | shortest in call / individual file / track file (s) | held |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|");
     let ladder: Vec<usize> = std::env::var("REEL_BENCH_LADDER")
         .ok()
         .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
@@ -247,8 +266,11 @@ async fn main() {
     for n in ladder {
         let s = step(&server, &http, &clips, &stored, n).await;
         let tracks = 2 * s.participants;
+        let held = s.connected == s.participants as u64
+            && s.dropped == 0
+            && s.published as f64 >= 0.995 * s.sent as f64;
         println!(
-            "| {} | {tracks} | {} | {:.2} | {:.2} | {:.2} | {:.2}% | {} | {:.1} | {} / {} / {} | {:.2} / {:.2} / {:.2} |",
+            "| {} | {tracks} | {} | {:.2} | {:.2} | {:.2} | {:.2}% | {} | {:.1} | {:.1} | {} / {} / {} | {:.2} / {:.2} / {:.2} | {} |",
             s.participants,
             s.connected,
             s.reel_cores,
@@ -256,6 +278,7 @@ async fn main() {
             s.publisher_cores,
             s.published as f64 * 100.0 / s.sent.max(1) as f64,
             s.dropped,
+            s.most_behind,
             s.finished_after,
             s.files[0],
             s.files[1],
@@ -263,14 +286,10 @@ async fn main() {
             s.shortest_in_call,
             s.shortest_individual,
             s.shortest_track,
+            if held { "yes" } else { "no" },
         );
-        let held = s.connected == s.participants as u64
-            && s.dropped == 0
-            && s.published as f64 >= 0.995 * s.sent as f64;
         if held {
             best = Some((tracks, s.reel_cores));
-        } else {
-            break;
         }
     }
     println!();

@@ -367,6 +367,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// The media plane.
     pub media: MediaConfig,
+    /// How long a call session outlives its last participant.
+    pub session_grace: Duration,
 }
 
 fn invalid(name: &'static str, reason: impl Into<String>) -> ConfigError {
@@ -414,7 +416,6 @@ fn media_config(m: &MediaSettings, listen_ip: IpAddr) -> Result<MediaConfig, Con
             format!("{a} cannot be reached; give the address clients use"),
         ));
     }
-    let session_grace = m.session_grace.map_or(DEFAULT_SESSION_GRACE, |d| d.0);
     let max_peers = m.max_sessions.unwrap_or(DEFAULT_MAX_MEDIA_SESSIONS);
     if max_peers == 0 {
         return Err(invalid("media.max_sessions", "must be positive"));
@@ -423,7 +424,6 @@ fn media_config(m: &MediaSettings, listen_ip: IpAddr) -> Result<MediaConfig, Con
         bind_ip,
         udp,
         advertised,
-        session_grace,
         max_peers,
     })
 }
@@ -531,6 +531,7 @@ impl Config {
             s3,
             log_format: s.log_format.unwrap_or_default(),
             media,
+            session_grace: s.media.session_grace.map_or(DEFAULT_SESSION_GRACE, |d| d.0),
         })
     }
 

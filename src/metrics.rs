@@ -7,8 +7,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use crate::bus::BusCounters;
 use crate::domain::{RecordingState, RecordingType};
-use crate::media::BusCounters;
 
 /// Labels of an HTTP request.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -66,6 +66,10 @@ pub struct Metrics {
     pub udp_unrouted: Counter,
     /// WebRTC sessions (WHIP and WHEP) open now.
     pub media_sessions: Gauge,
+    /// How far behind the bus the furthest-behind running recorder is, in seconds.
+    pub recorder_backlog_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// Recordings refused because the running ones were too far behind.
+    pub recordings_refused: Counter,
 }
 
 impl Default for Metrics {
@@ -128,9 +132,23 @@ impl Default for Metrics {
             "WebRTC sessions open now",
             media_sessions.clone(),
         );
+        let recorder_backlog_seconds = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "recorder_backlog_seconds",
+            "How long the oldest packet a running recorder has not taken yet has waited",
+            recorder_backlog_seconds.clone(),
+        );
+        let recordings_refused = Counter::default();
+        registry.register(
+            "recordings_refused",
+            "Recordings refused because the running ones were too far behind",
+            recordings_refused.clone(),
+        );
         Self {
             registry,
             bus,
+            recorder_backlog_seconds,
+            recordings_refused,
             udp_unrouted,
             media_sessions,
             requests,

@@ -12,9 +12,10 @@ use tracing::{info, warn};
 
 use crate::api::{self, AppState};
 use crate::auth::Keys;
+use crate::bus::Bus;
 use crate::config::{Config, Credentials};
 use crate::domain::{BUILTIN_CALL_TYPES, CallType, CallTypeName, Timestamp};
-use crate::media::{Bus, Media};
+use crate::media::Media;
 use crate::metrics::Metrics;
 use crate::recorders::Recorders;
 use crate::service::{ServiceError, ServiceSettings, Services, Storages};
@@ -180,13 +181,14 @@ impl Server {
             dispatcher.waker(),
             Storages::new(local, default_s3),
             recorders,
-            metrics,
+            metrics.clone(),
             ServiceSettings {
                 download_url_ttl: config.download_url_ttl,
                 upload_retry_for: UPLOAD_RETRY_FOR,
                 work_dir,
+                session_grace: config.session_grace,
             },
-            bus,
+            bus.clone(),
             Box::new(api::Shapes::new(public_url.clone())),
         );
         services.recover_recordings().await?;
@@ -195,9 +197,13 @@ impl Server {
         let mut workers = JoinSet::new();
         workers.spawn(dispatcher.run(stop_workers.clone()));
         workers.spawn(services.uploader().run(stop_workers.clone()));
-        let media = Media::start(config.media.clone(), services.clone())
+        workers.spawn(services.clone().watch_recorders(stop_workers.clone()));
+        // The media plane reports what happens in calls; the services act on it.
+        let (activity, reports) = tokio::sync::mpsc::unbounded_channel();
+        let media = Media::start(config.media.clone(), bus, metrics, activity)
             .await
             .map_err(io("cannot open the media plane's UDP socket"))?;
+        workers.spawn(services.clone().follow_media(reports, stop_workers.clone()));
         let app = api::router(AppState {
             services: services.clone(),
             media: media.clone(),

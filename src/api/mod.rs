@@ -25,7 +25,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use tower_http::cors::CorsLayer;
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 use tracing::info_span;
 
@@ -66,10 +65,9 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(openapi))
         .fallback(not_found)
         // Layers run outside-in in the reverse order of these calls: tracing sees every
-        // request first, then metrics, then CORS answers preflights, then the body limit,
-        // then the whole body is read.
+        // request first, then metrics, then CORS answers preflights, then the whole body is
+        // read (within the limit).
         .layer(axum::middleware::from_fn(read_whole_body))
-        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(
             CorsLayer::new()
                 .allow_origin(tower_http::cors::Any)
@@ -147,23 +145,42 @@ async fn count_request(State(s): State<AppState>, req: Request, next: Next) -> R
     res
 }
 
-/// Reads the request body before any handler runs.
+/// Reads the request body before any handler runs, refusing one past [`BODY_LIMIT`].
 ///
 /// Handlers that need no body (stopping a recording) or answer before reading it (a refused
 /// token) would otherwise leave it unread, and the HTTP/1 connection closes when the body
 /// has not arrived by the time the answer is written: a client reusing that connection for
 /// its next request sees it drop without an answer.
 async fn read_whole_body(req: Request, next: Next) -> Response {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
+        return too_large(req.uri().path());
+    }
     let (parts, body) = req.into_parts();
     match axum::body::to_bytes(body, BODY_LIMIT).await {
         Ok(bytes) => next.run(Request::from_parts(parts, bytes.into())).await,
-        // Past the limit, as the limit layer answers when the length is declared.
-        Err(e) => (
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("cannot read the request body: {e}\n"),
-        )
-            .into_response(),
+        Err(_) => too_large(parts.uri.path()),
     }
+}
+
+/// The answer to a body past the limit, in the error shape of the dialect `path` belongs to.
+fn too_large(path: &str) -> Response {
+    let message = format!("the request body is larger than {BODY_LIMIT} bytes");
+    if realtimekit::serves(path) {
+        return realtimekit::KitError::new(StatusCode::PAYLOAD_TOO_LARGE, message).into_response();
+    }
+    if stream::serves(path) {
+        let e = stream::StreamError {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            code: stream::code::INPUT,
+            detail: message,
+        };
+        return (e.status, Json(e.envelope(None, "0.00ms"))).into_response();
+    }
+    (StatusCode::PAYLOAD_TOO_LARGE, format!("{message}\n")).into_response()
 }
 
 async fn not_found() -> Response {

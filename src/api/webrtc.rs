@@ -28,8 +28,8 @@ use tower_http::limit::RequestBodyLimitLayer;
 
 use super::AppState;
 use crate::auth::{AuthError, Caller};
-use crate::domain::{CallId, CallTypeName, Cid};
-use crate::media::{MediaError, Patched, Source};
+use crate::domain::{CallId, CallTypeName, Cid, UserId};
+use crate::media::{self, MediaError, Patched, Player, Publisher, Source};
 use crate::service::ServiceError;
 
 /// Largest SDP offer or fragment accepted: a browser's offer of 30 video slots (the layout
@@ -84,7 +84,6 @@ impl From<MediaError> for WebRtcError {
             MediaError::NotFound(_) => StatusCode::NOT_FOUND,
             MediaError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             MediaError::Busy => StatusCode::SERVICE_UNAVAILABLE,
-            MediaError::Service(s) => return service_error(s),
             MediaError::Internal(_) => {
                 tracing::error!(error = %e, "media plane failure");
                 return Self(StatusCode::INTERNAL_SERVER_ERROR, "internal error".into());
@@ -147,16 +146,16 @@ fn caller(state: &AppState, headers: &HeaderMap, q: &WebRtcQuery) -> Result<Call
     Ok(state.services.keys().verify(t)?)
 }
 
-/// The caller if a token was sent (session URLs are capabilities of their own).
-fn optional_caller(
-    state: &AppState,
-    headers: &HeaderMap,
-    q: &WebRtcQuery,
-) -> Result<Option<Caller>> {
-    token(headers, q)
+/// The user of the token, if one was sent and it is a user's (session URLs are
+/// capabilities of their own; a user's token must be the session owner's).
+fn token_user(state: &AppState, headers: &HeaderMap, q: &WebRtcQuery) -> Result<Option<UserId>> {
+    let caller = token(headers, q)
         .map(|t| state.services.keys().verify(t))
-        .transpose()
-        .map_err(Into::into)
+        .transpose()?;
+    Ok(match caller {
+        Some(Caller::User(u)) => Some(u.user_id),
+        _ => None,
+    })
 }
 
 fn cid(call_type: String, call_id: String) -> Result<Cid> {
@@ -240,10 +239,27 @@ async fn publish(
             "source_id takes up to 64 ASCII letters, digits, '-' and '_'".into(),
         ));
     }
+    // An offer that cannot be answered changes nothing (joining may create the call).
+    media::check_offer(&offer, true).map_err(MediaError::from)?;
+    let grant = state
+        .services
+        .join(&caller, &cid)
+        .await
+        .map_err(|e| service_error(&e))?;
+    let who = Publisher {
+        user_id: grant.user_id,
+        role: grant.role,
+    };
     let answer = state
         .media
-        .publish(&caller, &cid, Source { screen, source_id }, &offer)
+        .publish(&cid, &who, Source { screen, source_id }, &offer)
         .await?;
+    // The call session, and with it its auto-on recordings, runs before the publisher has its
+    // answer: recordings hold its media from the first packet. (The media plane's report of
+    // the join starts it too; whichever comes first does.)
+    if let Err(e) = state.services.start_session(&cid).await {
+        tracing::warn!(cid = %cid, error = %e, "cannot start the call session");
+    }
     Ok(created(&state, "whip", answer))
 }
 
@@ -285,9 +301,34 @@ async fn play_in(
     let cid = cid(call_type, call_id)?;
     let caller = caller(state, headers, q)?;
     let offer = text_body(headers, body, "application/sdp")?;
+    media::check_offer(&offer, false).map_err(MediaError::from)?;
+    // Players need not be participants, but must be allowed in the call.
+    let refused = |e: crate::service::ServiceError| service_error(&e);
+    let who = match &caller {
+        Caller::User(u) => Player {
+            user_id: state
+                .services
+                .join(&caller, &cid)
+                .await
+                .map_err(refused)?
+                .user_id,
+            viewer: Some(u.user_id.clone()),
+        },
+        Caller::Server => {
+            state
+                .services
+                .get_call(&caller, &cid)
+                .await
+                .map_err(refused)?;
+            Player {
+                user_id: UserId::parse("server").expect("a valid user id"),
+                viewer: None,
+            }
+        }
+    };
     let answer = state
         .media
-        .play(&caller, &cid, track_id.as_deref(), &offer)
+        .play(&cid, &who, track_id.as_deref(), &offer)
         .await?;
     Ok(created(state, "whep", answer))
 }
@@ -306,12 +347,12 @@ async fn patch_session(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response> {
-    let caller = optional_caller(&state, &headers, &q)?;
+    let user = token_user(&state, &headers, &q)?;
     let fragment = text_body(&headers, &body, "application/trickle-ice-sdpfrag")?;
     let if_match = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok());
     match state
         .media
-        .patch(&session, caller.as_ref(), if_match, &fragment)
+        .patch(&session, user.as_ref(), if_match, &fragment)
         .await?
     {
         Patched::Trickled => Ok(StatusCode::NO_CONTENT.into_response()),
@@ -336,8 +377,8 @@ async fn delete_session(
     Query(q): Query<WebRtcQuery>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    let caller = optional_caller(&state, &headers, &q)?;
-    state.media.close(&session, caller.as_ref()).await?;
+    let user = token_user(&state, &headers, &q)?;
+    state.media.close(&session, user.as_ref()).await?;
     Ok(StatusCode::OK.into_response())
 }
 
@@ -357,8 +398,8 @@ async fn slot_events(
     Query(q): Query<WebRtcQuery>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    let caller = optional_caller(&state, &headers, &q)?;
-    let mut slots = state.media.slots(&session, caller.as_ref())?;
+    let user = token_user(&state, &headers, &q)?;
+    let mut slots = state.media.slots(&session, user.as_ref())?;
     slots.mark_changed();
     let stream = futures_util::stream::unfold(slots, |mut rx| async move {
         rx.changed().await.ok()?;

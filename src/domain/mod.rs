@@ -8,6 +8,7 @@ pub mod call;
 pub mod event;
 pub mod ids;
 pub mod layout;
+pub mod names;
 pub mod participant;
 pub mod permissions;
 pub mod recording;
@@ -26,7 +27,7 @@ pub use ids::{
     CallId, CallTypeName, Cid, FileName, InvalidName, RecordingId, Role, SessionId, StorageName,
     UserId,
 };
-pub use participant::{Codec, Participant, Track, TrackType};
+pub use participant::{Activity, CallActivity, Codec, LeaveReason, Participant, Track, TrackType};
 pub use permissions::{Grants, Permission};
 pub use recording::{
     InvalidTrackOptions, Recording, RecordingFile, RecordingState, RecordingType, StorageLocation,

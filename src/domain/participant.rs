@@ -1,8 +1,10 @@
 //! Participants of a call session and the tracks they publish.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 
-use super::ids::{SessionId, UserId};
+use super::ids::{Cid, SessionId, UserId};
 use super::time::Timestamp;
 
 pub use reel_rtp::TrackType;
@@ -50,4 +52,47 @@ pub struct Track {
     pub participant: Participant,
     /// When its first packet arrived.
     pub published_at: Timestamp,
+}
+
+/// Why a participant left.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeaveReason {
+    /// It ended its connection.
+    Left,
+    /// Its connection was lost.
+    Disconnected,
+}
+
+impl LeaveReason {
+    /// As events name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Left => "left",
+            Self::Disconnected => "disconnected",
+        }
+    }
+}
+
+/// What happened in a call, as the media plane saw it.
+#[derive(Clone, Debug)]
+pub enum Activity {
+    /// A participant's first publishing connection opened.
+    Joined(Participant),
+    /// A participant's last publishing connection closed.
+    Left(Participant, LeaveReason),
+    /// A track's first packet arrived.
+    TrackPublished(Arc<Track>),
+    /// A track ended.
+    TrackEnded(Arc<Track>),
+    /// A participant became the dominant speaker.
+    DominantSpeaker(Participant),
+}
+
+/// What the media plane reports about a call: its activity, in the order it happened.
+#[derive(Clone, Debug)]
+pub struct CallActivity {
+    /// The call.
+    pub cid: Cid,
+    /// What happened.
+    pub activity: Activity,
 }

@@ -334,7 +334,7 @@ async fn record(
         while let Some((png, at)) = received.blocking_recv() {
             writer.push(&png, at)?;
         }
-        writer.finish()
+        writer.finish(length)
     });
     let taken = Headless::capture(page, RECORDING_RATE, length, pictures).await;
     let written = encoder.await.context("the encoder stopped")?;

@@ -1,16 +1,18 @@
 //! The media plane: an SFU on str0m that takes WHIP publishers and WHEP players.
 //!
-//! - [`bus`]: per-track fan-out of packets to players and recorders, bounded per subscriber.
-//! - `peer`: one task per WebRTC peer, owning its `Rtc`.
-//! - `room`: participants per call and the call session's life; `speaker`: dominant speaker.
+//! - `peer`: one task per WebRTC peer, owning its `Rtc`; publishers hand their packets to
+//!   the [`crate::bus`], players forward the bus's packets.
+//! - `room`: participants per call and their dominant speaker; `speaker`: its detection.
 //! - `udp`: one muxed port or a port per peer; `sdp`: offer checks and trickle fragments.
 //! - [`publisher`]: the WHIP client of `reel publish`, sending [`clip`]s as participants.
 //!
-//! Only this module uses str0m. A player's m-lines are *slots*: the SFU puts each track of
+//! Only this module uses str0m. The media plane calls nothing above it: who may publish or
+//! play is decided before it is asked, and what happens in calls (joins, leaves, tracks,
+//! speakers) leaves it as [`CallActivity`], in order, for the services to act on.
+//! A player's m-lines are *slots*: the SFU puts each track of
 //! the call in a free slot of its kind and reports the assignment on the session's event
 //! stream, so players never renegotiate when participants come and go.
 
-pub mod bus;
 pub mod clip;
 mod peer;
 pub mod publisher;
@@ -32,21 +34,22 @@ use str0m::{Candidate, IceCreds, Rtc, RtcConfig};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{info, warn};
 
-pub use bus::{Bus, BusCounters, BusMessage, Packet, Subscription};
-pub use sdp::SdpProblem;
+pub use sdp::{OfferShape, SdpProblem, check_offer};
 pub use udp::UdpMode;
 
-use crate::auth::Caller;
-use crate::domain::{Cid, Participant, SessionId, Track, UserId};
+use crate::bus::{Backlog, Bus};
+use crate::domain::{CallActivity, Cid, LeaveReason, Participant, SessionId, Track, UserId};
 use crate::metrics::Metrics;
-use crate::service::{LeaveReason, ServiceError, Services};
 use peer::{Command, Exit, Peer, Role};
 use room::Rooms;
 
 /// Queue of datagrams per peer.
 const INBOX: usize = 1024;
-/// Bus queue of a player per slot.
+/// Bus queue of a player per slot: a player further behind than its backlog skips packets
+/// (and asks for a key frame) rather than play late.
 const PLAYER_QUEUE_PER_SLOT: usize = 256;
+/// Longest a player's packet waits in its bus queue.
+const PLAYER_BACKLOG: Duration = Duration::from_secs(2);
 
 /// Settings of the media plane.
 #[derive(Clone, Debug)]
@@ -57,8 +60,6 @@ pub struct MediaConfig {
     pub udp: UdpMode,
     /// Addresses put in the server's ICE candidates (what clients send to).
     pub advertised: Vec<IpAddr>,
-    /// How long a call session outlives its last participant.
-    pub session_grace: Duration,
     /// Most WebRTC sessions at once; more get 503.
     pub max_peers: usize,
 }
@@ -81,9 +82,6 @@ pub enum MediaError {
     /// The server takes no more sessions now.
     #[error("the media server is full")]
     Busy,
-    /// The domain refused.
-    #[error(transparent)]
-    Service(#[from] ServiceError),
     /// Something went wrong inside reel.
     #[error("{0}")]
     Internal(String),
@@ -123,6 +121,24 @@ pub struct Source {
     pub source_id: String,
 }
 
+/// Who publishes in a WHIP session, as the caller's permission to join resolved it.
+#[derive(Clone, Debug)]
+pub struct Publisher {
+    /// The user.
+    pub user_id: UserId,
+    /// The user's role in the call.
+    pub role: String,
+}
+
+/// Who plays in a WHEP session.
+#[derive(Clone, Debug)]
+pub struct Player {
+    /// The user playing (`server` for a server-side player).
+    pub user_id: UserId,
+    /// Whose own tracks are left out of a player of the whole call, if anyone's.
+    pub viewer: Option<UserId>,
+}
+
 /// A player's slot as its event stream shows it.
 #[derive(Clone, Debug, Serialize)]
 pub struct SlotView {
@@ -152,8 +168,8 @@ pub struct Media {
 }
 
 struct Inner {
-    services: Services,
     config: MediaConfig,
+    bus: Bus,
     udp: udp::Udp,
     rooms: Arc<Rooms>,
     sessions: Mutex<HashMap<String, SessionEntry>>,
@@ -169,18 +185,23 @@ struct SessionEntry {
 }
 
 impl Media {
-    /// Binds the UDP sockets and starts the media plane.
-    pub async fn start(config: MediaConfig, services: Services) -> std::io::Result<Media> {
-        let metrics = services.metrics().clone();
+    /// Binds the UDP sockets and starts the media plane: it publishes into `bus`, counts
+    /// into `metrics` and reports what happens in calls to `activity`.
+    pub async fn start(
+        config: MediaConfig,
+        bus: Bus,
+        metrics: Arc<Metrics>,
+        activity: mpsc::UnboundedSender<CallActivity>,
+    ) -> std::io::Result<Media> {
         let udp = udp::Udp::bind(config.bind_ip, &config.udp, metrics.udp_unrouted.clone()).await?;
         if let Some(port) = udp.muxed_port() {
             info!(port, advertised = ?config.advertised, "media plane listening on UDP");
         }
         Ok(Media {
             inner: Arc::new(Inner {
-                rooms: Rooms::new(services.clone(), config.session_grace),
-                services,
+                rooms: Rooms::new(activity),
                 config,
+                bus,
                 udp,
                 sessions: Mutex::new(HashMap::new()),
                 next_peer: AtomicU64::new(1),
@@ -194,11 +215,6 @@ impl Media {
         self.inner.udp.muxed_port()
     }
 
-    /// The domain services.
-    pub fn services(&self) -> &Services {
-        &self.inner.services
-    }
-
     fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<String, SessionEntry>> {
         self.inner
             .sessions
@@ -206,87 +222,80 @@ impl Media {
             .expect("the sessions map is never poisoned")
     }
 
-    /// Starts a WHIP session: `caller` publishes `offer` into `cid` as `source`.
+    /// Starts a WHIP session: `who` publishes `offer` into `cid` as `source`.
     pub async fn publish(
         &self,
-        caller: &Caller,
         cid: &Cid,
+        who: &Publisher,
         source: Source,
         offer: &str,
     ) -> Result<Answer, MediaError> {
         sdp::check_offer(offer, true)?;
-        let grant = self.inner.services.join(caller, cid).await?;
         let (keyframe_sender, keyframes) = mpsc::channel(1);
-        let mut setup = self.setup(cid, offer).await?;
-        let (participant, room) =
-            self.inner
-                .rooms
-                .connect(cid, &grant.user_id, &source.source_id, &grant.role);
-        info!(cid = %cid, session = %setup.key, user_id = %grant.user_id, screen = source.screen, "WHIP session created");
+        let setup = self.setup(cid, offer).await?;
+        let participant = self
+            .inner
+            .rooms
+            .connect(cid, &who.user_id, &source.source_id, &who.role);
+        info!(cid = %cid, session = %setup.key, user_id = %who.user_id, screen = source.screen, "WHIP session created");
         let role = Role::Publish {
             participant: participant.clone(),
             screen: source.screen,
             keyframes,
             keyframe_sender,
         };
-        setup.room = Some(room);
-        let answer = self.spawn(setup, role, grant.user_id, None, Some(participant));
+        let answer = self.spawn(setup, role, who.user_id.clone(), None, Some(participant));
         Ok(answer)
     }
 
-    /// Starts a WHEP session: `caller` plays every track of `cid` but its own, or just
-    /// `track_id`.
+    /// Starts a WHEP session: `who` plays every track of `cid` but the viewer's own, or
+    /// just `track_id`.
     pub async fn play(
         &self,
-        caller: &Caller,
         cid: &Cid,
+        who: &Player,
         track_id: Option<&str>,
         offer: &str,
     ) -> Result<Answer, MediaError> {
         let shape = sdp::check_offer(offer, false)?;
-        let viewer = match caller {
-            Caller::User(u) => Some(u.user_id.clone()),
-            Caller::Server => None,
-        };
-        // Players need not be participants, but must be allowed in the call.
-        let user = match caller {
-            Caller::User(_) => self.inner.services.join(caller, cid).await?.user_id,
-            Caller::Server => {
-                self.inner.services.get_call(caller, cid).await?;
-                UserId::parse("server").expect("a valid user id")
-            }
-        };
-        let capacity = PLAYER_QUEUE_PER_SLOT * (shape.audio + shape.video);
-        let bus = self.inner.services.bus();
+        let backlog = Backlog::new(
+            PLAYER_BACKLOG,
+            PLAYER_QUEUE_PER_SLOT * (shape.audio + shape.video),
+        );
+        let bus = &self.inner.bus;
         let subscription = match track_id {
             Some(t) => bus
-                .subscribe(cid, t, capacity)
+                .subscribe(cid, t, backlog)
                 .ok_or_else(|| MediaError::NotFound(format!("call {cid} has no track {t:?}")))?,
-            None => bus.watch(cid, capacity, |_| true),
+            None => bus.watch(cid, backlog, |_| true),
         };
         let setup = self.setup(cid, offer).await?;
         let (slots_tx, slots_rx) = watch::channel(Vec::new());
         let role = Role::Play {
             subscription,
-            viewer: if track_id.is_some() { None } else { viewer },
+            viewer: if track_id.is_some() {
+                None
+            } else {
+                who.viewer.clone()
+            },
             slots: slots_tx,
         };
-        info!(cid = %cid, session = %setup.key, user_id = %user, "WHEP session created");
-        Ok(self.spawn(setup, role, user, Some(slots_rx), None))
+        info!(cid = %cid, session = %setup.key, user_id = %who.user_id, "WHEP session created");
+        Ok(self.spawn(setup, role, who.user_id.clone(), Some(slots_rx), None))
     }
 
     /// Adds trickled candidates to a session, or restarts its ICE.
     pub async fn patch(
         &self,
         session: &str,
-        caller: Option<&Caller>,
+        user: Option<&UserId>,
         if_match: Option<&str>,
         fragment: &str,
     ) -> Result<Patched, MediaError> {
         let fragment = sdp::parse_fragment(fragment)?;
         let commands = {
             let sessions = self.sessions();
-            let entry = self.entry(&sessions, session, caller)?;
+            let entry = self.entry(&sessions, session, user)?;
             if let Some(m) = if_match
                 && m != "*"
                 && m != entry.etag
@@ -313,10 +322,10 @@ impl Media {
     }
 
     /// Ends a session.
-    pub async fn close(&self, session: &str, caller: Option<&Caller>) -> Result<(), MediaError> {
+    pub async fn close(&self, session: &str, user: Option<&UserId>) -> Result<(), MediaError> {
         let commands = {
             let sessions = self.sessions();
-            self.entry(&sessions, session, caller)?.commands.clone()
+            self.entry(&sessions, session, user)?.commands.clone()
         };
         commands
             .send(Command::Close)
@@ -328,10 +337,10 @@ impl Media {
     pub fn slots(
         &self,
         session: &str,
-        caller: Option<&Caller>,
+        user: Option<&UserId>,
     ) -> Result<watch::Receiver<Vec<SlotView>>, MediaError> {
         let sessions = self.sessions();
-        self.entry(&sessions, session, caller)?
+        self.entry(&sessions, session, user)?
             .slots
             .clone()
             .ok_or_else(|| MediaError::NotFound(format!("session {session} is not a WHEP session")))
@@ -343,8 +352,7 @@ impl Media {
             participants: self.inner.rooms.participants(cid),
             tracks: self
                 .inner
-                .services
-                .bus()
+                .bus
                 .tracks(cid)
                 .into_iter()
                 .map(|t| (*t).clone())
@@ -357,15 +365,13 @@ impl Media {
         &self,
         sessions: &'a HashMap<String, SessionEntry>,
         session: &str,
-        caller: Option<&Caller>,
+        user: Option<&UserId>,
     ) -> Result<&'a SessionEntry, MediaError> {
         let entry = sessions
             .get(session)
             .ok_or_else(|| MediaError::NotFound(format!("no session {session}")))?;
-        // The session URL is the capability; a token, if sent, must be the owner's.
-        if let Some(Caller::User(u)) = caller
-            && u.user_id != entry.user
-        {
+        // The session URL is the capability; a user's token, if sent, must be the owner's.
+        if user.is_some_and(|u| *u != entry.user) {
             return Err(MediaError::NotFound(format!("no session {session}")));
         }
         Ok(entry)
@@ -411,7 +417,6 @@ impl Media {
             offer: offer.to_owned(),
             inbox,
             answer,
-            room: None,
         })
     }
 
@@ -435,7 +440,6 @@ impl Media {
             },
         );
         self.inner.metrics.media_sessions.inc();
-        let room = s.room.unwrap_or_else(|| mpsc::unbounded_channel().0);
         let peer = Peer {
             key: s.key.clone(),
             cid: s.cid.clone(),
@@ -446,8 +450,8 @@ impl Media {
             inbox: s.inbox,
             commands,
             role,
-            bus: self.inner.services.bus().clone(),
-            room,
+            bus: self.inner.bus.clone(),
+            rooms: self.inner.rooms.clone(),
         };
         let media = self.clone();
         let key = s.key.clone();
@@ -486,7 +490,6 @@ struct Setup {
     offer: String,
     inbox: mpsc::Receiver<udp::Datagram>,
     answer: String,
-    room: Option<mpsc::UnboundedSender<room::RoomEvent>>,
 }
 
 /// The RTP header extensions reel negotiates: str0m's standard set without video orientation.
@@ -513,6 +516,9 @@ fn rtc_config(creds: IceCreds) -> RtcConfig {
         .set_extension_map(extensions())
         .set_ice_lite(true)
         .set_rtp_mode(true)
+        // Publishers measure round trips from reel's receiver reports: audio's, like video's,
+        // come every second rather than str0m's five, so a new publisher has one at once.
+        .set_rtcp_report_interval_audio(Duration::from_secs(1))
         .set_local_ice_credentials(creds)
         .clear_codecs()
         .enable_opus(true, false)

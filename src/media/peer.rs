@@ -19,12 +19,12 @@ use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcError};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
-use super::bus::{Bus, BusMessage, Packet, Publication, Subscription};
-use super::room::RoomEvent;
+use super::room::Rooms;
 use super::sdp::{self, Fragment};
 use super::udp::{Datagram, Endpoint};
 use super::{MediaError, SlotView};
-use crate::domain::{Cid, Codec, Participant, Timestamp, Track, TrackType, UserId};
+use crate::bus::{Bus, BusMessage, Packet, Publication, Subscription};
+use crate::domain::{Activity, Cid, Codec, Participant, Timestamp, Track, TrackType, UserId};
 use crate::rtp::starts_keyframe;
 
 /// How long a peer may go without ICE connectivity before it is closed.
@@ -33,7 +33,7 @@ const DISCONNECTED_FOR: Duration = Duration::from_secs(5);
 const KEYFRAME_INTERVAL: Duration = Duration::from_millis(250);
 /// How often a player waiting for a key frame asks again.
 const KEYFRAME_RETRY: Duration = Duration::from_millis(500);
-/// How often a publisher reports its audio level to the room.
+/// How often a publisher reports its audio level to its room.
 const LEVEL_INTERVAL: Duration = Duration::from_millis(200);
 
 /// What the HTTP side asks of a peer.
@@ -78,7 +78,7 @@ pub(crate) struct Peer {
     pub commands: mpsc::Receiver<Command>,
     pub role: Role,
     pub bus: Bus,
-    pub room: mpsc::UnboundedSender<RoomEvent>,
+    pub rooms: Arc<Rooms>,
 }
 
 /// Why a peer ended.
@@ -189,7 +189,8 @@ impl Peer {
         };
         // Ending the publications tells subscribers and the room, in order.
         for (_, p) in state.published.drain() {
-            let _ = self.room.send(RoomEvent::TrackEnded(p.track().clone()));
+            self.rooms
+                .report(&self.cid, Activity::TrackEnded(p.track().clone()));
         }
         exit
     }
@@ -335,9 +336,10 @@ impl Peer {
                 keyframe_sender.clone()
             };
             let publication = self.bus.publish(&self.cid, track, keyframes);
-            let _ = self
-                .room
-                .send(RoomEvent::TrackPublished(publication.track().clone()));
+            self.rooms.report(
+                &self.cid,
+                Activity::TrackPublished(publication.track().clone()),
+            );
             vacant.insert(publication);
         }
         let ext = &p.header.ext_vals;
@@ -380,10 +382,7 @@ impl Peer {
         let now = Instant::now();
         if l.last_report.is_none_or(|t| now - t >= LEVEL_INTERVAL) {
             let loudness = (l.sum / l.count.max(1)) as u8;
-            let _ = self.room.send(RoomEvent::Level {
-                participant: participant.clone(),
-                loudness,
-            });
+            self.rooms.level(&self.cid, participant, loudness);
             *l = Levels {
                 last_report: Some(now),
                 ..Levels::default()
@@ -646,6 +645,6 @@ enum RoleInput {
 async fn role_input(role: &mut Role) -> Option<RoleInput> {
     match role {
         Role::Publish { keyframes, .. } => keyframes.recv().await.map(|()| RoleInput::Keyframe),
-        Role::Play { subscription, .. } => subscription.recv().await.map(RoleInput::Bus),
+        Role::Play { subscription, .. } => Some(RoleInput::Bus(subscription.recv().await)),
     }
 }

@@ -1,4 +1,5 @@
-//! One Matroska file from the streams of several, each moved in time, with no re-encoding.
+//! One Matroska file from the streams of several, each moved in time, with no re-encoding;
+//! and a file a crash cut short, rewritten whole.
 
 use std::path::Path;
 
@@ -7,6 +8,22 @@ use ffmpeg_next::{Packet, Rational};
 
 use super::writer::{Container, MICROS, live_options};
 use super::{MuxError, create_output, init, open_input};
+
+/// Rewrites, in place, a file that a crash cut short (no index, no duration, perhaps a
+/// torn last cluster) into a complete one holding every frame that can be read; returns
+/// the time its frames span, in microseconds.
+pub fn finalize(path: &Path) -> Result<i64, MuxError> {
+    let context = format!("cannot finalize {}", path.display());
+    let partial = path.with_extension("partial");
+    let span = copy_streams(&[(path, 0)], &partial, Container::of(path))
+        .map_err(|e| MuxError::new(&context)(e.source))?;
+    std::fs::rename(&partial, path).map_err(|e| {
+        // EIO for an error that has no errno.
+        let errno = e.raw_os_error().unwrap_or(5);
+        MuxError::new(&context)(ffmpeg_next::Error::Other { errno })
+    })?;
+    Ok(span)
+}
 
 /// Writes every stream of each `(file, offset_us)` into `output` (Matroska), each file's
 /// times moved `offset_us` later, the packets interleaved by time.
@@ -82,4 +99,45 @@ pub(super) fn copy_streams(
     }
     out.write_trailer().map_err(MuxError::new(&context))?;
     Ok(if first <= end { end - first } else { 0 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mux::{FrameReader, StreamSpec, Writer};
+    use crate::rtp::MediaCodec;
+
+    /// Frames of the (only) stream of `path`, and where the last ends, in ms.
+    fn frames(path: &Path) -> (usize, i64) {
+        let mut reader = FrameReader::open(path).unwrap();
+        let (mut n, mut end) = (0, 0);
+        while let Some(f) = reader.next_frame().unwrap() {
+            n += 1;
+            end = end.max((f.pts_us + f.duration_us) / 1000);
+        }
+        (n, end)
+    }
+
+    #[test]
+    fn a_file_never_finished_keeps_its_complete_clusters() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cut.mkv");
+        let audio = StreamSpec::audio(MediaCodec::Opus, 2);
+        let mut w = Writer::create(&path, Container::Matroska, &[audio]).unwrap();
+        for i in 0..250 {
+            w.write(0, i * 20_000, 20_000, &[0xf8], true).unwrap();
+        }
+        // What a crash leaves: the file as flushed so far.
+        let copy = dir.path().join("copy.mkv");
+        std::fs::copy(&path, &copy).unwrap();
+        drop(w);
+        let (count, end) = frames(&copy);
+        assert!(count >= 150, "{count}");
+        assert!(end >= 3000, "{end}");
+        // Finalized, it keeps those frames and gains an index.
+        let span = finalize(&copy).unwrap();
+        assert_eq!(frames(&copy), (count, end));
+        assert_eq!(span, end * 1000);
+        assert!(finalize(&dir.path().join("missing.mkv")).is_err());
+    }
 }

@@ -9,11 +9,11 @@ mod picture;
 mod reader;
 mod writer;
 
-pub use interleave::interleave;
+pub use interleave::{finalize, interleave};
 pub use mix::{MixStats, mix_to_mp3};
 pub use picture::PictureWriter;
 pub use reader::{FrameReader, StoredFrame};
-pub use writer::{Container, StreamSpec, Writer, finalize};
+pub use writer::{Container, StreamSpec, Writer};
 
 use std::sync::Once;
 

@@ -26,6 +26,8 @@ pub struct PictureWriter {
     rate: i32,
     /// The frame number of the last picture written.
     last: Option<i64>,
+    /// The last picture, converted: held until the end.
+    held: Option<frame::Video>,
     context: String,
 }
 
@@ -86,6 +88,7 @@ impl PictureWriter {
             size,
             rate,
             last: None,
+            held: None,
             context,
         })
     }
@@ -122,12 +125,24 @@ impl PictureWriter {
         yuv.set_pts(Some(pts));
         self.encoder.send_frame(&yuv).map_err(fail)?;
         self.last = Some(pts);
+        self.held = Some(yuv);
         self.drain()
     }
 
-    /// Encodes what is left and finishes the file; its length (the last picture shown for
-    /// one frame).
-    pub fn finish(mut self) -> Result<Duration, MuxError> {
+    /// Shows the last picture until `end` (after the start), encodes what is left and
+    /// finishes the file; its length: `end`, or one frame past the last picture if that is
+    /// later. A capture that fell behind still makes a file as long as it ran.
+    pub fn finish(mut self, end: Duration) -> Result<Duration, MuxError> {
+        let last_frame = (end.as_secs_f64() * f64::from(self.rate)).round() as i64 - 1;
+        if let (Some(mut held), Some(last)) = (self.held.take(), self.last)
+            && last_frame > last
+        {
+            held.set_pts(Some(last_frame));
+            self.encoder
+                .send_frame(&held)
+                .map_err(MuxError::new(&self.context))?;
+            self.last = Some(last_frame);
+        }
         self.encoder
             .send_eof()
             .map_err(MuxError::new(&self.context))?;
@@ -187,6 +202,33 @@ mod tests {
         png
     }
 
+    /// Pictures that stopped coming before the end (a capture that fell behind): the last
+    /// one is shown until the end, so the file lasts as long as the capture ran.
+    #[test]
+    fn the_last_picture_lasts_until_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("short.mp4");
+        let picture = quarters(
+            (64, 36),
+            [[0, 0, 0], [255, 255, 255], [9, 9, 9], [90, 9, 9]],
+        );
+        let mut w = PictureWriter::create(&path, (64, 36), 30).unwrap();
+        for i in 0..10 {
+            w.push(&picture, Duration::from_millis(33 * i)).unwrap();
+        }
+        assert_eq!(
+            w.finish(Duration::from_secs(2)).unwrap(),
+            Duration::from_secs(2)
+        );
+        // Read back: the last frame ends at 2 s.
+        let mut reader = crate::mux::FrameReader::open(&path).unwrap();
+        let mut end = 0;
+        while let Some(f) = reader.next_frame().unwrap() {
+            end = end.max(f.pts_us + f.duration_us);
+        }
+        assert!((end - 2_000_000).abs() < 1000, "{end} µs");
+    }
+
     #[test]
     fn pictures_come_out_in_their_colours_and_times() {
         let dir = tempfile::tempdir().unwrap();
@@ -203,7 +245,10 @@ mod tests {
             w.push(&quarters((160, 90), colours), Duration::from_secs(1))
                 .is_err()
         );
-        assert_eq!(w.finish().unwrap(), Duration::from_secs(1));
+        assert_eq!(
+            w.finish(Duration::from_secs(1)).unwrap(),
+            Duration::from_secs(1)
+        );
 
         // Every frame, in the colours of the picture (the decoder keeps no picture between
         // two: each is whole).

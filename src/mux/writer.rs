@@ -50,22 +50,6 @@ pub(super) fn live_options() -> Dictionary<'static> {
     options
 }
 
-/// Rewrites, in place, a file that a crash cut short (no index, no duration, perhaps a
-/// torn last cluster) into a complete one holding every frame that can be read; returns
-/// the time its frames span, in microseconds.
-pub fn finalize(path: &Path) -> Result<i64, MuxError> {
-    let context = format!("cannot finalize {}", path.display());
-    let partial = path.with_extension("partial");
-    let span = super::interleave::copy_streams(&[(path, 0)], &partial, Container::of(path))
-        .map_err(|e| MuxError::new(&context)(e.source))?;
-    std::fs::rename(&partial, path).map_err(|e| {
-        // EIO for an error that has no errno.
-        let errno = e.raw_os_error().unwrap_or(5);
-        MuxError::new(&context)(ffmpeg_next::Error::Other { errno })
-    })?;
-    Ok(span)
-}
-
 /// What a stream of the file carries.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StreamSpec {
@@ -223,28 +207,6 @@ mod tests {
         let (counts, end) = read_back(&path);
         assert_eq!(counts, [101, 25]);
         assert_eq!(end, 2000);
-    }
-
-    #[test]
-    fn a_file_never_finished_keeps_its_complete_clusters() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("cut.mkv");
-        let mut w = opus_and_vp8(&path);
-        for i in 0..250 {
-            w.write(0, i * 20_000, 20_000, &[0xf8], true).unwrap();
-        }
-        // What a crash leaves: the file as flushed so far.
-        let copy = dir.path().join("copy.mkv");
-        std::fs::copy(&path, &copy).unwrap();
-        drop(w);
-        let (counts, end) = read_back(&copy);
-        assert!(counts[0] >= 150, "{counts:?}");
-        assert!(end >= 3000, "{end}");
-        // Finalized, it keeps those frames and gains an index.
-        let span = finalize(&copy).unwrap();
-        assert_eq!(read_back(&copy), (counts, end));
-        assert_eq!(span, end * 1000);
-        assert!(finalize(&dir.path().join("missing.mkv")).is_err());
     }
 
     #[test]

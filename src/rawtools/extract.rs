@@ -17,125 +17,15 @@ use std::io::{BufRead, BufReader, Seek};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
-
-use super::mux_av::{self, AvFile, MediaFilter, Muxed};
-use crate::mux::{Container, MuxError, StreamSpec, Writer};
-use crate::recorders::individual;
+use super::av_file::{self, AvFile, MediaFilter, Muxed};
+pub use super::selection::{ExtractError, Extracted, Fill, Kind, Selection, check_selection};
+use crate::domain::names;
+use crate::mux::{Container, StreamSpec, Writer};
 use crate::rtp::archive::{Archive, ArchiveError, SegmentFiles, SessionFiles};
 use crate::rtp::extend::Extender;
 use crate::rtp::rtpdump::{DumpError, RtpHeader, RtpdumpReader};
 use crate::rtp::timeline::{self, TimelineOptions};
 use crate::rtp::{MediaCodec, TimedFrame, Timeline, frame_size};
-
-/// Which participants' tracks a command works on: everyone, or one user, participant
-/// session or track.
-#[derive(Clone, Debug, Default)]
-pub struct Selection {
-    /// Only this user's sessions.
-    pub user_id: Option<String>,
-    /// Only this participant session.
-    pub session_id: Option<String>,
-    /// Only the segments of this track.
-    pub track_id: Option<String>,
-}
-
-/// The kind of media a file holds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Kind {
-    /// Microphone or screen-share audio.
-    Audio,
-    /// Camera or screen share.
-    Video,
-}
-
-/// What to fill.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Fill {
-    /// Gaps between segments: silence, or the last picture held.
-    pub gaps: bool,
-    /// Lost audio and DTX silences inside a segment.
-    pub dtx: bool,
-}
-
-/// Why extracting failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ExtractError {
-    /// The archive could not be read.
-    #[error(transparent)]
-    Archive(#[from] ArchiveError),
-    /// An id the selection names is not in the archive.
-    #[error(
-        "no {what} {id:?} in this archive (`reel raw-recording list-tracks --format {list}` lists them)"
-    )]
-    UnknownId {
-        /// `user`, `session` or `track`.
-        what: &'static str,
-        /// The id given.
-        id: String,
-        /// The listing that shows the ids.
-        list: &'static str,
-    },
-    /// A segment's codec is one reel cannot put in a file.
-    #[error("{sdp}: codec {codec:?} is not one of opus, VP8, VP9, H264, AV1")]
-    UnknownCodec {
-        /// The segment's `.sdp` entry.
-        sdp: String,
-        /// The codec named.
-        codec: String,
-    },
-    /// A dump that cannot be read.
-    #[error("{dump}: {source}")]
-    Dump {
-        /// The dump's entry.
-        dump: String,
-        /// Why.
-        source: DumpError,
-    },
-    /// The output directory cannot be written.
-    #[error("cannot write to {dir}: {source}")]
-    Output {
-        /// The directory.
-        dir: String,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// Writing a file failed.
-    #[error(transparent)]
-    Mux(#[from] MuxError),
-}
-
-/// A file written.
-#[derive(Clone, Debug, Serialize)]
-pub struct Extracted {
-    /// Where it is.
-    pub path: PathBuf,
-    /// The user id.
-    pub user_id: String,
-    /// The participant session.
-    pub session_id: String,
-    /// What it holds.
-    pub kind: Kind,
-    /// Whether it is a screen share's.
-    pub screenshare: bool,
-    /// Its length in seconds.
-    pub duration_s: f64,
-    /// Wall-clock time of its first frame, unix µs.
-    pub start_us: i64,
-    /// How much later than the sender's clock (its first sender report) the file puts its
-    /// frames, if the metadata has a report: what aligns audio and video.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sender_offset_us: Option<i64>,
-    /// Packets read, lost and filled.
-    pub packets: u64,
-    /// Packets never received.
-    pub lost: u64,
-    /// Empty audio packets put in gaps.
-    pub filled: u64,
-    /// Audio: whether any packet was coded in stereo (browsers send mono).
-    pub stereo: bool,
-}
 
 /// One output file: a participant session's segments of one kind and source, in order.
 struct Plan<'a> {
@@ -147,34 +37,6 @@ struct Plan<'a> {
     name: String,
     /// A video file's audio-and-video companion's name.
     av_name: Option<String>,
-}
-
-/// Checks that the ids `selection` names exist in `archive`.
-pub fn check_selection(archive: &Archive, selection: &Selection) -> Result<(), ExtractError> {
-    let sessions = || archive.sessions.iter();
-    let checks = [
-        (&selection.user_id, "user", "users"),
-        (&selection.session_id, "session", "sessions"),
-        (&selection.track_id, "track", "tracks"),
-    ];
-    for (id, what, list) in checks {
-        let Some(id) = id else { continue };
-        let found = match what {
-            "user" => sessions().any(|s| &s.metadata.participant_id == id),
-            "session" => sessions().any(|s| &s.metadata.user_session_id == id),
-            _ => sessions()
-                .flat_map(|s| &s.segments)
-                .any(|f| &f.segment.track_id == id),
-        };
-        if !found {
-            return Err(ExtractError::UnknownId {
-                what,
-                id: id.clone(),
-                list,
-            });
-        }
-    }
-    Ok(())
 }
 
 /// The files `selection` asks for of `kind`, one per participant session and source.
@@ -226,7 +88,7 @@ fn plans<'a>(
                 }
             })?;
             let name = |content| {
-                individual::file_name(
+                names::individual_file(
                     (&m.call.call_type, &m.call.call_id),
                     &m.participant_id,
                     &m.user_session_id,
@@ -309,7 +171,7 @@ pub fn extract_av(
                 .any(|m| m.session_id == v.session_id && m.screenshare == v.screenshare)
         })
         .collect();
-    let later = mux_av::combine(archive, &audio, &uncombined, media, av_dir)?;
+    let later = av_file::combine(archive, &audio, &uncombined, media, av_dir)?;
     pass.audio_video.extend(later);
     Ok(pass)
 }

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::extract::{self, ExtractError, Extracted, Fill, Kind, Selection};
+use crate::domain::names;
 use crate::mux;
-use crate::recorders::names;
 use crate::rtp::archive::Archive;
 
 /// The mix written.

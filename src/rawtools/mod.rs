@@ -1,11 +1,13 @@
 //! The `raw-recording` commands: read raw archives (a `.tar.gz`, a `.zip` or a directory),
 //! list what they hold, and rebuild playable files from them.
 
+mod av_file;
 pub mod extract;
 pub mod list;
 pub mod mix;
 pub mod mux_av;
 pub mod process_all;
+pub mod selection;
 
 use crate::domain::Timestamp;
 use crate::rtp::archive::Archive;

@@ -10,21 +10,16 @@ use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 
 use super::participant_files::{self, FilePlan, Naming, ParticipantFiles};
-use super::{
-    FinishedFile, Recorder, RecorderError, RecorderFactory, RecordingContext, RecordingJob, names,
-};
-use crate::domain::Participant;
+use super::{FinishedFile, Port, Recorder, RecorderError, RecorderFactory, RecordingJob};
+use crate::domain::{Participant, names};
 use crate::mux::Container;
-
-/// Longest user id or session id in a file name.
-const MAX_NAME_PART: usize = 64;
 
 /// Makes individual recorders.
 pub struct IndividualFactory;
 
 impl RecorderFactory for IndividualFactory {
-    fn create(&self, _job: &RecordingJob) -> Result<Box<dyn Recorder>, RecorderError> {
-        Ok(Box::new(IndividualRecorder))
+    fn create(&self, job: &RecordingJob) -> Result<Box<dyn Recorder>, RecorderError> {
+        Ok(Box::new(IndividualRecorder { files: files(job)? }))
     }
 
     fn recover(&self, dir: &Path, handed_over: &HashSet<String>) -> Vec<FinishedFile> {
@@ -47,28 +42,6 @@ pub fn files(job: &RecordingJob) -> Result<ParticipantFiles, RecorderError> {
     })
 }
 
-/// The name of a participant session's individual file of `content` (`audio_only`,
-/// `video_only` or `audio_video`; `screen` for a screen share) in the call session of `call`
-/// (type and id) that started at `session_ms`: the same whether the recorder or
-/// `raw-recording` made it.
-pub fn file_name(
-    call: (&str, &str),
-    user: &str,
-    session: &str,
-    screen: bool,
-    content: &str,
-    session_ms: i64,
-) -> String {
-    format!(
-        "individual_{}_{}_{}_{}_{}{content}_{session_ms}.mkv",
-        names::file_part(call.0, MAX_NAME_PART),
-        names::file_part(call.1, MAX_NAME_PART),
-        names::file_part(user, MAX_NAME_PART),
-        names::file_part(session, MAX_NAME_PART),
-        if screen { "shared_" } else { "" },
-    )
-}
-
 struct IndividualNames {
     /// The call type and id.
     cid: (String, String),
@@ -84,7 +57,7 @@ impl Naming for IndividualNames {
         content: &str,
         _first_ms: i64,
     ) -> Result<String, RecorderError> {
-        Ok(file_name(
+        Ok(names::individual_file(
             (&self.cid.0, &self.cid.1),
             who.user_id.as_str(),
             who.user_session_id.as_str(),
@@ -95,17 +68,12 @@ impl Naming for IndividualNames {
     }
 }
 
-struct IndividualRecorder;
+struct IndividualRecorder {
+    files: ParticipantFiles,
+}
 
 impl Recorder for IndividualRecorder {
-    fn run(
-        self: Box<Self>,
-        ctx: RecordingContext,
-    ) -> BoxFuture<'static, Result<(), RecorderError>> {
-        async move {
-            let files = files(ctx.job())?;
-            participant_files::record(ctx, vec![files], |_| true).await
-        }
-        .boxed()
+    fn run(self: Box<Self>, port: Port) -> BoxFuture<'static, Result<(), RecorderError>> {
+        participant_files::record(port, vec![self.files], "reel-individual").boxed()
     }
 }

@@ -1,31 +1,42 @@
-//! Recorders and their supervisor.
+//! Recorders: each turns a call's media into files, and sees only its [`Port`].
 //!
-//! A [`Recorder`] turns a call's media into files. The supervisor runs each one in its own
-//! task and owns its life cycle: the recorder reports when it starts writing and hands over
-//! each finished file through its [`RecordingContext`]; it is asked to stop through the
-//! context's stop signal; when it returns, the recording moves on to uploading (or to failed,
-//! with its handed-over files still uploaded: media already written is never dropped).
+//! A port holds the [`RecordingJob`] (what to record, with the settings resolved when it was
+//! asked for, and where files go), a subscription to the bus tracks the recorder records, a
+//! stop signal, and a channel of [`Report`]s: `Started` once it writes, `FileFinished` for
+//! each file it closes, and `Finished` with its outcome last (sent by [`run`]). Whoever runs
+//! a recorder (the service's supervisor, or a test) makes the port and reads the reports; a
+//! recorder never calls back into the rest of reel.
+//!
+//! The native recorders (raw, individual, track) write on a thread of their own (see
+//! `worker`): FFmpeg and file writes never run on the async runtime's threads.
 
 pub mod individual;
-pub mod names;
 pub mod participant_files;
 pub mod raw;
+#[cfg(test)]
+mod tests;
 pub mod track;
+mod worker;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::future::BoxFuture;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, info, info_span, warn};
 
+use crate::bus::{Backlog, Subscription};
 use crate::domain::{
     CallSettings, Cid, FileName, Recording, RecordingId, RecordingState, RecordingType, SessionId,
-    Timestamp, TrackOptions, Transition,
+    Timestamp, Track, TrackOptions,
 };
-use crate::media::Bus;
-use crate::service::{ServiceError, Services};
+
+/// How far behind the bus a recorder may fall before it loses packets. A recorder that falls
+/// behind catches up from its queue; one behind by more than a second or two is reported
+/// by the supervisor, which refuses new recordings until it has caught up.
+pub const BACKLOG: Backlog = Backlog::new(Duration::from_secs(20), 1 << 21);
 
 /// Why a recorder failed.
 #[derive(Debug, thiserror::Error)]
@@ -41,15 +52,6 @@ pub enum RecorderError {
     /// The recorder cannot go on.
     #[error("{0}")]
     Failed(String),
-    /// Reporting to the control plane failed.
-    #[error(transparent)]
-    Service(#[from] Box<ServiceError>),
-}
-
-impl From<ServiceError> for RecorderError {
-    fn from(e: ServiceError) -> Self {
-        Box::new(e).into()
-    }
 }
 
 /// Everything a recorder needs to know, resolved before it starts.
@@ -111,11 +113,78 @@ pub struct FinishedFile {
     pub layer: Option<String>,
 }
 
+/// What a recorder tells whoever runs it, in this order.
+#[derive(Debug)]
+pub enum Report {
+    /// It is writing: the recording runs from now.
+    Started,
+    /// It closed a file, which is its to upload.
+    FileFinished(FinishedFile),
+    /// It ended, with every file it wrote handed over before.
+    Finished {
+        /// Whether it recorded as asked.
+        outcome: Result<(), RecorderError>,
+    },
+}
+
+/// A recorder's end of the report channel: cheap to clone, usable from any thread.
+#[derive(Clone, Debug)]
+pub struct Reporter(mpsc::UnboundedSender<Report>);
+
+impl Reporter {
+    /// A reporter and the receiver of its reports.
+    pub fn channel() -> (Reporter, mpsc::UnboundedReceiver<Report>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (Reporter(tx), rx)
+    }
+
+    /// Reports that the recorder writes.
+    pub fn started(&self) {
+        self.send(Report::Started);
+    }
+
+    /// Hands over a finished file.
+    pub fn file_finished(&self, f: FinishedFile) {
+        self.send(Report::FileFinished(f));
+    }
+
+    fn send(&self, r: Report) {
+        // Whoever runs the recorder reads reports until the last; a test may stop earlier.
+        let _ = self.0.send(r);
+    }
+}
+
+/// Everything a recorder sees of reel.
+pub struct Port {
+    /// What to record.
+    pub job: RecordingJob,
+    /// The tracks it records, as the bus delivers them.
+    pub feed: Subscription,
+    /// Fires when it should finish its files and return.
+    pub stop: CancellationToken,
+    /// Where it reports.
+    pub reports: Reporter,
+}
+
+/// Which tracks a recorder records.
+pub type Tracks = Box<dyn Fn(&Track) -> bool + Send + Sync>;
+
 /// Makes recordings of one kind.
 pub trait Recorder: Send + 'static {
-    /// Records until `ctx.stop()` fires or the recording ends by itself.
-    fn run(self: Box<Self>, ctx: RecordingContext)
-    -> BoxFuture<'static, Result<(), RecorderError>>;
+    /// The tracks it records; its port's feed delivers these.
+    fn tracks(&self) -> Tracks {
+        Box::new(|_| true)
+    }
+
+    /// Records until `port.stop` fires or the recording ends by itself, reporting as it goes.
+    fn run(self: Box<Self>, port: Port) -> BoxFuture<'static, Result<(), RecorderError>>;
+}
+
+/// Runs `recorder` on `port` to its end; its outcome is the last report.
+pub async fn run(recorder: Box<dyn Recorder>, port: Port) {
+    let reports = port.reports.clone();
+    let outcome = recorder.run(port).await;
+    reports.send(Report::Finished { outcome });
 }
 
 /// Creates a recorder for a job.
@@ -154,88 +223,4 @@ impl Recorders {
     pub fn get(&self, t: RecordingType) -> Option<&Arc<dyn RecorderFactory>> {
         self.0.get(&t)
     }
-}
-
-/// A running recorder's line to the control plane.
-pub struct RecordingContext {
-    services: Services,
-    job: RecordingJob,
-    stop: CancellationToken,
-}
-
-impl RecordingContext {
-    /// The job.
-    pub fn job(&self) -> &RecordingJob {
-        &self.job
-    }
-
-    /// The media bus, where the call's tracks are.
-    pub fn bus(&self) -> &Bus {
-        self.services.bus()
-    }
-
-    /// Fires when the recorder should finish its files and return.
-    pub fn stop(&self) -> &CancellationToken {
-        &self.stop
-    }
-
-    /// Reports that the recorder is writing (the recording is running from now). If a stop
-    /// was asked for while the recorder was setting up, the stop signal fires now.
-    pub async fn started(&self) -> Result<(), RecorderError> {
-        let state = self
-            .services
-            .advance(&self.job.recording.id, Transition::Started, None)
-            .await?;
-        if state == RecordingState::Stopping {
-            self.stop.cancel();
-        }
-        Ok(())
-    }
-
-    /// Hands over a finished file for upload.
-    pub async fn file_finished(&self, f: FinishedFile) -> Result<(), RecorderError> {
-        self.services.add_file(&self.job.recording, f).await?;
-        Ok(())
-    }
-}
-
-/// Runs `recorder` for `job` in a task of its own.
-pub(crate) fn spawn(services: Services, job: RecordingJob, recorder: Box<dyn Recorder>) {
-    let stop = CancellationToken::new();
-    let id = job.recording.id.clone();
-    services.register_running(&id, stop.clone());
-    let span = info_span!("recording", cid = %job.recording.cid, recording_id = %id,
-                          recording_type = %job.recording.recording_type);
-    let ctx = RecordingContext {
-        services: services.clone(),
-        job,
-        stop,
-    };
-    let task = tokio::spawn({
-        let services = services.clone();
-        let id = id.clone();
-        async move {
-            let result = recorder.run(ctx).await;
-            let outcome = match &result {
-                Ok(()) => {
-                    services
-                        .advance(&id, Transition::RecorderFinished, None)
-                        .await
-                }
-                Err(e) => {
-                    warn!(error = %e, "recorder failed");
-                    services
-                        .advance(&id, Transition::Fail, Some(&e.to_string()))
-                        .await
-                }
-            };
-            match outcome {
-                Ok(state) => info!(%state, "recorder finished"),
-                Err(e) => warn!(error = %e, "cannot record the end of a recorder"),
-            }
-            services.unregister_running(&id);
-        }
-        .instrument(span)
-    });
-    services.set_running_task(&id, task.abort_handle());
 }

@@ -16,11 +16,10 @@ use std::time::Duration;
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 
-use super::{
-    FinishedFile, Recorder, RecorderError, RecorderFactory, RecordingContext, RecordingJob, names,
-};
-use crate::domain::{FileName, Timestamp, Track, TrackType};
-use crate::media::{BusMessage, Packet};
+use super::worker::{self, Outlet};
+use super::{FinishedFile, Port, Recorder, RecorderError, RecorderFactory, RecordingJob, Tracks};
+use crate::bus::{BusMessage, Packet};
+use crate::domain::{FileName, Timestamp, Track, TrackType, names};
 use crate::rtp::metadata::{CallInfo, Dimension, Segment, Segments, TimingMetadata};
 use crate::rtp::rtpdump::{
     DumpError, RtpHeader, RtpdumpReader, RtpdumpWriter, sender_report, whole_packets_len,
@@ -28,8 +27,6 @@ use crate::rtp::rtpdump::{
 use crate::rtp::sdp::StreamSdp;
 use crate::rtp::{MediaCodec, packet_frame_size};
 
-/// Bus queue of the recorder: a few seconds of a large call.
-const QUEUE: usize = 16_384;
 /// How often dumps are flushed and metadata rewritten.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// Longest directory name made from a user id.
@@ -39,8 +36,10 @@ const MAX_NAME: usize = 96;
 pub struct RawFactory;
 
 impl RecorderFactory for RawFactory {
-    fn create(&self, _job: &RecordingJob) -> Result<Box<dyn Recorder>, RecorderError> {
-        Ok(Box::new(RawRecorder))
+    fn create(&self, job: &RecordingJob) -> Result<Box<dyn Recorder>, RecorderError> {
+        Ok(Box::new(RawRecorder {
+            audio_only: job.settings.raw_recording.audio_only,
+        }))
     }
 
     /// Packs the dumps a crash left unpacked (they were flushed every second, and the
@@ -220,75 +219,81 @@ fn recorded_span(root: &Path) -> Option<(Timestamp, Timestamp)> {
     span.map(|(first, last)| (millis(first), millis(last)))
 }
 
-struct RawRecorder;
+struct RawRecorder {
+    audio_only: bool,
+}
 
 impl Recorder for RawRecorder {
-    fn run(
-        self: Box<Self>,
-        ctx: RecordingContext,
-    ) -> BoxFuture<'static, Result<(), RecorderError>> {
-        async move { record(ctx).await }.boxed()
+    fn tracks(&self) -> Tracks {
+        let audio_only = self.audio_only;
+        Box::new(move |t| !audio_only || t.track_type.is_audio())
+    }
+
+    fn run(self: Box<Self>, port: Port) -> BoxFuture<'static, Result<(), RecorderError>> {
+        async move {
+            let job = &port.job;
+            let rec = &job.recording;
+            let name = format!(
+                "raw_{}_{}_{}",
+                rec.cid.call_type,
+                rec.cid.id,
+                job.session_started_at.unix_millis()
+            );
+            let archive = RawArchive::new(job, job.work_dir.join(&name))?;
+            let writing = Writing {
+                archive,
+                dir: job.work_dir.clone(),
+                name,
+            };
+            worker::record(port, writing, "reel-raw").await
+        }
+        .boxed()
     }
 }
 
-async fn record(ctx: RecordingContext) -> Result<(), RecorderError> {
-    let job = ctx.job().clone();
-    let rec = &job.recording;
-    let audio_only = job.settings.raw_recording.audio_only;
-    let mut sub = ctx.bus().watch(&rec.cid, QUEUE, move |t| {
-        !audio_only || t.track_type.is_audio()
-    });
-    let name = format!(
-        "raw_{}_{}_{}",
-        rec.cid.call_type,
-        rec.cid.id,
-        job.session_started_at.unix_millis()
-    );
-    let mut archive = RawArchive::new(&job, job.work_dir.join(&name))?;
-    let keyframes = ctx.bus().clone();
-    let cid = rec.cid.clone();
-    let mut ask = |track_id: &str| keyframes.request_keyframe(&cid, track_id);
-    ctx.started().await?;
-    let mut flush = tokio::time::interval(FLUSH_EVERY);
-    loop {
-        tokio::select! {
-            _ = ctx.stop().cancelled() => break,
-            _ = flush.tick() => archive.flush()?,
-            m = sub.recv() => match m {
-                Some(m) => archive.handle(m, &mut ask)?,
-                None => break,
-            },
-        }
+/// A raw recording on its recorder's thread: the archive being written, and where it is
+/// packed when the recording stops.
+struct Writing {
+    archive: RawArchive,
+    dir: PathBuf,
+    name: String,
+}
+
+impl worker::Writing for Writing {
+    const TICK: Duration = FLUSH_EVERY;
+
+    fn take(&mut self, m: BusMessage, out: &Outlet) -> Result<(), RecorderError> {
+        self.archive.handle(m, &mut |t| out.ask_keyframe(t))
     }
-    while let Some(m) = sub.try_recv() {
-        archive.handle(m, &mut ask)?;
+
+    fn tick(&mut self, _: &Outlet) -> Result<(), RecorderError> {
+        self.archive.flush()
     }
-    let Some((start_time, end_time)) = archive.finish()? else {
-        tracing::info!("nothing was published: no archive");
-        return Ok(());
-    };
-    let path = job.work_dir.join(format!("{name}.tar.gz"));
-    let (root, target) = (job.work_dir.join(&name), path.clone());
-    // Once packed, the archive holds everything: the dumps' directory goes.
-    tokio::task::spawn_blocking(move || {
-        pack(&root, &target)?;
+
+    fn finish(self, out: &Outlet) -> Result<(), RecorderError> {
+        let Some((start_time, end_time)) = self.archive.finish()? else {
+            tracing::info!("nothing was published: no archive");
+            return Ok(());
+        };
+        let root = self.dir.join(&self.name);
+        let path = self.dir.join(format!("{}.tar.gz", self.name));
+        pack(&root, &path)?;
+        // Once packed, the archive holds everything: the dumps' directory goes.
         std::fs::remove_dir_all(&root).map_err(|source| RecorderError::Io {
             context: format!("cannot remove {}", root.display()),
             source,
-        })
-    })
-    .await
-    .map_err(|e| RecorderError::Failed(format!("packing the archive failed: {e}")))??;
-    let filename = FileName::parse(format!("{name}.tar.gz"))
-        .map_err(|e| RecorderError::Failed(e.to_string()))?;
-    ctx.file_finished(FinishedFile {
-        path,
-        filename,
-        start_time,
-        end_time,
-        layer: None,
-    })
-    .await
+        })?;
+        let filename = FileName::parse(format!("{}.tar.gz", self.name))
+            .map_err(|e| RecorderError::Failed(e.to_string()))?;
+        out.hand_over(FinishedFile {
+            path,
+            filename,
+            start_time,
+            end_time,
+            layer: None,
+        });
+        Ok(())
+    }
 }
 
 /// Packs `root` into a gzipped tar at `target`, with `root`'s name as the top directory.

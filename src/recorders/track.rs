@@ -18,11 +18,9 @@ use serde_json::json;
 use tracing::warn;
 
 use super::participant_files::{self, FilePlan, Naming, ParticipantFiles};
-use super::{
-    FinishedFile, Recorder, RecorderError, RecorderFactory, RecordingContext, RecordingJob, names,
-};
+use super::{FinishedFile, Port, Recorder, RecorderError, RecorderFactory, RecordingJob, Tracks};
 use crate::domain::settings::OutputType;
-use crate::domain::{Participant, TrackLayer};
+use crate::domain::{Participant, TrackLayer, TrackOptions, names};
 use crate::mux::Container;
 
 /// The template of track recording file names, as the API shows it.
@@ -47,7 +45,10 @@ impl RecorderFactory for TrackFactory {
             context: format!("cannot write {}", list.display()),
             source,
         })?;
-        Ok(Box::new(TrackRecorder { layers }))
+        Ok(Box::new(TrackRecorder {
+            layers,
+            options: job.track.clone(),
+        }))
     }
 
     fn recover(&self, dir: &Path, handed_over: &HashSet<String>) -> Vec<FinishedFile> {
@@ -131,18 +132,17 @@ impl Naming for TrackNames {
 
 struct TrackRecorder {
     layers: Vec<ParticipantFiles>,
+    options: TrackOptions,
 }
 
 impl Recorder for TrackRecorder {
-    fn run(
-        self: Box<Self>,
-        ctx: RecordingContext,
-    ) -> BoxFuture<'static, Result<(), RecorderError>> {
-        let options = ctx.job().track.clone();
-        participant_files::record(ctx, self.layers, move |t| {
-            t.track_type.is_audio() && options.records(&t.participant.user_id)
-        })
-        .boxed()
+    fn tracks(&self) -> Tracks {
+        let options = self.options.clone();
+        Box::new(move |t| t.track_type.is_audio() && options.records(&t.participant.user_id))
+    }
+
+    fn run(self: Box<Self>, port: Port) -> BoxFuture<'static, Result<(), RecorderError>> {
+        participant_files::record(port, self.layers, "reel-track").boxed()
     }
 }
 

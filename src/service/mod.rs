@@ -1,9 +1,11 @@
-//! Domain services: what the API dialects and the media plane ask of reel.
+//! Domain services: what the API dialects ask of reel, and what reel makes of the media
+//! plane's reports.
 //!
 //! Each operation means the same whichever dialect asks: it checks who is asking, loads and
-//! saves through [`crate::store`], starts and stops recorders through [`crate::recorders`],
-//! and queues webhooks in the same transaction as the change that causes them.
+//! saves through [`crate::store`], starts and stops recorders through its supervisor, and
+//! queues webhooks in the same transaction as the change that causes them.
 
+mod activity;
 mod call_types;
 mod calls;
 mod live;
@@ -11,20 +13,19 @@ mod recordings;
 mod reports;
 mod sessions;
 mod storages;
+mod supervisor;
 mod uploads;
 
-use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Notify;
-use tokio::task::AbortHandle;
+use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{Caller, Keys};
-use crate::domain::{Call, Cid, Event, Grants, Permission, RecordingId, Role, Timestamp};
-use crate::media::Bus;
+use crate::bus::Bus;
+use crate::domain::{Call, CallActivity, Cid, Event, Grants, Permission, Role, Timestamp};
 use crate::metrics::Metrics;
 use crate::recorders::Recorders;
 use crate::storage::{StorageError, Target};
@@ -35,8 +36,9 @@ pub use call_types::{CallTypeChanges, NewCallType, UserChanges};
 pub use calls::{CallChanges, CallView, NewCall, NewMember};
 pub use live::{EventShapes, LiveEvents};
 pub use reports::{RecordingQuery, RecordingReport};
-pub use sessions::{JoinGrant, LeaveReason};
+pub use sessions::JoinGrant;
 pub use storages::{StorageSpec, Storages};
+pub use supervisor::BEHIND;
 pub use uploads::Uploader;
 
 /// Why an operation was refused or failed.
@@ -77,6 +79,8 @@ pub struct ServiceSettings {
     pub upload_retry_for: Duration,
     /// Where recorders write files before they are uploaded.
     pub work_dir: PathBuf,
+    /// How long a call session outlives its last participant.
+    pub session_grace: Duration,
 }
 
 /// The services, cheap to clone.
@@ -93,24 +97,19 @@ struct Inner {
     upload_wake: Arc<Notify>,
     storages: Storages,
     recorders: Recorders,
-    /// The recorders this process runs.
-    running: Mutex<HashMap<RecordingId, RunningRecorder>>,
+    /// Runs the recorders of this process.
+    supervisor: supervisor::Supervisor,
     metrics: Arc<Metrics>,
     settings: ServiceSettings,
     /// Live events per call.
     live: LiveEvents,
+    /// Held from a commit with events until they are published live, so that live streams
+    /// see events in the order their transactions committed, whichever tasks made them.
+    commit_order: tokio::sync::Mutex<()>,
     /// The media plane's packet bus (recorders subscribe to it).
     bus: Bus,
     /// Renders calls and users in events.
     shapes: Box<dyn EventShapes>,
-}
-
-/// A recorder task of this process.
-struct RunningRecorder {
-    /// Asks it to finish its files and return.
-    stop: CancellationToken,
-    /// Ends it at once (as a crash would).
-    task: Option<AbortHandle>,
 }
 
 /// A write transaction and the events it announces once committed.
@@ -190,10 +189,11 @@ impl Services {
                 upload_wake: Arc::new(Notify::new()),
                 storages,
                 recorders,
-                running: Mutex::new(HashMap::new()),
+                supervisor: supervisor::Supervisor::default(),
                 metrics,
                 settings,
                 live: LiveEvents::default(),
+                commit_order: tokio::sync::Mutex::new(()),
                 bus,
                 shapes,
             }),
@@ -225,56 +225,17 @@ impl Services {
         Uploader::new(self.clone(), self.inner.upload_wake.clone())
     }
 
-    /// Remembers a recorder this process runs, before its task starts.
-    pub(crate) fn register_running(&self, id: &RecordingId, stop: CancellationToken) {
-        self.running()
-            .insert(id.clone(), RunningRecorder { stop, task: None });
-    }
-
-    /// Remembers a recorder's task, unless it has already finished.
-    pub(crate) fn set_running_task(&self, id: &RecordingId, task: AbortHandle) {
-        if let Some(r) = self.running().get_mut(id) {
-            r.task = Some(task);
+    /// Acts on the media plane's reports of what happens in calls, until `shutdown` fires.
+    pub async fn follow_media(
+        self,
+        reports: mpsc::UnboundedReceiver<CallActivity>,
+        shutdown: CancellationToken,
+    ) {
+        let grace = self.inner.settings.session_grace;
+        tokio::select! {
+            () = activity::follow(self, reports, grace) => {}
+            () = shutdown.cancelled() => {}
         }
-    }
-
-    /// Forgets a finished recorder.
-    pub(crate) fn unregister_running(&self, id: &RecordingId) {
-        self.running().remove(id);
-    }
-
-    /// The stop signal of a recorder this process runs.
-    pub(crate) fn stop_signal(&self, id: &RecordingId) -> Option<CancellationToken> {
-        self.running().get(id).map(|r| r.stop.clone())
-    }
-
-    /// Asks every recorder to finish its files, and waits up to `grace` for them; the ones
-    /// still running then are ended (their recordings are finished at the next start).
-    pub async fn stop_recorders(&self, grace: Duration) {
-        for r in self.running().values() {
-            r.stop.cancel();
-        }
-        let deadline = tokio::time::Instant::now() + grace;
-        while !self.running().is_empty() && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        self.abort_recorders();
-    }
-
-    /// Ends every recorder at once, as a crash would.
-    pub fn abort_recorders(&self) {
-        for (_, r) in self.running().drain() {
-            if let Some(t) = r.task {
-                t.abort();
-            }
-        }
-    }
-
-    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<RecordingId, RunningRecorder>> {
-        self.inner
-            .running
-            .lock()
-            .expect("the running-recordings map is never poisoned")
     }
 
     /// Starts a transaction.
@@ -296,10 +257,12 @@ impl Services {
 
     /// Commits `tx`, wakes the webhook dispatcher and publishes its events live.
     async fn commit(&self, tx: Tx) -> Result<()> {
-        tx.tx.commit().await?;
-        if !tx.events.is_empty() {
-            self.inner.webhook_wake.notify_one();
+        if tx.events.is_empty() {
+            return Ok(tx.tx.commit().await?);
         }
+        let _in_order = self.inner.commit_order.lock().await;
+        tx.tx.commit().await?;
+        self.inner.webhook_wake.notify_one();
         for e in &tx.events {
             let json = serde_json::to_string(e).expect("events serialize to JSON");
             self.inner.live.publish(e.cid(), json.into());

@@ -13,7 +13,7 @@ use crate::domain::{
     RecordingId, RecordingState, RecordingType, SessionId, StorageName, Timestamp, TrackOptions,
     Transition, UserId,
 };
-use crate::recorders::{self, FinishedFile, RecordingJob};
+use crate::recorders::{FinishedFile, RecordingJob};
 use crate::storage::object_key;
 use crate::store::{NewFile, StoreError, StoredFile};
 
@@ -129,6 +129,7 @@ impl Services {
             .active_session(cid)
             .await?
             .ok_or_else(|| ServiceError::Invalid("there is no active session".into()))?;
+        self.admit_recording()?;
         let factory = self.inner.recorders.get(recording_type).ok_or_else(|| {
             ServiceError::Invalid(format!(
                 "{recording_type} recording is not available on this server"
@@ -170,7 +171,7 @@ impl Services {
         };
         match factory.create(&job) {
             Ok(recorder) => {
-                recorders::spawn(self.clone(), job, recorder);
+                self.spawn_recorder(job, recorder);
                 Ok(recording)
             }
             Err(e) => {
@@ -324,7 +325,7 @@ impl Services {
     /// order the stop request, the recorder's start and the uploads came in.
     ///
     /// [`ServiceError::Conflict`] if the recording's state does not allow `t`.
-    pub(crate) async fn advance(
+    pub(super) async fn advance(
         &self,
         id: &RecordingId,
         t: Transition,
@@ -440,7 +441,7 @@ impl Services {
     }
 
     /// Registers a file a recorder finished, for upload.
-    pub(crate) async fn add_file(&self, rec: &Recording, f: FinishedFile) -> Result<()> {
+    pub(super) async fn add_file(&self, rec: &Recording, f: FinishedFile) -> Result<()> {
         let location = self.storages().location_for(rec.storage.as_ref());
         let target = self.target(&location).await?;
         let size = tokio::fs::metadata(&f.path)
@@ -487,7 +488,7 @@ impl Services {
     /// A file reached its storage: mark it; announce it unless its recording is still
     /// recording (then it is announced when the recording stops); finish the recording if it
     /// was the last file.
-    pub(crate) async fn file_uploaded(&self, f: &StoredFile) -> Result<()> {
+    pub(super) async fn file_uploaded(&self, f: &StoredFile) -> Result<()> {
         let now = Timestamp::now();
         let rec = self.load_recording(&f.file.recording_id).await?;
         let mut tx = self.begin().await?;
@@ -533,7 +534,7 @@ impl Services {
     }
 
     /// A file's upload was given up: mark it, and fail its recording if it was the last.
-    pub(crate) async fn file_failed(&self, f: &StoredFile, error: &str) -> Result<()> {
+    pub(super) async fn file_failed(&self, f: &StoredFile, error: &str) -> Result<()> {
         let now = Timestamp::now();
         let rec = self.load_recording(&f.file.recording_id).await?;
         let mut tx = self.begin().await?;

@@ -1,17 +1,17 @@
-//! Call sessions and their participants: the registry the media plane drives.
+//! Call sessions and their participants.
 //!
-//! The media plane asks [`Services::join`] whether a user may take part, reports each
-//! participant and track as it comes and goes, and calls [`Services::end_session`] when the
-//! grace period after the last participant left is over. The first participant starts the
-//! session (and its `auto-on` recordings); ending it stops every recording.
+//! The API asks [`Services::join`] whether a user may take part before the media plane is
+//! asked to connect them; the media plane's reports of participants and tracks are recorded
+//! here (see `activity`). The first participant starts the session (and its `auto-on`
+//! recordings); ending it stops every recording.
 
 use tracing::{info, warn};
 
 use super::{NewCall, Result, ServiceError, Services};
 use crate::auth::Caller;
 use crate::domain::{
-    CallSession, CallSettings, Cid, Event, Participant, ParticipantEvent, ParticipantView,
-    Permission, SessionEvent, SessionId, Timestamp, Track, TrackView, UserId,
+    CallSession, CallSettings, Cid, Event, LeaveReason, Participant, ParticipantEvent,
+    ParticipantView, Permission, SessionEvent, SessionId, Timestamp, Track, TrackView, UserId,
 };
 
 /// What a participant may do in a call, decided when it joins.
@@ -25,24 +25,6 @@ pub struct JoinGrant {
     pub settings: CallSettings,
     /// The user's capabilities in the call (the SDKs' `own_capabilities`).
     pub capabilities: Vec<&'static str>,
-}
-
-/// Why a participant left.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LeaveReason {
-    /// It ended its connection.
-    Left,
-    /// Its connection was lost.
-    Disconnected,
-}
-
-impl LeaveReason {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Left => "left",
-            Self::Disconnected => "disconnected",
-        }
-    }
 }
 
 impl Services {
@@ -74,7 +56,12 @@ impl Services {
     /// Starts a session for the call unless one is active; returns the active session and
     /// whether it is new.
     pub async fn start_session(&self, cid: &Cid) -> Result<(CallSession, bool)> {
-        self.load_call(cid).await?;
+        if let Some(active) = self.store().active_session(cid).await? {
+            return Ok((active, false));
+        }
+        // Read before the write transaction: SQLite's few connections are not all held by
+        // writers waiting for the one that waits for a reader.
+        let call = self.call_shape(cid).await?;
         let session = CallSession {
             id: SessionId::random(),
             cid: cid.clone(),
@@ -84,7 +71,7 @@ impl Services {
         let mut tx = self.begin().await?;
         let (active, started) = tx.start_session(&session).await?;
         if started {
-            let event = self.session_event(&active, active.started_at).await?;
+            let event = session_event(&active, active.started_at, call);
             self.enqueue(&mut tx, &[Event::SessionStarted(event)])
                 .await?;
         }
@@ -100,13 +87,14 @@ impl Services {
 
     /// Ends the call's active session and stops its recordings.
     pub async fn end_session(&self, cid: &Cid) -> Result<CallSession> {
+        let call = self.call_shape(cid).await?;
         let now = Timestamp::now();
         let mut tx = self.begin().await?;
         let session = tx
             .end_session(cid, now)
             .await?
             .ok_or_else(|| ServiceError::NotFound(format!("call {cid} has no active session")))?;
-        let event = self.session_event(&session, now).await?;
+        let event = session_event(&session, now, call);
         self.enqueue(&mut tx, &[Event::SessionEnded(event)]).await?;
         self.commit(tx).await?;
         info!(cid = %cid, session_id = %session.id, "call session ended");
@@ -123,7 +111,7 @@ impl Services {
 
     /// Records that `p` joined the call, starting a session if none is active; returns the
     /// session it joined.
-    pub async fn participant_joined(&self, cid: &Cid, p: &Participant) -> Result<SessionId> {
+    pub(super) async fn participant_joined(&self, cid: &Cid, p: &Participant) -> Result<SessionId> {
         let (session, _) = self.start_session(cid).await?;
         let event = self
             .participant_event(cid, &session.id, p, p.joined_at)
@@ -134,7 +122,7 @@ impl Services {
     }
 
     /// Records that `p` left the call session `session_id`.
-    pub async fn participant_left(
+    pub(super) async fn participant_left(
         &self,
         cid: &Cid,
         session_id: &SessionId,
@@ -155,7 +143,7 @@ impl Services {
     }
 
     /// Records that `track` was published (`true`) or ended (`false`).
-    pub async fn track_changed(
+    pub(super) async fn track_changed(
         &self,
         cid: &Cid,
         session_id: &SessionId,
@@ -185,15 +173,11 @@ impl Services {
         self.commit(tx).await
     }
 
-    async fn session_event(&self, s: &CallSession, at: Timestamp) -> Result<SessionEvent> {
-        let (call, call_type) = self.load_call(&s.cid).await?;
+    /// The call as session events show it.
+    async fn call_shape(&self, cid: &Cid) -> Result<serde_json::Value> {
+        let (call, call_type) = self.load_call(cid).await?;
         let view = self.view(call, call_type, Vec::new()).await?;
-        Ok(SessionEvent {
-            call_cid: s.cid.clone(),
-            created_at: at,
-            session_id: s.id.clone(),
-            call: self.shapes().call(&view),
-        })
+        Ok(self.shapes().call(&view))
     }
 
     async fn participant_event(
@@ -210,5 +194,15 @@ impl Services {
             session_id: session_id.clone(),
             participant: ParticipantView::of(p, self.shapes().user(&p.user_id, user.as_ref())),
         })
+    }
+}
+
+/// The event of session `s` at `at`, of the call `call` (as events show it).
+fn session_event(s: &CallSession, at: Timestamp, call: serde_json::Value) -> SessionEvent {
+    SessionEvent {
+        call_cid: s.cid.clone(),
+        created_at: at,
+        session_id: s.id.clone(),
+        call,
     }
 }

@@ -31,7 +31,7 @@ pub async fn fetch_cached(url: &str, cache_dir: &Path) -> Result<Fetched, Storag
     let hash = hex::encode(&Sha256::digest(without_query.as_bytes())[..8]);
     let path = cache_dir.join(format!(
         "{hash}-{}",
-        crate::recorders::names::component(name, 96)
+        crate::domain::names::component(name, 96)
     ));
     let etag_path = path.with_extension("etag");
     let cached = match tokio::fs::read_to_string(&etag_path).await {

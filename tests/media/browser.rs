@@ -4,10 +4,10 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use reel::bus::{BusMessage, Subscription};
 use reel::domain::TrackType;
-use reel::media::{BusMessage, Subscription};
 
-use crate::support::{browsers, server};
+use crate::support::{WHOLE, browsers, server};
 
 /// What a bus subscriber received of one track type.
 #[derive(Debug, Default)]
@@ -30,11 +30,11 @@ impl Received {
 /// What the subscriber receives per track type, and each type's codec, until it has seen `n`
 /// tracks end.
 async fn count(
-    mut sub: Subscription,
+    sub: Subscription,
     n: usize,
 ) -> (HashMap<TrackType, Received>, HashMap<TrackType, String>) {
     let (mut got, mut codecs, mut ended) = (HashMap::<_, Received>::new(), HashMap::new(), 0);
-    while let Ok(Some(m)) = tokio::time::timeout(Duration::from_secs(60), sub.recv()).await {
+    while let Ok(m) = tokio::time::timeout(Duration::from_secs(60), sub.recv()).await {
         match m {
             BusMessage::Track(t) => {
                 codecs.insert(t.track_type, t.codec.name.clone());
@@ -64,7 +64,7 @@ async fn chromium_publishes_every_codec_it_offers() {
         let call = format!("c-{}", codec.to_lowercase());
         let cid = t.create_call(&call).await;
         let counting = tokio::spawn(count(
-            t.server().services.bus().watch(&cid, 100_000, |_| true),
+            t.server().services.bus().watch(&cid, WHOLE, |_| true),
             2,
         ));
         let stats = browsers(&t, &call, &[("alice", codec)], 5, &[]).await;
@@ -105,13 +105,18 @@ async fn chromium_publishes_every_codec_it_offers() {
                 .contains(&"urn:ietf:params:rtp-hdrext:ssrc-audio-level".into()),
             "{s}"
         );
-        // reel's receiver reports reached Chromium (it measured round trips from them).
+        // reel's receiver reports reached Chromium, and it measured round trips from them
+        // (video's: Chromium's audio sender reports come only every few seconds).
         for kind in ["audio", "video"] {
             assert!(
                 s["receiverReports"][kind].as_u64().unwrap() > 0,
                 "{codec}: no receiver reports for {kind}: {s}"
             );
         }
+        assert!(
+            s["roundTrips"]["video"].as_u64().unwrap() > 0,
+            "{codec}: {s}"
+        );
         assert!(sent("audio") > 100 && sent("video") > 100, "{s}");
         assert!(
             audio.packets * 100 >= sent("audio") * 95,
@@ -133,10 +138,12 @@ async fn chromium_publishes_every_codec_it_offers() {
         );
     }
     // Chromium starts its estimate at 300 kbit/s and raises it only on reel's transport-wide
-    // congestion control feedback. (Per codec it varies with how busy the machine is: an AV1
-    // encoder starved of CPU sends too little to probe.)
+    // congestion control feedback (without it, the estimate stays or falls). How far it gets
+    // in five seconds depends on how busy the machine is: on an idle one past 3 Mbit/s, but
+    // an encoder starved of CPU sends too little to probe, and a page whose packets wait for
+    // the CPU looks congested; with a build running beside, 0.5 to 0.7 Mbit/s.
     assert!(
-        best_estimate > 1e6,
+        best_estimate > 0.5e6,
         "Chromium's bandwidth estimate never passed {best_estimate} bit/s"
     );
 }

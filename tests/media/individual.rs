@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::common::{listed_files, stdout_of};
-use crate::support::{browsers, decode, download, probe, publish, recording_call};
+use crate::support::{browsers, decode, download, probe, publish, recording_call, tally_bus};
 
 #[tokio::test]
 async fn each_participant_gets_files_as_long_as_their_time_in_the_call() {
@@ -216,7 +216,11 @@ async fn audio_and_video_are_aligned_by_the_senders_clock() {
         "12s",
         &["--video-delay", "150ms"],
     );
-    tokio::join!(prompt, late);
+    let (prompt, late) = tokio::join!(prompt, late);
+    let longest = [prompt, late]
+        .iter()
+        .filter_map(|r| r["media_seconds"][0].as_f64())
+        .fold(0.0, f64::max);
     let listed = listed_files(&t, "sync", 3).await;
     let dir = tempfile::tempdir().unwrap();
     let downloaded = download(&t.http, &listed, dir.path()).await;
@@ -266,7 +270,12 @@ async fn audio_and_video_are_aligned_by_the_senders_clock() {
     );
     let (codecs, mixed) = probe(&muxed.join(&made[0])).await;
     assert_eq!(codecs, ["mp3"]);
-    assert!(mixed > 11.5, "{mixed} s of mix");
+    // As long as the longest participant's media (how long after the start each one's
+    // media began depends on how busy the machine is).
+    assert!(
+        mixed > longest - 0.1,
+        "{mixed} s of mix, {longest} s of media"
+    );
     for (name, path) in &files {
         let remade = muxed.join(name);
         assert!(remade.exists(), "{name} not made by process-all: {out}");
@@ -378,7 +387,11 @@ async fn chromium_vp9_and_av1_are_kept_as_published() {
         None,
     )
     .await;
-    let stats = browsers(
+    let received = tally_bus(
+        &t,
+        &reel::domain::Cid::parse("default:ind-browsers").unwrap(),
+    );
+    browsers(
         &t,
         "ind-browsers",
         &[("alice", "VP9"), ("bob", "AV1")],
@@ -386,15 +399,15 @@ async fn chromium_vp9_and_av1_are_kept_as_published() {
         &[],
     )
     .await;
-    let in_call = |user: usize| stats[user]["in_call_seconds"].as_f64().unwrap();
+    let received = received.await.unwrap();
 
     let listed = listed_files(&t, "ind-browsers", 2).await;
     let dir = tempfile::tempdir().unwrap();
     for (name, path) in download(&t.http, &listed, dir.path()).await {
         let (want, in_call) = if name.contains("_alice_") {
-            ("vp9", in_call(0))
+            ("vp9", received.seconds("alice"))
         } else {
-            ("av1", in_call(1))
+            ("av1", received.seconds("bob"))
         };
         let (codecs, duration) = probe(&path).await;
         let (errors, audio) = decode(&path).await;
@@ -402,11 +415,10 @@ async fn chromium_vp9_and_av1_are_kept_as_published() {
         assert_eq!(codecs, ["opus", want], "{name}");
         assert!(errors.is_empty(), "{name}: {errors}");
         // The pages stay six seconds in the call after the last one connected; the file
-        // spans the page's time in the call, from the first packet (a moment before the
-        // page counts as in the call) to the last.
+        // spans the page's media as reel received it, from its first packet to its last.
         assert!(
-            duration > 5.5 && (in_call - 1.0..in_call + 1.0).contains(&duration),
-            "{name}: {duration} s, in the call for {in_call:.3} s"
+            duration > 5.5 && (duration - in_call).abs() < 0.2,
+            "{name}: {duration} s, media received for {in_call:.3} s"
         );
         // A page's microphone may start a little after its camera: the file starts with
         // the first of them.

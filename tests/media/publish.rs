@@ -3,19 +3,19 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use reel::bus::{Backlog, BusMessage, Subscription};
 use reel::domain::{Cid, TrackType};
-use reel::media::{BusMessage, Subscription};
 
 use crate::common::TestServer;
-use crate::support::{aiortc_publish, metric, server};
+use crate::support::{WHOLE, aiortc_publish, metric, server};
 
 /// Counts what a bus subscriber receives until every track ended: packets by track type,
 /// and the codec of each type.
-async fn drain(mut sub: Subscription) -> (HashMap<TrackType, u64>, HashMap<TrackType, String>) {
+async fn drain(sub: Subscription) -> (HashMap<TrackType, u64>, HashMap<TrackType, String>) {
     let mut packets = HashMap::new();
     let mut codecs = HashMap::new();
     let mut live = 0usize;
-    while let Ok(Some(m)) = tokio::time::timeout(Duration::from_secs(30), sub.recv()).await {
+    while let Ok(m) = tokio::time::timeout(Duration::from_secs(30), sub.recv()).await {
         match m {
             BusMessage::Track(t) => {
                 live += 1;
@@ -43,7 +43,7 @@ fn at_least_95_percent(got: u64, sent: u64, what: &str) {
 
 async fn publish_and_count(t: &TestServer, call: &str, codec: &str) {
     let cid = t.create_call(call).await;
-    let sub = t.server().services.bus().watch(&cid, 100_000, |_| true);
+    let sub = t.server().services.bus().watch(&cid, WHOLE, |_| true);
     let counting = tokio::spawn(drain(sub));
     let sent = aiortc_publish(t, call, "alice", codec, 4.0).await;
     let (got, codecs) = counting.await.unwrap();
@@ -68,8 +68,8 @@ async fn a_consumer_that_never_reads_does_not_slow_another() {
     let t = server(Duration::from_secs(1), None).await;
     let cid: Cid = t.create_call("slow").await;
     let bus = t.server().services.bus();
-    let stuck = bus.watch(&cid, 16, |_| true);
-    let counting = tokio::spawn(drain(bus.watch(&cid, 100_000, |_| true)));
+    let stuck = bus.watch(&cid, Backlog::new(Duration::from_secs(60), 16), |_| true);
+    let counting = tokio::spawn(drain(bus.watch(&cid, WHOLE, |_| true)));
     let sent = aiortc_publish(&t, "slow", "alice", "vp8", 4.0).await;
     let (got, _) = counting.await.unwrap();
     at_least_95_percent(got[&TrackType::Audio], sent.audio, "audio");
@@ -109,11 +109,9 @@ fn offer(audio_codec: &str, video: usize) -> String {
 async fn bad_input_gets_clear_errors_and_disturbs_nobody() {
     let t = server(Duration::from_secs(1), None).await;
     let cid = t.create_call("bad").await;
-    let counting = tokio::spawn(drain(t.server().services.bus().watch(
-        &cid,
-        100_000,
-        |_| true,
-    )));
+    let counting = tokio::spawn(drain(
+        t.server().services.bus().watch(&cid, WHOLE, |_| true),
+    ));
     let good = aiortc_publish_in_background(&t, "bad");
     let url = format!("{}/whip/default/bad", t.base);
     let token = t.user_token("mallory", None);

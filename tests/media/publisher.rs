@@ -3,11 +3,11 @@
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
-use reel::media::{BusMessage, Subscription};
+use reel::bus::{BusMessage, Subscription};
 use serde_json::Value;
 
 use crate::common::{API_SECRET, TestServer, stdout_of};
-use crate::support::{make_clips, server};
+use crate::support::{WHOLE, make_clips, server};
 
 /// One track as a bus subscriber saw it.
 #[derive(Debug, Default)]
@@ -20,10 +20,10 @@ struct Seen {
 }
 
 /// Counts what the bus carries until every track has ended.
-async fn count(mut sub: Subscription) -> Vec<Seen> {
+async fn count(sub: Subscription) -> Vec<Seen> {
     let mut tracks: HashMap<String, Seen> = HashMap::new();
     let mut live = 0usize;
-    while let Ok(Some(m)) = tokio::time::timeout(Duration::from_secs(30), sub.recv()).await {
+    while let Ok(m) = tokio::time::timeout(Duration::from_secs(30), sub.recv()).await {
         match m {
             BusMessage::Track(t) => {
                 live += 1;
@@ -101,11 +101,9 @@ async fn reel_publish_sends_a_clip_as_participants() {
     ];
     for (call, codec, args, env, who) in runs {
         let cid = t.create_call(call).await;
-        let counting = tokio::spawn(count(t.server().services.bus().watch(
-            &cid,
-            100_000,
-            |_| true,
-        )));
+        let counting = tokio::spawn(count(
+            t.server().services.bus().watch(&cid, WHOLE, |_| true),
+        ));
         let report = reel_publish(&t, call, &args, env).await;
         let tracks = counting.await.unwrap();
         assert_eq!(report["connected"], 3, "{report}");

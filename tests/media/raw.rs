@@ -6,7 +6,9 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::common::{API_SECRET, eventually, listed_recordings, python, stdout_of};
-use crate::support::{browsers, decode, download, probe, read_archive, recording_call, script};
+use crate::support::{
+    browsers, decode, download, probe, read_archive, recording_call, script, tally_bus,
+};
 
 #[tokio::test]
 async fn raw_archive_of_two_publishers_reads_back_whole() {
@@ -229,9 +231,11 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 async fn a_chromium_call_with_a_camera_switch_gives_segments_ffmpeg_can_read() {
     let (t, _clips) =
         recording_call("raw20", json!({"raw_recording": {"mode": "auto-on"}}), None).await;
+    let received = tally_bus(&t, &reel::domain::Cid::parse("default:raw20").unwrap());
     // Alice (VP8) and Bob (H.264) talk for 20 s; Alice switches cameras after 8 s.
     let users = [("alice", "VP8"), ("bob", "H264")];
     browsers(&t, "raw20", &users, 20, &["--switch-camera", "0:8"]).await;
+    let received = received.await.unwrap();
 
     let listed = listed_recordings(&t, "raw20").await;
     assert_eq!(listed.len(), 1, "{listed:?}");
@@ -253,6 +257,9 @@ async fn a_chromium_call_with_a_camera_switch_gives_segments_ffmpeg_can_read() {
             assert_eq!(seg["dump"]["rtp"], seg["rtp_packets"], "{seg}");
             assert_eq!(seg["dump"]["repeated"], 0, "no packet twice: {seg}");
             assert_eq!(seg["dump"]["ssrcs"].as_array().unwrap().len(), 1, "{seg}");
+            // Every packet reel received is in the archive.
+            let track = seg["track_id"].as_str().unwrap();
+            assert_eq!(seg["dump"]["rtp"], received.packets[track], "{seg}");
             let codec = seg["codec"].as_str().unwrap().to_ascii_lowercase();
             let seconds = seg["unix_duration_ms"].as_f64().unwrap() / 1000.0;
             expected.insert(

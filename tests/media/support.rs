@@ -10,6 +10,70 @@ use serde_json::Value;
 use crate::common::{API_SECRET, Db, TestServer, python, stdout_of};
 
 /// A server on SQLite whose call sessions end `grace` after the last participant leaves.
+/// A bus queue that keeps every packet of a test.
+pub const WHOLE: reel::bus::Backlog = reel::bus::Backlog::new(Duration::from_secs(600), 1_000_000);
+
+/// What the bus carried in a call: what reel received, to hold recordings against.
+#[derive(Debug, Default)]
+pub struct Tally {
+    /// Packets per track id.
+    pub packets: std::collections::HashMap<String, u64>,
+    /// Per user id (and `{user id}/audio`, `{user id}/video`), the arrival of their first
+    /// and last packet.
+    pub span: std::collections::HashMap<String, (reel::domain::Timestamp, reel::domain::Timestamp)>,
+}
+
+impl Tally {
+    /// Seconds from the first packet of `key` (a user id, or `{user id}/{audio|video}`) to
+    /// its last.
+    pub fn seconds(&self, key: &str) -> f64 {
+        let (first, last) = self.span[key];
+        last.since(first).as_secs_f64()
+    }
+}
+
+/// Tallies what the bus carries in `cid` until every track it saw has ended (or nothing comes
+/// for 30 s).
+pub fn tally_bus(t: &TestServer, cid: &reel::domain::Cid) -> tokio::task::JoinHandle<Tally> {
+    let sub = t.server().services.bus().watch(cid, WHOLE, |_| true);
+    tokio::spawn(async move {
+        let mut tally = Tally::default();
+        let mut live = 0usize;
+        while let Ok(m) = tokio::time::timeout(Duration::from_secs(30), sub.recv()).await {
+            match m {
+                reel::bus::BusMessage::Track(tr) => {
+                    live += 1;
+                    tally.packets.entry(tr.track_id.clone()).or_insert(0);
+                }
+                reel::bus::BusMessage::Packet(p) => {
+                    *tally.packets.entry(p.track.track_id.clone()).or_insert(0) += 1;
+                    let at = p.arrival_wall;
+                    let user = p.track.participant.user_id.to_string();
+                    let kind = if p.track.track_type.is_audio() {
+                        "audio"
+                    } else {
+                        "video"
+                    };
+                    for key in [format!("{user}/{kind}"), user] {
+                        tally
+                            .span
+                            .entry(key)
+                            .and_modify(|(_, last)| *last = (*last).max(at))
+                            .or_insert((at, at));
+                    }
+                }
+                reel::bus::BusMessage::Ended(_) => {
+                    live -= 1;
+                    if live == 0 {
+                        break;
+                    }
+                }
+            }
+        }
+        tally
+    })
+}
+
 pub async fn server(grace: Duration, webhook: Option<String>) -> TestServer {
     TestServer::start_with(
         Db::Sqlite,
@@ -188,6 +252,9 @@ pub async fn decode(file: &Path) -> (String, f64) {
         String::from_utf8_lossy(&out.stderr)
     );
     let errors = String::from_utf8_lossy(&out.stderr).into_owned();
+    if !errors.is_empty() {
+        keep(file);
+    }
     let pcm = tokio::process::Command::new("ffmpeg")
         .args(["-nostdin", "-v", "error", "-i"])
         .arg(file)
@@ -198,6 +265,19 @@ pub async fn decode(file: &Path) -> (String, f64) {
         .await
         .unwrap();
     (errors, pcm.stdout.len() as f64 / 96_000.0)
+}
+
+/// Keeps a copy of a file that failed a check in the target directory's
+/// `failed-media/`, for a look after the test (its temporary directory goes with it).
+pub fn keep(file: &Path) {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("failed-media");
+    let kept = dir.join(file.file_name().unwrap_or_default());
+    if std::fs::create_dir_all(&dir)
+        .and_then(|()| std::fs::copy(file, &kept))
+        .is_ok()
+    {
+        eprintln!("kept {} as {}", file.display(), kept.display());
+    }
 }
 
 /// Downloads every listed file into `dir`; their names and paths, sorted.

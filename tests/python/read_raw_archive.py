@@ -3,7 +3,9 @@
 
 usage: read_raw_archive.py ARCHIVE.tar.gz
   Prints one JSON object: {"entries": [paths], "participants": [metadata with, per segment,
-  "dump": {"rtp", "rtcp", "ssrcs", "first_seq", "last_ts", "pts", "repeated", "sdp_rtpmap"}]}.
+  "dump": {"rtp", "rtcp", "ssrcs", "first_seq", "last_ts", "pts", "repeated", "missing",
+  "sdp_rtpmap"}]}; "missing" counts the sequence numbers between the first and the last that
+  no packet has (what the network lost before reel got it).
 """
 import json
 import re
@@ -24,6 +26,7 @@ def read_dump(data: bytes) -> dict:
     repeated = 0
     first_seq = last_ts = None
     last_offset = -1
+    extended, prev = [], None
     while pos < len(data):
         if pos + 8 > len(data):
             raise ValueError("truncated packet header")
@@ -48,12 +51,19 @@ def read_dump(data: bytes) -> dict:
             if (ssrc, seq) in seqs:
                 repeated += 1
             seqs.add((ssrc, seq))
+            if prev is None:
+                extended.append(seq)
+            else:
+                step = (seq - prev + 0x8000) % 0x10000 - 0x8000
+                extended.append(extended[-1] + step)
+            prev = seq
             ssrcs.add(ssrc)
             pts.add(pt)
             rtp += 1
         pos += length
     return {"rtp": rtp, "rtcp": rtcp, "ssrcs": sorted(ssrcs), "first_seq": first_seq, "last_ts": last_ts, "pts": sorted(pts),
-            "repeated": repeated}
+            "repeated": repeated,
+            "missing": (max(extended) - min(extended) + 1 - len(set(extended))) if extended else 0}
 
 
 def main(path: str) -> None:

@@ -18,7 +18,11 @@ import tempfile
 import threading
 import time
 
-SPEED = 8.0  # replay faster than real time
+SPEED = 4.0  # replay faster than real time
+# ffmpeg's socket buffer (the kernel caps it at net.core.rmem_max): an ffmpeg waiting for the
+# CPU on a busy machine finds what was sent meanwhile, as a receiver with a jitter buffer
+# would, instead of the kernel dropping it.
+BUFFER = 4 * 1024 * 1024
 
 
 def rtp_packets(data: bytes):
@@ -45,7 +49,7 @@ def replay(dump: bytes, sdp: str, out: str, result: dict) -> None:
         f.write(sdp)
     ffmpeg = subprocess.Popen(
         ["ffmpeg", "-hide_banner", "-loglevel", "error", "-protocol_whitelist", "file,udp,rtp",
-         "-i", f.name, "-map", "0", "-c", "copy", "-y", out],
+         "-buffer_size", str(BUFFER), "-i", f.name, "-map", "0", "-c", "copy", "-y", out],
         stdin=subprocess.PIPE, stderr=subprocess.PIPE)
     time.sleep(1.0)  # ffmpeg listens
     sent = 0

@@ -8,8 +8,12 @@
 //!   empty Opus packets (a TOC byte alone), which decoders turn into concealment or
 //!   silence of the packet's duration, so that decoded audio lasts the wall time too.
 //! - A new SSRC starts a new segment, anchored anew. A clock that strays more than half a
-//!   second from the arrival times (a sender that stopped its RTP clock while muted) is
-//!   anchored anew as well.
+//!   second from the arrival times is anchored anew as well: at once when frames arrive
+//!   early (the sender's clock jumped ahead), but only once it is clear when they arrive
+//!   late. A sender starved of CPU sends what it captured meanwhile as fast as it can, late
+//!   at first and catching up: those frames keep their times. A sender that stopped its RTP
+//!   clock while muted stays as late: once its frames have arrived for [`CONFIRM_US`]
+//!   without catching up, they move to when they arrived (the silence is filled).
 
 use super::MediaCodec;
 use super::depacketize::{Depacketizer, Frame};
@@ -17,6 +21,11 @@ use super::reorder::{Released, Reorder};
 
 /// How far the RTP clock may stray from arrival times before it is anchored anew.
 const MAX_STRAY_US: i64 = 500_000;
+/// How long frames arriving late and not catching up are held before their clock is
+/// anchored anew.
+pub const CONFIRM_US: i64 = 300_000;
+/// Longest that late frames are held, even if they seem to catch up.
+const MAX_HOLD_US: i64 = 3_000_000;
 /// Least time between two video frames.
 const MIN_VIDEO_STEP_US: i64 = 1_000;
 /// Most a move of frames already under way changes one video frame's time: at 30 frames a
@@ -134,8 +143,20 @@ pub struct Timeline<P> {
     video_out_us: Option<i64>,
     /// What is left of a move of the coming video frames, made a little at each frame.
     slew_us: i64,
+    /// Frames arriving later than their clock says, held until it is clear whether the
+    /// sender catches up or its clock has to be anchored anew.
+    late: Vec<LateFrame>,
     frames: Vec<Frame>,
     stats: TimelineStats,
+}
+
+/// A frame that arrived later than its clock says.
+#[derive(Debug)]
+struct LateFrame {
+    frame: Frame,
+    arrival_us: i64,
+    /// How much later, µs.
+    lateness_us: i64,
 }
 
 #[derive(Debug)]
@@ -167,6 +188,7 @@ impl<P: AsRef<[u8]>> Timeline<P> {
             video_held: None,
             video_out_us: None,
             slew_us: 0,
+            late: Vec::new(),
             frames: Vec::new(),
             stats: TimelineStats::default(),
         }
@@ -260,9 +282,10 @@ impl<P: AsRef<[u8]>> Timeline<P> {
         let late = self.reorder.late();
         self.reorder = Reorder::new(self.options.reorder_packets, self.options.reorder_ms);
         self.stats.late += late;
-        let arrival = self.anchor.map_or(0, |a| a.us);
-        self.depacketizer.finish(&mut self.frames);
-        self.emit_frames(arrival, out);
+        self.depacketizer.finish();
+        // Still late at the end: where they arrived, unless they were catching up.
+        let stuck = self.late_is_stuck();
+        self.release_late(stuck, out);
         self.anchor = None;
         self.need_keyframe = !self.codec.is_audio();
     }
@@ -272,6 +295,7 @@ impl<P: AsRef<[u8]>> Timeline<P> {
         if r.lost_before > 0 {
             self.stats.lost += r.lost_before;
             if video {
+                self.depacketizer.lost();
                 self.wait_for_keyframe();
             }
         }
@@ -310,21 +334,78 @@ impl<P: AsRef<[u8]>> Timeline<P> {
             }
             self.need_keyframe = false;
         }
-        let ticks = self.codec.ticks_per_ms() as i64;
-        let at = |a: Anchor| a.us + (f.rtp_time as i64 - a.rtp_time as i64) * 1000 / ticks;
         // The first frame of a segment: what comes before it is a gap between segments.
-        let segment_start = self.anchor.is_none();
-        let mut anchor = *self.anchor.get_or_insert(Anchor {
-            rtp_time: f.rtp_time,
-            us: arrival_us,
-        });
-        if (at(anchor) - arrival_us).abs() > MAX_STRAY_US {
-            anchor = Anchor {
+        let Some(anchor) = self.anchor else {
+            self.anchor = Some(Anchor {
                 rtp_time: f.rtp_time,
                 us: arrival_us,
-            };
-            self.anchor = Some(anchor);
+            });
+            return self.place(f, true, out);
+        };
+        let lateness_us = arrival_us - self.at(anchor, f.rtp_time);
+        if lateness_us > MAX_STRAY_US || !self.late.is_empty() {
+            self.late.push(LateFrame {
+                frame: f,
+                arrival_us,
+                lateness_us,
+            });
+            let (first, last) = (&self.late[0], &self.late[self.late.len() - 1]);
+            let held_us = last.arrival_us - first.arrival_us;
+            if last.lateness_us <= MAX_STRAY_US {
+                // Caught up: a burst after a stall; every frame keeps its time.
+                self.release_late(false, out);
+            } else if held_us >= MAX_HOLD_US || (held_us >= CONFIRM_US && self.late_is_stuck()) {
+                self.release_late(true, out);
+            }
+            return;
         }
+        if lateness_us < -MAX_STRAY_US {
+            // Ahead of its clock: the sender's clock jumped.
+            self.anchor = Some(Anchor {
+                rtp_time: f.rtp_time,
+                us: arrival_us,
+            });
+        }
+        self.place(f, false, out);
+    }
+
+    /// Whether the late frames have arrived for [`CONFIRM_US`] without catching up: their
+    /// lateness fell by less than a quarter of the time they took to arrive (a sender
+    /// catching up sends faster than its clock runs).
+    fn late_is_stuck(&self) -> bool {
+        let (Some(first), Some(last)) = (self.late.first(), self.late.last()) else {
+            return false;
+        };
+        let held_us = last.arrival_us - first.arrival_us;
+        held_us >= CONFIRM_US && first.lateness_us - last.lateness_us < held_us / 4
+    }
+
+    /// Where the clock puts `rtp_time` from `anchor`, µs.
+    fn at(&self, a: Anchor, rtp_time: u64) -> i64 {
+        let ticks = self.codec.ticks_per_ms() as i64;
+        a.us + (rtp_time as i64 - a.rtp_time as i64) * 1000 / ticks
+    }
+
+    /// Places the late frames; with `reanchor`, the clock first moves so that the least
+    /// late of them lands where it arrived.
+    fn release_late(&mut self, reanchor: bool, out: &mut Vec<TimedFrame>) {
+        if self.late.is_empty() {
+            return;
+        }
+        if reanchor
+            && let Some(a) = &mut self.anchor
+            && let Some(least) = self.late.iter().map(|l| l.lateness_us).min()
+        {
+            a.us += least.max(0);
+        }
+        for l in std::mem::take(&mut self.late) {
+            self.place(l.frame, false, out);
+        }
+    }
+
+    /// Puts `f` on the wall clock and gives it out.
+    fn place(&mut self, f: Frame, segment_start: bool, out: &mut Vec<TimedFrame>) {
+        let mut anchor = self.anchor.expect("placed frames are anchored");
         if self.slew_us != 0 && !self.codec.is_audio() {
             let step = self
                 .slew_us
@@ -333,7 +414,7 @@ impl<P: AsRef<[u8]>> Timeline<P> {
             anchor.us += step;
             self.anchor = Some(anchor);
         }
-        let mut pts_us = at(anchor);
+        let mut pts_us = self.at(anchor, f.rtp_time);
         if !self.codec.is_audio() {
             // Video times only go forward: a frame that would not come after the one before
             // (a picture sent in two frames, a clock anchored anew) follows it by 1 ms, the
@@ -489,6 +570,30 @@ mod tests {
         assert_eq!(t.stats().skipped_frames, 2);
     }
 
+    /// A sender that closed in the middle of its last frame: that frame is left out, rather
+    /// than written half (what decoders fail on), a millisecond after the one before.
+    #[test]
+    fn a_last_frame_half_sent_is_left_out() {
+        let mut t = Timeline::new(MediaCodec::Vp8);
+        let mut out = Vec::new();
+        for (seq, marker) in [(0, true), (1, true), (2, true), (3, false)] {
+            t.push(
+                Packet {
+                    ssrc: 5,
+                    seq,
+                    rtp_time: 90_000 + seq * 3000,
+                    marker,
+                    payload: vec![0x10, if seq == 0 { 0x00 } else { 0x01 }, 0xaa],
+                    arrival_us: 2_000_000 + seq as i64 * 33_333,
+                },
+                &mut out,
+            );
+        }
+        t.finish(&mut out);
+        let times: Vec<i64> = out.iter().map(|f| f.pts_us).collect();
+        assert_eq!(times, [2_000_000, 2_033_333, 2_066_666]);
+    }
+
     #[test]
     fn video_times_only_go_forward() {
         let mut t = Timeline::new(MediaCodec::Vp8);
@@ -576,6 +681,69 @@ mod tests {
         assert_eq!(out.last().map(|f| f.pts_us), Some(3_000_000));
         // The gap between segments is filled too.
         assert_eq!(out.len(), 150 + 1);
+    }
+
+    /// A sender starved of CPU for 540 ms sends what it captured meanwhile in one burst: the
+    /// frames keep the times their clock gives, with no silence put in and none going back.
+    #[test]
+    fn a_burst_after_a_stall_keeps_its_times() {
+        let mut t = Timeline::new(MediaCodec::Opus);
+        let mut out = Vec::new();
+        for seq in 0..150u64 {
+            // Packets 50 to 76 were held by the sender and all arrive with packet 77.
+            let arrival_ms = if (50..77).contains(&seq) {
+                77 * 20
+            } else {
+                seq as i64 * 20
+            };
+            t.push(audio(seq, 1000 + arrival_ms), &mut out);
+        }
+        t.finish(&mut out);
+        let times: Vec<i64> = out.iter().map(|f| f.pts_us / 1000).collect();
+        let expected: Vec<i64> = (0..150).map(|i| 1000 + i * 20).collect();
+        assert_eq!(times, expected);
+        assert_eq!(t.stats().filled, 0);
+    }
+
+    /// A sender starved of CPU for 700 ms then sends its backlog at one and a half times its
+    /// clock's pace: late for almost a second and a half, but catching up all along. The
+    /// frames keep their times; none is added.
+    #[test]
+    fn a_slow_catch_up_keeps_its_times() {
+        let mut t = Timeline::new(MediaCodec::Opus);
+        let mut out = Vec::new();
+        let mut arrival_ms = 0i64;
+        for seq in 0..200u64 {
+            let due = seq as i64 * 20;
+            arrival_ms = match seq {
+                0..50 => due,
+                50 => due + 700,
+                _ => (arrival_ms + 13).max(due),
+            };
+            t.push(audio(seq, arrival_ms), &mut out);
+        }
+        t.finish(&mut out);
+        let times: Vec<i64> = out.iter().map(|f| f.pts_us / 1000).collect();
+        let expected: Vec<i64> = (0..200).map(|i| i * 20).collect();
+        assert_eq!(times, expected);
+    }
+
+    /// A sender whose RTP clock stood still for 2 s (muted) goes on from where it stopped:
+    /// once its frames have kept arriving late, they move to when they arrived, and the
+    /// silence is filled.
+    #[test]
+    fn a_clock_that_stood_still_is_anchored_anew() {
+        let mut t = Timeline::new(MediaCodec::Opus);
+        let mut out = Vec::new();
+        for seq in 0..100u64 {
+            let arrival_ms = seq as i64 * 20 + if seq >= 50 { 2000 } else { 0 };
+            t.push(audio(seq, arrival_ms), &mut out);
+        }
+        t.finish(&mut out);
+        let times: Vec<i64> = out.iter().map(|f| f.pts_us / 1000).collect();
+        assert!(times.windows(2).all(|w| w[1] - w[0] == 20), "{times:?}");
+        assert_eq!(times.last(), Some(&(99 * 20 + 2000)));
+        assert_eq!(t.stats().filled, 100);
     }
 
     #[test]

@@ -40,6 +40,11 @@ pub use models::status_update;
 /// Default and largest page of a listing.
 const PER_PAGE: (u32, u32) = (20, 100);
 
+/// Whether `path` is one of the dialect's.
+pub fn serves(path: &str) -> bool {
+    path.starts_with("/client/v4/")
+}
+
 /// The routes of the dialect.
 pub fn routes() -> Router<AppState> {
     let base = "/client/v4/accounts/{account_id}/realtime/kit/{app_id}/recordings";
@@ -61,7 +66,8 @@ pub struct KitError {
 }
 
 impl KitError {
-    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+    /// An error answered with `status`.
+    pub(super) fn new(status: StatusCode, message: impl Into<String>) -> Self {
         Self {
             status,
             message: message.into(),

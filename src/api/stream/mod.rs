@@ -37,6 +37,11 @@ fn op(name: &'static str, route: MethodRouter<AppState>) -> MethodRouter<AppStat
     route.layer(from_fn_with_state(name, envelope))
 }
 
+/// Whether `path` is one of the dialect's.
+pub fn serves(path: &str) -> bool {
+    path.starts_with("/api/") || path.starts_with("/video/")
+}
+
 /// The dialect's routes.
 pub fn routes() -> Router<AppState> {
     let video = Router::new()

@@ -21,8 +21,8 @@ use tracing::{info, warn};
 
 use super::FilePlan;
 use super::outputs::{Content, Kind, files_for, late_file, needed_kinds};
+use crate::bus::Packet;
 use crate::domain::{FileName, Participant, Timestamp};
-use crate::media::Packet;
 use crate::mux::{StreamSpec, Writer};
 use crate::recorders::FinishedFile;
 use crate::rtp::{MediaCodec, TimedFrame, Timeline, frame_size, timeline};

@@ -18,14 +18,12 @@ use std::time::Duration;
 use tracing::warn;
 
 use self::group::{Group, Shared};
-use super::{FinishedFile, RecorderError, RecordingContext};
+use super::worker::{self, Outlet};
+use super::{FinishedFile, Port, RecorderError};
+use crate::bus::BusMessage;
 use crate::domain::settings::OutputType;
-use crate::domain::{FileName, Participant, Timestamp, Track};
-use crate::media::BusMessage;
+use crate::domain::{FileName, Participant, Timestamp};
 use crate::mux::{self, Container};
-
-/// Bus queue of a recorder: a few seconds of a large call.
-const QUEUE: usize = 16_384;
 /// How often groups waiting for their other track are looked at.
 const TICK: Duration = Duration::from_millis(250);
 
@@ -147,54 +145,48 @@ impl ParticipantFiles {
     }
 }
 
-/// Records the tracks `watch` accepts into `files` (one set per plan) until the recording
-/// is asked to stop, handing files over as participants leave.
-pub async fn record(
-    ctx: RecordingContext,
-    mut files: Vec<ParticipantFiles>,
-    watch: impl Fn(&Track) -> bool + Send + Sync + 'static,
+/// Records the port's feed into `files` (one set per plan), on a thread of its own, until
+/// the recording is asked to stop, handing files over as participants leave.
+pub(super) async fn record(
+    port: Port,
+    files: Vec<ParticipantFiles>,
+    thread: &str,
 ) -> Result<(), RecorderError> {
-    let cid = ctx.job().recording.cid.clone();
-    let mut sub = ctx.bus().watch(&cid, QUEUE, watch);
-    let keyframes = ctx.bus().clone();
-    let mut ask = |track_id: &str| keyframes.request_keyframe(&cid, track_id);
-    ctx.started().await?;
-    let mut tick = tokio::time::interval(TICK);
-    loop {
-        tokio::select! {
-            _ = ctx.stop().cancelled() => break,
-            _ = tick.tick() => files.iter_mut().for_each(ParticipantFiles::tick),
-            m = sub.recv() => match m {
-                Some(m) => files.iter_mut().for_each(|f| f.handle(&m, &mut ask)),
-                None => break,
-            },
-        }
-        for f in &mut files {
-            hand_over(&ctx, f.take_finished()).await?;
-        }
-    }
-    while let Some(m) = sub.try_recv() {
-        files.iter_mut().for_each(|f| f.handle(&m, &mut ask));
-    }
-    let mut failure = None;
-    for f in &mut files {
-        let closed = f.close();
-        // Every file goes up, even when some failed.
-        hand_over(&ctx, f.take_finished()).await?;
-        match closed {
-            Ok(closed) => hand_over(&ctx, closed).await?,
-            Err(e) => failure = failure.or(Some(e)),
-        }
-    }
-    failure.map_or(Ok(()), Err)
+    worker::record(port, files, thread).await
 }
 
-/// Hands files over for upload.
-async fn hand_over(ctx: &RecordingContext, files: Vec<FinishedFile>) -> Result<(), RecorderError> {
-    for f in files {
-        ctx.file_finished(f).await?;
+impl worker::Writing for Vec<ParticipantFiles> {
+    const TICK: Duration = TICK;
+
+    fn take(&mut self, m: BusMessage, out: &Outlet) -> Result<(), RecorderError> {
+        for f in self.iter_mut() {
+            f.handle(&m, &mut |t| out.ask_keyframe(t));
+            f.take_finished().into_iter().for_each(|f| out.hand_over(f));
+        }
+        Ok(())
     }
-    Ok(())
+
+    fn tick(&mut self, out: &Outlet) -> Result<(), RecorderError> {
+        for f in self.iter_mut() {
+            f.tick();
+            f.take_finished().into_iter().for_each(|f| out.hand_over(f));
+        }
+        Ok(())
+    }
+
+    fn finish(self, out: &Outlet) -> Result<(), RecorderError> {
+        let mut failure = None;
+        for mut f in self {
+            let closed = f.close();
+            // Every file goes up, even when some failed.
+            f.take_finished().into_iter().for_each(|f| out.hand_over(f));
+            match closed {
+                Ok(closed) => closed.into_iter().for_each(|f| out.hand_over(f)),
+                Err(e) => failure = failure.or(Some(e)),
+            }
+        }
+        failure.map_or(Ok(()), Err)
+    }
 }
 
 /// After a crash: finalizes the `.{extension}` files left in `dir` that were not handed over

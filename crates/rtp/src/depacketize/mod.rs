@@ -3,8 +3,12 @@
 //! low-overhead bitstream format (each with its size), and Opus packets pass as they are.
 //!
 //! Packets must come in sequence order (see [`super::reorder`]). A frame ends at the marker
-//! bit or when the next timestamp begins; a frame whose first packet was never seen is
-//! dropped, so a caller that saw a gap should wait for a key frame.
+//! bit or when the next timestamp begins. A frame whose first packet was never seen is
+//! dropped, and so are one a gap ran through (the caller says so with
+//! [`Depacketizer::lost`]) and one the stream ended in the middle of (a sender that closes
+//! may leave its last frame half sent): a key frame missing a packet would be taken for a
+//! place to start decoding, and any frame missing one fails to decode. A caller that saw a
+//! gap should wait for a key frame.
 
 mod av1;
 mod h264;
@@ -40,6 +44,8 @@ struct Partial {
     keyframe: bool,
     /// Its start was never seen: it is dropped.
     broken: bool,
+    /// Packets were lost while it was assembled: it is dropped.
+    gap: bool,
     /// Where each VP9 layer frame begins in `data`.
     layers: Vec<usize>,
 }
@@ -87,7 +93,7 @@ impl Depacketizer {
             .as_ref()
             .is_some_and(|p| p.rtp_time != rtp_time)
         {
-            self.finish(out);
+            self.complete(out);
         }
         let malformed = |what| Malformed {
             codec: self.codec,
@@ -109,18 +115,33 @@ impl Depacketizer {
             return Err(malformed(what));
         }
         if marker {
-            self.finish(out);
+            self.complete(out);
         }
         Ok(())
     }
 
-    /// Ends the frame being assembled (at the end of the stream, or of a segment).
-    pub fn finish(&mut self, out: &mut Vec<Frame>) {
+    /// Says that packets were lost before the next one: the frame being assembled may miss
+    /// some of its packets, so it is dropped.
+    pub fn lost(&mut self) {
+        if let Some(p) = &mut self.partial {
+            p.gap = true;
+        }
+    }
+
+    /// Ends the stream (or a segment of it): the frame being assembled never got its last
+    /// packet, and is dropped.
+    pub fn finish(&mut self) {
+        self.partial = None;
+        self.av1.clear();
+    }
+
+    /// Gives out the frame being assembled, now complete, unless it is broken.
+    fn complete(&mut self, out: &mut Vec<Frame>) {
         let Some(mut p) = self.partial.take() else {
             return;
         };
         self.av1.clear();
-        if p.broken || p.data.is_empty() {
+        if p.broken || p.gap || p.data.is_empty() {
             return;
         }
         if p.layers.len() > 1 {
@@ -154,7 +175,7 @@ mod tests {
         for (ts, marker, payload) in packets {
             d.push(*ts, *marker, payload, &mut out).unwrap();
         }
-        d.finish(&mut out);
+        d.finish();
         out
     }
 
@@ -185,6 +206,56 @@ mod tests {
         assert!(frames[0].keyframe);
         assert_eq!(frames[1].data, [0x01, 0xcc]);
         assert!(!frames[1].keyframe);
+    }
+
+    /// A key frame whose middle packet was lost is no place to start decoding: it is
+    /// dropped, even when (VP9) a later layer frame of the same picture begins afresh.
+    #[test]
+    fn a_frame_a_gap_ran_through_is_dropped() {
+        for (codec, first, middle, last) in [
+            (
+                MediaCodec::Vp8,
+                &[0x10, 0x10, 0xaa][..],
+                &[0x00, 0xbb][..],
+                &[0x00, 0xcc][..],
+            ),
+            // VP9: a key frame's first layer (B), then the second layer's start (B) after the
+            // first layer's end was lost.
+            (
+                MediaCodec::Vp9,
+                &[0x08, 0x82][..],
+                &[0x00, 0x01][..],
+                &[0x08, 0x83][..],
+            ),
+        ] {
+            let mut d = Depacketizer::new(codec);
+            let mut out = Vec::new();
+            d.push(0, false, first, &mut out).unwrap();
+            d.push(0, false, middle, &mut out).unwrap();
+            d.lost();
+            d.push(0, true, last, &mut out).unwrap();
+            assert!(out.is_empty(), "{codec}: {out:?}");
+            // The next frame is whole again.
+            d.push(3000, true, first, &mut out).unwrap();
+            assert_eq!(out.len(), 1, "{codec}");
+            assert!(out[0].keyframe, "{codec}");
+        }
+    }
+
+    /// A sender that closed in the middle of a frame: the frame, never ended by its marker
+    /// or a next timestamp, is not given out at the end of the stream.
+    #[test]
+    fn a_frame_the_stream_ended_in_is_dropped() {
+        for codec in [MediaCodec::Vp8, MediaCodec::Vp9] {
+            let first: &[u8] = if codec == MediaCodec::Vp8 {
+                &[0x10, 0x10, 0xaa]
+            } else {
+                &[0x08, 0x82]
+            };
+            let frames = run(codec, &[(0, true, first), (3000, false, first)]);
+            assert_eq!(frames.len(), 1, "{codec}: {frames:?}");
+            assert_eq!(frames[0].rtp_time, 0, "{codec}");
+        }
     }
 
     #[test]

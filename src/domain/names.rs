@@ -1,4 +1,5 @@
-//! Safe names for files and directories made from what users supply (user ids, prefixes).
+//! Safe names for files and directories made from what users supply (user ids, prefixes),
+//! and the names of recorded files that both the recorders and `raw-recording` make.
 
 use sha2::{Digest, Sha256};
 
@@ -18,6 +19,31 @@ pub fn file_part(text: &str, max: usize) -> String {
     safe(text, max, |c| {
         c.is_ascii_alphanumeric() || matches!(c, '-' | '_')
     })
+}
+
+/// Longest user id or session id in an individual file's name.
+const MAX_NAME_PART: usize = 64;
+
+/// The name of a participant session's individual file of `content` (`audio_only`,
+/// `video_only` or `audio_video`; `screen` for a screen share) in the call session of `call`
+/// (type and id) that started at `session_ms`: the same whether the individual recorder or
+/// `raw-recording` made it.
+pub fn individual_file(
+    call: (&str, &str),
+    user: &str,
+    session: &str,
+    screen: bool,
+    content: &str,
+    session_ms: i64,
+) -> String {
+    format!(
+        "individual_{}_{}_{}_{}_{}{content}_{session_ms}.mkv",
+        file_part(call.0, MAX_NAME_PART),
+        file_part(call.1, MAX_NAME_PART),
+        file_part(user, MAX_NAME_PART),
+        file_part(session, MAX_NAME_PART),
+        if screen { "shared_" } else { "" },
+    )
 }
 
 fn safe(text: &str, max: usize, keep: fn(char) -> bool) -> String {

@@ -1,17 +1,22 @@
 //! The packet bus: each published track fanned out to its subscribers.
 //!
 //! A publisher pushes every packet once; the bus hands a reference to each subscriber's
-//! bounded queue without waiting. A subscriber that does not keep up loses packets (counted
-//! for it and in `/metrics`); nobody else notices. Subscribers ask the publisher for key
-//! frames through the bus. Nothing here knows about WebRTC: recorders see plain packets.
+//! queue without waiting. Queues are bounded by time: a subscriber that falls behind keeps
+//! everything that arrived within its [`Backlog`] and catches up; only a subscriber further
+//! behind than that loses packets (counted for it and in `/metrics`), and nobody else
+//! notices. Subscribers ask the publisher for key frames through the bus. Nothing here knows
+//! about WebRTC: recorders and players see plain packets.
+//!
+//! The bus sits at the bottom of the house: the server makes it, the media plane publishes
+//! into it, and players and recorders subscribe to it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use prometheus_client::metrics::counter::Counter;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 use crate::domain::{Cid, Timestamp, Track};
 
@@ -66,8 +71,25 @@ pub struct BusCounters {
     pub published: Counter,
     /// Packets put in a subscriber's queue.
     pub delivered: Counter,
-    /// Packets a subscriber lost because its queue was full.
+    /// Packets a subscriber lost because it was further behind than its backlog allows.
     pub dropped: Counter,
+}
+
+/// How far behind a subscriber may fall before it loses packets: its queue keeps what
+/// arrived within `time` of the oldest packet it has not taken, up to `messages`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Backlog {
+    /// The longest a packet waits in the queue.
+    pub time: Duration,
+    /// The most messages queued (a bound on memory whatever the rate).
+    pub messages: usize,
+}
+
+impl Backlog {
+    /// At most `time` and `messages` behind.
+    pub const fn new(time: Duration, messages: usize) -> Self {
+        Self { time, messages }
+    }
 }
 
 /// The bus of every call in this process. Cheap to clone.
@@ -92,57 +114,98 @@ struct CallFeeds {
 type Filter = Box<dyn Fn(&Track) -> bool + Send + Sync>;
 
 struct Watcher {
-    sink: Sink,
+    queue: Arc<Queue>,
     filter: Filter,
 }
 
-#[derive(Clone)]
-struct Sink {
+/// A subscriber's queue: many publishers push, one subscriber takes.
+struct Queue {
     id: u64,
-    tx: mpsc::Sender<BusMessage>,
-    dropped: Arc<AtomicU64>,
+    backlog: Backlog,
+    state: Mutex<QueueState>,
+    ready: Notify,
+    dropped: AtomicU64,
 }
 
-impl Sink {
-    /// Queues `m` unless the queue is full; true if queued.
-    fn offer(&self, m: BusMessage, counters: &BusCounters) -> bool {
-        match self.tx.try_send(m) {
-            Ok(()) => {
-                counters.delivered.inc();
-                true
-            }
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-                counters.dropped.inc();
-                false
-            }
-            // The subscription is being dropped; it removes itself.
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+#[derive(Default)]
+struct QueueState {
+    /// Messages with when they were queued.
+    messages: VecDeque<(Instant, BusMessage)>,
+    /// The subscriber is gone: nothing more is queued.
+    closed: bool,
+}
+
+impl Queue {
+    fn state(&self) -> std::sync::MutexGuard<'_, QueueState> {
+        self.state.lock().expect("a bus queue is never poisoned")
+    }
+
+    /// Queues a packet unless the subscriber is further behind than its backlog allows.
+    fn offer(&self, m: BusMessage, counters: &BusCounters) {
+        let now = Instant::now();
+        let mut state = self.state();
+        if state.closed {
+            return;
         }
+        let behind = state
+            .messages
+            .front()
+            .is_some_and(|(at, _)| now.saturating_duration_since(*at) > self.backlog.time)
+            || state.messages.len() >= self.backlog.messages;
+        if behind {
+            drop(state);
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            counters.dropped.inc();
+            return;
+        }
+        state.messages.push_back((now, m));
+        drop(state);
+        counters.delivered.inc();
+        self.ready.notify_one();
+    }
+
+    /// Queues a track's announcement or end, which are never dropped.
+    fn announce(&self, m: BusMessage) {
+        let mut state = self.state();
+        if !state.closed {
+            state.messages.push_back((Instant::now(), m));
+            drop(state);
+            self.ready.notify_one();
+        }
+    }
+
+    fn pop(&self) -> Option<BusMessage> {
+        self.state().messages.pop_front().map(|(_, m)| m)
+    }
+
+    /// How long the oldest queued message has waited.
+    fn lag(&self) -> Duration {
+        self.state()
+            .messages
+            .front()
+            .map_or(Duration::ZERO, |(at, _)| at.elapsed())
     }
 }
 
 /// One published track and the queues of its subscribers.
 struct Feed {
     track: Arc<Track>,
-    sinks: RwLock<Vec<Sink>>,
+    sinks: RwLock<Vec<Arc<Queue>>>,
     keyframes: mpsc::Sender<()>,
 }
 
 impl Feed {
-    fn sinks(&self) -> std::sync::RwLockReadGuard<'_, Vec<Sink>> {
+    fn sinks(&self) -> std::sync::RwLockReadGuard<'_, Vec<Arc<Queue>>> {
         self.sinks.read().expect("bus sinks are never poisoned")
     }
 
-    fn sinks_mut(&self) -> std::sync::RwLockWriteGuard<'_, Vec<Sink>> {
+    fn sinks_mut(&self) -> std::sync::RwLockWriteGuard<'_, Vec<Arc<Queue>>> {
         self.sinks.write().expect("bus sinks are never poisoned")
     }
 
-    fn attach(&self, sink: Sink, counters: &BusCounters) {
-        // The track announcement must not be lost: it waits for room only if the queue is
-        // full, which a new subscriber's is not.
-        sink.offer(BusMessage::Track(self.track.clone()), counters);
-        self.sinks_mut().push(sink);
+    fn attach(&self, queue: Arc<Queue>) {
+        queue.announce(BusMessage::Track(self.track.clone()));
+        self.sinks_mut().push(queue);
     }
 }
 
@@ -182,7 +245,7 @@ impl Bus {
         let call = calls.entry(cid.clone()).or_default();
         for w in &call.watchers {
             if (w.filter)(&track) {
-                feed.attach(w.sink.clone(), &self.inner.counters);
+                feed.attach(w.queue.clone());
             }
         }
         call.tracks.insert(track.track_id.clone(), feed.clone());
@@ -194,34 +257,34 @@ impl Bus {
     }
 
     /// Subscribes to every track of `cid` that `filter` accepts, now and later, with a queue
-    /// of `capacity` messages.
+    /// bounded by `backlog`.
     pub fn watch(
         &self,
         cid: &Cid,
-        capacity: usize,
+        backlog: Backlog,
         filter: impl Fn(&Track) -> bool + Send + Sync + 'static,
     ) -> Subscription {
-        let (sink, sub) = self.new_subscription(cid, capacity);
+        let (queue, sub) = self.new_subscription(cid, backlog);
         let mut calls = self.calls();
         let call = calls.entry(cid.clone()).or_default();
         for feed in call.tracks.values() {
             if filter(&feed.track) {
-                feed.attach(sink.clone(), &self.inner.counters);
+                feed.attach(queue.clone());
             }
         }
         call.watchers.push(Watcher {
-            sink,
+            queue,
             filter: Box::new(filter),
         });
         sub
     }
 
     /// Subscribes to one track of `cid`, if it is published.
-    pub fn subscribe(&self, cid: &Cid, track_id: &str, capacity: usize) -> Option<Subscription> {
+    pub fn subscribe(&self, cid: &Cid, track_id: &str, backlog: Backlog) -> Option<Subscription> {
         let calls = self.calls();
         let feed = calls.get(cid)?.tracks.get(track_id)?;
-        let (sink, sub) = self.new_subscription(cid, capacity);
-        feed.attach(sink, &self.inner.counters);
+        let (queue, sub) = self.new_subscription(cid, backlog);
+        feed.attach(queue);
         Some(sub)
     }
 
@@ -245,23 +308,23 @@ impl Bus {
         }
     }
 
-    fn new_subscription(&self, cid: &Cid, capacity: usize) -> (Sink, Subscription) {
-        let (tx, rx) = mpsc::channel(capacity.max(1));
-        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        let dropped = Arc::new(AtomicU64::new(0));
-        let sink = Sink {
-            id,
-            tx,
-            dropped: dropped.clone(),
-        };
+    fn new_subscription(&self, cid: &Cid, backlog: Backlog) -> (Arc<Queue>, Subscription) {
+        let queue = Arc::new(Queue {
+            id: self.inner.next_id.fetch_add(1, Ordering::Relaxed),
+            backlog: Backlog {
+                messages: backlog.messages.max(1),
+                ..backlog
+            },
+            state: Mutex::new(QueueState::default()),
+            ready: Notify::new(),
+            dropped: AtomicU64::new(0),
+        });
         let sub = Subscription {
-            id,
-            rx,
-            dropped,
+            queue: queue.clone(),
             bus: self.clone(),
             cid: cid.clone(),
         };
-        (sink, sub)
+        (queue, sub)
     }
 
     fn unsubscribe(&self, cid: &Cid, id: u64) {
@@ -269,7 +332,7 @@ impl Bus {
         let Some(call) = calls.get_mut(cid) else {
             return;
         };
-        call.watchers.retain(|w| w.sink.id != id);
+        call.watchers.retain(|w| w.queue.id != id);
         for feed in call.tracks.values() {
             feed.sinks_mut().retain(|s| s.id != id);
         }
@@ -287,19 +350,8 @@ impl Bus {
             }
         }
         drop(calls);
-        let sinks = std::mem::take(&mut *feed.sinks_mut());
-        for s in sinks {
-            // The end of a track must reach the subscriber even if its queue is full:
-            // wait for room in a task of its own.
-            if s.tx
-                .try_send(BusMessage::Ended(feed.track.clone()))
-                .is_err()
-            {
-                let track = feed.track.clone();
-                tokio::spawn(async move {
-                    let _ = s.tx.send(BusMessage::Ended(track)).await;
-                });
-            }
+        for s in std::mem::take(&mut *feed.sinks_mut()) {
+            s.announce(BusMessage::Ended(feed.track.clone()));
         }
     }
 }
@@ -317,7 +369,7 @@ impl Publication {
         &self.feed.track
     }
 
-    /// Hands `packet` to every subscriber that has room for it.
+    /// Hands `packet` to every subscriber that is not too far behind to take it.
     pub fn send(&self, packet: Packet) {
         let counters = &self.bus.inner.counters;
         counters.published.inc();
@@ -340,27 +392,36 @@ impl Drop for Publication {
 
 /// A subscriber's queue; dropping it unsubscribes.
 pub struct Subscription {
-    id: u64,
-    rx: mpsc::Receiver<BusMessage>,
-    dropped: Arc<AtomicU64>,
+    queue: Arc<Queue>,
     bus: Bus,
     cid: Cid,
 }
 
 impl Subscription {
-    /// The next message; `None` never comes while the bus lives.
-    pub async fn recv(&mut self) -> Option<BusMessage> {
-        self.rx.recv().await
+    /// The next message; waits for one.
+    pub async fn recv(&self) -> BusMessage {
+        loop {
+            if let Some(m) = self.queue.pop() {
+                return m;
+            }
+            // A message queued between the look and the wait left a permit: no wake-up is lost.
+            self.queue.ready.notified().await;
+        }
     }
 
     /// The next message if one is queued.
-    pub fn try_recv(&mut self) -> Option<BusMessage> {
-        self.rx.try_recv().ok()
+    pub fn try_recv(&self) -> Option<BusMessage> {
+        self.queue.pop()
     }
 
-    /// Packets this subscriber lost because its queue was full.
+    /// Packets this subscriber lost because it was further behind than its backlog allows.
     pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        self.queue.dropped.load(Ordering::Relaxed)
+    }
+
+    /// A view of how far behind this subscriber is, for whoever watches over it.
+    pub fn gauge(&self) -> BacklogGauge {
+        BacklogGauge(self.queue.clone())
     }
 
     /// Asks the publisher of `track_id` for a key frame.
@@ -371,7 +432,24 @@ impl Subscription {
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        self.bus.unsubscribe(&self.cid, self.id);
+        self.queue.state().closed = true;
+        self.bus.unsubscribe(&self.cid, self.queue.id);
+    }
+}
+
+/// How far behind a subscriber is, read from outside it.
+#[derive(Clone)]
+pub struct BacklogGauge(Arc<Queue>);
+
+impl BacklogGauge {
+    /// How long the oldest message it has not taken has waited.
+    pub fn lag(&self) -> Duration {
+        self.0.lag()
+    }
+
+    /// Packets it lost because it was too far behind.
+    pub fn dropped(&self) -> u64 {
+        self.0.dropped.load(Ordering::Relaxed)
     }
 }
 
@@ -425,17 +503,21 @@ mod tests {
         let bus = Bus::default();
         let cid = Cid::parse("default:c").unwrap();
         let (kf_tx, mut kf_rx) = mpsc::channel(1);
-        let mut fast = bus.watch(&cid, 1000, |_| true);
-        let slow = bus.watch(&cid, 10, |t| t.track_type == TrackType::Audio);
-        let video = bus.watch(&cid, 10, |t| t.track_type == TrackType::Video);
+        let fast = bus.watch(&cid, Backlog::new(Duration::from_secs(60), 1000), |_| true);
+        let slow = bus.watch(&cid, Backlog::new(Duration::from_secs(60), 10), |t| {
+            t.track_type == TrackType::Audio
+        });
+        let video = bus.watch(&cid, Backlog::new(Duration::from_secs(60), 10), |t| {
+            t.track_type == TrackType::Video
+        });
         let publication = bus.publish(&cid, track("a", TrackType::Audio), kf_tx);
         for seq in 0..100 {
             publication.send(packet(publication.track(), seq));
         }
-        assert!(matches!(fast.recv().await, Some(BusMessage::Track(_))));
+        assert!(matches!(fast.recv().await, BusMessage::Track(_)));
         for seq in 0..100 {
             match fast.recv().await {
-                Some(BusMessage::Packet(p)) => assert_eq!(p.seq, seq),
+                BusMessage::Packet(p) => assert_eq!(p.seq, seq),
                 other => panic!("unexpected {other:?}"),
             }
         }
@@ -447,8 +529,44 @@ mod tests {
         slow.request_keyframe("a");
         assert!(kf_rx.try_recv().is_ok());
         drop(publication);
-        assert!(matches!(fast.recv().await, Some(BusMessage::Ended(_))));
+        assert!(matches!(fast.recv().await, BusMessage::Ended(_)));
         assert!(bus.tracks(&cid).is_empty());
+    }
+
+    /// A subscriber behind by less than its backlog's time loses nothing, however many
+    /// packets that is; one further behind loses what comes until it catches up.
+    #[tokio::test]
+    async fn queues_are_bounded_by_time() {
+        let bus = Bus::default();
+        let cid = Cid::parse("default:c").unwrap();
+        let (kf_tx, _kf_rx) = mpsc::channel(1);
+        let sub = bus.watch(
+            &cid,
+            Backlog::new(Duration::from_millis(200), 1 << 20),
+            |_| true,
+        );
+        let publication = bus.publish(&cid, track("a", TrackType::Audio), kf_tx);
+        for seq in 0..50_000 {
+            publication.send(packet(publication.track(), seq));
+        }
+        assert_eq!(sub.dropped(), 0);
+        assert!(sub.gauge().lag() < Duration::from_millis(200));
+        std::thread::sleep(Duration::from_millis(250));
+        assert!(sub.gauge().lag() >= Duration::from_millis(250));
+        publication.send(packet(publication.track(), 50_000));
+        assert_eq!(sub.dropped(), 1);
+        // Caught up, it takes packets again; what it had is all there, in order.
+        assert!(matches!(sub.recv().await, BusMessage::Track(_)));
+        for seq in 0..50_000 {
+            assert!(matches!(sub.try_recv(), Some(BusMessage::Packet(p)) if p.seq == seq));
+        }
+        publication.send(packet(publication.track(), 50_001));
+        assert!(matches!(sub.recv().await, BusMessage::Packet(p) if p.seq == 50_001));
+        assert_eq!(sub.gauge().dropped(), 1);
+        // The end of a track is never dropped.
+        std::thread::sleep(Duration::from_millis(10));
+        drop(publication);
+        assert!(matches!(sub.recv().await, BusMessage::Ended(_)));
     }
 
     #[tokio::test]
@@ -457,10 +575,15 @@ mod tests {
         let cid = Cid::parse("default:c").unwrap();
         let (kf_tx, _kf_rx) = mpsc::channel(1);
         let publication = bus.publish(&cid, track("v", TrackType::Video), kf_tx);
-        let mut late = bus.watch(&cid, 10, |_| true);
-        assert!(matches!(late.recv().await, Some(BusMessage::Track(t)) if t.track_id == "v"));
-        let one = bus.subscribe(&cid, "v", 10).unwrap();
-        assert!(bus.subscribe(&cid, "nope", 10).is_none());
+        let late = bus.watch(&cid, Backlog::new(Duration::from_secs(60), 10), |_| true);
+        assert!(matches!(late.recv().await, BusMessage::Track(t) if t.track_id == "v"));
+        let one = bus
+            .subscribe(&cid, "v", Backlog::new(Duration::from_secs(60), 10))
+            .unwrap();
+        assert!(
+            bus.subscribe(&cid, "nope", Backlog::new(Duration::from_secs(60), 10))
+                .is_none()
+        );
         drop(one);
         drop(late);
         assert!(publication.feed.sinks().is_empty());

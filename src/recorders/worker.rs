@@ -1,0 +1,116 @@
+//! The native recorders' loop, on a thread of its own: take what the bus delivers, write
+//! it, tick, and at the stop take what is still queued and finish.
+//!
+//! Writing (files, FFmpeg) blocks, so it never runs on the runtime's threads: the loop is a
+//! future driven by a dedicated thread, which waits for the feed and the timers through the
+//! runtime like any task but does its writing alone. A recorder that falls behind catches up
+//! from its bus queue, which is bounded by time (see [`super::BACKLOG`]).
+
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+
+use super::{FinishedFile, Port, RecorderError, Reporter};
+use crate::bus::{BusMessage, Subscription};
+
+/// What a writer may do besides writing.
+pub(super) struct Outlet<'a> {
+    feed: &'a Subscription,
+    reports: &'a Reporter,
+}
+
+impl Outlet<'_> {
+    /// Asks the publisher of `track_id` for a key frame.
+    pub fn ask_keyframe(&self, track_id: &str) {
+        self.feed.request_keyframe(track_id);
+    }
+
+    /// Hands a finished file over for upload.
+    pub fn hand_over(&self, f: FinishedFile) {
+        self.reports.file_finished(f);
+    }
+}
+
+/// A recorder's writing side.
+pub(super) trait Writing: Send + 'static {
+    /// Takes what the bus delivered.
+    fn take(&mut self, m: BusMessage, out: &Outlet) -> Result<(), RecorderError>;
+    /// Runs every [`Writing::TICK`] (flushing, opening files that waited long enough).
+    fn tick(&mut self, out: &Outlet) -> Result<(), RecorderError>;
+    /// Closes every file and hands each over, also when writing failed: what a file holds
+    /// stays playable.
+    fn finish(self, out: &Outlet) -> Result<(), RecorderError>;
+    /// How often [`Writing::tick`] runs.
+    const TICK: Duration;
+}
+
+/// Records the port's feed into `writing` on a thread named `name` until the port's stop
+/// fires (then what is queued is written too). If this future is dropped before the end (the
+/// recorder was aborted, as a crash would end it), the thread stops without finishing.
+pub(super) async fn record<W: Writing>(
+    port: Port,
+    mut writing: W,
+    name: &str,
+) -> Result<(), RecorderError> {
+    let Port {
+        feed,
+        stop,
+        reports,
+        ..
+    } = port;
+    let abandoned = CancellationToken::new();
+    let _abandon_on_drop = abandoned.clone().drop_guard();
+    let runtime = tokio::runtime::Handle::current();
+    let (done, outcome) = oneshot::channel();
+    std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || {
+            let result = runtime.block_on(async {
+                let out = Outlet {
+                    feed: &feed,
+                    reports: &reports,
+                };
+                reports.started();
+                let mut ticks = tokio::time::interval(W::TICK);
+                let mut failure = None;
+                loop {
+                    let m = tokio::select! {
+                        biased;
+                        () = abandoned.cancelled() => return None,
+                        () = stop.cancelled() => break,
+                        _ = ticks.tick() => {
+                            failure = writing.tick(&out).err();
+                            if failure.is_some() { break }
+                            continue;
+                        }
+                        m = feed.recv() => m,
+                    };
+                    if let Err(e) = writing.take(m, &out) {
+                        failure = Some(e);
+                        break;
+                    }
+                }
+                // Everything received before the stop is written.
+                if failure.is_none() {
+                    while let Some(m) = feed.try_recv() {
+                        if let Err(e) = writing.take(m, &out) {
+                            failure = Some(e);
+                            break;
+                        }
+                    }
+                }
+                let finished = writing.finish(&out);
+                Some(failure.map_or(finished, Err))
+            });
+            if let Some(result) = result {
+                let _ = done.send(result);
+            }
+        })
+        .map_err(|e| RecorderError::Failed(format!("cannot start a recorder thread: {e}")))?;
+    outcome.await.unwrap_or_else(|_| {
+        Err(RecorderError::Failed(
+            "the recorder's thread ended without finishing".into(),
+        ))
+    })
+}
