@@ -296,8 +296,16 @@ pub fn recorded_bytes(size: usize) -> Vec<u8> {
 impl Recorder for BytesRecorder {
     fn run(self: Box<Self>, port: Port) -> BoxFuture<'static, Result<(), RecorderError>> {
         Box::pin(async move {
+            // It holds its feed to the end, and never takes from it: a recorder falling
+            // behind, for the tests of that.
+            let Port {
+                job,
+                feed,
+                stop,
+                reports,
+            } = port;
             let start = Timestamp::now();
-            port.reports.started();
+            reports.started();
             let write = |job: &RecordingJob, prefix: &str| {
                 std::fs::create_dir_all(&job.work_dir).unwrap();
                 let name = format!(
@@ -316,10 +324,11 @@ impl Recorder for BytesRecorder {
                 }
             };
             if self.early {
-                port.reports.file_finished(write(&port.job, "early_"));
+                reports.file_finished(write(&job, "early_"));
             }
-            port.stop.cancelled().await;
-            port.reports.file_finished(write(&port.job, ""));
+            stop.cancelled().await;
+            reports.file_finished(write(&job, ""));
+            drop(feed);
             Ok(())
         })
     }

@@ -283,3 +283,110 @@ both_backends!(
         );
     }
 );
+
+/// The value of the metric `name` in `/metrics`.
+async fn metric(t: &TestServer, name: &str) -> f64 {
+    let text = t.metrics().await;
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {text}"))
+}
+
+/// A recorder that falls behind the call it records (this test's recorder never takes what
+/// its feed delivers) is reported, and new recordings are refused until it has caught up.
+#[tokio::test]
+async fn recordings_are_refused_while_a_recorder_is_behind() {
+    use reel::bus::Packet;
+    use reel::domain::{Codec, Participant, SessionId, Timestamp, Track, TrackType, UserId};
+
+    let t = TestServer::start_with(Db::Sqlite, |_| {}, bytes_recorders(16)).await;
+    let cid = t.create_call("behind").await;
+    t.server().services.start_session(&cid).await.unwrap();
+    let mut live = t.server().services.live().subscribe(&cid);
+    let t = &t;
+    let start = |kind: &'static str| {
+        let path = format!("/api/v2/video/call/default/behind/recordings/{kind}/start");
+        async move { t.call("POST", &path, None).await }
+    };
+    let (s, body) = start("raw").await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    running(t, &cid).await;
+
+    // Three seconds of a microphone's packets, which the raw recorder never takes.
+    let now = Timestamp::now();
+    let track = Track {
+        track_id: "mic".into(),
+        track_type: TrackType::Audio,
+        codec: Codec {
+            name: "opus".into(),
+            clock_rate: 48_000,
+            channels: 2,
+            fmtp: String::new(),
+        },
+        participant: Participant {
+            user_id: UserId::parse("alice").unwrap(),
+            user_session_id: SessionId::random(),
+            source_id: String::new(),
+            role: "user".into(),
+            joined_at: now,
+        },
+        published_at: now,
+    };
+    let (keyframes, _requests) = tokio::sync::mpsc::channel(1);
+    let mic = t.server().services.bus().publish(&cid, track, keyframes);
+    for seq in 0..150u64 {
+        mic.send(Packet {
+            track: mic.track().clone(),
+            ssrc: 1,
+            seq,
+            rtp_time: seq * 960,
+            timestamp: (seq * 960) as u32,
+            marker: false,
+            payload_type: 111,
+            payload: std::sync::Arc::from(&[0xf8u8, 1, 2][..]),
+            arrival: std::time::Instant::now(),
+            arrival_wall: Timestamp::now(),
+            audio_level: None,
+            voice_activity: None,
+            sender_report: None,
+            keyframe: false,
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eventually(Duration::from_secs(5), "the backlog to be seen", || async {
+        (metric(t, "reel_recorder_backlog_seconds").await > 2.0).then_some(())
+    })
+    .await;
+    let (s, body) = start("individual").await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_envelope(&body, 503, -1, "behind on the recordings it runs");
+    assert_eq!(metric(t, "reel_recordings_refused_total").await, 1.0);
+    let said = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            let e: Value = serde_json::from_str(&live.recv().await.unwrap()).unwrap();
+            if e["type"] == "reel.recording_behind" {
+                return e;
+            }
+        }
+    })
+    .await
+    .expect("the live event");
+    assert!(said["backlog_seconds"].as_f64().unwrap() > 2.0, "{said}");
+
+    // The recorder that fell behind stops: new recordings are taken again.
+    let (s, _) = t
+        .call(
+            "POST",
+            "/api/v2/video/call/default/behind/recordings/raw/stop",
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    eventually(Duration::from_secs(5), "the backlog to clear", || async {
+        (metric(t, "reel_recorder_backlog_seconds").await == 0.0).then_some(())
+    })
+    .await;
+    let (s, body) = start("individual").await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    drop(mic);
+}

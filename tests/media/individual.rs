@@ -415,9 +415,11 @@ async fn chromium_vp9_and_av1_are_kept_as_published() {
         assert_eq!(codecs, ["opus", want], "{name}");
         assert!(errors.is_empty(), "{name}: {errors}");
         // The pages stay six seconds in the call after the last one connected; the file
-        // spans the page's media as reel received it, from its first packet to its last.
+        // spans the page's media as reel received it, from its first packet to its last, by
+        // the sender's clock from the first packet's arrival (a page starved of CPU at its
+        // start sends its first packets late, and its file runs that much past the last).
         assert!(
-            duration > 5.5 && (duration - in_call).abs() < 0.2,
+            duration > 5.5 && (duration - in_call).abs() < 0.5,
             "{name}: {duration} s, media received for {in_call:.3} s"
         );
         // A page's microphone may start a little after its camera: the file starts with
