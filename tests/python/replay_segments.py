@@ -41,6 +41,24 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def udp_queue(port: int):
+    """The bytes waiting in the UDP socket bound to `port` on this machine, or None if none is."""
+    with open("/proc/net/udp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if fields[1].endswith(f":{port:04X}"):
+                return int(fields[4].split(":")[1], 16)
+    return None
+
+
+def wait(until, what: str, timeout: float = 60.0) -> None:
+    start = time.monotonic()
+    while not until():
+        if time.monotonic() - start > timeout:
+            raise SystemExit(f"{what} within {timeout} s")
+        time.sleep(0.05)
+
+
 def replay(dump: bytes, sdp: str, out: str, result: dict) -> None:
     port = free_port()
     sdp = re.sub(r"^m=(\w+) \d+", lambda m: f"m={m.group(1)} {port}", sdp, flags=re.M)
@@ -51,7 +69,8 @@ def replay(dump: bytes, sdp: str, out: str, result: dict) -> None:
         ["ffmpeg", "-hide_banner", "-loglevel", "error", "-protocol_whitelist", "file,udp,rtp",
          "-buffer_size", str(BUFFER), "-i", f.name, "-map", "0", "-c", "copy", "-y", out],
         stdin=subprocess.PIPE, stderr=subprocess.PIPE)
-    time.sleep(1.0)  # ffmpeg listens
+    # Sent once ffmpeg listens (a busy machine may take seconds to start it).
+    wait(lambda: udp_queue(port) is not None, "ffmpeg did not listen")
     sent = 0
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         start = time.monotonic()
@@ -61,7 +80,9 @@ def replay(dump: bytes, sdp: str, out: str, result: dict) -> None:
                 time.sleep(delay)
             s.sendto(packet, ("127.0.0.1", port))
             sent += 1
-    time.sleep(1.0)
+    # Stopped once ffmpeg has read everything.
+    wait(lambda: not udp_queue(port), "ffmpeg did not read the stream")
+    time.sleep(0.5)
     _, errors = ffmpeg.communicate(b"q", timeout=30)
     os.unlink(f.name)
     result.update(out=out, sent=sent, rc=ffmpeg.returncode, errors=errors.decode(errors="replace"))
