@@ -542,11 +542,7 @@ mod tests {
         let bus = Bus::default();
         let cid = Cid::parse("default:c").unwrap();
         let (kf_tx, _kf_rx) = mpsc::channel(1);
-        let sub = bus.watch(
-            &cid,
-            Backlog::new(BACKLOG, 1 << 20),
-            |_| true,
-        );
+        let sub = bus.watch(&cid, Backlog::new(BACKLOG, 1 << 20), |_| true);
         let publication = bus.publish(&cid, track("a", TrackType::Audio), kf_tx);
         // Sending these takes a small part of the backlog's time, even on a busy machine.
         for seq in 0..N {

@@ -24,6 +24,7 @@ use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use futures_util::StreamExt;
 use tower_http::cors::CorsLayer;
 use tower_http::trace::TraceLayer;
 use tracing::info_span;
@@ -35,6 +36,9 @@ use crate::service::{CallView, EventShapes, RecordingReport, Services};
 
 /// Largest accepted request body. API bodies are small JSON documents.
 const BODY_LIMIT: usize = 1024 * 1024;
+/// A body past the limit is still read, up to this much, before the 413: a client that
+/// writes its whole body before it reads the answer gets the answer, not a broken connection.
+const DRAIN_LIMIT: usize = 16 * 1024 * 1024;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -156,14 +160,28 @@ async fn read_whole_body(req: Request, next: Next) -> Response {
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
+    if declared.is_some_and(|n| n > DRAIN_LIMIT as u64) {
         return too_large(req.uri().path());
     }
     let (parts, body) = req.into_parts();
-    match axum::body::to_bytes(body, BODY_LIMIT).await {
-        Ok(bytes) => next.run(Request::from_parts(parts, bytes.into())).await,
-        Err(_) => too_large(parts.uri.path()),
+    let mut chunks = body.into_data_stream();
+    let (mut kept, mut read) = (Vec::new(), 0);
+    while let Some(chunk) = chunks.next().await {
+        let Ok(chunk) = chunk else {
+            return too_large(parts.uri.path());
+        };
+        read += chunk.len();
+        if read > DRAIN_LIMIT {
+            return too_large(parts.uri.path());
+        }
+        if read <= BODY_LIMIT {
+            kept.extend_from_slice(&chunk);
+        }
     }
+    if read > BODY_LIMIT {
+        return too_large(parts.uri.path());
+    }
+    next.run(Request::from_parts(parts, kept.into())).await
 }
 
 /// The answer to a body past the limit, in the error shape of the dialect `path` belongs to.

@@ -133,7 +133,11 @@ async fn reel_publish_sends_a_clip_as_participants() {
         // Three seconds of 20 ms audio and 30 fps video (a packet or more a frame), each
         // participant.
         for s in &tracks {
-            let least = if s.kind == "TRACK_TYPE_AUDIO" { 135 } else { 81 };
+            let least = if s.kind == "TRACK_TYPE_AUDIO" {
+                135
+            } else {
+                81
+            };
             assert!(s.packets >= least, "{s:?}");
         }
         // Everything sent reached the bus (the report counts retransmissions too).
