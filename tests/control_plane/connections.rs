@@ -86,14 +86,19 @@ async fn a_chunked_body_past_the_limit_is_refused() {
     );
     let (mut rx, mut tx) = conn.into_split();
     // 17 chunks of 64 KiB, just past the limit, written while the answer is read: the server
-    // may answer and stop reading before the last, so write errors are no failure.
+    // may answer and stop reading before the last, so write errors are no failure. The
+    // writing half stays open until the answer is read, as a client's does.
     let writer = tokio::spawn(async move {
         let chunk = format!("10000\r\n{}\r\n", " ".repeat(0x10000));
-        tx.write_all(head.as_bytes()).await?;
-        for _ in 0..17 {
-            tx.write_all(chunk.as_bytes()).await?;
+        let written = async {
+            tx.write_all(head.as_bytes()).await?;
+            for _ in 0..17 {
+                tx.write_all(chunk.as_bytes()).await?;
+            }
+            tx.write_all(b"0\r\n\r\n").await
         }
-        tx.write_all(b"0\r\n\r\n").await
+        .await;
+        (written, tx)
     });
     let (status, body) = read_answer(&mut rx)
         .await
