@@ -35,12 +35,27 @@ export async function joinCall(roster, config) {
   const joined = (p, user) =>
     roster.upsert({ id: p.user_session_id, name: nameOf(user, p.user_id), joinedAt: Date.parse(p.joined_at) || Date.now() });
 
+  // Who publishes a camera or a screen, before its picture plays: the page is not ready to
+  // be recorded until it does (or the ready timeout passes).
+  const videoKind = (type) =>
+    ({ TRACK_TYPE_VIDEO: "cameraPublished", TRACK_TYPE_SCREEN_SHARE: "screenPublished" })[type];
+  const published = (participant, track, on) => {
+    const kind = videoKind(track.type || track.track_type);
+    if (kind && roster.participants.has(participant.user_session_id))
+      roster.upsert({ id: participant.user_session_id, [kind]: on });
+  };
+
   const events = new EventSource(`${base}/events/${call}?token=${token}`);
   events.onmessage = (m) => {
     const e = JSON.parse(m.data);
     if (e.type === "call.state") {
       for (const p of e.state.participants) joined(p, null);
+      for (const t of e.state.tracks || []) published(t.participant, t, true);
       if (e.state.dominant_speaker) roster.setDominant(e.state.dominant_speaker);
+    } else if (e.type === "call.track_published") {
+      published(e.participant, e.track, true);
+    } else if (e.type === "call.track_unpublished") {
+      published(e.participant, e.track, false);
     } else if (e.type === "call.session_participant_joined") {
       joined(e.participant, e.participant.user);
     } else if (e.type === "call.session_participant_left") {

@@ -132,8 +132,16 @@ export class Stage {
     if (v["logo.image_url"] && this.logo.getAttribute("src") !== v["logo.image_url"]) this.logo.src = v["logo.image_url"];
     this.title.textContent = v["title.text"];
     this.title.hidden = !v["title.text"];
-    // Participants without video are ready as soon as their placeholder is drawn.
-    if (placed.length && placed.every((p) => !this.streamOf(p.tile))) requestAnimationFrame(() => this.onReady("placeholder"));
+    // Participants without video are ready as soon as their placeholder is drawn; one whose
+    // video is published but not here yet is waited for.
+    if (placed.length && placed.every((p) => !this.streamOf(p.tile) && !this.awaited(p.tile)))
+      requestAnimationFrame(() => this.onReady("placeholder"));
+  }
+
+  /** Whether `tile`'s video is published but not playing yet. */
+  awaited(tile) {
+    const p = tile.participant;
+    return tile.kind === "screen" ? !!p.screenPublished && !p.screen : !!p.cameraPublished && !p.camera;
   }
 
   streamOf(tile) {

@@ -3,16 +3,18 @@
 set -euo pipefail
 
 # The libav* headers and clang build the bindings of the `mux` module (reel links the system
-# FFmpeg 5.1).
+# FFmpeg 5.1). Composite recordings draw calls in Chromium on a virtual display (Xvfb), with
+# fonts for every script a participant's name may use.
 packages=(build-essential pkg-config ca-certificates curl clang libclang-dev
   libavcodec-dev libavformat-dev libavutil-dev
-  libswscale-dev libswresample-dev)
+  libavdevice-dev libswscale-dev libswresample-dev
+  chromium xvfb fonts-noto-core fonts-noto-cjk fonts-noto-color-emoji)
 if [[ "${1:-}" == "--test" ]]; then
   # The test suite also starts PostgreSQL, runs Python clients (the Stream SDK, aiortc, a
   # Chromium driver), publishes from headless Chromium, makes clips for `reel publish` with
   # ffmpeg, and isolates WebRTC tests in a network namespace (unshare from util-linux, ip from
   # iproute2).
-  packages+=(postgresql python3 python3-venv iproute2 util-linux chromium ffmpeg)
+  packages+=(postgresql python3 python3-venv iproute2 util-linux ffmpeg)
 elif [[ "${1:-}" == "--bench" ]]; then
   # `cargo bench --bench rawtools` runs the reference method (GStreamer and ffmpeg) beside
   # reel and measures both with GNU time.

@@ -53,6 +53,20 @@ pub struct Packet {
     pub keyframe: bool,
 }
 
+impl Packet {
+    /// The packet as a track's timeline takes it (arrival on the wall clock, in µs).
+    pub fn timed(&self) -> crate::rtp::timeline::Packet<Arc<[u8]>> {
+        crate::rtp::timeline::Packet {
+            ssrc: self.ssrc,
+            seq: self.seq,
+            rtp_time: self.rtp_time,
+            marker: self.marker,
+            payload: self.payload.clone(),
+            arrival_us: self.arrival_wall.unix_nanos() / 1000,
+        }
+    }
+}
+
 /// What a subscriber receives.
 #[derive(Clone, Debug)]
 pub enum BusMessage {

@@ -478,8 +478,8 @@ pub struct PreviewArgs {
     /// PNG and exit.
     #[arg(long, value_name = "PNG")]
     pub screenshot: Option<PathBuf>,
-    /// Record the page headless, as a composite recording captures it (H.264, 30 pictures a
-    /// second at most), to this MP4 and exit.
+    /// Record the page as a composite recording captures it (Chromium on a virtual display,
+    /// 30 pictures a second, H.264), to this MP4 and exit.
     #[arg(long, value_name = "MP4")]
     pub record: Option<PathBuf>,
     /// How long --record records.
@@ -712,7 +712,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     // Listen for signals before serving, so that one sent as soon as reel says it serves
     // stops it gracefully.
     let signal = shutdown_signal()?;
-    let server = Server::start(config, Recorders::native())
+    let server = Server::start(config, Recorders::all())
         .await
         .context("reel could not start")?;
     server.run_until(signal).await;

@@ -147,6 +147,11 @@ impl Server {
             .public_url
             .clone()
             .unwrap_or_else(|| format!("http://{addr}"));
+        // A browser on this machine reaches the API on loopback when it listens everywhere.
+        let local_url = match addr.ip() {
+            ip if ip.is_unspecified() => format!("http://127.0.0.1:{}", addr.port()),
+            _ => format!("http://{addr}"),
+        };
 
         let local = Arc::new(LocalDisk::new(
             recordings_dir,
@@ -187,6 +192,7 @@ impl Server {
                 upload_retry_for: UPLOAD_RETRY_FOR,
                 work_dir,
                 session_grace: config.session_grace,
+                local_url,
             },
             bus.clone(),
             Box::new(api::Shapes::new(public_url.clone())),

@@ -8,8 +8,9 @@ use crate::config::LogFormat;
 
 /// Logs to stderr in `format`, filtered by `REEL_LOG` (default `info`; e.g. `reel=debug`).
 pub fn init(format: LogFormat) {
-    // The WebRTC engine warns about harmless remote quirks (e.g. payload types it ignores).
-    init_filtered(format, "info,str0m=error");
+    // The WebRTC engine warns about harmless remote quirks (e.g. payload types it ignores),
+    // the browser driver about protocol messages newer than it knows.
+    init_filtered(format, "info,str0m=error,chromiumoxide=error");
 }
 
 /// Logs to stderr in `format`, filtered by `REEL_LOG`, else by `default`.

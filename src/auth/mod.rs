@@ -39,6 +39,9 @@ pub enum AuthError {
     Invalid(String),
 }
 
+/// The user a [`Keys::viewer_token`] names.
+pub const VIEWER: &str = "reel-recorder";
+
 /// Who is calling.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Caller {
@@ -207,6 +210,20 @@ impl Keys {
             call_cids: None,
             iat: Some(now.unix_secs()),
             exp: ttl.map(|d| now.after(d).unix_secs()),
+        })
+    }
+
+    /// A token that may follow call `cid` and play its media, and nothing else, for `ttl`:
+    /// what a page that draws the call for a recording gets.
+    pub fn viewer_token(&self, cid: &Cid, ttl: Duration) -> String {
+        let now = Timestamp::now();
+        self.sign(&Claims {
+            user_id: Some(VIEWER.into()),
+            server: None,
+            role: Some("admin".into()),
+            call_cids: Some(vec![cid.to_string()]),
+            iat: Some(now.unix_secs()),
+            exp: Some(now.after(ttl).unix_secs()),
         })
     }
 

@@ -46,6 +46,16 @@ pub fn individual_file(
     )
 }
 
+/// The name of the composite recording of `call` (type and id) that started at `start_ms`:
+/// `composite_{type}_{id}_{start ms}.{extension}`.
+pub fn composite_file(call: (&str, &str), start_ms: i64, extension: &str) -> String {
+    format!(
+        "composite_{}_{}_{start_ms}.{extension}",
+        file_part(call.0, MAX_NAME_PART),
+        file_part(call.1, MAX_NAME_PART),
+    )
+}
+
 fn safe(text: &str, max: usize, keep: fn(char) -> bool) -> String {
     let mut safe: String = text
         .chars()

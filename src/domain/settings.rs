@@ -75,6 +75,13 @@ impl Quality {
     }
 }
 
+/// The most bits a second a composite's video of `size` takes: 3 Mbit/s at 720p, growing
+/// less than the picture's area does (about 1 Mbit/s at 360p, 5.5 at 1080p, 8.5 at 1440p).
+pub fn video_bit_rate(size: (u32, u32)) -> usize {
+    let pixels = f64::from(size.0) * f64::from(size.1);
+    (3e6 * (pixels / (1280.0 * 720.0)).powf(0.75)) as usize
+}
+
 /// The composite layout.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

@@ -23,8 +23,10 @@ use serde_json::{Map, Value};
 use tokio::sync::watch;
 
 use super::{APP_PATH, LayoutConfig, Synthetic};
-use crate::browser::Headless;
-use crate::domain::settings::LayoutName;
+use crate::browser::capture::Capture;
+use crate::browser::{Chromium, Display, Surface};
+use crate::domain::settings::{LayoutName, video_bit_rate};
+use crate::mux::{CompositeSink, VideoFormat};
 
 /// How often the watched files are looked at.
 const WATCH_EVERY: Duration = Duration::from_millis(300);
@@ -274,7 +276,8 @@ pub async fn run(
 }
 
 /// Opens `url` (prepared by `script`) at `size`, waits until every video on it has a
-/// picture, and makes `output` of it.
+/// picture, and makes `output` of it: a still through the headless browser, a recording from
+/// the screen of a display of its own, as a composite recording captures it.
 async fn render(
     url: &str,
     script: Option<&str>,
@@ -282,70 +285,92 @@ async fn render(
     timeout: Duration,
     output: Output<'_>,
 ) -> anyhow::Result<()> {
-    let browser = Headless::launch(size).await?;
-    let made = async {
-        let page = browser.open(url, script).await?;
-        Headless::wait_ready(&page, timeout).await?;
-        // The page is ready once one video plays; a still wants them all.
-        let all_playing = "[...document.querySelectorAll('.reel-tile:not(.reel-tile--no-video) video')]\
-            .every((v) => v.readyState >= 2)";
-        let start = std::time::Instant::now();
-        while start.elapsed() < timeout {
-            let done = page
-                .evaluate(all_playing)
-                .await
-                .ok()
-                .and_then(|r| r.into_value::<bool>().ok());
-            if done == Some(true) {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        // Two frames for the last pictures to be composited.
-        page.evaluate("new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))")
-            .await
-            .ok();
-        match output {
-            Output::Screenshot(out) => {
-                let png = Headless::screenshot(&page).await?;
-                std::fs::write(out, png).with_context(|| format!("cannot write {}", out.display()))?;
+    match output {
+        Output::Screenshot(out) => {
+            let browser = Chromium::launch(size, Surface::Headless).await?;
+            let made = async {
+                let page = load(&browser, url, script, timeout).await?;
+                let png = Chromium::screenshot(&page).await?;
+                std::fs::write(out, png)
+                    .with_context(|| format!("cannot write {}", out.display()))?;
                 println!("{}", out.display());
                 Ok(())
             }
-            Output::Recording(out, length) => record(&page, size, out, length).await,
+            .await;
+            browser.close().await;
+            made
+        }
+        Output::Recording(out, length) => {
+            let display = tokio::task::spawn_blocking(move || Display::start(size))
+                .await
+                .context("the display did not start")??;
+            let browser = Chromium::launch(size, Surface::On(&display)).await?;
+            let made = async {
+                load(&browser, url, script, timeout).await?;
+                record(&display, out, length).await
+            }
+            .await;
+            browser.close().await;
+            made
         }
     }
-    .await;
-    browser.close().await;
-    made
 }
 
-/// Captures `page` for `length` into the MP4 `out`, encoding as the pictures come.
-async fn record(
-    page: &chromiumoxide::Page,
-    size: (u32, u32),
-    out: &Path,
-    length: Duration,
-) -> anyhow::Result<()> {
-    let (pictures, mut received) = tokio::sync::mpsc::channel::<(Vec<u8>, Duration)>(4);
-    let path = out.to_owned();
-    let encoder = tokio::task::spawn_blocking(move || {
-        let mut writer = crate::mux::PictureWriter::create(&path, size, RECORDING_RATE)?;
-        while let Some((png, at)) = received.blocking_recv() {
-            writer.push(&png, at)?;
+/// Opens `url` in `browser` and waits until every video on it has a picture.
+async fn load(
+    browser: &Chromium,
+    url: &str,
+    script: Option<&str>,
+    timeout: Duration,
+) -> anyhow::Result<chromiumoxide::Page> {
+    let page = browser.open(url, script).await?;
+    Chromium::wait_ready(&page, timeout).await?;
+    // The page is ready once one video plays; a still wants them all.
+    let all_playing = "[...document.querySelectorAll('.reel-tile:not(.reel-tile--no-video) video')]\
+        .every((v) => v.readyState >= 2)";
+    let start = std::time::Instant::now();
+    while start.elapsed() < timeout {
+        let done = page
+            .evaluate(all_playing)
+            .await
+            .ok()
+            .and_then(|r| r.into_value::<bool>().ok());
+        if done == Some(true) {
+            break;
         }
-        writer.finish(length)
-    });
-    let taken = Headless::capture(page, RECORDING_RATE, length, pictures).await;
-    let written = encoder.await.context("the encoder stopped")?;
-    // The encoder's error explains a closed channel better than the capture's.
-    let written = written?;
-    let taken = taken?;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Two frames for the last pictures to be composited.
+    page.evaluate("new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))")
+        .await
+        .ok();
+    Ok(page)
+}
+
+/// Captures `display` for `length` into the MP4 `out`, encoding as the pictures come.
+async fn record(display: &Display, out: &Path, length: Duration) -> anyhow::Result<()> {
+    let format = VideoFormat {
+        size: display.size(),
+        rate: RECORDING_RATE,
+        bit_rate: video_bit_rate(display.size()),
+    };
+    let sink = CompositeSink::create(out, format, false)?;
+    let start = std::time::Instant::now();
+    let capture = Capture::start(display, sink, (RECORDING_RATE, start, Some(length)), || {})?;
+    let counters = capture.counters();
+    tokio::time::sleep_until((start + length).into()).await;
+    let (sink, captured) = tokio::task::spawn_blocking(move || capture.stop()).await?;
+    let written = tokio::task::spawn_blocking(move || sink.finish(length)).await?;
+    // The file is finished before a capture failure is told.
+    let (written, ()) = (written?, captured?);
+    let taken = counters.stats();
     println!(
-        "{}: {:.1} s, {taken} pictures ({:.1} a second)",
+        "{}: {:.1} s, {} frames; {} pictures captured, {} frames showing the picture before",
         out.display(),
-        written.as_secs_f64(),
-        taken as f64 / length.as_secs_f64()
+        length.as_secs_f64(),
+        written.frames,
+        taken.captured,
+        written.repeated,
     );
     Ok(())
 }

@@ -1,21 +1,28 @@
 //! One Matroska file from the streams of several, each moved in time, with no re-encoding;
-//! and a file a crash cut short, rewritten whole.
+//! and a file a crash cut short (or an MP4 written in fragments), rewritten whole.
 
 use std::path::Path;
 
 use ffmpeg_next::util::mathematics::Rescale;
-use ffmpeg_next::{Packet, Rational};
+use ffmpeg_next::{Dictionary, Packet, Rational};
 
 use super::writer::{Container, MICROS, live_options};
 use super::{MuxError, create_output, init, open_input};
 
 /// Rewrites, in place, a file that a crash cut short (no index, no duration, perhaps a
-/// torn last cluster) into a complete one holding every frame that can be read; returns
-/// the time its frames span, in microseconds.
+/// torn last cluster or fragment) into a complete one holding every frame that can be read;
+/// returns the time its frames span, in microseconds. An `.mp4` gets its index in front.
 pub fn finalize(path: &Path) -> Result<i64, MuxError> {
     let context = format!("cannot finalize {}", path.display());
     let partial = path.with_extension("partial");
-    let span = copy_streams(&[(path, 0)], &partial, Container::of(path))
+    let target = if path.extension().is_some_and(|e| e == "mp4") {
+        let mut options = Dictionary::new();
+        options.set("movflags", "+faststart");
+        ("mp4", options)
+    } else {
+        (Container::of(path).format(), live_options())
+    };
+    let span = copy_streams(&[(path, 0)], &partial, target)
         .map_err(|e| MuxError::new(&context)(e.source))?;
     std::fs::rename(&partial, path).map_err(|e| {
         // EIO for an error that has no errno.
@@ -28,14 +35,16 @@ pub fn finalize(path: &Path) -> Result<i64, MuxError> {
 /// Writes every stream of each `(file, offset_us)` into `output` (Matroska), each file's
 /// times moved `offset_us` later, the packets interleaved by time.
 pub fn interleave(inputs: &[(&Path, i64)], output: &Path) -> Result<(), MuxError> {
-    copy_streams(inputs, output, Container::Matroska).map(drop)
+    let target = (Container::Matroska.format(), live_options());
+    copy_streams(inputs, output, target).map(drop)
 }
 
-/// [`interleave`] into a `container` file; the time the written frames span, in µs.
-pub(super) fn copy_streams(
+/// [`interleave`] into a file of FFmpeg's `format`, written with `options`; the time the
+/// written frames span, in µs.
+fn copy_streams(
     inputs: &[(&Path, i64)],
     output: &Path,
-    container: Container,
+    (format, options): (&str, Dictionary),
 ) -> Result<i64, MuxError> {
     init();
     let context = format!("cannot write {}", output.display());
@@ -44,7 +53,7 @@ pub(super) fn copy_streams(
         let input = open_input(path, &format!("cannot read {}", path.display()))?;
         opened.push(input);
     }
-    let mut out = create_output(output, container.format(), &context)?;
+    let mut out = create_output(output, format, &context)?;
     // Each input's first stream index in the output, and its streams' time bases.
     let mut first_index = Vec::with_capacity(opened.len());
     let mut in_bases: Vec<Vec<Rational>> = Vec::with_capacity(opened.len());
@@ -59,7 +68,7 @@ pub(super) fn copy_streams(
             copy.set_time_base(stream.time_base());
         }
     }
-    out.write_header_with(live_options())
+    out.write_header_with(options)
         .map_err(MuxError::new(&context))?;
     let out_bases: Vec<Rational> = out.streams().map(|s| s.time_base()).collect();
     let mut sources: Vec<_> = opened

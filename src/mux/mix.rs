@@ -17,7 +17,7 @@ use super::writer::MICROS;
 use super::{MuxError, create_output, init, open_input};
 
 /// The mix's sample rate (Opus decodes at it).
-const RATE: i32 = 48_000;
+pub(super) const RATE: i32 = 48_000;
 /// Bit rate of the MP3, per channel.
 const BIT_RATE_PER_CHANNEL: usize = 64_000;
 /// Mixed frames handed to the encoder at a time (192 ms: fewer hand-overs, each of which
@@ -241,7 +241,7 @@ impl Mp3 {
     }
 }
 
-fn layout(channels: usize) -> ChannelLayout {
+pub(super) fn layout(channels: usize) -> ChannelLayout {
     if channels == 1 {
         ChannelLayout::MONO
     } else {
@@ -283,15 +283,16 @@ fn open_source(path: &Path, offset_us: i64, mono: bool) -> Result<Source, MuxErr
 }
 
 /// The sum of what was decoded, from sample `start` on, one plane per output channel.
-struct Mix {
-    planes: Vec<Vec<f32>>,
-    start: i64,
-    clipped: u64,
+pub(super) struct Mix {
+    pub(super) planes: Vec<Vec<f32>>,
+    pub(super) start: i64,
+    pub(super) clipped: u64,
 }
 
 impl Mix {
-    /// Adds a decoded frame whose first sample is mix sample `at`.
-    fn add(&mut self, at: i64, f: &frame::Audio) -> Result<(), ffmpeg_next::Error> {
+    /// Adds a decoded frame whose first sample is mix sample `at`; how many of its samples
+    /// came after their place was handed on, and were dropped.
+    pub(super) fn add(&mut self, at: i64, f: &frame::Audio) -> Result<usize, ffmpeg_next::Error> {
         let n = f.samples();
         let channels = usize::from(f.channels()).max(1);
         let packed: Vec<Vec<f32>>;
@@ -315,6 +316,9 @@ impl Mix {
         };
         // Samples from before what was already handed on are dropped.
         let skip = (self.start - at).max(0) as usize;
+        if skip >= n {
+            return Ok(n);
+        }
         let from = (at + skip as i64 - self.start) as usize;
         let needed = from + n.saturating_sub(skip);
         for plane in &mut self.planes {
@@ -346,12 +350,12 @@ impl Mix {
                 add_into(&mut plane[from..needed], &side[skip..]);
             }
         }
-        Ok(())
+        Ok(skip.min(n))
     }
 
     /// Takes a frame of up to `size` summed samples per channel before sample `until`,
     /// clipped at full scale; `None` when there are none, or if `whole` and fewer than `size`.
-    fn take(&mut self, until: i64, size: usize, whole: bool) -> Option<frame::Audio> {
+    pub(super) fn take(&mut self, until: i64, size: usize, whole: bool) -> Option<frame::Audio> {
         let available = (until - self.start).min(self.planes[0].len() as i64).max(0) as usize;
         let take = available.min(size);
         if take == 0 || (whole && take < size) {

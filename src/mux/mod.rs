@@ -1,18 +1,24 @@
 //! The only place that calls FFmpeg: containers written from frames that are already coded
-//! (no transcoding), mixed audio (MP3), and H.264 video from captured pictures. Matroska and WebM are written as live streams, in clusters of at most a
-//! second flushed as they close, so a file cut short by a crash plays up to its last cluster.
+//! (no transcoding), mixed audio (MP3), pictures of an X display, and H.264 video from them.
+//! Every file is written as it goes: Matroska and WebM in clusters of at most a second
+//! flushed as they close, MP4 in fragments, so a file cut short by a crash plays up to its
+//! last cluster or fragment.
 
+mod composite;
 mod interleave;
+mod live_mix;
 mod mix;
 mod params;
-mod picture;
 mod reader;
+mod screen;
 mod writer;
 
+pub use composite::{AudioInput, CompositeSink, CompositeStats, VideoFormat};
 pub use interleave::{finalize, interleave};
+pub use live_mix::{LiveMix, MixedAudio};
 pub use mix::{MixStats, mix_to_mp3};
-pub use picture::PictureWriter;
 pub use reader::{FrameReader, StoredFrame};
+pub use screen::{Picture, Screen};
 pub use writer::{Container, StreamSpec, Writer};
 
 use std::sync::Once;

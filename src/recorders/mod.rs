@@ -10,6 +10,7 @@
 //! The native recorders (raw, individual, track) write on a thread of their own (see
 //! `worker`): FFmpeg and file writes never run on the async runtime's threads.
 
+pub mod composite;
 pub mod individual;
 pub mod participant_files;
 pub mod raw;
@@ -67,6 +68,17 @@ pub struct RecordingJob {
     pub session_started_at: Timestamp,
     /// What a track recording records (other types ignore it).
     pub track: TrackOptions,
+    /// How a page that draws the call reaches reel (composite recordings).
+    pub viewer: Option<Viewer>,
+}
+
+/// How a browser on this machine reaches reel to draw a call.
+#[derive(Clone, Debug)]
+pub struct Viewer {
+    /// reel's API, as this machine reaches it (`http://127.0.0.1:3000`).
+    pub base_url: String,
+    /// A token that may follow the call and play its media, and nothing else.
+    pub token: String,
 }
 
 impl RecordingJob {
@@ -94,6 +106,7 @@ impl RecordingJob {
             work_dir,
             session_started_at: now,
             track: TrackOptions::default(),
+            viewer: None,
         }
     }
 }
@@ -217,6 +230,11 @@ impl Recorders {
             .with(RecordingType::Raw, raw::RawFactory)
             .with(RecordingType::Individual, individual::IndividualFactory)
             .with(RecordingType::Track, track::TrackFactory)
+    }
+
+    /// Every recorder: the native ones, and composite, which draws calls in Chromium.
+    pub fn all() -> Self {
+        Self::native().with(RecordingType::Composite, composite::CompositeFactory)
     }
 
     /// The factory for `t`.

@@ -81,6 +81,9 @@ pub struct ServiceSettings {
     pub work_dir: PathBuf,
     /// How long a call session outlives its last participant.
     pub session_grace: Duration,
+    /// reel's API as a browser on this machine reaches it (composite recordings draw the
+    /// call there).
+    pub local_url: String,
 }
 
 /// The services, cheap to clone.

@@ -13,9 +13,12 @@ use crate::domain::{
     RecordingId, RecordingState, RecordingType, SessionId, StorageName, Timestamp, TrackOptions,
     Transition, UserId,
 };
-use crate::recorders::{FinishedFile, RecordingJob};
+use crate::recorders::{FinishedFile, RecordingJob, Viewer};
 use crate::storage::object_key;
 use crate::store::{NewFile, StoreError, StoredFile};
+
+/// The longest a recording runs.
+const MAX_RECORDING: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 fn mode_of(settings: &CallSettings, t: RecordingType) -> RecordingMode {
     match t {
@@ -168,6 +171,10 @@ impl Services {
             work_dir: self.inner.settings.work_dir.join(recording.id.as_str()),
             session_started_at: session.started_at,
             track,
+            viewer: (recording_type == RecordingType::Composite).then(|| Viewer {
+                base_url: self.inner.settings.local_url.clone(),
+                token: self.keys().viewer_token(cid, MAX_RECORDING),
+            }),
         };
         match factory.create(&job) {
             Ok(recorder) => {

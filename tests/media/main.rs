@@ -7,6 +7,7 @@
 mod common;
 
 mod browser;
+mod composite;
 mod crash;
 mod individual;
 mod layout;

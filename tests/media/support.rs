@@ -135,7 +135,7 @@ pub async fn recording_call(
             s.media.session_grace = Some(reel::config::HumanDuration(Duration::from_secs(1)));
             s.webhook_urls = webhook.map(|w| vec![w]);
         },
-        reel::recorders::Recorders::native(),
+        reel::recorders::Recorders::all(),
     )
     .await;
     let (s, body) = t

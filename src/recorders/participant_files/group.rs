@@ -25,7 +25,7 @@ use crate::bus::Packet;
 use crate::domain::{FileName, Participant, Timestamp};
 use crate::mux::{StreamSpec, Writer};
 use crate::recorders::FinishedFile;
-use crate::rtp::{MediaCodec, TimedFrame, Timeline, frame_size, timeline};
+use crate::rtp::{MediaCodec, TimedFrame, Timeline, frame_size};
 
 /// Longest wait for a group's other track (and for the sender reports that align the two)
 /// before its files are opened.
@@ -159,17 +159,7 @@ impl Group {
             let rtp_time = p.rtp_time as i64 + i64::from(rtp.wrapping_sub(p.timestamp) as i32);
             slot.sender = Some((rtp_time.max(0) as u64, ntp.unix_nanos() / 1000));
         }
-        slot.timeline.push(
-            timeline::Packet {
-                ssrc: p.ssrc,
-                seq: p.seq,
-                rtp_time: p.rtp_time,
-                marker: p.marker,
-                payload: p.payload.clone(),
-                arrival_us,
-            },
-            &mut shared.frames,
-        );
+        slot.timeline.push(p.timed(), &mut shared.frames);
         let wanted = slot.timeline.take_keyframe_wanted();
         self.route(index, shared);
         self.align();

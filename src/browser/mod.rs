@@ -1,23 +1,28 @@
-//! Headless Chromium, as the composite recorder and the layout preview drive it: one browser
-//! per frame size, pages opened at exactly that size, readiness awaited the way layout pages
-//! announce it (`#egress-ready-for-capture`), frames taken as PNG (stills) or as a stream of
-//! pictures (recordings).
+//! Chromium, as the composite recorder and the layout preview drive it: headless for stills
+//! (pictures taken through the browser), or on a virtual display of its own ([`Display`]) for
+//! recordings, whose screen is captured at a steady rate ([`capture`]). Pages open at exactly
+//! the frame's size, and readiness is awaited the way layout pages announce it
+//! (`#egress-ready-for-capture`). Chromium and its display run as [`process::Helper`]s: they
+//! never outlive the browser's owner, nor reel.
 
-use std::path::PathBuf;
+pub mod capture;
+mod display;
+mod process;
+
+pub use display::Display;
+
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as BASE64;
-use chromiumoxide::browser::{Browser, BrowserConfig};
-use chromiumoxide::cdp::browser_protocol::page::{
-    CaptureScreenshotFormat, CaptureScreenshotParams,
-};
+use chromiumoxide::browser::Browser;
+use chromiumoxide::cdp::browser_protocol::page::CaptureScreenshotFormat;
+use chromiumoxide::handler::HandlerConfig;
 use chromiumoxide::handler::viewport::Viewport;
 use chromiumoxide::page::ScreenshotParams;
 use futures_util::StreamExt;
-use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tokio::time::MissedTickBehavior;
+
+use self::process::Helper;
 
 /// The element a layout page shows once it is worth capturing.
 pub const READY_SELECTOR: &str = "#egress-ready-for-capture";
@@ -49,9 +54,6 @@ const ARGS: [&str; 21] = [
     "--no-first-run",
     "--password-store=basic",
 ];
-
-/// How long one picture of a page may take before capture gives up.
-const PICTURE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What can go wrong driving the browser.
 #[derive(Debug, thiserror::Error)]
@@ -100,53 +102,103 @@ pub fn executable() -> Result<PathBuf, BrowserError> {
     .ok_or(BrowserError::NotFound)
 }
 
-/// A running headless browser whose pages are `width` x `height` CSS pixels at scale 1.
-pub struct Headless {
+/// Where a browser draws its pages.
+#[derive(Clone, Copy, Debug)]
+pub enum Surface<'a> {
+    /// Nowhere: pages are seen through the browser's own screenshots.
+    Headless,
+    /// On this display, filling it.
+    On(&'a Display),
+}
+
+/// How long Chromium may take to start.
+const LAUNCH: Duration = Duration::from_secs(30);
+
+/// A running Chromium whose pages are `width` x `height` CSS pixels at scale 1.
+pub struct Chromium {
     browser: Browser,
     events: JoinHandle<()>,
+    process: Helper,
     /// The browser's profile, removed with it.
     _profile: tempfile::TempDir,
 }
 
-impl Headless {
-    /// Starts Chromium for frames of `size`.
-    pub async fn launch(size: (u32, u32)) -> Result<Self, BrowserError> {
+impl Chromium {
+    /// Starts Chromium for frames of `size` on `screen`.
+    pub async fn launch(size: (u32, u32), surface: Surface<'_>) -> Result<Self, BrowserError> {
         let path = executable()?;
         let launch = |reason: String| BrowserError::Launch {
             path: path.display().to_string(),
             reason,
         };
         let profile = tempfile::tempdir().map_err(|e| launch(e.to_string()))?;
-        let config = BrowserConfig::builder()
-            .chrome_executable(&path)
-            .new_headless_mode()
-            .no_sandbox()
-            .user_data_dir(profile.path())
-            .window_size(size.0, size.1)
-            .viewport(Viewport {
-                width: size.0,
-                height: size.1,
-                device_scale_factor: Some(1.0),
-                emulating_mobile: false,
-                is_landscape: size.0 >= size.1,
-                has_touch: false,
-            })
-            // Not the driver's defaults: they run the network service inside the browser
-            // process, which halves how many pictures a second a busy page gives.
-            .disable_default_args()
-            .args(ARGS)
-            .launch_timeout(Duration::from_secs(30))
-            .build()
+        let mut args: Vec<String> = ARGS.iter().map(|a| (*a).to_owned()).collect();
+        args.extend([
+            "--no-sandbox".into(),
+            "--remote-debugging-port=0".into(),
+            format!("--user-data-dir={}", profile.path().display()),
+            "--window-position=0,0".into(),
+        ]);
+        let (display, viewport) = match surface {
+            // Headless pages get their size from the driver.
+            Surface::Headless => {
+                args.extend([
+                    "--headless=new".into(),
+                    "--mute-audio".into(),
+                    format!("--window-size={},{}", size.0, size.1),
+                ]);
+                let viewport = Viewport {
+                    width: size.0,
+                    height: size.1,
+                    device_scale_factor: Some(1.0),
+                    emulating_mobile: false,
+                    is_landscape: size.0 >= size.1,
+                    has_touch: false,
+                };
+                (None, Some(viewport))
+            }
+            // On a display, a kiosk window fills it: the page is the screen's top left
+            // `size`, and the window's frame the pixel beyond it.
+            Surface::On(display) => {
+                args.extend([
+                    "--kiosk".into(),
+                    "--mute-audio".into(),
+                    format!("--window-size={},{}", size.0 + 1, size.1 + 1),
+                ]);
+                (Some(display.name()), None)
+            }
+        };
+        args.push("about:blank".into());
+        let envs: Vec<(&str, &str)> = display.iter().map(|d| ("DISPLAY", d.as_str())).collect();
+        let log = std::fs::File::create(profile.path().join("chromium.log")).ok();
+        let executable = path
+            .to_str()
+            .ok_or_else(|| launch("not a UTF-8 path".into()))?;
+        let mut process =
+            Helper::spawn(executable, &args, &envs, log).map_err(|e| launch(e.to_string()))?;
+        let url = devtools_url(profile.path(), &mut process)
+            .await
             .map_err(launch)?;
-        let (browser, mut handler) = Browser::launch(config)
+        let config = HandlerConfig {
+            viewport,
+            request_timeout: LAUNCH,
+            ..HandlerConfig::default()
+        };
+        let (browser, mut handler) = Browser::connect_with_config(url, config)
             .await
             .map_err(|e| launch(e.to_string()))?;
         let events = tokio::spawn(async move { while handler.next().await.is_some() {} });
         Ok(Self {
             browser,
             events,
+            process,
             _profile: profile,
         })
+    }
+
+    /// Whether the browser is still running.
+    pub fn running(&mut self) -> bool {
+        self.process.exited().is_none()
     }
 
     /// Opens `url`, with `script` (if any) run before the page's own scripts.
@@ -207,50 +259,32 @@ impl Headless {
         .map_err(page_error("cannot take a screenshot"))
     }
 
-    /// Takes pictures of `page` (PNG, compressed for speed) up to `rate` a second for
-    /// `length`, sending each with when it was taken (from the first). A picture that takes
-    /// longer than a frame delays the next rather than queueing more; capture stops early if
-    /// `pictures` closes. How many were taken.
-    pub async fn capture(
-        page: &chromiumoxide::Page,
-        rate: u32,
-        length: Duration,
-        pictures: mpsc::Sender<(Vec<u8>, Duration)>,
-    ) -> Result<u64, BrowserError> {
-        let mut ticks = tokio::time::interval(Duration::from_secs(1) / rate.max(1));
-        ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
-        let start = Instant::now();
-        let mut taken = 0;
-        while start.elapsed() < length {
-            ticks.tick().await;
-            let at = start.elapsed();
-            // The protocol's own command: the page's screenshot helper also activates the
-            // page first, a round trip per picture.
-            let params = CaptureScreenshotParams::builder()
-                .format(CaptureScreenshotFormat::Png)
-                .optimize_for_speed(true)
-                .build();
-            let shot = tokio::time::timeout(PICTURE_TIMEOUT, page.execute(params))
-                .await
-                .map_err(|_| {
-                    BrowserError::Page(format!("no picture of the page within {PICTURE_TIMEOUT:?}"))
-                })?
-                .map_err(page_error("cannot take a picture"))?;
-            let png = BASE64
-                .decode(AsRef::<str>::as_ref(&shot.result.data))
-                .map_err(|e| BrowserError::Page(format!("a picture that is not base64: {e}")))?;
-            if pictures.send((png, at)).await.is_err() {
-                break;
-            }
-            taken += 1;
-        }
-        Ok(taken)
-    }
-
-    /// Closes the browser.
+    /// Closes the browser, and ends every process it started.
     pub async fn close(mut self) {
-        let _ = self.browser.close().await;
-        let _ = self.browser.wait().await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.browser.close()).await;
         self.events.abort();
+    }
+}
+
+/// The DevTools address Chromium (`process`, profile in `profile`) announces once it is up.
+async fn devtools_url(profile: &Path, process: &mut Helper) -> Result<String, String> {
+    let file = profile.join("DevToolsActivePort");
+    let start = Instant::now();
+    loop {
+        // The port, then the browser's path; complete once both lines are there.
+        if let Ok(text) = std::fs::read_to_string(&file)
+            && let [port, path] = text.lines().collect::<Vec<_>>()[..]
+        {
+            return Ok(format!("ws://127.0.0.1:{port}{path}"));
+        }
+        if let Some(status) = process.exited() {
+            let log = std::fs::read_to_string(profile.join("chromium.log")).unwrap_or_default();
+            let last: Vec<&str> = log.lines().rev().take(5).collect();
+            return Err(format!("it ended ({status}): {}", last.join(" / ")));
+        }
+        if start.elapsed() > LAUNCH {
+            return Err(format!("no DevTools address within {LAUNCH:?}"));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -1,0 +1,209 @@
+//! Audio mixed while a call goes on: each track's Opus frames decoded and summed at their
+//! place in the mix (48 kHz stereo), handed out in frames of the size the AAC encoder takes.
+//!
+//! Empty Opus packets (a TOC byte alone: lost audio and DTX silences) are silence, and are
+//! not decoded.
+
+use std::collections::HashMap;
+
+use ffmpeg_next::{Packet, codec, frame};
+
+use super::mix::{Mix, RATE};
+use super::{MuxError, init};
+
+/// Samples per channel in a frame handed out (AAC's frame).
+pub(super) const FRAME: usize = 1024;
+
+/// Mixed audio, ready to encode.
+pub struct MixedAudio(pub(super) frame::Audio);
+
+/// The mix of a call's audio tracks.
+pub struct LiveMix {
+    decoders: HashMap<String, ffmpeg_next::decoder::Audio>,
+    mix: Mix,
+    decoded: frame::Audio,
+    /// Samples that came after their place in the mix was handed out.
+    late: u64,
+}
+
+impl Default for LiveMix {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl LiveMix {
+    /// An empty stereo mix whose first sample is sample 0.
+    pub fn new() -> Self {
+        init();
+        Self {
+            decoders: HashMap::new(),
+            mix: Mix {
+                planes: vec![Vec::new(), Vec::new()],
+                start: 0,
+                clipped: 0,
+            },
+            decoded: frame::Audio::empty(),
+            late: 0,
+        }
+    }
+
+    /// The sample rate of the mix.
+    pub const RATE: u32 = RATE as u32;
+
+    /// Adds the Opus frame `opus` of `track`, whose first sample is mix sample `at`.
+    pub fn add(&mut self, track: &str, at: i64, opus: &[u8]) -> Result<(), MuxError> {
+        if opus.len() <= 1 {
+            return Ok(());
+        }
+        let context = || format!("cannot decode the audio of {track}");
+        if !self.decoders.contains_key(track) {
+            let opus_codec = ffmpeg_next::decoder::find(codec::Id::OPUS)
+                .ok_or(ffmpeg_next::Error::DecoderNotFound)
+                .map_err(MuxError::new(context()))?;
+            // Without a header the decoder takes Opus's own stereo at 48 kHz.
+            let decoder = codec::context::Context::new_with_codec(opus_codec)
+                .decoder()
+                .audio()
+                .map_err(MuxError::new(context()))?;
+            self.decoders.insert(track.to_owned(), decoder);
+        }
+        let decoder = self.decoders.get_mut(track).expect("made above");
+        // A frame that does not decode is left out: the mix goes on without it.
+        if decoder.send_packet(&Packet::copy(opus)).is_err() {
+            return Ok(());
+        }
+        let mut at = at;
+        while decoder.receive_frame(&mut self.decoded).is_ok() {
+            let dropped = self
+                .mix
+                .add(at, &self.decoded)
+                .map_err(MuxError::new(context()))?;
+            self.late += dropped as u64;
+            at += self.decoded.samples() as i64;
+        }
+        Ok(())
+    }
+
+    /// Forgets `track`'s decoder (its track ended).
+    pub fn remove(&mut self, track: &str) {
+        self.decoders.remove(track);
+    }
+
+    /// The mixed frames before sample `until` (silence where nothing was added); with
+    /// `last`, also a shorter frame at the end.
+    pub fn take(&mut self, until: i64, last: bool) -> Vec<MixedAudio> {
+        // Nothing added up to `until` is silence, not a wait.
+        let end = until - self.mix.start;
+        for plane in &mut self.mix.planes {
+            if (plane.len() as i64) < end {
+                plane.resize(end.max(0) as usize, 0.0);
+            }
+        }
+        let mut frames = Vec::new();
+        while let Some(f) = self.mix.take(until, FRAME, !last) {
+            frames.push(MixedAudio(f));
+        }
+        frames
+    }
+
+    /// Samples that came after their place was handed out, and were left out.
+    pub fn late(&self) -> u64 {
+        self.late
+    }
+
+    /// Samples clipped at full scale.
+    pub fn clipped(&self) -> u64 {
+        self.mix.clipped
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mux::FrameReader;
+
+    /// The Opus frames of one second of a `hz` tone, with their times (µs).
+    fn tone(dir: &std::path::Path, hz: u32) -> Vec<(i64, Vec<u8>)> {
+        let path = dir.join(format!("{hz}.ogg"));
+        let status = std::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-f", "lavfi", "-i"])
+            .arg(format!("sine=frequency={hz}:duration=1"))
+            .args(["-c:a", "libopus", "-ar", "48000", "-y"])
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let mut reader = FrameReader::open(&path).unwrap();
+        let mut frames = Vec::new();
+        while let Some(f) = reader.next_frame().unwrap() {
+            frames.push((f.pts_us, f.data));
+        }
+        // From 0 (the encoder's priming samples make the first time negative).
+        let zero = frames[0].0;
+        frames.iter_mut().for_each(|f| f.0 -= zero);
+        frames
+    }
+
+    /// The strength of `hz` in `pcm`: the Goertzel filter's magnitude per sample.
+    fn strength(pcm: &[f32], hz: f64) -> f64 {
+        let w = 2.0 * std::f64::consts::PI * hz / f64::from(RATE);
+        let (mut s1, mut s2) = (0.0, 0.0);
+        for &x in pcm {
+            let s = f64::from(x) + 2.0 * w.cos() * s1 - s2;
+            (s2, s1) = (s1, s);
+        }
+        (s1 * s1 + s2 * s2 - 2.0 * w.cos() * s1 * s2).sqrt() / pcm.len() as f64
+    }
+
+    /// Two voices, the second from half a second in, a filler and a frame too late: each at
+    /// its place, silence where nobody spoke, AAC-sized frames.
+    #[test]
+    fn voices_are_summed_at_their_places() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (tone(dir.path(), 440), tone(dir.path(), 660));
+        let mut mix = LiveMix::new();
+        let at = |us: i64| us * i64::from(RATE) / 1_000_000;
+        for (us, data) in &a {
+            mix.add("a", at(*us), data).unwrap();
+        }
+        // Nothing is handed out before it is asked for; what is taken is whole frames.
+        let first = mix.take(at(250_000), false);
+        assert_eq!(first.len(), 11);
+        for (us, data) in &b {
+            mix.add("b", at(us + 500_000), data).unwrap();
+            mix.add("b", at(us + 500_000), &[0xf8]).unwrap();
+        }
+        // Too late for its place: left out, and counted.
+        mix.add("b", 0, &b[10].1).unwrap();
+        assert_eq!(mix.late(), 960);
+        mix.remove("b");
+        let rest = mix.take(at(2_000_000), true);
+        let pcm: Vec<f32> = first
+            .iter()
+            .chain(&rest)
+            .flat_map(|f| f.0.plane::<f32>(0)[..f.0.samples()].to_vec())
+            .collect();
+        assert_eq!(pcm.len(), 96_000);
+        assert!(
+            rest[..rest.len() - 1]
+                .iter()
+                .all(|f| f.0.samples() == FRAME)
+        );
+        let second =
+            |from: f64, to: f64| &pcm[(from * 48_000.0) as usize..(to * 48_000.0) as usize];
+        let (alone, both, after, silent) = (
+            second(0.1, 0.45),
+            second(0.6, 0.95),
+            second(1.1, 1.45),
+            second(1.6, 1.95),
+        );
+        // A tone of ffmpeg's (amplitude 1/8) measures about 1/16; the other, nothing.
+        let (on, off) = (0.04, 0.005);
+        assert!(strength(alone, 440.0) > on && strength(alone, 660.0) < off);
+        assert!(strength(both, 440.0) > on && strength(both, 660.0) > on);
+        assert!(strength(after, 440.0) < off && strength(after, 660.0) > on);
+        assert!(silent.iter().all(|&s| s == 0.0));
+        assert_eq!(mix.clipped(), 0);
+    }
+}
