@@ -109,7 +109,9 @@ impl Services {
             Running {
                 cid: rec.cid,
                 stop,
-                tasks: [recorder.abort_handle(), supervising.abort_handle()],
+                // The supervisor goes first: it must not take the recorder's end for a
+                // failure.
+                tasks: [supervising.abort_handle(), recorder.abort_handle()],
                 backlog,
                 dropped: 0,
             },
@@ -145,6 +147,10 @@ impl Services {
                 }
                 Some(Report::Finished { outcome }) => break outcome.map_err(|e| e.to_string()),
                 None => {
+                    // Aborted with reel (as a crash ends it): the next start finishes it.
+                    if !self.supervisor().running().contains_key(id) {
+                        return;
+                    }
                     break Err("the recorder ended without reporting its end; what it \
                                wrote is left in its work directory"
                         .to_owned());
