@@ -49,7 +49,8 @@ impl Counters {
 pub struct Capture {
     stop: Arc<AtomicBool>,
     counters: Arc<Counters>,
-    thread: JoinHandle<(CompositeSink, Result<(), MuxError>)>,
+    /// Taken by [`Capture::stop`].
+    thread: Option<JoinHandle<(CompositeSink, Result<(), MuxError>)>>,
 }
 
 impl Capture {
@@ -132,7 +133,7 @@ impl Capture {
         Ok(Self {
             stop,
             counters,
-            thread,
+            thread: Some(thread),
         })
     }
 
@@ -142,11 +143,27 @@ impl Capture {
     }
 
     /// Stops capturing: the sink, to be finished, and whether capturing failed.
-    pub fn stop(self) -> (CompositeSink, Result<(), MuxError>) {
-        self.stop.store(true, Ordering::Relaxed);
-        self.thread.thread().unpark();
+    pub fn stop(mut self) -> (CompositeSink, Result<(), MuxError>) {
+        self.signal();
         self.thread
+            .take()
+            .expect("stopped once")
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    }
+
+    fn signal(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = &self.thread {
+            t.thread().unpark();
+        }
+    }
+}
+
+/// A capture dropped without a stop (its recording was abandoned) stops too; its sink then
+/// finishes the file by itself.
+impl Drop for Capture {
+    fn drop(&mut self) {
+        self.signal();
     }
 }
