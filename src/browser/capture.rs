@@ -102,10 +102,15 @@ impl Capture {
                     let now = start.elapsed().as_nanos() / period.as_nanos().max(1);
                     let now = u32::try_from(now).unwrap_or(u32::MAX);
                     if now > frame {
+                        // Late past the end: nothing more to take.
+                        let now = now.min(last);
                         counted
                             .skipped
                             .fetch_add(u64::from(now - frame), Ordering::Relaxed);
                         frame = now;
+                        if frame >= last {
+                            break;
+                        }
                     }
                     let picture = match screen.grab() {
                         Ok(p) => p,
