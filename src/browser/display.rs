@@ -22,6 +22,19 @@ pub struct Display {
     _server: Helper,
 }
 
+/// Whether a running X server holds display `number`. A lock left by one that was killed
+/// (as a display is, with its recording) is not a hold: the next server replaces it.
+fn taken(number: u32) -> bool {
+    let Ok(lock) = std::fs::read_to_string(format!("/tmp/.X{number}-lock")) else {
+        return false;
+    };
+    lock.trim()
+        .parse::<i32>()
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+        .is_none_or(|pid| rustix::process::test_kill_process(pid).is_ok())
+}
+
 impl Display {
     /// Starts a display for pictures of `size` (24-bit colour) on a free number.
     pub fn start(size: (u32, u32)) -> Result<Self, BrowserError> {
@@ -33,7 +46,7 @@ impl Display {
             let number = NEXT.fetch_add(1, Ordering::Relaxed);
             // Numbers wrap within a range no desktop uses.
             let number = 100 + number % 900;
-            if Path::new(&format!("/tmp/.X{number}-lock")).exists() {
+            if taken(number) {
                 continue;
             }
             let args = [
