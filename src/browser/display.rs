@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use super::BrowserError;
 use super::process::Helper;
 
-/// The display numbers tried first; each recording takes the next free one.
-static NEXT: AtomicU32 = AtomicU32::new(100);
+/// Counts the displays started; each takes the next free number from 100 on.
+static NEXT: AtomicU32 = AtomicU32::new(0);
 /// How many numbers to try before giving up.
 const TRIES: u32 = 50;
 /// How long Xvfb may take to start.
