@@ -107,6 +107,7 @@ async fn seed(url: &str) {
         started_at: Some(now),
         stopped_at: Some(now),
         updated_at: now,
+        exclusive: true,
     };
     let mut tx = store.write().await.unwrap();
     tx.insert_recording(&rec).await.unwrap();

@@ -4,7 +4,7 @@
 set -euo pipefail
 bench="${1:-media}"
 cd "$(dirname "$0")/.."
-./scripts/setup-debian.sh --test
+./scripts/setup-debian.sh --test "$([[ $bench == composite ]] && echo --composite || true)"
 export PATH="$HOME/.cargo/bin:$PATH"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/reel-target}"
 cargo bench --locked --bench "$bench" --no-run

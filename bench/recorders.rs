@@ -165,6 +165,7 @@ fn through_the_port(kind: &str, stream: &[BusMessage], dir: &Path) -> Run {
         feed: bus.watch(&cid, BACKLOG, recorder.tracks()),
         job,
         stop: stop.clone(),
+        paused: tokio::sync::watch::channel(false).1,
         reports,
     };
     let (cpu, wall) = (cpu_seconds("self"), Instant::now());

@@ -63,7 +63,11 @@ window.setupLayout = async function setupLayout(config = {}) {
   if (config.external_css_url) await stylesheet(config.external_css_url, problems);
 
   const roster = new Roster();
-  const stage = new Stage(root, roster, layout, resolved.values, ready);
+  // While a screen is shared, the screen-share layout is drawn with its own defaults (the
+  // spotlight's bar, not a grid's share of the frame), and the options given to both.
+  const shareLayout = resolved.values.screenshare_layout;
+  const shared = shareLayout === layout ? resolved : await resolveOptions(shareLayout, config.options);
+  const stage = new Stage(root, roster, layout, { [layout]: resolved.values, [shareLayout]: shared.values }, ready);
   const app = { config, roster, stage, problems, controls: null };
   window.reelLayout = app;
   setTimeout(() => ready("timeout"), config.ready_timeout_ms ?? 10000);
@@ -79,9 +83,10 @@ window.setupLayout = async function setupLayout(config = {}) {
       still: s.still,
     });
   } else {
-    const { joinCall } = await import("./call.js");
+    const { joinCall, playoutDelay } = await import("./call.js");
     try {
       app.call = await joinCall(roster, config);
+      window.reelPlayoutDelay = () => playoutDelay(app.call.pc);
     } catch (e) {
       console.error(`reel layout: cannot play the call: ${e.message}`);
     }

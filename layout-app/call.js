@@ -25,6 +25,23 @@ function nameOf(user, fallback) {
 }
 
 /**
+ * How long this page takes from a video packet's arrival to its picture, in ms: the jitter
+ * buffer and the decoder, averaged over the videos playing (null before any played). The
+ * recorder places the call's audio this much later, so that sound and picture meet.
+ */
+export async function playoutDelay(pc) {
+  let sum = 0;
+  let n = 0;
+  (await pc.getStats()).forEach((s) => {
+    if (s.type !== "inbound-rtp" || s.kind !== "video" || !s.framesDecoded) return;
+    const buffered = s.jitterBufferEmittedCount ? s.jitterBufferDelay / s.jitterBufferEmittedCount : 0;
+    sum += (buffered + s.totalDecodeTime / s.framesDecoded) * 1000;
+    n += 1;
+  });
+  return n ? sum / n : null;
+}
+
+/**
  * Keeps `roster` in step with the call of `config` ({ call_type, call_id, token, base_url,
  * slots }): participants from the call's events, their videos over WHEP.
  */
@@ -52,6 +69,9 @@ export async function joinCall(roster, config) {
       for (const p of e.state.participants) joined(p, null);
       for (const t of e.state.tracks || []) published(t.participant, t, true);
       if (e.state.dominant_speaker) roster.setDominant(e.state.dominant_speaker);
+      roster.setPinned((e.state.pins || []).map((p) => p.session_id));
+    } else if (e.type === "call.pins_updated") {
+      roster.setPinned(e.pins.map((p) => p.session_id));
     } else if (e.type === "call.track_published") {
       published(e.participant, e.track, true);
     } else if (e.type === "call.track_unpublished") {

@@ -23,6 +23,14 @@ export class Roster extends EventTarget {
     if (this.participants.delete(id)) this.changed();
   }
 
+  /** Pins exactly the participants of `ids`, in that order. */
+  setPinned(ids) {
+    const same = ids.length === this.pinned.size && [...this.pinned].every((id, i) => id === ids[i]);
+    if (same) return;
+    this.pinned = new Set(ids);
+    this.changed();
+  }
+
   setDominant(id) {
     if (this.dominant === id) return;
     this.dominant = id;

@@ -25,13 +25,17 @@ function initials(name) {
     .join("");
 }
 
-/** Draws `roster` on `root` as `layout` with resolved option `values`. */
+/**
+ * Draws `roster` on `root` as `layout`, with the resolved option values of each layout it may
+ * draw (`layout`, and the screen-share layout) in `valuesByLayout`.
+ */
 export class Stage {
-  constructor(root, roster, layout, values, onReady) {
+  constructor(root, roster, layout, valuesByLayout, onReady) {
     this.root = root;
     this.roster = roster;
     this.layout = layout;
-    this.values = values;
+    this.valuesByLayout = valuesByLayout;
+    this.values = valuesByLayout[layout];
     this.onReady = onReady;
     this.page = 0;
     this.pages = 1;
@@ -67,7 +71,11 @@ export class Stage {
     const sharer = this.roster.sharer();
     const cam = (p) => ({ key: `${p.id}:camera`, kind: "camera", participant: p });
     const screen = sharer ? [{ key: `${sharer.id}:screen`, kind: "screen", participant: sharer }] : [];
-    const pinned = people.find((p) => this.roster.pinned.has(p.id));
+    // Of several pinned participants, the one pinned last.
+    const pinned = [...this.roster.pinned]
+      .reverse()
+      .map((id) => this.roster.participants.get(id))
+      .find(Boolean);
     const dominant = people.find((p) => p.id === this.roster.dominant);
     const withVideo = people.find((p) => p.camera);
     if (layout === "grid") return [...screen, ...people.map(cam)];
@@ -92,8 +100,8 @@ export class Stage {
   }
 
   render() {
-    const v = this.values;
     const layout = this.current();
+    const v = this.valuesByLayout[layout] || this.values;
     const { width, height } = this.root.getBoundingClientRect();
     for (const name of ["grid", "spotlight", "single-participant", "mobile"])
       this.root.classList.toggle(`reel-layout--${name}`, name === layout);

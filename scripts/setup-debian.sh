@@ -15,6 +15,8 @@ if [[ "${1:-}" == "--test" ]]; then
   # ffmpeg, and isolates WebRTC tests in a network namespace (unshare from util-linux, ip from
   # iproute2).
   packages+=(postgresql python3 python3-venv iproute2 util-linux ffmpeg)
+  # `bench/composite.sh` measures the other capture path in Chromium's headless shell.
+  [[ "${2:-}" == "--composite" ]] && packages+=(chromium-headless-shell)
 elif [[ "${1:-}" == "--bench" ]]; then
   # `cargo bench --bench rawtools` runs the reference method (GStreamer and ffmpeg) beside
   # reel and measures both with GNU time.

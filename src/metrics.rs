@@ -44,6 +44,82 @@ pub struct OutcomeLabels {
     pub outcome: &'static str,
 }
 
+/// Labels of one recording's figures.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RecordingIdLabels {
+    /// The recording.
+    pub recording_id: String,
+}
+
+/// How a running composite recording goes, so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct CompositeProgress {
+    /// Pictures captured and queued for the encoder.
+    pub captured: u64,
+    /// Frames that show the picture before them, because none came for them.
+    pub repeated: u64,
+    /// Pictures dropped because the encoder was a second behind.
+    pub dropped: u64,
+    /// Frames the capture was too late for.
+    pub skipped: u64,
+    /// How far the encoder is behind the pictures given to it.
+    pub encoder_lag_seconds: f64,
+    /// Audio samples that came too late for their place in the mix (audio underruns).
+    pub audio_late_samples: u64,
+}
+
+type PerRecording = Family<RecordingIdLabels, Gauge>;
+
+/// The figures of running composite recordings.
+#[derive(Debug, Default)]
+pub struct CompositeGauges {
+    captured: PerRecording,
+    repeated: PerRecording,
+    dropped: PerRecording,
+    skipped: PerRecording,
+    encoder_lag_seconds: Family<RecordingIdLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    audio_late_samples: PerRecording,
+}
+
+impl CompositeGauges {
+    fn register(&self, registry: &mut Registry) {
+        for (name, help, family) in [
+            (
+                "composite_pictures_captured",
+                "Pictures a running composite captured",
+                &self.captured,
+            ),
+            (
+                "composite_pictures_repeated",
+                "Frames of a running composite that repeat the picture before",
+                &self.repeated,
+            ),
+            (
+                "composite_pictures_dropped",
+                "Pictures a running composite dropped because its encoder was behind",
+                &self.dropped,
+            ),
+            (
+                "composite_pictures_skipped",
+                "Frames a running composite's capture was too late for",
+                &self.skipped,
+            ),
+            (
+                "composite_audio_late_samples",
+                "Audio samples that came too late for a running composite's mix",
+                &self.audio_late_samples,
+            ),
+        ] {
+            registry.register(name, help, family.clone());
+        }
+        registry.register(
+            "composite_encoder_lag_seconds",
+            "How far a running composite's encoder is behind its pictures",
+            self.encoder_lag_seconds.clone(),
+        );
+    }
+}
+
 /// Every metric reel exports.
 #[derive(Debug)]
 pub struct Metrics {
@@ -70,6 +146,8 @@ pub struct Metrics {
     pub recorder_backlog_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
     /// Recordings refused because the running ones were too far behind.
     pub recordings_refused: Counter,
+    /// Running composite recordings, each by its id.
+    pub composites: CompositeGauges,
 }
 
 impl Default for Metrics {
@@ -144,8 +222,11 @@ impl Default for Metrics {
             "Recordings refused because the running ones were too far behind",
             recordings_refused.clone(),
         );
+        let composites = CompositeGauges::default();
+        composites.register(&mut registry);
         Self {
             registry,
+            composites,
             bus,
             recorder_backlog_seconds,
             recordings_refused,
@@ -178,6 +259,43 @@ impl Metrics {
                     .set(i64::try_from(n).unwrap_or(i64::MAX));
             }
         }
+    }
+
+    /// Shows `p` as the running composite `id`'s figures.
+    pub fn set_composite(&self, id: &str, p: &CompositeProgress) {
+        let labels = RecordingIdLabels {
+            recording_id: id.to_owned(),
+        };
+        let c = &self.composites;
+        let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        c.captured.get_or_create(&labels).set(count(p.captured));
+        c.repeated.get_or_create(&labels).set(count(p.repeated));
+        c.dropped.get_or_create(&labels).set(count(p.dropped));
+        c.skipped.get_or_create(&labels).set(count(p.skipped));
+        c.audio_late_samples
+            .get_or_create(&labels)
+            .set(count(p.audio_late_samples));
+        c.encoder_lag_seconds
+            .get_or_create(&labels)
+            .set(p.encoder_lag_seconds);
+    }
+
+    /// Forgets the figures of composite `id`, which ended.
+    pub fn forget_composite(&self, id: &str) {
+        let labels = RecordingIdLabels {
+            recording_id: id.to_owned(),
+        };
+        let c = &self.composites;
+        for family in [
+            &c.captured,
+            &c.repeated,
+            &c.dropped,
+            &c.skipped,
+            &c.audio_late_samples,
+        ] {
+            family.remove(&labels);
+        }
+        c.encoder_lag_seconds.remove(&labels);
     }
 
     /// The text exposition format.

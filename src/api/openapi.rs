@@ -194,6 +194,12 @@ fn schemas() -> serde_json::Map<String, Value> {
         "StartRecordingRequest".into(),
         json!({"type": "object", "properties": {"recording_external_storage": {"type": "string"}}}),
     );
+    schemas.insert(
+        "PinRequest".into(),
+        json!({"type": "object", "required": ["session_id", "user_id"], "properties": {
+                    "session_id": {"type": "string", "description": "the participant's user_session_id"},
+                    "user_id": {"type": "string"}}}),
+    );
     schemas.insert("CallType".into(), json!({"type": "object", "properties": {
                     "name": {"type": "string"}, "settings": schema("CallSettings"),
                     "grants": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}},
@@ -246,6 +252,18 @@ pub fn document() -> Value {
             "post": stream_op("GetOrCreateCall", "Get a call, creating it if needed", call_params(), Some("GetOrCreateCallRequest"), "CallEnvelope"),
             "get": stream_op("GetCall", "Get a call", call_params(), None, "CallEnvelope"),
             "patch": stream_op("UpdateCall", "Update a call's custom data, settings override or start time", call_params(), Some("UpdateCallRequest"), "CallEnvelope"),
+        }),
+    );
+    add(
+        format!("{v}/call/{{type}}/{{id}}/pin"),
+        json!({
+            "post": stream_op("VideoPin", "Pin a participant for everyone (layouts show them first)", call_params(), Some("PinRequest"), "Empty"),
+        }),
+    );
+    add(
+        format!("{v}/call/{{type}}/{{id}}/unpin"),
+        json!({
+            "post": stream_op("VideoUnpin", "Unpin a participant for everyone", call_params(), Some("PinRequest"), "Empty"),
         }),
     );
     add(
@@ -350,7 +368,7 @@ pub fn document() -> Value {
         ("sort_order", "ASC or DESC by request time (default DESC)"),
         (
             "status",
-            "INVOKED, RECORDING, UPLOADING, UPLOADED or ERRORED (comma-separated)",
+            "INVOKED, RECORDING, PAUSED, UPLOADING, UPLOADED or ERRORED (comma-separated)",
         ),
         ("start_time", "requested at or after (RFC 3339)"),
         ("end_time", "requested at or before (RFC 3339)"),
@@ -359,7 +377,35 @@ pub fn document() -> Value {
     .to_vec();
     add(
         kit.into(),
-        json!({"get": kit_op("KitListRecordings", "List composite and track recordings", list_params, None)}),
+        json!({
+            "get": kit_op("KitListRecordings", "List composite and track recordings", list_params, None),
+            "post": kit_op("KitStartRecording",
+                "Record the call as its layout (or the page at `url`) draws it, with its mixed audio",
+                vec![],
+                Some(json!({"type": "object", "required": ["meeting_id"], "properties": {
+                    "meeting_id": {"type": "string"},
+                    "allow_multiple_recordings": {"type": "boolean"},
+                    "file_name_prefix": {"type": "string", "maxLength": 64},
+                    "max_seconds": {"type": "integer", "minimum": 60, "maximum": 86400},
+                    "url": {"type": "string", "format": "uri"},
+                    "audio_config": {"type": "object", "properties": {
+                        "codec": {"enum": ["AAC", "MP3"]}, "channel": {"enum": ["stereo", "mono"]},
+                        "export_file": {"type": "boolean"}}},
+                    "video_config": {"type": "object", "properties": {
+                        "codec": {"enum": ["H264", "VP8"]}, "width": {"type": "integer"},
+                        "height": {"type": "integer"}, "export_file": {"type": "boolean"},
+                        "watermark": {"type": "object", "required": ["url"], "properties": {
+                            "url": {"type": "string"},
+                            "size": {"type": "object", "properties": {
+                                "width": {"type": "integer"}, "height": {"type": "integer"}}},
+                            "position": {"enum": ["left top", "right top", "left bottom", "right bottom"]}}}}},
+                    "storage_config": {"type": "object", "required": ["type", "bucket", "access_key", "secret"],
+                        "properties": {
+                            "type": {"const": "aws"}, "bucket": {"type": "string"},
+                            "region": {"type": "string"}, "access_key": {"type": "string"},
+                            "secret": {"type": "string"}, "path": {"type": "string"},
+                            "host": {"type": "string"}}}}}))),
+        }),
     );
     add(
         format!("{kit}/track"),
@@ -377,7 +423,7 @@ pub fn document() -> Value {
         format!("{kit}/{{recording_id}}"),
         json!({
             "get": kit_op("KitGetRecording", "A recording, with download links once uploaded", id_param.clone(), None),
-            "put": kit_op("KitUpdateRecording", "Stop a recording (`pause` and `resume` are refused)", id_param,
+            "put": kit_op("KitUpdateRecording", "Stop a recording, or pause or resume a composite", id_param,
                           Some(json!({"type": "object", "required": ["action"], "properties": {
                               "action": {"enum": ["stop", "pause", "resume"]}}}))),
         }),
@@ -415,7 +461,7 @@ pub fn document() -> Value {
     );
     add(
         "/events/{type}/{id}".into(),
-        json!({"get": webrtc_op("CallEvents", "The call's participants and tracks (`call.state`), then its events as they happen",
+        json!({"get": webrtc_op("CallEvents", "The call's participants, tracks, dominant speaker and pins (`call.state`), then its events as they happen",
                                 call_params(), event_stream("server-sent events"))}),
     );
     let join_params = call_params_and([

@@ -424,7 +424,9 @@ async fn call_events(
         .await
         .map_err(|e| service_error(&e))?;
     let rx = state.services.live().subscribe(&cid);
-    let first = json!({"type": "call.state", "call_cid": cid, "state": state.media.state(&cid)});
+    let mut call_state = json!(state.media.state(&cid));
+    call_state["pins"] = json!(state.services.live().pins(&cid));
+    let first = json!({"type": "call.state", "call_cid": cid, "state": call_state});
     let first: Arc<str> = first.to_string().into();
     let stream = futures_util::stream::unfold((Some(first), rx), |(first, mut rx)| async move {
         if let Some(f) = first {

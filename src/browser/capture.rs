@@ -1,6 +1,7 @@
 //! A display's screen into a [`CompositeSink`] at a steady rate, on a thread of its own.
 //!
-//! Frame `n` is captured at `start + n / rate`. A capture that falls behind (the machine
+//! Frame `n` is captured at `start + n / rate`, and goes where its owner places that time in
+//! the file (nowhere while a recording is paused). A capture that falls behind (the machine
 //! was busy) skips to the frame of the moment it grabs, and the sink shows the picture before
 //! in the frames it skipped: the file's clock never waits for a late picture.
 
@@ -55,11 +56,13 @@ pub struct Capture {
 
 impl Capture {
     /// Captures `display` into `sink`, `rate` pictures a second from `start` (until `until`
-    /// from it, if given); `first` runs once the first picture is queued.
+    /// from it, if given); the picture of time `t` since `start` goes to the file at
+    /// `place(t)`, if anywhere. `first` runs once the first picture is queued.
     pub fn start(
         display: &Display,
         sink: CompositeSink,
         (rate, start, until): (u32, Instant, Option<Duration>),
+        place: impl Fn(Duration) -> Option<Duration> + Send + 'static,
         first: impl FnOnce() + Send + 'static,
     ) -> Result<Self, BrowserError> {
         let (name, size) = (display.name(), display.size());
@@ -112,12 +115,17 @@ impl Capture {
                             break;
                         }
                     }
+                    let Some(at) = place(period * frame) else {
+                        frame += 1;
+                        continue;
+                    };
                     let picture = match screen.grab() {
                         Ok(p) => p,
                         // What the sink holds stays: its owner finishes it.
                         Err(e) => return (sink, Err(e)),
                     };
-                    if sink.push(picture, i64::from(frame)) {
+                    let in_file = (at.as_secs_f64() * f64::from(rate.max(1))).round() as i64;
+                    if sink.push(picture, in_file) {
                         counted.captured.fetch_add(1, Ordering::Relaxed);
                         if let Some(first) = first.take() {
                             first();

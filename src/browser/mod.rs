@@ -12,9 +12,12 @@ mod process;
 pub use display::Display;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use chromiumoxide::browser::Browser;
+use chromiumoxide::cdp::browser_protocol::inspector::{self, EventTargetCrashed};
 use chromiumoxide::cdp::browser_protocol::page::CaptureScreenshotFormat;
 use chromiumoxide::handler::HandlerConfig;
 use chromiumoxide::handler::viewport::Viewport;
@@ -23,6 +26,9 @@ use futures_util::StreamExt;
 use tokio::task::JoinHandle;
 
 use self::process::Helper;
+
+/// A page open in a browser.
+pub type Tab = chromiumoxide::Page;
 
 /// The element a layout page shows once it is worth capturing.
 pub const READY_SELECTOR: &str = "#egress-ready-for-capture";
@@ -119,6 +125,8 @@ pub struct Chromium {
     browser: Browser,
     events: JoinHandle<()>,
     process: Helper,
+    /// Set once a page's renderer crashed.
+    crashed: Arc<AtomicBool>,
     /// The browser's profile, removed with it.
     _profile: tempfile::TempDir,
 }
@@ -192,13 +200,14 @@ impl Chromium {
             browser,
             events,
             process,
+            crashed: Arc::default(),
             _profile: profile,
         })
     }
 
-    /// Whether the browser is still running.
+    /// Whether the browser is still running, and no page of its crashed.
     pub fn running(&mut self) -> bool {
-        self.process.exited().is_none()
+        self.process.exited().is_none() && !self.crashed.load(Ordering::Relaxed)
     }
 
     /// Opens `url`, with `script` (if any) run before the page's own scripts.
@@ -217,6 +226,20 @@ impl Chromium {
                 .await
                 .map_err(page_error("cannot prepare the page"))?;
         }
+        // A renderer that dies leaves the page blank: the owner hears of it from `running`.
+        let mut crashes = page
+            .event_listener::<EventTargetCrashed>()
+            .await
+            .map_err(page_error("cannot watch the page"))?;
+        page.execute(inspector::EnableParams::default())
+            .await
+            .map_err(page_error("cannot watch the page"))?;
+        let crashed = Arc::clone(&self.crashed);
+        tokio::spawn(async move {
+            if crashes.next().await.is_some() {
+                crashed.store(true, Ordering::Relaxed);
+            }
+        });
         // A page left in the background gets few frames drawn.
         page.activate()
             .await
@@ -248,6 +271,17 @@ impl Chromium {
         }
     }
 
+    /// How long `page` takes from a video packet's arrival to its picture, if it tells
+    /// (`window.reelPlayoutDelay()`, as the layout app does).
+    pub async fn playout_delay(page: &chromiumoxide::Page) -> Option<Duration> {
+        let told = page
+            .evaluate("window.reelPlayoutDelay ? window.reelPlayoutDelay() : null")
+            .await
+            .ok()?;
+        let ms: f64 = told.into_value().ok()?;
+        (ms.is_finite() && ms >= 0.0).then(|| Duration::from_secs_f64(ms.min(2000.0) / 1000.0))
+    }
+
     /// The page as it looks now, as PNG.
     pub async fn screenshot(page: &chromiumoxide::Page) -> Result<Vec<u8>, BrowserError> {
         page.screenshot(
@@ -257,6 +291,12 @@ impl Chromium {
         )
         .await
         .map_err(page_error("cannot take a screenshot"))
+    }
+
+    /// Ends the browser and every process it started at once, without asking it to close
+    /// its pages (one that died cannot).
+    pub fn kill(self) {
+        self.events.abort();
     }
 
     /// Closes the browser, and ends every process it started.

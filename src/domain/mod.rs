@@ -5,6 +5,7 @@
 //! [`crate::store`] and act on them.
 
 pub mod call;
+pub mod composite;
 pub mod event;
 pub mod ids;
 pub mod layout;
@@ -19,6 +20,10 @@ pub mod time;
 pub mod user;
 
 pub use call::{BUILTIN_CALL_TYPES, Call, CallType, Member};
+pub use composite::{
+    CompositeAudio, CompositeAudioCodec, CompositeOptions, CompositeOutputs, CompositeVideo,
+    CompositeVideoCodec, Corner, Watermark,
+};
 pub use event::{
     CallRecording, Event, ParticipantEvent, ParticipantView, RecordingEvent, SessionEvent,
     StatusUpdate, TrackView,
@@ -27,7 +32,9 @@ pub use ids::{
     CallId, CallTypeName, Cid, FileName, InvalidName, RecordingId, Role, SessionId, StorageName,
     UserId,
 };
-pub use participant::{Activity, CallActivity, Codec, LeaveReason, Participant, Track, TrackType};
+pub use participant::{
+    Activity, CallActivity, Codec, LeaveReason, Participant, Pin, Track, TrackType,
+};
 pub use permissions::{Grants, Permission};
 pub use recording::{
     InvalidTrackOptions, Recording, RecordingFile, RecordingState, RecordingType, StorageLocation,

@@ -46,13 +46,23 @@ pub fn individual_file(
     )
 }
 
-/// The name of the composite recording of `call` (type and id) that started at `start_ms`:
-/// `composite_{type}_{id}_{start ms}.{extension}`.
-pub fn composite_file(call: (&str, &str), start_ms: i64, extension: &str) -> String {
+/// The name of a composite recording of `call` (type and id) requested at `requested_ms`:
+/// `{prefix}_{type}_{id}_{requested ms}.{extension}`, or `{prefix}_{type}_{id}_audio_{requested
+/// ms}.{extension}` for a file of its audio alone. Its `prefix` is `composite` unless the
+/// request names one.
+pub fn composite_file(
+    prefix: &str,
+    call: (&str, &str),
+    audio: bool,
+    requested_ms: i64,
+    extension: &str,
+) -> String {
     format!(
-        "composite_{}_{}_{start_ms}.{extension}",
+        "{}_{}_{}_{}{requested_ms}.{extension}",
+        file_part(prefix, MAX_NAME_PART),
         file_part(call.0, MAX_NAME_PART),
         file_part(call.1, MAX_NAME_PART),
+        if audio { "audio_" } else { "" },
     )
 }
 

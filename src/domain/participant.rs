@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::ids::{Cid, SessionId, UserId};
 use super::time::Timestamp;
@@ -23,6 +23,15 @@ pub struct Participant {
     pub role: String,
     /// When it joined.
     pub joined_at: Timestamp,
+}
+
+/// A participant pinned for everyone in the call: the layouts show it first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pin {
+    /// Whose.
+    pub user_id: UserId,
+    /// Which of the user's presences (Stream's `session_id`, the `user_session_id`).
+    pub session_id: SessionId,
 }
 
 /// The codec of a published track.

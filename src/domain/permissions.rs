@@ -33,6 +33,8 @@ pub enum Permission {
     UpdateCallSettings,
     /// Give members of a call a role.
     UpdateCallMember,
+    /// Pin a participant for everyone in the call.
+    PinForEveryone,
 }
 
 /// The capability names the SDKs know (their `OwnCapability` values), sorted.
@@ -113,6 +115,7 @@ impl Permission {
             Self::UpdateCall => grant == "update-call",
             Self::UpdateCallSettings => grant == "update-call-settings",
             Self::UpdateCallMember => grant == "update-call-member",
+            Self::PinForEveryone => grant == "pin-for-everyone",
         }
     }
 
@@ -128,6 +131,7 @@ impl Permission {
             Self::UpdateCall => "UpdateCall",
             Self::UpdateCallSettings => "UpdateCallSettings",
             Self::UpdateCallMember => "UpdateCallMember",
+            Self::PinForEveryone => "PinForEveryone",
         }
     }
 }

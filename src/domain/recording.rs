@@ -58,6 +58,8 @@ pub enum RecordingState {
     Requested,
     /// The recorder is writing.
     Running,
+    /// The recorder is running but leaves this time out of its files.
+    Paused,
     /// A stop was asked for; the recorder is finishing its files.
     Stopping,
     /// The recorder is done; its files are being uploaded.
@@ -75,6 +77,10 @@ pub enum Transition {
     Started,
     /// Someone (or the end of the call session) asked it to stop.
     StopRequested,
+    /// Someone asked it to leave what follows out, until it resumes.
+    Pause,
+    /// Someone asked a paused recording to go on.
+    Resume,
     /// The recorder finished and handed over its files.
     RecorderFinished,
     /// The last file was uploaded.
@@ -95,9 +101,10 @@ pub struct InvalidTransition {
 
 impl RecordingState {
     /// Every state.
-    pub const ALL: [RecordingState; 6] = [
+    pub const ALL: [RecordingState; 7] = [
         Self::Requested,
         Self::Running,
+        Self::Paused,
         Self::Stopping,
         Self::Uploading,
         Self::Ready,
@@ -109,6 +116,7 @@ impl RecordingState {
         match self {
             Self::Requested => "requested",
             Self::Running => "running",
+            Self::Paused => "paused",
             Self::Stopping => "stopping",
             Self::Uploading => "uploading",
             Self::Ready => "ready",
@@ -123,7 +131,10 @@ impl RecordingState {
 
     /// True while the recorder may still be writing: a second recording of the same type cannot start.
     pub fn is_active(self) -> bool {
-        matches!(self, Self::Requested | Self::Running | Self::Stopping)
+        matches!(
+            self,
+            Self::Requested | Self::Running | Self::Paused | Self::Stopping
+        )
     }
 
     /// True once nothing more will happen.
@@ -139,8 +150,10 @@ impl RecordingState {
             (Requested, Started) => Running,
             // Asked to stop while it was still setting up: it started, and now finishes.
             (Stopping, Started) => Stopping,
-            (Requested | Running, StopRequested) => Stopping,
-            (Requested | Running | Stopping, RecorderFinished) => Uploading,
+            (Requested | Running | Paused, StopRequested) => Stopping,
+            (Running, Pause) => Paused,
+            (Paused, Resume) => Running,
+            (Requested | Running | Paused | Stopping, RecorderFinished) => Uploading,
             (Uploading, Uploaded) => Ready,
             (s, Fail) if !s.is_final() => Failed,
             _ => {
@@ -187,6 +200,9 @@ pub struct Recording {
     pub stopped_at: Option<Timestamp>,
     /// Last change.
     pub updated_at: Timestamp,
+    /// Whether it is the call session's one active recording of its type (false: it runs
+    /// beside others, as RealtimeKit's `allow_multiple_recordings` asks).
+    pub exclusive: bool,
 }
 
 /// Which store holds a file.

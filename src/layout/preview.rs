@@ -350,13 +350,15 @@ async fn load(
 /// Captures `display` for `length` into the MP4 `out`, encoding as the pictures come.
 async fn record(display: &Display, out: &Path, length: Duration) -> anyhow::Result<()> {
     let format = VideoFormat {
+        codec: crate::mux::VideoCodec::H264,
         size: display.size(),
         rate: RECORDING_RATE,
         bit_rate: video_bit_rate(display.size()),
     };
     let sink = CompositeSink::create(out, format, false)?;
     let start = std::time::Instant::now();
-    let capture = Capture::start(display, sink, (RECORDING_RATE, start, Some(length)), || {})?;
+    let timing = (RECORDING_RATE, start, Some(length));
+    let capture = Capture::start(display, sink, timing, Some, || {})?;
     let counters = capture.counters();
     tokio::time::sleep_until((start + length).into()).await;
     let (sink, captured) = tokio::task::spawn_blocking(move || capture.stop()).await?;

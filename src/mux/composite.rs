@@ -1,38 +1,62 @@
-//! Composite MP4 files: H.264 from captured pictures and AAC from mixed audio, encoded on a
-//! thread of their own.
+//! Composite files: H.264 (in MP4, with AAC) or VP8 (in WebM, with Vorbis) from captured
+//! pictures and mixed audio, encoded on a thread of their own.
 //!
 //! A [`CompositeSink`] takes each picture with its frame number (its time in frames from the
 //! start, on the capture's clock) through a bounded queue, and mixed audio whose sample 0 is
 //! frame 0. The file has one frame per frame time: a frame no picture came for shows the
 //! picture before it, so the clock never waits for a late picture. The file is written as
-//! fragmented MP4 (a fragment per key frame, every two seconds), playable up to its last
-//! fragment if the process dies, and rewritten with its index in front when it is finished.
+//! fragmented MP4 (a fragment per key frame, every two seconds) or WebM in clusters of a
+//! second, playable up to its last fragment or cluster if the process dies, and rewritten
+//! with its index in front when it is finished.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use ffmpeg_next::format::Pixel;
 use ffmpeg_next::util::color;
-use ffmpeg_next::{Dictionary, Packet, Rational, codec, frame};
+use ffmpeg_next::{Dictionary, Rational, codec, frame};
 
-use super::live_mix::MixedAudio;
-use super::mix::{RATE as AUDIO_RATE, layout};
+use super::pcm::{MixedAudio, RATE as AUDIO_RATE, layout};
+use super::regroup::Regroup;
 use super::screen::Picture;
-use super::{MuxError, create_output, finalize, init};
+use super::writer::live_options;
+use super::{MuxError, create_output, finalize, init, write_ready};
 
-/// The AAC stream's bits a second (stereo).
+/// The audio stream's bits a second (stereo).
 const AUDIO_BIT_RATE: usize = 128_000;
 
 /// Pictures that may wait for the encoder (a second at 30 a second).
 const QUEUE: usize = 30;
 
+/// The video codec of a composite file, and with it its container and audio codec.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum VideoCodec {
+    /// H.264 (x264) with AAC, in MP4.
+    #[default]
+    H264,
+    /// VP8 (libvpx) with Vorbis, in WebM.
+    Vp8,
+}
+
+impl VideoCodec {
+    /// The extension of its files.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::H264 => "mp4",
+            Self::Vp8 => "webm",
+        }
+    }
+}
+
 /// What the file holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct VideoFormat {
+    /// Its codec.
+    pub codec: VideoCodec,
     /// Width and height (even).
     pub size: (u32, u32),
     /// Frames a second.
@@ -70,12 +94,36 @@ impl AudioInput {
     }
 }
 
-/// An MP4 being written from pictures (and mixed audio), by a thread of its own.
+/// A file being written from pictures (and mixed audio), by a thread of its own.
 pub struct CompositeSink {
     queue: mpsc::SyncSender<Message>,
-    waiting: Arc<AtomicUsize>,
+    meter: SinkMeter,
     rate: u32,
     thread: JoinHandle<Result<CompositeStats, MuxError>>,
+}
+
+/// How a [`CompositeSink`] goes, readable from any thread.
+#[derive(Clone, Debug)]
+pub struct SinkMeter {
+    /// Pictures queued and not encoded yet.
+    waiting: Arc<AtomicUsize>,
+    /// Frames that showed the picture before them.
+    repeated: Arc<AtomicU64>,
+    rate: u32,
+}
+
+impl SinkMeter {
+    /// How far the encoder is behind the pictures given to it.
+    pub fn lag(&self) -> Duration {
+        Duration::from_secs_f64(
+            self.waiting.load(Ordering::Relaxed) as f64 / f64::from(self.rate.max(1)),
+        )
+    }
+
+    /// Frames so far that show the picture before them.
+    pub fn repeated(&self) -> u64 {
+        self.repeated.load(Ordering::Relaxed)
+    }
 }
 
 impl CompositeSink {
@@ -84,8 +132,12 @@ impl CompositeSink {
     pub fn create(path: &Path, format: VideoFormat, audio: bool) -> Result<Self, MuxError> {
         let file = PictureFile::create(path, format, audio)?;
         let (queue, received) = mpsc::sync_channel(QUEUE);
-        let waiting = Arc::new(AtomicUsize::new(0));
-        let counted = Arc::clone(&waiting);
+        let meter = SinkMeter {
+            waiting: Arc::default(),
+            repeated: Arc::default(),
+            rate: format.rate,
+        };
+        let counted = meter.clone();
         let thread = std::thread::Builder::new()
             .name("reel-encoder".into())
             .spawn(move || file.encode(&received, &counted))
@@ -98,7 +150,7 @@ impl CompositeSink {
             })?;
         Ok(Self {
             queue,
-            waiting,
+            meter,
             rate: format.rate,
             thread,
         })
@@ -107,13 +159,14 @@ impl CompositeSink {
     /// Queues `picture` for frame `frame`. False if the encoder is a second behind (or
     /// stopped): the picture is dropped, and its frame shows the one before.
     pub fn push(&self, picture: Picture, frame: i64) -> bool {
-        self.waiting.fetch_add(1, Ordering::Relaxed);
+        let waiting = &self.meter.waiting;
+        waiting.fetch_add(1, Ordering::Relaxed);
         let queued = self
             .queue
             .try_send(Message::Picture(picture, frame))
             .is_ok();
         if !queued {
-            self.waiting.fetch_sub(1, Ordering::Relaxed);
+            waiting.fetch_sub(1, Ordering::Relaxed);
         }
         queued
     }
@@ -123,11 +176,9 @@ impl CompositeSink {
         AudioInput(self.queue.clone())
     }
 
-    /// How far the encoder is behind the pictures given to it.
-    pub fn lag(&self) -> Duration {
-        Duration::from_secs_f64(
-            self.waiting.load(Ordering::Relaxed) as f64 / f64::from(self.rate.max(1)),
-        )
+    /// Its live figures.
+    pub fn meter(&self) -> SinkMeter {
+        self.meter.clone()
     }
 
     /// Shows the last picture until `end` (from the start), encodes what is queued, and
@@ -147,8 +198,8 @@ impl CompositeSink {
 struct PictureFile {
     out: ffmpeg_next::format::context::Output,
     encoder: ffmpeg_next::encoder::Video,
-    /// The AAC encoder (stream 1).
-    audio: Option<ffmpeg_next::encoder::Audio>,
+    /// The audio encoder (stream 1), and the mix on its way into its frames.
+    audio: Option<(ffmpeg_next::encoder::Audio, Regroup)>,
     path: PathBuf,
     rate: i32,
     /// The last picture written and its frame: shown until the next.
@@ -168,11 +219,15 @@ impl PictureFile {
             return Err(fail(ffmpeg_next::Error::InvalidData));
         }
         let rate = i32::try_from(format.rate.clamp(1, 120)).expect("clamped");
-        let mut out = create_output(path, "mp4", &context)?;
-        let h264 = ffmpeg_next::encoder::find_by_name("libx264")
+        let (container, video_encoder, audio_encoder) = match format.codec {
+            VideoCodec::H264 => ("mp4", "libx264", "aac"),
+            VideoCodec::Vp8 => ("webm", "libvpx", "libvorbis"),
+        };
+        let mut out = create_output(path, container, &context)?;
+        let found = ffmpeg_next::encoder::find_by_name(video_encoder)
             .ok_or(ffmpeg_next::Error::EncoderNotFound)
             .map_err(fail)?;
-        let mut encoder = codec::context::Context::new_with_codec(h264)
+        let mut encoder = codec::context::Context::new_with_codec(found)
             .encoder()
             .video()
             .map_err(fail)?;
@@ -190,24 +245,39 @@ impl PictureFile {
         encoder.set_colorspace(color::Space::SMPTE170M);
         encoder.set_color_range(color::Range::MPEG);
         encoder.set_flags(codec::Flags::GLOBAL_HEADER);
-        // Constant quality, capped: flat layouts take few bits, moving ones at most the cap.
         let cap = format.bit_rate.to_string();
         let buffer = (2 * format.bit_rate).to_string();
-        let options = Dictionary::from_iter([
-            ("preset", "veryfast"),
-            ("crf", "23"),
-            ("maxrate", cap.as_str()),
-            ("bufsize", buffer.as_str()),
-        ]);
-        let encoder = encoder.open_as_with(h264, options).map_err(fail)?;
-        let mut stream = out.add_stream(h264).map_err(fail)?;
+        let options = match format.codec {
+            // Constant quality, capped: flat layouts take few bits, moving ones at most the
+            // cap.
+            VideoCodec::H264 => Dictionary::from_iter([
+                ("preset", "veryfast"),
+                ("crf", "23"),
+                ("maxrate", cap.as_str()),
+                ("bufsize", buffer.as_str()),
+            ]),
+            // libvpx's fastest real-time mode, each picture encoded as it comes.
+            VideoCodec::Vp8 => {
+                encoder.set_bit_rate(format.bit_rate);
+                Dictionary::from_iter([
+                    ("deadline", "realtime"),
+                    ("cpu-used", "8"),
+                    ("lag-in-frames", "0"),
+                    ("crf", "10"),
+                    ("maxrate", cap.as_str()),
+                    ("bufsize", buffer.as_str()),
+                ])
+            }
+        };
+        let encoder = encoder.open_as_with(found, options).map_err(fail)?;
+        let mut stream = out.add_stream(found).map_err(fail)?;
         stream.set_parameters(&encoder);
         stream.set_time_base((1, rate));
         let audio = if with_audio {
-            let aac = ffmpeg_next::encoder::find(codec::Id::AAC)
+            let found = ffmpeg_next::encoder::find_by_name(audio_encoder)
                 .ok_or(ffmpeg_next::Error::EncoderNotFound)
                 .map_err(fail)?;
-            let mut encoder = codec::context::Context::new_with_codec(aac)
+            let mut encoder = codec::context::Context::new_with_codec(found)
                 .encoder()
                 .audio()
                 .map_err(fail)?;
@@ -219,17 +289,28 @@ impl PictureFile {
             encoder.set_bit_rate(AUDIO_BIT_RATE);
             encoder.set_time_base((1, AUDIO_RATE));
             encoder.set_flags(codec::Flags::GLOBAL_HEADER);
-            let encoder = encoder.open_as(aac).map_err(fail)?;
-            let mut stream = out.add_stream(aac).map_err(fail)?;
+            let encoder = encoder.open_as(found).map_err(fail)?;
+            let mut stream = out.add_stream(found).map_err(fail)?;
             stream.set_parameters(&encoder);
             stream.set_time_base((1, AUDIO_RATE));
-            Some(encoder)
+            // Vorbis takes frames of any size.
+            let size = match encoder.frame_size() {
+                0 => 1024,
+                n => n as usize,
+            };
+            Some((encoder, Regroup::new(2, size)))
         } else {
             None
         };
-        let mut options = Dictionary::new();
-        options.set("movflags", "frag_keyframe+empty_moov+default_base_moof");
-        options.set("flush_packets", "1");
+        let options = match format.codec {
+            VideoCodec::H264 => {
+                let mut options = Dictionary::new();
+                options.set("movflags", "frag_keyframe+empty_moov+default_base_moof");
+                options.set("flush_packets", "1");
+                options
+            }
+            VideoCodec::Vp8 => live_options(),
+        };
         out.write_header_with(options).map_err(fail)?;
         Ok(Self {
             out,
@@ -247,17 +328,18 @@ impl PictureFile {
     fn encode(
         mut self,
         received: &mpsc::Receiver<Message>,
-        waiting: &AtomicUsize,
+        meter: &SinkMeter,
     ) -> Result<CompositeStats, MuxError> {
         let mut end = None;
         let mut written = Ok(());
         while let Ok(m) = received.recv() {
             match m {
                 Message::Picture(p, frame) => {
-                    waiting.fetch_sub(1, Ordering::Relaxed);
+                    meter.waiting.fetch_sub(1, Ordering::Relaxed);
                     if written.is_ok() {
                         written = self.picture(p.0, frame);
                     }
+                    meter.repeated.store(self.stats.repeated, Ordering::Relaxed);
                 }
                 Message::Audio(frames) => {
                     if written.is_ok() {
@@ -305,18 +387,29 @@ impl PictureFile {
 
     /// Encodes mixed audio.
     fn audio(&mut self, frames: &[MixedAudio]) -> Result<(), MuxError> {
-        if self.audio.is_none() {
-            return Ok(());
-        }
         for f in frames {
-            let encoder = self.audio.as_mut().expect("checked above");
-            encoder
-                .send_frame(&f.0)
-                .map_err(MuxError::new(&self.context))?;
-            // The encoder takes a frame only once what it made of the one before is out.
-            self.drain_audio()?;
+            let Some((_, regroup)) = self.audio.as_mut() else {
+                return Ok(());
+            };
+            for ready in regroup.push(&f.0) {
+                self.send_audio(Some(&ready))?;
+            }
         }
         Ok(())
+    }
+
+    /// Encodes `frame`, or the end of the audio.
+    fn send_audio(&mut self, frame: Option<&frame::Audio>) -> Result<(), MuxError> {
+        let Some((encoder, _)) = self.audio.as_mut() else {
+            return Ok(());
+        };
+        match frame {
+            Some(f) => encoder.send_frame(f),
+            None => encoder.send_eof(),
+        }
+        .map_err(MuxError::new(&self.context))?;
+        // The encoder takes a frame only once what it made of the one before is out.
+        self.drain_audio()
     }
 
     /// Shows the held picture in every frame before `frame`.
@@ -351,10 +444,10 @@ impl PictureFile {
             .send_eof()
             .map_err(MuxError::new(&self.context))?;
         self.drain()?;
-        if let Some(audio) = self.audio.as_mut() {
-            audio.send_eof().map_err(MuxError::new(&self.context))?;
-            self.drain_audio()?;
+        if let Some(last) = self.audio.as_mut().and_then(|(_, r)| r.flush()) {
+            self.send_audio(Some(&last))?;
         }
+        self.send_audio(None)?;
         self.out
             .write_trailer()
             .map_err(MuxError::new(&self.context))?;
@@ -364,43 +457,18 @@ impl PictureFile {
 
     /// Writes the packets the encoder has ready.
     fn drain(&mut self) -> Result<(), MuxError> {
-        let out_base = self
-            .out
-            .stream(0)
-            .map_or(Rational(1, self.rate), |s| s.time_base());
-        let mut packet = Packet::empty();
-        while self.encoder.receive_packet(&mut packet).is_ok() {
-            packet.set_stream(0);
-            // The encoder leaves durations out; without one, the last picture would get none.
-            if packet.duration() == 0 {
-                packet.set_duration(1);
-            }
-            packet.rescale_ts((1, self.rate), out_base);
-            packet
-                .write_interleaved(&mut self.out)
-                .map_err(|e| MuxError::new(&self.context)(e))?;
-        }
-        Ok(())
+        // The encoder leaves durations out; without one, the last picture would get none.
+        let base = Rational(1, self.rate);
+        write_ready(&mut self.encoder, &mut self.out, (0, base), &self.context)
     }
 
     /// Writes the packets the audio encoder has ready.
     fn drain_audio(&mut self) -> Result<(), MuxError> {
-        let Some(encoder) = self.audio.as_mut() else {
+        let Some((encoder, _)) = self.audio.as_mut() else {
             return Ok(());
         };
-        let out_base = self
-            .out
-            .stream(1)
-            .map_or(Rational(1, AUDIO_RATE), |s| s.time_base());
-        let mut packet = Packet::empty();
-        while encoder.receive_packet(&mut packet).is_ok() {
-            packet.set_stream(1);
-            packet.rescale_ts((1, AUDIO_RATE), out_base);
-            packet
-                .write_interleaved(&mut self.out)
-                .map_err(|e| MuxError::new(&self.context)(e))?;
-        }
-        Ok(())
+        let base = Rational(1, AUDIO_RATE);
+        write_ready(encoder, &mut self.out, (1, base), &self.context)
     }
 }
 
@@ -442,6 +510,7 @@ mod tests {
 
     fn format(size: (u32, u32), rate: u32) -> VideoFormat {
         VideoFormat {
+            codec: VideoCodec::H264,
             size,
             rate,
             bit_rate: 1_000_000,

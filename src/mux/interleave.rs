@@ -11,16 +11,20 @@ use super::{MuxError, create_output, init, open_input};
 
 /// Rewrites, in place, a file that a crash cut short (no index, no duration, perhaps a
 /// torn last cluster or fragment) into a complete one holding every frame that can be read;
-/// returns the time its frames span, in microseconds. An `.mp4` gets its index in front.
+/// returns the time its frames span, in microseconds. An `.mp4` or `.m4a` gets its index in
+/// front.
 pub fn finalize(path: &Path) -> Result<i64, MuxError> {
     let context = format!("cannot finalize {}", path.display());
     let partial = path.with_extension("partial");
-    let target = if path.extension().is_some_and(|e| e == "mp4") {
-        let mut options = Dictionary::new();
-        options.set("movflags", "+faststart");
-        ("mp4", options)
-    } else {
-        (Container::of(path).format(), live_options())
+    let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let target = match extension {
+        "mp4" | "m4a" => {
+            let mut options = Dictionary::new();
+            options.set("movflags", "+faststart");
+            ("mp4", options)
+        }
+        "mp3" => ("mp3", Dictionary::new()),
+        _ => (Container::of(path).format(), live_options()),
     };
     let span = copy_streams(&[(path, 0)], &partial, target)
         .map_err(|e| MuxError::new(&context)(e.source))?;

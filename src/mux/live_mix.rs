@@ -1,5 +1,6 @@
 //! Audio mixed while a call goes on: each track's Opus frames decoded and summed at their
-//! place in the mix (48 kHz stereo), handed out in frames of the size the AAC encoder takes.
+//! place in the mix (48 kHz, mono or stereo), handed out in frames of the size its encoder
+//! takes.
 //!
 //! Empty Opus packets (a TOC byte alone: lost audio and DTX silences) are silence, and are
 //! not decoded.
@@ -8,42 +9,35 @@ use std::collections::HashMap;
 
 use ffmpeg_next::{Packet, codec, frame};
 
-use super::mix::{Mix, RATE};
+use super::mix::Mix;
+use super::pcm::{MixedAudio, RATE};
 use super::{MuxError, init};
-
-/// Samples per channel in a frame handed out (AAC's frame).
-pub(super) const FRAME: usize = 1024;
-
-/// Mixed audio, ready to encode.
-pub struct MixedAudio(pub(super) frame::Audio);
 
 /// The mix of a call's audio tracks.
 pub struct LiveMix {
     decoders: HashMap<String, ffmpeg_next::decoder::Audio>,
     mix: Mix,
     decoded: frame::Audio,
+    /// Samples per channel in a frame handed out.
+    frame: usize,
     /// Samples that came after their place in the mix was handed out.
     late: u64,
 }
 
-impl Default for LiveMix {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl LiveMix {
-    /// An empty stereo mix whose first sample is sample 0.
-    pub fn new() -> Self {
+    /// An empty mix whose first sample is sample 0, handed out in frames of `shape`:
+    /// channels (1 takes the mean of a track's two, 2 keeps them) and samples per channel.
+    pub fn new((channels, frame): (usize, usize)) -> Self {
         init();
         Self {
             decoders: HashMap::new(),
             mix: Mix {
-                planes: vec![Vec::new(), Vec::new()],
+                planes: vec![Vec::new(); channels.clamp(1, 2)],
                 start: 0,
                 clipped: 0,
             },
             decoded: frame::Audio::empty(),
+            frame: frame.max(1),
             late: 0,
         }
     }
@@ -101,7 +95,7 @@ impl LiveMix {
             }
         }
         let mut frames = Vec::new();
-        while let Some(f) = self.mix.take(until, FRAME, !last) {
+        while let Some(f) = self.mix.take(until, self.frame, !last) {
             frames.push(MixedAudio(f));
         }
         frames
@@ -162,7 +156,7 @@ mod tests {
     fn voices_are_summed_at_their_places() {
         let dir = tempfile::tempdir().unwrap();
         let (a, b) = (tone(dir.path(), 440), tone(dir.path(), 660));
-        let mut mix = LiveMix::new();
+        let mut mix = LiveMix::new((2, 1024));
         let at = |us: i64| us * i64::from(RATE) / 1_000_000;
         for (us, data) in &a {
             mix.add("a", at(*us), data).unwrap();
@@ -185,11 +179,7 @@ mod tests {
             .flat_map(|f| f.0.plane::<f32>(0)[..f.0.samples()].to_vec())
             .collect();
         assert_eq!(pcm.len(), 96_000);
-        assert!(
-            rest[..rest.len() - 1]
-                .iter()
-                .all(|f| f.0.samples() == FRAME)
-        );
+        assert!(rest[..rest.len() - 1].iter().all(|f| f.0.samples() == 1024));
         let second =
             |from: f64, to: f64| &pcm[(from * 48_000.0) as usize..(to * 48_000.0) as usize];
         let (alone, both, after, silent) = (

@@ -11,15 +11,13 @@ use std::sync::mpsc;
 use ffmpeg_next::format::Sample;
 use ffmpeg_next::format::sample::Type;
 use ffmpeg_next::util::mathematics::Rescale;
-use ffmpeg_next::{ChannelLayout, Rational, codec, frame};
+use ffmpeg_next::{Rational, codec, frame};
 
+use super::audio_file::{AudioCodec, AudioFile};
+use super::pcm::{RATE, layout};
 use super::writer::MICROS;
-use super::{MuxError, create_output, init, open_input};
+use super::{MuxError, init, open_input};
 
-/// The mix's sample rate (Opus decodes at it).
-pub(super) const RATE: i32 = 48_000;
-/// Bit rate of the MP3, per channel.
-const BIT_RATE_PER_CHANNEL: usize = 64_000;
 /// Mixed frames handed to the encoder at a time (192 ms: fewer hand-overs, each of which
 /// may wake its thread), and how many such batches may wait for it.
 const BATCH: usize = 8;
@@ -50,26 +48,26 @@ struct Source {
 /// Writes `output` (MP3, 48 kHz, `channels` 1 or 2 at 64 kbit/s each) from the first audio
 /// stream of each `(file, offset_us)`, each starting `offset_us` into the mix. A mono mix
 /// takes the mean of each input's channels.
-///
-/// LAME encodes in its fast mode (`-q 7`: the psychoacoustic model still switches blocks, but
-/// quantization noise is not shaped band by band): three times faster than its default, for
-/// a voice mix at this bit rate a difference hard to hear.
 pub fn mix_to_mp3(
     inputs: &[(&Path, i64)],
     channels: u16,
     output: &Path,
 ) -> Result<MixStats, MuxError> {
     init();
-    let channels = usize::from(channels.clamp(1, 2));
     let mut sources = Vec::with_capacity(inputs.len());
     for (path, offset_us) in inputs {
-        sources.push(open_source(path, *offset_us, channels == 1)?);
+        sources.push(open_source(path, *offset_us, channels <= 1)?);
     }
-    let mp3 = Mp3::create(output, channels)?;
-    let shape = (channels, mp3.frame_size);
+    let mut mp3 = AudioFile::create(output, AudioCodec::Mp3, channels)?;
+    let shape = mp3.shape();
     let (frames, received) = mpsc::sync_channel::<Vec<frame::Audio>>(BATCHES_WAITING);
     std::thread::scope(|s| {
-        let encoding = s.spawn(move || mp3.encode(received));
+        let encoding = s.spawn(move || {
+            let encoded = received.iter().flatten().try_for_each(|f| mp3.encode(&f));
+            // What was encoded before a failure is kept.
+            let finished = mp3.finish();
+            encoded.and(finished)
+        });
         let mixed = decode_and_sum(inputs, &mut sources, shape, &frames);
         // Closing the channel ends the encoding.
         drop(frames);
@@ -164,89 +162,6 @@ fn decode_and_sum(
         duration_s: end as f64 / f64::from(RATE),
         clipped: mix.clipped,
     })
-}
-
-/// The MP3 file being written.
-struct Mp3 {
-    out: ffmpeg_next::format::context::Output,
-    encoder: ffmpeg_next::encoder::Audio,
-    /// Samples per channel in a frame the encoder takes.
-    frame_size: usize,
-    context: String,
-}
-
-impl Mp3 {
-    /// Creates `output` for `channels` and writes its header.
-    fn create(output: &Path, channels: usize) -> Result<Self, MuxError> {
-        let context = format!("cannot write {}", output.display());
-        let mut out = create_output(output, "mp3", &context)?;
-        let codec = ffmpeg_next::encoder::find(codec::Id::MP3)
-            .ok_or(ffmpeg_next::Error::EncoderNotFound)
-            .map_err(MuxError::new(&context))?;
-        let mut encoder = codec::context::Context::new_with_codec(codec)
-            .encoder()
-            .audio()
-            .map_err(MuxError::new(&context))?;
-        encoder.set_rate(RATE);
-        encoder.set_channel_layout(layout(channels));
-        encoder.set_format(Sample::F32(Type::Planar));
-        encoder.set_bit_rate(BIT_RATE_PER_CHANNEL * channels);
-        encoder.set_compression(Some(7));
-        encoder.set_time_base((1, RATE));
-        let encoder = encoder.open_as(codec).map_err(MuxError::new(&context))?;
-        let mut stream = out.add_stream(codec).map_err(MuxError::new(&context))?;
-        stream.set_parameters(&encoder);
-        stream.set_time_base((1, RATE));
-        out.write_header().map_err(MuxError::new(&context))?;
-        Ok(Self {
-            frame_size: (encoder.frame_size() as usize).max(1),
-            out,
-            encoder,
-            context,
-        })
-    }
-
-    /// Encodes the frames `received` until the channel closes, then finishes the file.
-    fn encode(mut self, received: mpsc::Receiver<Vec<frame::Audio>>) -> Result<(), MuxError> {
-        for f in received.iter().flatten() {
-            self.encoder
-                .send_frame(&f)
-                .map_err(|e| MuxError::new(&self.context)(e))?;
-            self.drain()?;
-        }
-        self.encoder
-            .send_eof()
-            .map_err(MuxError::new(&self.context))?;
-        self.drain()?;
-        self.out
-            .write_trailer()
-            .map_err(MuxError::new(&self.context))
-    }
-
-    /// Writes the packets the encoder has ready.
-    fn drain(&mut self) -> Result<(), MuxError> {
-        let out_base = self
-            .out
-            .stream(0)
-            .map_or(Rational(1, RATE), |s| s.time_base());
-        let mut packet = ffmpeg_next::Packet::empty();
-        while self.encoder.receive_packet(&mut packet).is_ok() {
-            packet.set_stream(0);
-            packet.rescale_ts((1, RATE), out_base);
-            packet
-                .write_interleaved(&mut self.out)
-                .map_err(|e| MuxError::new(&self.context)(e))?;
-        }
-        Ok(())
-    }
-}
-
-pub(super) fn layout(channels: usize) -> ChannelLayout {
-    if channels == 1 {
-        ChannelLayout::MONO
-    } else {
-        ChannelLayout::STEREO
-    }
 }
 
 /// Opens `path` to be mixed from `offset_us` on, decoded to one channel if `mono` (the mix

@@ -25,14 +25,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::bus::{Backlog, Subscription};
 use crate::domain::{
-    CallSettings, Cid, FileName, Recording, RecordingId, RecordingState, RecordingType, SessionId,
-    Timestamp, Track, TrackOptions,
+    CallSettings, Cid, CompositeOptions, FileName, Recording, RecordingId, RecordingState,
+    RecordingType, SessionId, Timestamp, Track, TrackOptions,
 };
+use crate::metrics::CompositeProgress;
 
 /// How far behind the bus a recorder may fall before it loses packets. A recorder that falls
 /// behind catches up from its queue; one behind by more than a second or two is reported
@@ -68,6 +69,8 @@ pub struct RecordingJob {
     pub session_started_at: Timestamp,
     /// What a track recording records (other types ignore it).
     pub track: TrackOptions,
+    /// How a composite recording is made (other types ignore it).
+    pub composite: CompositeOptions,
     /// How a page that draws the call reaches reel (composite recordings).
     pub viewer: Option<Viewer>,
 }
@@ -101,11 +104,13 @@ impl RecordingJob {
                 started_at: Some(now),
                 stopped_at: None,
                 updated_at: now,
+                exclusive: true,
             },
             settings: CallSettings::default(),
             work_dir,
             session_started_at: now,
             track: TrackOptions::default(),
+            composite: CompositeOptions::default(),
             viewer: None,
         }
     }
@@ -133,6 +138,8 @@ pub enum Report {
     Started,
     /// It closed a file, which is its to upload.
     FileFinished(FinishedFile),
+    /// How a composite goes, so far.
+    Progress(CompositeProgress),
     /// It ended, with every file it wrote handed over before.
     Finished {
         /// Whether it recorded as asked.
@@ -161,6 +168,11 @@ impl Reporter {
         self.send(Report::FileFinished(f));
     }
 
+    /// Tells how a composite goes.
+    pub fn progress(&self, p: CompositeProgress) {
+        self.send(Report::Progress(p));
+    }
+
     fn send(&self, r: Report) {
         // Whoever runs the recorder reads reports until the last; a test may stop earlier.
         let _ = self.0.send(r);
@@ -175,6 +187,9 @@ pub struct Port {
     pub feed: Subscription,
     /// Fires when it should finish its files and return.
     pub stop: CancellationToken,
+    /// True while the recording is paused (only composites honour it: what comes meanwhile
+    /// is left out of their files).
+    pub paused: watch::Receiver<bool>,
     /// Where it reports.
     pub reports: Reporter,
 }

@@ -132,6 +132,7 @@ impl Harness {
                 .bus
                 .watch(&self.job.recording.cid, BACKLOG, recorder.tracks()),
             stop: stop.clone(),
+            paused: tokio::sync::watch::channel(false).1,
             reports,
         };
         let running = tokio::spawn(run(recorder, port));

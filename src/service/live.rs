@@ -1,16 +1,17 @@
 //! Live events of each call: what the call's event stream (join page, layout app) shows.
 //!
 //! Every event that goes to webhooks is also published here once its transaction commits;
-//! the media plane adds the ones that only matter live (the dominant speaker). Subscribers
-//! that fall behind skip events rather than hold anyone up.
+//! the media plane adds the ones that only matter live (the dominant speaker), and pins are
+//! kept and announced here. Subscribers that fall behind skip events rather than hold anyone
+//! up.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
-use crate::domain::{Cid, RecordingState, User, UserId};
+use crate::domain::{Cid, Pin, RecordingState, Timestamp, User, UserId};
 use crate::service::{CallView, RecordingReport};
 
 /// Events a slow subscriber may fall behind by before it skips some.
@@ -31,10 +32,12 @@ pub trait EventShapes: Send + Sync + 'static {
     ) -> Option<Value>;
 }
 
-/// The per-call channels of live events (JSON text, one event each).
+/// The per-call channels of live events (JSON text, one event each), and the participants
+/// pinned in each call.
 #[derive(Default)]
 pub struct LiveEvents {
     calls: Mutex<HashMap<Cid, broadcast::Sender<Arc<str>>>>,
+    pins: Mutex<HashMap<Cid, Vec<Pin>>>,
 }
 
 impl LiveEvents {
@@ -55,6 +58,46 @@ impl LiveEvents {
             // Nobody listens any more.
             calls.remove(cid);
         }
+    }
+
+    /// The call's pins, first pinned first.
+    pub fn pins(&self, cid: &Cid) -> Vec<Pin> {
+        self.pins_map().get(cid).cloned().unwrap_or_default()
+    }
+
+    /// Pins `pin` (or unpins it) and announces the call's pins (`call.pins_updated`) if they
+    /// changed.
+    pub fn set_pin(&self, cid: &Cid, pin: Pin, pinned: bool) {
+        let mut all = self.pins_map();
+        let pins = all.entry(cid.clone()).or_default();
+        let had = pins.iter().position(|p| *p == pin);
+        match (had, pinned) {
+            (None, true) => pins.push(pin),
+            (Some(i), false) => {
+                pins.remove(i);
+            }
+            _ => return,
+        }
+        let event = json!({
+            "type": "call.pins_updated",
+            "call_cid": cid,
+            "created_at": Timestamp::now(),
+            "pins": pins,
+        });
+        if pins.is_empty() {
+            all.remove(cid);
+        }
+        drop(all);
+        self.publish(cid, event.to_string().into());
+    }
+
+    /// Forgets the call's pins (its session ended).
+    pub fn clear_pins(&self, cid: &Cid) {
+        self.pins_map().remove(cid);
+    }
+
+    fn pins_map(&self) -> std::sync::MutexGuard<'_, HashMap<Cid, Vec<Pin>>> {
+        self.pins.lock().expect("the pins map is never poisoned")
     }
 
     fn calls(&self) -> std::sync::MutexGuard<'_, HashMap<Cid, broadcast::Sender<Arc<str>>>> {

@@ -35,6 +35,7 @@ use crate::webhooks::Receivers;
 pub use call_types::{CallTypeChanges, NewCallType, UserChanges};
 pub use calls::{CallChanges, CallView, NewCall, NewMember};
 pub use live::{EventShapes, LiveEvents};
+pub use recordings::StartOptions;
 pub use reports::{RecordingQuery, RecordingReport};
 pub use sessions::JoinGrant;
 pub use storages::{StorageSpec, Storages};

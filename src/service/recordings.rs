@@ -9,9 +9,9 @@ use crate::auth::Caller;
 use crate::domain::RecordingFile;
 use crate::domain::settings::RecordingMode;
 use crate::domain::{
-    CallRecording, CallSettings, Cid, Event, FileName, Permission, Recording, RecordingEvent,
-    RecordingId, RecordingState, RecordingType, SessionId, StorageName, Timestamp, TrackOptions,
-    Transition, UserId,
+    CallRecording, CallSettings, Cid, CompositeOptions, Event, FileName, Permission, Recording,
+    RecordingEvent, RecordingId, RecordingState, RecordingType, SessionId, StorageName, Timestamp,
+    TrackOptions, Transition, UserId,
 };
 use crate::recorders::{FinishedFile, RecordingJob, Viewer};
 use crate::storage::object_key;
@@ -19,6 +19,18 @@ use crate::store::{NewFile, StoreError, StoredFile};
 
 /// The longest a recording runs.
 const MAX_RECORDING: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// What a start request asks for beyond the recording's type.
+#[derive(Clone, Debug, Default)]
+pub struct StartOptions {
+    /// What a track recording records.
+    pub track: TrackOptions,
+    /// How a composite recording is made.
+    pub composite: CompositeOptions,
+    /// Whether it may run beside others of its type (RealtimeKit's
+    /// `allow_multiple_recordings`); otherwise no other may be active.
+    pub beside_others: bool,
+}
 
 fn mode_of(settings: &CallSettings, t: RecordingType) -> RecordingMode {
     match t {
@@ -55,7 +67,7 @@ impl Services {
             cid,
             recording_type,
             storage,
-            TrackOptions::default(),
+            StartOptions::default(),
         )
         .await
     }
@@ -68,8 +80,27 @@ impl Services {
         cid: &Cid,
         options: TrackOptions,
     ) -> Result<RecordingReport> {
+        let options = StartOptions {
+            track: options,
+            ..StartOptions::default()
+        };
         let rec = self
             .start_requested(caller, cid, RecordingType::Track, None, options)
+            .await?;
+        self.new_report(rec).await
+    }
+
+    /// Starts a composite recording made as `options` say in the call's active session,
+    /// its files going to `storage` (over the call type's); its report.
+    pub async fn start_composite_recording(
+        &self,
+        caller: &Caller,
+        cid: &Cid,
+        options: StartOptions,
+        storage: Option<StorageName>,
+    ) -> Result<RecordingReport> {
+        let rec = self
+            .start_requested(caller, cid, RecordingType::Composite, storage, options)
             .await?;
         self.new_report(rec).await
     }
@@ -81,7 +112,7 @@ impl Services {
         cid: &Cid,
         recording_type: RecordingType,
         storage: Option<StorageName>,
-        track: TrackOptions,
+        options: StartOptions,
     ) -> Result<Recording> {
         let (call, call_type) = self.load_call(cid).await?;
         let access = self.access(caller, cid, Some(&call)).await?;
@@ -101,7 +132,7 @@ impl Services {
             settings,
             storage.or(call_type.external_storage),
             requested_by,
-            track,
+            options,
         )
         .await
     }
@@ -113,7 +144,7 @@ impl Services {
         settings: CallSettings,
         storage: Option<StorageName>,
         requested_by: Option<UserId>,
-        track: TrackOptions,
+        options: StartOptions,
     ) -> Result<Recording> {
         if mode_of(&settings, recording_type) == RecordingMode::Disabled {
             return Err(ServiceError::Invalid(format!(
@@ -132,6 +163,23 @@ impl Services {
             .active_session(cid)
             .await?
             .ok_or_else(|| ServiceError::Invalid("there is no active session".into()))?;
+        let running = |r: &Recording| {
+            r.recording_type == recording_type && r.session_id == session.id && r.state.is_active()
+        };
+        // One that runs beside others is no hindrance to its store's uniqueness; the others
+        // are checked here.
+        if !options.beside_others
+            && self
+                .store()
+                .active_recordings(cid)
+                .await?
+                .iter()
+                .any(running)
+        {
+            return Err(ServiceError::Invalid(format!(
+                "{recording_type} recording is already running"
+            )));
+        }
         self.admit_recording()?;
         let factory = self.inner.recorders.get(recording_type).ok_or_else(|| {
             ServiceError::Invalid(format!(
@@ -152,6 +200,7 @@ impl Services {
             started_at: None,
             stopped_at: None,
             updated_at: now,
+            exclusive: !options.beside_others,
         };
         let mut tx = self.begin().await?;
         tx.insert_recording(&recording).await.map_err(|e| match e {
@@ -170,7 +219,8 @@ impl Services {
             settings,
             work_dir: self.inner.settings.work_dir.join(recording.id.as_str()),
             session_started_at: session.started_at,
-            track,
+            track: options.track,
+            composite: options.composite,
             viewer: (recording_type == RecordingType::Composite).then(|| Viewer {
                 base_url: self.inner.settings.local_url.clone(),
                 token: self.keys().viewer_token(cid, MAX_RECORDING),
@@ -205,7 +255,7 @@ impl Services {
                     settings.clone(),
                     call_type.external_storage.clone(),
                     None,
-                    TrackOptions::default(),
+                    StartOptions::default(),
                 )
                 .await
             {
@@ -359,9 +409,10 @@ impl Services {
                 Event::RecordingStarted(event(&rec, now)),
                 Event::RecordingStopped(event(&rec, now)),
             ],
-            (RecordingState::Running, RecordingState::Stopping | RecordingState::Uploading) => {
-                vec![Event::RecordingStopped(event(&rec, now))]
-            }
+            (
+                RecordingState::Running | RecordingState::Paused,
+                RecordingState::Stopping | RecordingState::Uploading,
+            ) => vec![Event::RecordingStopped(event(&rec, now))],
             (_, RecordingState::Failed) => vec![Event::RecordingFailed(event(&rec, now))],
             _ => Vec::new(),
         };

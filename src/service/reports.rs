@@ -6,8 +6,8 @@ use std::time::Duration;
 use super::{Result, ServiceError, Services, Tx, require_server};
 use crate::auth::Caller;
 use crate::domain::{
-    Cid, Event, Permission, Recording, RecordingFile, RecordingId, RecordingState, StatusUpdate,
-    Timestamp,
+    Cid, Event, Permission, Recording, RecordingFile, RecordingId, RecordingState, RecordingType,
+    StatusUpdate, Timestamp, Transition,
 };
 use crate::storage::Target;
 use crate::store::FileState;
@@ -142,7 +142,7 @@ impl Services {
         )?;
         if !matches!(
             rec.state,
-            RecordingState::Requested | RecordingState::Running
+            RecordingState::Requested | RecordingState::Running | RecordingState::Paused
         ) {
             return Err(ServiceError::Conflict(format!(
                 "recording {id} is not recording: it is {}",
@@ -150,6 +150,47 @@ impl Services {
             )));
         }
         self.request_stop(&rec).await?;
+        let rec = self.load_recording(id).await?;
+        self.stored_report(rec).await
+    }
+
+    /// Pauses a running composite recording (`paused`), leaving what follows out of its file
+    /// until it resumes, or resumes it: the file has no gap, it cuts from the pause to the
+    /// resumption.
+    pub async fn pause_recording(
+        &self,
+        caller: &Caller,
+        id: &RecordingId,
+        paused: bool,
+    ) -> Result<RecordingReport> {
+        let rec = self.load_recording(id).await?;
+        let (call, call_type) = self.load_call(&rec.cid).await?;
+        let access = self.access(caller, &rec.cid, Some(&call)).await?;
+        access.require(
+            &call_type.grants,
+            Permission::StopRecording(rec.recording_type),
+            &rec.cid,
+        )?;
+        if rec.recording_type != RecordingType::Composite {
+            return Err(ServiceError::Invalid(format!(
+                "only composite recordings pause; recording {id} is {}",
+                rec.recording_type
+            )));
+        }
+        let t = if paused {
+            Transition::Pause
+        } else {
+            Transition::Resume
+        };
+        self.advance(id, t, None).await.map_err(|e| match e {
+            ServiceError::Conflict(_) => ServiceError::Conflict(format!(
+                "recording {id} is {}: it cannot {}",
+                rec.state,
+                if paused { "pause" } else { "resume" }
+            )),
+            e => e,
+        })?;
+        self.pause_recorder(id, paused);
         let rec = self.load_recording(id).await?;
         self.stored_report(rec).await
     }

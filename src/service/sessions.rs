@@ -11,7 +11,7 @@ use super::{NewCall, Result, ServiceError, Services};
 use crate::auth::Caller;
 use crate::domain::{
     CallSession, CallSettings, Cid, Event, LeaveReason, Participant, ParticipantEvent,
-    ParticipantView, Permission, SessionEvent, SessionId, Timestamp, Track, TrackView, UserId,
+    ParticipantView, Permission, Pin, SessionEvent, SessionId, Timestamp, Track, TrackView, UserId,
 };
 
 /// What a participant may do in a call, decided when it joins.
@@ -98,10 +98,21 @@ impl Services {
         self.enqueue(&mut tx, &[Event::SessionEnded(event)]).await?;
         self.commit(tx).await?;
         info!(cid = %cid, session_id = %session.id, "call session ended");
+        self.live().clear_pins(cid);
         for rec in self.store().active_recordings(cid).await? {
             self.request_stop(&rec).await?;
         }
         Ok(session)
+    }
+
+    /// Pins `pin` for everyone in the call (or unpins it, if not `pinned`): the layouts and
+    /// the call's event stream follow.
+    pub async fn pin(&self, caller: &Caller, cid: &Cid, pin: Pin, pinned: bool) -> Result<()> {
+        let (call, call_type) = self.load_call(cid).await?;
+        let access = self.access(caller, cid, Some(&call)).await?;
+        access.require(&call_type.grants, Permission::PinForEveryone, cid)?;
+        self.live().set_pin(cid, pin, pinned);
+        Ok(())
     }
 
     /// The call's active session.

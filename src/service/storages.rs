@@ -153,6 +153,21 @@ impl Services {
         Ok(s)
     }
 
+    /// The external storage of `spec`, created unless one of its name exists (a name made
+    /// from the settings themselves names the same settings).
+    pub async fn ensure_storage(&self, caller: &Caller, spec: StorageSpec) -> Result<StorageName> {
+        require_server(caller, "create external storages")?;
+        let name = spec.name.clone();
+        if self.store().get_storage(&name).await?.is_some() {
+            return Ok(name);
+        }
+        match self.create_storage(caller, spec).await {
+            // Another request made it meanwhile.
+            Ok(_) | Err(ServiceError::Conflict(_)) => Ok(name),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Replaces an external storage's settings.
     pub async fn update_storage(
         &self,

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde_json::json;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::AbortHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
@@ -45,6 +45,8 @@ struct Running {
     cid: Cid,
     /// Asks it to finish its files and return.
     stop: CancellationToken,
+    /// Pauses and resumes it.
+    pause: watch::Sender<bool>,
     /// Its task and its supervising task: aborting them ends it at once (as a crash would).
     tasks: [AbortHandle; 2],
     /// How far behind the bus it is.
@@ -89,11 +91,13 @@ impl Services {
             .watch(&rec.cid, recorders::BACKLOG, recorder.tracks());
         let backlog = feed.gauge();
         let stop = CancellationToken::new();
+        let (pause, paused) = watch::channel(false);
         let (reporter, reports) = Reporter::channel();
         let port = Port {
             job,
             feed,
             stop: stop.clone(),
+            paused,
             reports: reporter,
         };
         // Held while both tasks start, so that the recording is known before it can end.
@@ -109,6 +113,7 @@ impl Services {
             Running {
                 cid: rec.cid,
                 stop,
+                pause,
                 // The supervisor goes first: it must not take the recorder's end for a
                 // failure.
                 tasks: [supervising.abort_handle(), recorder.abort_handle()],
@@ -145,10 +150,12 @@ impl Services {
                         trouble.get_or_insert(e.to_string());
                     }
                 }
+                Some(Report::Progress(p)) => self.metrics().set_composite(id.as_str(), &p),
                 Some(Report::Finished { outcome }) => break outcome.map_err(|e| e.to_string()),
                 None => {
                     // Aborted with reel (as a crash ends it): the next start finishes it.
                     if !self.supervisor().running().contains_key(id) {
+                        self.metrics().forget_composite(id.as_str());
                         return;
                     }
                     break Err("the recorder ended without reporting its end; what it \
@@ -157,6 +164,7 @@ impl Services {
                 }
             }
         };
+        self.metrics().forget_composite(id.as_str());
         let ended = match outcome.and_then(|()| trouble.map_or(Ok(()), Err)) {
             Ok(()) => self.advance(id, Transition::RecorderFinished, None).await,
             Err(e) => {
@@ -169,6 +177,15 @@ impl Services {
             Err(e) => warn!(error = %e, "cannot record the end of a recorder"),
         }
         self.supervisor().running().remove(id);
+    }
+
+    /// Pauses (true) or resumes a recorder this process runs; false if it runs elsewhere or
+    /// no longer.
+    pub(super) fn pause_recorder(&self, id: &RecordingId, paused: bool) -> bool {
+        self.supervisor()
+            .running()
+            .get(id)
+            .is_some_and(|r| r.pause.send(paused).is_ok())
     }
 
     /// The stop signal of a recorder this process runs.

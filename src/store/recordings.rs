@@ -13,7 +13,7 @@ use crate::domain::{
 macro_rules! recording_columns {
     () => {
         "id, call_type, call_id, session_id, recording_type, state, storage, requested_by, error,
-         created_at, started_at, stopped_at, updated_at"
+         created_at, started_at, stopped_at, updated_at, slot"
     };
 }
 
@@ -74,6 +74,7 @@ fn recording_from_row(row: &AnyRow) -> Result<Recording, StoreError> {
         started_at: opt_time(row, "started_at")?,
         stopped_at: opt_time(row, "stopped_at")?,
         updated_at: Timestamp::from_unix_nanos(get(row, "updated_at")?),
+        exclusive: get::<String>(row, "slot")?.is_empty(),
     })
 }
 
@@ -298,13 +299,13 @@ impl Store {
         row.as_ref().map(recording_from_row).transpose()
     }
 
-    /// The call's requested, running or stopping recordings.
+    /// The call's requested, running, paused or stopping recordings.
     pub async fn active_recordings(&self, cid: &Cid) -> Result<Vec<Recording>, StoreError> {
         let rows = sqlx::query(concat!(
             "SELECT ",
             recording_columns!(),
             " FROM recordings
-             WHERE call_type = $1 AND call_id = $2 AND state IN ('requested', 'running', 'stopping')
+             WHERE call_type = $1 AND call_id = $2 AND state IN ('requested', 'running', 'paused', 'stopping')
              ORDER BY created_at"
         ))
         .bind(cid.call_type.as_str())
@@ -583,7 +584,7 @@ impl WriteTx {
             ($lock:literal) => {
                 concat!(
                     "INSERT INTO recordings (", recording_columns!(), ")
-                     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13
+                     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14
                      WHERE EXISTS (SELECT 1 FROM call_sessions WHERE id = $4 AND ended_at IS NULL ", $lock, ")"
                 )
             };
@@ -606,6 +607,7 @@ impl WriteTx {
             .bind(r.started_at.map(Timestamp::unix_nanos))
             .bind(r.stopped_at.map(Timestamp::unix_nanos))
             .bind(r.updated_at.unix_nanos())
+            .bind(if r.exclusive { "" } else { r.id.as_str() })
             .execute(&mut *self.tx)
             .await
             .map_err(conflict("an active recording of this type"))?;

@@ -303,6 +303,7 @@ impl Recorder for BytesRecorder {
                 feed,
                 stop,
                 reports,
+                ..
             } = port;
             let start = Timestamp::now();
             reports.started();

@@ -205,3 +205,125 @@ both_backends!(track_recordings_through_their_life_cycle, |db| async move {
     );
     assert_eq!(updates[3]["recording"]["fileSize"], 64);
 });
+
+both_backends!(
+    composite_starts_are_checked_and_composites_pause,
+    |db| async move {
+        let t = TestServer::start_with(db, |_| {}, bytes_recorders(64)).await;
+        let secret = Some(API_SECRET);
+        let start = |body: Value| kit(&t, secret, "POST", "", Some(body));
+        let cid = t.create_call("meet-c").await;
+        t.server().services.start_session(&cid).await.unwrap();
+        let storage = json!({"type": "aws", "bucket": "b", "region": "r", "access_key": "k",
+                         "secret": "s", "host": "http://127.0.0.1:9"});
+        // Each wrong option is refused, naming what is wrong.
+        for (body, says) in [
+            (
+                json!({"video_config": {"codec": "AV1"}}),
+                "video_config.codec",
+            ),
+            (
+                json!({"audio_config": {"codec": "OGG"}}),
+                "audio_config.codec",
+            ),
+            (
+                json!({"audio_config": {"channel": "surround"}}),
+                "audio_config.channel",
+            ),
+            (json!({"max_seconds": 10}), "max_seconds"),
+            (json!({"video_config": {"width": 641}}), "even"),
+            (json!({"video_config": {"height": 9000}}), "even"),
+            (
+                json!({"video_config": {"export_file": false}, "audio_config": {"export_file": false}}),
+                "no file",
+            ),
+            (
+                json!({"video_config": {"watermark": {"url": "javascript:alert(1)"}}}),
+                "watermark.url",
+            ),
+            (
+                json!({"video_config": {"watermark": {"url": "https://x/y.png", "position": "middle"}}}),
+                "watermark.position",
+            ),
+            (json!({"url": "file:///etc/passwd"}), "url must be"),
+            (
+                json!({"file_name_prefix": "x".repeat(65)}),
+                "file_name_prefix",
+            ),
+            (
+                json!({"storage_config": {"type": "azure", "bucket": "b", "access_key": "k", "secret": "s"}}),
+                "storage_config.type",
+            ),
+            (json!({"surprise": 1}), "surprise"),
+        ] {
+            let mut body = body;
+            body["meeting_id"] = json!("meet-c");
+            let (s, answer) = start(body.clone()).await;
+            assert_eq!(s, StatusCode::BAD_REQUEST, "{body}: {answer}");
+            assert_error(&answer, 400, says);
+        }
+        // A start: a COMPOSITE, its files going to the bucket of its storage_config.
+        let (s, body) = start(json!({"meeting_id": "meet-c", "storage_config": storage})).await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        assert_eq!(body["data"]["type"], "COMPOSITE");
+        let id = body["data"]["id"].as_str().unwrap().to_owned();
+        let (_, storages) = t.call("GET", "/api/v2/external_storage", None).await;
+        let names: Vec<&String> = storages["external_storages"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect();
+        assert!(
+            names.len() == 1 && names[0].starts_with("realtimekit-"),
+            "{storages}"
+        );
+        // Alone unless it asks to run beside others.
+        let (s, body) = start(json!({"meeting_id": "meet-c"})).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        assert_error(&body, 400, "already running");
+        let (s, body) =
+            start(json!({"meeting_id": "meet-c", "allow_multiple_recordings": true})).await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        let beside = body["data"]["id"].as_str().unwrap().to_owned();
+        let (s, body) = kit(
+            &t,
+            secret,
+            "PUT",
+            &format!("/{beside}"),
+            Some(json!({"action": "stop"})),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+
+        // Paused and resumed: PAUSED is active, and cannot pause twice.
+        let path = format!("/{id}");
+        eventually(Duration::from_secs(10), "the recording to run", || async {
+            let (_, body) = kit(&t, secret, "GET", &path, None).await;
+            (body["data"]["status"] == "RECORDING").then_some(())
+        })
+        .await;
+        let act = |action: &str| kit(&t, secret, "PUT", &path, Some(json!({ "action": action })));
+        let (s, body) = act("pause").await;
+        assert_eq!(
+            (s, &body["data"]["status"]),
+            (StatusCode::OK, &json!("PAUSED")),
+            "{body}"
+        );
+        let (s, body) = act("pause").await;
+        assert_eq!(s, StatusCode::CONFLICT, "{body}");
+        let (_, body) = kit(&t, secret, "GET", "/active-recording/meet-c", None).await;
+        assert_eq!(body["data"]["id"], id.as_str(), "{body}");
+        let (_, body) = kit(&t, secret, "GET", "?status=PAUSED", None).await;
+        assert_eq!(body["paging"]["total_count"], 1, "{body}");
+        let (s, body) = act("resume").await;
+        assert_eq!(
+            (s, &body["data"]["status"]),
+            (StatusCode::OK, &json!("RECORDING")),
+            "{body}"
+        );
+        let (s, body) = act("stop").await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        let (s, body) = act("resume").await;
+        assert_eq!(s, StatusCode::CONFLICT, "{body}");
+    }
+);

@@ -60,6 +60,7 @@ fn recording(c: &Cid, session: &SessionId, t: RecordingType) -> Recording {
         started_at: None,
         stopped_at: None,
         updated_at: now,
+        exclusive: true,
     }
 }
 

@@ -2,16 +2,18 @@
 //! its own, captured at 30 pictures a second into an H.264 + AAC MP4 whose sound is the
 //! call's audio, mixed by reel.
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::common::{API_SECRET, listed_recordings, stdout_of};
+use crate::common::{API_SECRET, listed_files, stdout_of};
 use crate::support::{EventStream, decode, download, keep, recording_call};
 
-/// Every frame of `file`'s video, as 64x36 grey pictures, and its frame rate's pictures.
-async fn small_frames(file: &Path) -> Vec<Vec<u8>> {
+/// Every picture of `file`'s video at 64x36, in FFmpeg's pixel format `format` of `bytes`
+/// a pixel.
+async fn pictures_as(file: &Path, format: &str, bytes: usize) -> Vec<Vec<u8>> {
     let out = tokio::process::Command::new("ffmpeg")
         .args(["-nostdin", "-v", "error", "-i"])
         .arg(file)
@@ -23,12 +25,40 @@ async fn small_frames(file: &Path) -> Vec<Vec<u8>> {
             "-vf",
             "scale=64:36",
         ])
-        .args(["-pix_fmt", "gray", "-f", "rawvideo", "-"])
+        .args(["-pix_fmt", format, "-f", "rawvideo", "-"])
         .output()
         .await
         .unwrap();
     assert!(out.status.success());
-    out.stdout.chunks(64 * 36).map(<[u8]>::to_vec).collect()
+    out.stdout
+        .chunks(64 * 36 * bytes)
+        .map(<[u8]>::to_vec)
+        .collect()
+}
+
+/// Every picture of `file`'s video as 64x36 grey.
+async fn small_frames(file: &Path) -> Vec<Vec<u8>> {
+    pictures_as(file, "gray", 1).await
+}
+
+/// ffprobe's reading of `file` (`-show_streams -show_format`, and `extra` arguments).
+async fn ffprobe(file: &Path, extra: &[&str]) -> Value {
+    let out = stdout_of(
+        tokio::process::Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-show_streams",
+                "-show_format",
+                "-of",
+                "json",
+            ])
+            .args(extra)
+            .arg(file),
+        "ffprobe",
+    )
+    .await;
+    serde_json::from_str(&out).unwrap()
 }
 
 /// The mono 48 kHz samples of `file`'s audio.
@@ -61,35 +91,97 @@ fn tone(pcm: &[f32], hz: f64) -> f64 {
     (s1 * s1 + s2 * s2 - 2.0 * w.cos() * s1 * s2).sqrt() / pcm.len() as f64
 }
 
-#[tokio::test]
-async fn a_composite_is_the_layout_at_30_pictures_a_second_with_every_voice() {
-    let (t, clips) = recording_call(
-        "comp",
-        json!({"recording": {"quality": "720p", "layout": {"name": "grid"}}}),
-        None,
-    )
-    .await;
-    let url = format!(
-        "{}/events/default/comp?token={}",
-        t.base,
-        t.user_token("watcher", None)
-    );
-    let mut events = EventStream::open(&url).await;
-    // ann sings 440 Hz, ben 660 Hz; each sends a moving test pattern (`reel publish`, which
-    // costs little: the machine's cores are the composite's).
-    let ben_voice = clips.path().join("opus660.ogg");
+/// A moving test pattern in `user`'s colour (ann red, ben blue, carl green, a screen
+/// yellow), as VP8 in `clips`.
+fn coloured(clips: &Path, user: &str) -> std::path::PathBuf {
+    let path = clips.join(format!("{user}.ivf"));
+    let mixer = match user {
+        "ann" => {
+            "testsrc2=size=320x240:rate=30,colorchannelmixer=rr=0.6:rg=0.1:rb=0.1:gr=0.1:gg=0.1:gb=0.1:br=0.1:bg=0.1:bb=0.1"
+        }
+        "ben" => {
+            "testsrc2=size=320x240:rate=30,colorchannelmixer=rr=0.1:rg=0.1:rb=0.1:gr=0.1:gg=0.1:gb=0.1:br=0.1:bg=0.1:bb=0.6"
+        }
+        "carl" => {
+            "testsrc2=size=320x240:rate=30,colorchannelmixer=rr=0.1:rg=0.1:rb=0.1:gr=0.1:gg=0.6:gb=0.1:br=0.1:bg=0.1:bb=0.1"
+        }
+        // Yellow from grey: every pixel as much red as green.
+        _ => {
+            "testsrc2=size=320x240:rate=30,hue=s=0,colorchannelmixer=rr=0.6:rg=0:rb=0:gr=0:gg=0.6:gb=0:br=0:bg=0:bb=0.1"
+        }
+    };
     let made = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-f", "lavfi", "-i", mixer, "-t", "4"])
+        .args(["-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8"])
+        .args(["-b:v", "300k", "-g", "60", "-y"])
+        .arg(&path)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    path
+}
+
+/// Whose colour (see [`coloured`]) dominates `rgb` (pixels of 3 bytes): `"ann"`, `"ben"`,
+/// `"carl"`, `"screen"` or `"nobody"`.
+fn colour_of(rgb: &[u8]) -> &'static str {
+    let sum = |c: usize| {
+        rgb.iter()
+            .skip(c)
+            .step_by(3)
+            .map(|&v| f64::from(v))
+            .sum::<f64>()
+    };
+    let (r, g, b) = (sum(0), sum(1), sum(2));
+    let over = |x: f64, y: f64| x > 1.5 * y;
+    match (
+        over(r, g),
+        over(r, b),
+        over(g, r),
+        over(g, b),
+        over(b, r),
+        over(b, g),
+    ) {
+        (true, true, ..) => "ann",
+        (_, _, true, true, _, _) => "carl",
+        (.., true, true) => "ben",
+        (false, true, false, true, ..) => "screen",
+        _ => "nobody",
+    }
+}
+
+/// How many pixels of `picture` show each one's colour.
+fn shown(picture: &[u8]) -> std::collections::HashMap<&'static str, usize> {
+    let mut counts = std::collections::HashMap::new();
+    for p in picture.chunks(3) {
+        *counts.entry(colour_of(p)).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// The picture shown at `second` of `file`, as 64x36 RGB.
+async fn picture_at(file: &Path, second: f64) -> Vec<u8> {
+    let out = tokio::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-ss", &second.to_string(), "-i"])
+        .arg(file)
+        .args(["-frames:v", "1", "-vf", "scale=64:36"])
+        .args(["-pix_fmt", "rgb24", "-f", "rawvideo", "-"])
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(out.stdout.len(), 64 * 36 * 3);
+    out.stdout
+}
+
+/// Four seconds of a `hz` tone (`reel publish` loops it), as Ogg Opus in `clips`.
+fn voice(clips: &Path, hz: u32) -> std::path::PathBuf {
+    let path = clips.join(format!("voice{hz}.ogg"));
+    let made = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-f", "lavfi", "-i"])
+        .arg(format!("sine=f={hz}:r=48000"))
         .args([
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=f=660:r=48000",
             "-t",
             "4",
-        ])
-        .args([
             "-c:a",
             "libopus",
             "-b:a",
@@ -98,81 +190,181 @@ async fn a_composite_is_the_layout_at_30_pictures_a_second_with_every_voice() {
             "20",
             "-y",
         ])
-        .arg(&ben_voice)
+        .arg(&path)
         .status()
         .unwrap();
     assert!(made.success());
-    let publisher = |user: &str, voice: &Path| {
-        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_reel"));
-        cmd.arg("publish")
-            .arg(format!("{}/whip/default/comp", t.base))
-            .arg("--video")
-            .arg(clips.path().join("vp8.ivf"))
-            .arg("--audio")
-            .arg(voice)
-            .args(["--user", user, "--duration", "16s", "--format", "json"])
-            .env_remove("REEL_TOKEN")
-            .env("REEL_API_SECRET", API_SECRET);
+    path
+}
+
+/// `reel publish` of `video` and `sound` (looped) as `user` at `whip` for `seconds`, with a
+/// JSON report; killed if dropped.
+fn publisher(
+    whip: &str,
+    (video, sound): (&Path, &Path),
+    user: &str,
+    seconds: u32,
+) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_reel"));
+    cmd.arg("publish")
+        .arg(whip)
+        .arg("--video")
+        .arg(video)
+        .arg("--audio")
+        .arg(sound)
+        .args(["--user", user, "--duration", &format!("{seconds}s")])
+        .args(["--format", "json"])
+        .env_remove("REEL_TOKEN")
+        .env("REEL_API_SECRET", API_SECRET)
+        .kill_on_drop(true);
+    cmd
+}
+
+/// Starts `reel publish` as ann and ben in `call` for `seconds`: ann sings 440 Hz and shows
+/// red, ben 660 Hz and blue; each sends a moving test pattern (`reel publish`, which costs
+/// little: the machine's cores are the composite's). Each gives its report.
+fn two_voices(
+    t: &crate::common::TestServer,
+    clips: &Path,
+    call: &str,
+    seconds: u32,
+) -> [tokio::task::JoinHandle<String>; 2] {
+    let whip = format!("{}/whip/default/{call}", t.base);
+    [("ann", 440), ("ben", 660)].map(|(user, hz)| {
+        let mut cmd = publisher(
+            &whip,
+            (&coloured(clips, user), &voice(clips, hz)),
+            user,
+            seconds,
+        );
         tokio::spawn(async move { stdout_of(&mut cmd, "reel publish").await })
-    };
-    let ann = publisher("ann", &clips.path().join("opus.ogg"));
-    let ben = publisher("ben", &ben_voice);
-    for _ in 0..2 {
-        events
-            .until("call.session_participant_joined", Duration::from_secs(30))
-            .await;
-    }
+    })
+}
+
+async fn eight_seconds() {
+    tokio::time::sleep(Duration::from_secs(8)).await;
+}
+
+/// Records `call` from `call.recording_started` until `during` is over; the wall time between
+/// that and the stop, and the recorded file of `extension` (the one not in `seen`, which it
+/// joins), downloaded into the directory given.
+async fn record(
+    t: &crate::common::TestServer,
+    call: &str,
+    events: &mut EventStream,
+    seen: &mut HashSet<String>,
+    extension: &str,
+    during: impl std::future::Future<Output = ()>,
+) -> (f64, std::path::PathBuf, tempfile::TempDir) {
+    let path = format!("/api/v2/video/call/default/{call}");
     let (s, body) = t
-        .call(
-            "POST",
-            "/api/v2/video/call/default/comp/start_recording",
-            Some(json!({})),
-        )
+        .call("POST", &format!("{path}/start_recording"), Some(json!({})))
         .await;
     assert_eq!(s, 200, "{body}");
     events
         .until("call.recording_started", Duration::from_secs(20))
         .await;
     let started = Instant::now();
-    tokio::time::sleep(Duration::from_secs(8)).await;
+    during.await;
     let (s, body) = t
-        .call(
-            "POST",
-            "/api/v2/video/call/default/comp/stop_recording",
-            Some(json!({})),
-        )
+        .call("POST", &format!("{path}/stop_recording"), Some(json!({})))
         .await;
     let wall = started.elapsed().as_secs_f64();
     assert_eq!(s, 200, "{body}");
-
-    let listed = listed_recordings(&t, "comp").await;
-    let mp4: Vec<Value> = listed
+    let listed = listed_files(t, call, seen.len() + 1).await;
+    let files: Vec<Value> = listed
         .into_iter()
-        .filter(|r| r["filename"].as_str().unwrap().ends_with(".mp4"))
+        .filter(|r| !seen.contains(r["filename"].as_str().unwrap()))
         .collect();
-    assert_eq!(mp4.len(), 1, "{mp4:?}");
-    let name = mp4[0]["filename"].as_str().unwrap();
-    assert!(name.starts_with("composite_default_comp_"), "{name}");
+    assert_eq!(files.len(), 1, "{files:?}");
+    let name = files[0]["filename"].as_str().unwrap();
+    assert!(name.ends_with(extension), "{name}");
+    seen.insert(name.to_owned());
     let dir = tempfile::tempdir().unwrap();
-    let file = download(&t.http, &mp4, dir.path()).await.remove(0).1;
+    let file = download(&t.http, &files, dir.path()).await.remove(0).1;
+    (wall, file, dir)
+}
 
-    let probe: Value = serde_json::from_str(
-        &stdout_of(
-            tokio::process::Command::new("ffprobe")
-                .args([
-                    "-v",
-                    "error",
-                    "-count_frames",
-                    "-show_streams",
-                    "-show_format",
-                ])
-                .args(["-of", "json"])
-                .arg(&file),
-            "ffprobe",
-        )
-        .await,
+/// A call where ann and ben publish (see [`two_voices`]), both joined.
+struct CallOfTwo {
+    t: crate::common::TestServer,
+    events: EventStream,
+    publishers: [tokio::task::JoinHandle<String>; 2],
+    /// Each user's `user_session_id`.
+    sessions: std::collections::HashMap<String, String>,
+    /// The files recorded so far.
+    seen: HashSet<String>,
+    _clips: tempfile::TempDir,
+}
+
+/// A call of `settings` where ann and ben publish, once both joined.
+async fn call_of_two(call: &str, settings: Value, seconds: u32) -> CallOfTwo {
+    let (t, clips) = recording_call(call, settings, None).await;
+    let url = format!(
+        "{}/events/default/{call}?token={}",
+        t.base,
+        t.user_token("watcher", None)
+    );
+    let mut events = EventStream::open(&url).await;
+    let publishers = two_voices(&t, clips.path(), call, seconds);
+    let mut sessions = std::collections::HashMap::new();
+    while sessions.len() < 2 {
+        let seen = events
+            .until("call.session_participant_joined", Duration::from_secs(30))
+            .await;
+        let p = &seen.last().unwrap()["participant"];
+        sessions.insert(
+            p["user"]["id"].as_str().unwrap().to_owned(),
+            p["user_session_id"].as_str().unwrap().to_owned(),
+        );
+    }
+    CallOfTwo {
+        t,
+        events,
+        publishers,
+        sessions,
+        seen: HashSet::new(),
+        _clips: clips,
+    }
+}
+
+/// Both voices in `pcm` from the start to the end of its `duration`, and no third one.
+fn both_voices(pcm: &[f32], duration: f64) {
+    for (from, to) in [(0.5, 2.0), (duration - 2.0, duration - 0.5)] {
+        let part = &pcm[(from * 48_000.0) as usize..(to * 48_000.0) as usize];
+        let (a, b, none) = (tone(part, 440.0), tone(part, 660.0), tone(part, 1000.0));
+        println!("{from:.1}-{to:.1} s: 440 Hz {a:.4}, 660 Hz {b:.4}, 1 kHz {none:.4}");
+        assert!(a > 20.0 * none && b > 20.0 * none, "{a} {b} {none}");
+    }
+}
+
+/// Checks that every publisher sent all it had.
+async fn all_sent(publishers: [tokio::task::JoinHandle<String>; 2]) {
+    for p in publishers {
+        let report: Value = serde_json::from_str(p.await.unwrap().trim()).unwrap();
+        assert_eq!(report["failed"], 0, "{report}");
+    }
+}
+
+#[tokio::test]
+async fn a_composite_is_the_layout_at_30_pictures_a_second_with_every_voice() {
+    let CallOfTwo {
+        t,
+        mut events,
+        publishers,
+        mut seen,
+        ..
+    } = call_of_two(
+        "comp",
+        json!({"recording": {"quality": "720p", "layout": {"name": "grid"}}}),
+        16,
     )
-    .unwrap();
+    .await;
+    let (wall, file, dir) =
+        record(&t, "comp", &mut events, &mut seen, "mp4", eight_seconds()).await;
+    let name = file.file_name().unwrap().to_str().unwrap();
+    assert!(name.starts_with("composite_default_comp_"), "{name}");
+    let probe = ffprobe(&file, &["-count_frames"]).await;
     let streams = probe["streams"].as_array().unwrap();
     let codecs: Vec<&str> = streams
         .iter()
@@ -222,16 +414,769 @@ async fn a_composite_is_the_layout_at_30_pictures_a_second_with_every_voice() {
         longest.1,
         pictures.len()
     );
+    // Both participants in their colours, side by side.
+    let picture = picture_at(&file, duration / 2.0).await;
+    let half = |right: bool| -> Vec<u8> {
+        picture
+            .chunks(3)
+            .enumerate()
+            .filter(|(i, _)| (i % 64 >= 32) == right)
+            .flat_map(|(_, p)| p.to_vec())
+            .collect()
+    };
+    let mut halves = [colour_of(&half(false)), colour_of(&half(true))];
+    halves.sort_unstable();
+    assert_eq!(halves, ["ann", "ben"]);
     // Both voices, from the start to the end; no third one.
-    let pcm = samples(&file).await;
-    for (from, to) in [(0.5, 2.0), (duration - 2.0, duration - 0.5)] {
-        let part = &pcm[(from * 48_000.0) as usize..(to * 48_000.0) as usize];
-        let (a, b, none) = (tone(part, 440.0), tone(part, 660.0), tone(part, 1000.0));
-        println!("{from:.1}-{to:.1} s: 440 Hz {a:.4}, 660 Hz {b:.4}, 1 kHz {none:.4}");
-        assert!(a > 20.0 * none && b > 20.0 * none, "{a} {b} {none}");
+    both_voices(&samples(&file).await, duration);
+    all_sent(publishers).await;
+    drop(dir);
+}
+
+#[tokio::test]
+async fn a_pin_changes_who_a_running_composite_shows() {
+    let CallOfTwo {
+        t,
+        mut events,
+        publishers,
+        sessions,
+        mut seen,
+        ..
+    } = call_of_two(
+        "comppin",
+        json!({"recording": {"quality": "360p", "layout": {"name": "single-participant"}}}),
+        16,
+    )
+    .await;
+    let pin = |user: &str, pinned: bool| {
+        let body = json!({"user_id": user, "session_id": sessions[user]});
+        let path = format!(
+            "/api/v2/video/call/default/comppin/{}",
+            if pinned { "pin" } else { "unpin" }
+        );
+        let t = &t;
+        async move {
+            let (s, body) = t.call("POST", &path, Some(body)).await;
+            assert_eq!(s, 200, "{body}");
+        }
+    };
+    // From 2.5 s ben is pinned; from 5.5 s ann instead.
+    let pins = async {
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        pin("ben", true).await;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        pin("ann", true).await;
+        pin("ben", false).await;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    };
+    let (_, file, _dir) = record(&t, "comppin", &mut events, &mut seen, "mp4", pins).await;
+    for (second, who) in [(4.5, "ben"), (5.0, "ben"), (7.5, "ann"), (8.0, "ann")] {
+        let picture = picture_at(&file, second).await;
+        if colour_of(&picture) != who {
+            keep(&file);
+        }
+        assert_eq!(colour_of(&picture), who, "at {second} s");
     }
-    for p in [ann, ben] {
-        let report: Value = serde_json::from_str(p.await.unwrap().trim()).unwrap();
-        assert_eq!(report["failed"], 0, "{report}");
+    all_sent(publishers).await;
+}
+
+/// The pids and names of this process's children (a recorder's browser and display are).
+fn children() -> Vec<(u32, String)> {
+    let me = std::process::id().to_string();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // `pid (name) state ppid ...`: the name may hold spaces and parentheses.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let parent = stat[close + 1..].split_whitespace().nth(1);
+        if parent == Some(me.as_str())
+            && let Ok(pid) = stat[..open].trim().parse()
+        {
+            found.push((pid, stat[open + 1..close].to_owned()));
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn an_audio_only_composite_is_one_mp3_of_every_voice_without_a_browser() {
+    let CallOfTwo {
+        t,
+        mut events,
+        publishers,
+        mut seen,
+        ..
+    } = call_of_two("compaudio", json!({"recording": {"audio_only": true}}), 16).await;
+    // Whatever the recorder starts is watched while it records.
+    let watching = tokio::spawn(async {
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..60 {
+            seen.extend(children().into_iter().map(|(_, name)| name));
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        seen
+    });
+    let (wall, file, _dir) = record(
+        &t,
+        "compaudio",
+        &mut events,
+        &mut seen,
+        "mp3",
+        eight_seconds(),
+    )
+    .await;
+    let seen = watching.await.unwrap();
+    assert!(
+        seen.iter()
+            .all(|name| !name.contains("chrom") && !name.contains("Xvfb")),
+        "{seen:?}"
+    );
+    // The publishers are seen: the watch works.
+    assert!(seen.contains("reel"), "{seen:?}");
+    let name = file.file_name().unwrap().to_str().unwrap();
+    assert!(
+        name.starts_with("composite_default_compaudio_audio_"),
+        "{name}"
+    );
+    let probe = ffprobe(&file, &[]).await;
+    let streams = probe["streams"].as_array().unwrap();
+    assert_eq!(streams.len(), 1, "{probe}");
+    assert_eq!(
+        (
+            streams[0]["codec_name"].as_str(),
+            streams[0]["channels"].as_u64()
+        ),
+        (Some("mp3"), Some(2)),
+        "{probe}"
+    );
+    let (errors, duration) = decode(&file).await;
+    assert!(errors.is_empty(), "{errors}");
+    assert!(
+        (duration - wall).abs() <= 0.5,
+        "{duration} s recorded of {wall:.2} s"
+    );
+    both_voices(&samples(&file).await, duration);
+    all_sent(publishers).await;
+}
+
+/// Width and height of `file`'s video, and its pictures.
+async fn video_size(file: &Path) -> (u64, u64, u64) {
+    let probe = ffprobe(file, &["-count_frames", "-select_streams", "v"]).await;
+    let video = &probe["streams"][0];
+    (
+        video["width"].as_u64().unwrap(),
+        video["height"].as_u64().unwrap(),
+        video["nb_read_frames"].as_str().unwrap().parse().unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn every_preset_layout_stylesheet_and_custom_app_records() {
+    // The user's own page, painted in the background colour its options name; and a stylesheet
+    // that turns the built-in layout's background green.
+    let page = r#"<!doctype html><html><body style="margin:0"><div id="box" style="width:100vw;height:100vh"></div>
+<script>
+window.setupLayout = (config) => {
+  const ok = config.source === "call" && config.call_id === "compopts";
+  document.getElementById("box").style.background = ok ? config.options["video.background_color"] : "red";
+  const ready = document.createElement("div");
+  ready.id = "egress-ready-for-capture";
+  document.body.append(ready);
+};
+</script></body></html>"#;
+    let app = axum::Router::new()
+        .route(
+            "/app.html",
+            axum::routing::get(move || async move { axum::response::Html(page) }),
+        )
+        .route(
+            "/brand.css",
+            axum::routing::get(|| async {
+                (
+                    [("content-type", "text/css")],
+                    ".reel-layout { --reel-background-color: rgb(0, 200, 0); }",
+                )
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let site = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let CallOfTwo {
+        t,
+        mut events,
+        publishers,
+        mut seen,
+        ..
+    } = call_of_two("compopts", json!({}), 150).await;
+    let one_second = || async { tokio::time::sleep(Duration::from_secs(1)).await };
+    let mut recorded = async |recording: Value| {
+        let (s, body) = t
+            .call(
+                "PATCH",
+                "/api/v2/video/call/default/compopts",
+                Some(json!({"settings_override": {"recording": recording}})),
+            )
+            .await;
+        assert_eq!(s, 200, "{body}");
+        let (_, file, dir) =
+            record(&t, "compopts", &mut events, &mut seen, "mp4", one_second()).await;
+        (file, dir)
+    };
+    let presets = [
+        ("360p", 640, 360),
+        ("480p", 854, 480),
+        ("720p", 1280, 720),
+        ("1080p", 1920, 1080),
+        ("1440p", 2560, 1440),
+        ("portrait-360x640", 360, 640),
+        ("portrait-480x854", 480, 854),
+        ("portrait-720x1280", 720, 1280),
+        ("portrait-1080x1920", 1080, 1920),
+        ("portrait-1440x2560", 1440, 2560),
+    ];
+    for (quality, width, height) in presets {
+        let (file, _dir) = recorded(json!({"quality": quality, "layout": {"name": "grid"}})).await;
+        let (w, h, pictures) = video_size(&file).await;
+        assert_eq!((w, h), (width, height), "{quality}");
+        assert!(pictures >= 25, "{quality}: {pictures} pictures");
+    }
+    // Every layout draws the participants (a red or a blue tile is in the middle row).
+    for layout in ["grid", "spotlight", "single-participant", "mobile"] {
+        let (file, _dir) = recorded(json!({"quality": "360p", "layout": {"name": layout}})).await;
+        let picture = picture_at(&file, 0.5).await;
+        let middle = &picture[18 * 64 * 3..19 * 64 * 3];
+        let colours: HashSet<&str> = middle.chunks(3).map(colour_of).collect();
+        assert!(
+            colours.contains("ann") || colours.contains("ben"),
+            "{layout}: {colours:?}"
+        );
+    }
+    // The stylesheet changes the background; without it, it is black.
+    let corner = |picture: &[u8]| picture[..3].to_vec();
+    let (plain, _dir) = recorded(json!({"quality": "360p", "layout": {"name": "grid"}})).await;
+    let (styled, _dir2) = recorded(json!({"quality": "360p", "layout": {
+        "name": "grid", "external_css_url": format!("{site}/brand.css")}}))
+    .await;
+    let (plain, styled) = (
+        corner(&picture_at(&plain, 0.5).await),
+        corner(&picture_at(&styled, 0.5).await),
+    );
+    assert!(plain.iter().all(|&c| c < 30), "{plain:?}");
+    assert!(
+        styled[1] > 170 && styled[0] < 40 && styled[2] < 40,
+        "{styled:?}"
+    );
+    // A custom app gets the call's configuration and draws the frame.
+    let (custom, _dir) = recorded(json!({"quality": "360p", "layout": {
+        "name": "custom", "external_app_url": format!("{site}/app.html"),
+        "options": {"video.background_color": "#12ab34"}}}))
+    .await;
+    let middle = &picture_at(&custom, 0.5).await[(18 * 64 + 32) * 3..][..3];
+    let want = [0x12, 0xab, 0x34];
+    assert!(
+        middle
+            .iter()
+            .zip(want)
+            .all(|(&got, want)| got.abs_diff(want) <= 8),
+        "{middle:?}"
+    );
+    publishers.iter().for_each(tokio::task::JoinHandle::abort);
+}
+
+#[tokio::test]
+async fn a_browser_killed_mid_recording_is_replaced_and_the_file_goes_on() {
+    let CallOfTwo {
+        t,
+        mut events,
+        publishers,
+        mut seen,
+        ..
+    } = call_of_two(
+        "compcrash",
+        json!({"recording": {"quality": "360p", "layout": {"name": "grid"}}}),
+        20,
+    )
+    .await;
+    // At 3 s the browser is killed as a crash would end it; the recording goes on to 10 s.
+    let crash = async {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let browsers: Vec<u32> = children()
+            .into_iter()
+            .filter(|(_, name)| name.contains("chrom"))
+            .map(|(pid, _)| pid)
+            .collect();
+        assert_eq!(browsers.len(), 1, "{:?}", children());
+        let killed = std::process::Command::new("kill")
+            .args(["-9", &browsers[0].to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        tokio::time::sleep(Duration::from_secs(7)).await;
+    };
+    let (wall, file, _dir) = record(&t, "compcrash", &mut events, &mut seen, "mp4", crash).await;
+    // One valid file of the whole wall time, its sound whole.
+    let (errors, audio_seconds) = decode(&file).await;
+    assert!(errors.is_empty(), "{errors}");
+    assert!(
+        (audio_seconds - wall).abs() <= 0.5,
+        "{audio_seconds} s of {wall:.2} s"
+    );
+    // The participants are shown but for a gap of at most 3 s, after which they are back.
+    let shows = |picture: &Vec<u8>| {
+        picture[18 * 64 * 3..19 * 64 * 3]
+            .chunks(3)
+            .any(|p| colour_of(p) != "nobody")
+    };
+    let pictures = pictures_as(&file, "rgb24", 3).await;
+    let seconds = pictures.len() as f64 / 30.0;
+    assert!((seconds - wall).abs() <= 0.5, "{seconds} s of {wall:.2} s");
+    let (mut gap, mut longest) = (0, 0);
+    for p in &pictures {
+        gap = if shows(p) { 0 } else { gap + 1 };
+        longest = longest.max(gap);
+    }
+    if longest > 90 || longest == 0 {
+        keep(&file);
+    }
+    println!("the longest gap: {longest} pictures");
+    assert!(longest > 0, "the browser's end left no gap");
+    assert!(longest <= 90, "a gap of {longest} pictures");
+    assert!(pictures[pictures.len() - 30..].iter().all(shows));
+    // Nothing of the first browser is left.
+    let left: Vec<_> = children()
+        .into_iter()
+        .filter(|(_, name)| name.contains("chrom") || name.contains("Xvfb"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    publishers.iter().for_each(tokio::task::JoinHandle::abort);
+}
+
+#[tokio::test]
+async fn a_composite_cut_by_a_kill_is_finished_at_the_next_start() {
+    use crate::crash::{KillOnDrop, call};
+    let dir = tempfile::tempdir().unwrap();
+    let clips = tempfile::tempdir().unwrap();
+    crate::support::make_clips(clips.path());
+    let port = crate::common::free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let envs = [
+        ("REEL_LISTEN", format!("127.0.0.1:{port}")),
+        ("REEL_API_KEY", crate::common::API_KEY.to_owned()),
+        ("REEL_API_SECRET", API_SECRET.to_owned()),
+        ("REEL_SESSION_GRACE", "1s".to_owned()),
+    ];
+    let mut reel = KillOnDrop(crate::common::serve(dir.path(), &envs, &[]));
+    let http = reqwest::Client::new();
+    let created = call(
+        &http,
+        &base,
+        "POST",
+        "/api/v2/video/call/default/compkill",
+        Some(
+            json!({"data": {"created_by_id": "alice", "settings_override": {
+            "recording": {"mode": "auto-on", "quality": "360p"}}}}),
+        ),
+    )
+    .await;
+    assert!(created["call"].is_object(), "{created}");
+    let keys = reel::auth::Keys::new(crate::common::API_KEY, API_SECRET);
+    let watcher = keys.user_token(
+        &reel::domain::UserId::parse("watcher").unwrap(),
+        None,
+        Some(Duration::from_secs(600)),
+    );
+    let mut events =
+        EventStream::open(&format!("{base}/events/default/compkill?token={watcher}")).await;
+    let mut publisher = tokio::process::Command::new(env!("CARGO_BIN_EXE_reel"))
+        .arg("publish")
+        .arg(format!("{base}/whip/default/compkill"))
+        .arg("--video")
+        .arg(coloured(clips.path(), "ann"))
+        .arg("--audio")
+        .arg(clips.path().join("opus.ogg"))
+        .args(["--user", "ann", "--duration", "60s"])
+        .env("REEL_API_SECRET", API_SECRET)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    // auto-on: the session's first participant starts the composite.
+    events
+        .until("call.recording_started", Duration::from_secs(30))
+        .await;
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let reel_pid = reel.0.id().to_string();
+    let helpers: Vec<u32> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            let close = stat.rfind(')')?;
+            let parent = stat[close + 1..].split_whitespace().nth(1)?;
+            (parent == reel_pid).then(|| stat[..stat.find('(')?].trim().parse().ok())?
+        })
+        .collect();
+    assert!(
+        helpers.len() >= 2,
+        "the browser and its display: {helpers:?}"
+    );
+    // SIGKILL: nothing gets to finish.
+    reel.0.kill().unwrap();
+    let recorded = started.elapsed().as_secs_f64();
+    reel.0.wait().unwrap();
+    publisher.kill().await.unwrap();
+    // The browser and display die with reel.
+    crate::common::eventually(Duration::from_secs(10), "the helpers to end", || async {
+        helpers
+            .iter()
+            .all(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+            .then_some(())
+    })
+    .await;
+
+    let _reel = KillOnDrop(crate::common::serve(dir.path(), &envs, &[]));
+    let path = "/api/v2/video/call/default/compkill/recordings";
+    let listed =
+        crate::common::eventually(Duration::from_secs(30), "the recovered file", || async {
+            let list = call(&http, &base, "GET", path, None).await;
+            list["recordings"]
+                .as_array()
+                .filter(|a| !a.is_empty())
+                .cloned()
+        })
+        .await;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    let files = tempfile::tempdir().unwrap();
+    let (name, file) = download(&http, &listed, files.path()).await.remove(0);
+    assert!(
+        name.starts_with("composite_default_compkill_") && name.ends_with(".mp4"),
+        "{name}"
+    );
+    // It plays from its start to at most 2 s before the kill, in the participant's colour.
+    let (errors, audio_seconds) = decode(&file).await;
+    assert!(errors.is_empty(), "{errors}");
+    let (_, _, pictures) = video_size(&file).await;
+    let seconds = pictures as f64 / 30.0;
+    println!("{seconds:.2} s of pictures, {audio_seconds:.2} s of sound, {recorded:.2} s recorded");
+    assert!(
+        seconds >= recorded - 2.5 && seconds <= recorded + 0.5,
+        "{seconds:.2} s of {recorded:.2} s"
+    );
+    let picture = picture_at(&file, seconds - 0.5).await;
+    assert!(
+        picture.chunks(3).filter(|p| colour_of(p) == "ann").count() > 64 * 36 / 4,
+        "ann is not shown"
+    );
+}
+
+/// Calls the RealtimeKit-compatible recordings API at `path` with `body`; the answer's data.
+async fn kit(t: &crate::common::TestServer, method: &str, path: &str, body: Value) -> Value {
+    let res = t
+        .http
+        .request(
+            method.parse().unwrap(),
+            crate::track::kit_url(&t.base, path),
+        )
+        .bearer_auth(API_SECRET)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status();
+    let v: Value = res.json().await.unwrap();
+    assert!(status.is_success(), "{method} {path}: {status} {v}");
+    v["data"].clone()
+}
+
+/// Waits until the recording `id` has `status`; its object.
+async fn kit_status(
+    t: &crate::common::TestServer,
+    id: &str,
+    status: &str,
+    within: Duration,
+) -> Value {
+    crate::common::eventually(
+        within,
+        &format!("recording {id} to be {status}"),
+        || async {
+            let r = kit(t, "GET", &format!("/{id}"), Value::Null).await;
+            (r["status"] == status).then_some(r)
+        },
+    )
+    .await
+}
+
+/// Downloads `url` into `dir` as `name`.
+async fn fetch(
+    t: &crate::common::TestServer,
+    url: &Value,
+    dir: &Path,
+    name: &str,
+) -> std::path::PathBuf {
+    let bytes = t
+        .http
+        .get(url.as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+#[tokio::test]
+async fn realtimekit_composites_pause_stop_by_themselves_and_carry_a_watermark() {
+    let CallOfTwo { t, publishers, .. } = call_of_two("rtkcomp", json!({}), 150).await;
+    // One of audio alone that ends by itself after a minute, beside the others.
+    let sound = kit(
+        &t,
+        "POST",
+        "",
+        json!({"meeting_id": "rtkcomp", "allow_multiple_recordings": true, "max_seconds": 60,
+               "video_config": {"export_file": false},
+               "audio_config": {"codec": "MP3", "channel": "mono"}}),
+    )
+    .await;
+    assert_eq!(sound["type"], "COMPOSITE", "{sound}");
+    let sound_started = Instant::now();
+    // A VP8 one with a green watermark at the top right, paused for 3 of its 9 seconds.
+    let mark = "data:image/svg+xml;utf8,<svg xmlns='http://www.w3.org/2000/svg' width='8' height='8'><rect width='8' height='8' fill='%2300ff00'/></svg>";
+    let video = kit(
+        &t,
+        "POST",
+        "",
+        json!({"meeting_id": "rtkcomp", "allow_multiple_recordings": true,
+               "file_name_prefix": "meet",
+               "video_config": {"codec": "VP8", "width": 640, "height": 360,
+                   "watermark": {"url": mark, "size": {"width": 64, "height": 64}, "position": "right top"}}}),
+    )
+    .await;
+    let id = video["id"].as_str().unwrap().to_owned();
+    // A third that asks to be alone is refused while they run.
+    let refused = t
+        .http
+        .post(crate::track::kit_url(&t.base, ""))
+        .bearer_auth(API_SECRET)
+        .json(&json!({"meeting_id": "rtkcomp"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
+    kit_status(&t, &id, "RECORDING", Duration::from_secs(30)).await;
+    let active = kit(&t, "GET", "/active-recording/rtkcomp", Value::Null).await;
+    assert!(
+        active["id"] == id || active["id"] == sound["id"],
+        "{active}"
+    );
+    let recording = Instant::now();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let paused = kit(&t, "PUT", &format!("/{id}"), json!({"action": "pause"})).await;
+    assert_eq!(paused["status"], "PAUSED", "{paused}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let resumed = kit(&t, "PUT", &format!("/{id}"), json!({"action": "resume"})).await;
+    assert_eq!(resumed["status"], "RECORDING", "{resumed}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    kit(&t, "PUT", &format!("/{id}"), json!({"action": "stop"})).await;
+    let wall = recording.elapsed().as_secs_f64();
+    let done = kit_status(&t, &id, "UPLOADED", Duration::from_secs(30)).await;
+    assert!(
+        done["output_file_name"]
+            .as_str()
+            .unwrap()
+            .starts_with("meet_default_rtkcomp_"),
+        "{done}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = fetch(&t, &done["download_url"], dir.path(), "video.webm").await;
+    let (codecs, duration) = crate::support::probe(&file).await;
+    assert_eq!(codecs, ["vp8", "vorbis"], "{done}");
+    // The pause cut three seconds out; nothing else is missing.
+    println!("{duration:.2} s of {wall:.2} s, 3 s of them paused");
+    assert!(
+        (duration - (wall - 3.0)).abs() <= 0.7,
+        "{duration} s of {wall:.2} s"
+    );
+    let (errors, _) = decode(&file).await;
+    assert!(errors.is_empty(), "{errors}");
+    assert_eq!(video_size(&file).await.0, 640);
+    // The watermark: the top right 64x64 pixels (of 640x360) are green.
+    let picture = picture_at(&file, duration / 2.0).await;
+    let at = |x: usize, y: usize| &picture[(y * 64 + x) * 3..][..3];
+    for (x, y) in [(61, 2), (62, 4)] {
+        let p = at(x, y);
+        assert!(p[1] > 200 && p[0] < 60 && p[2] < 60, "({x}, {y}): {p:?}");
+    }
+    // Its audio file, AAC by default, beside it.
+    let audio = fetch(&t, &done["audio_download_url"], dir.path(), "audio.m4a").await;
+    assert_eq!(crate::support::probe(&audio).await.0, ["aac"]);
+
+    // The audio-only one stopped by itself after its minute: one mono MP3 of that length.
+    let stopped = kit_status(
+        &t,
+        sound["id"].as_str().unwrap(),
+        "UPLOADED",
+        Duration::from_secs(90),
+    )
+    .await;
+    let lasted = sound_started.elapsed().as_secs_f64();
+    assert!(stopped["download_url"].is_null(), "{stopped}");
+    let mp3 = fetch(&t, &stopped["audio_download_url"], dir.path(), "sound.mp3").await;
+    let probed = ffprobe(&mp3, &[]).await;
+    assert_eq!(probed["streams"][0]["codec_name"], "mp3");
+    assert_eq!(probed["streams"][0]["channels"], 1);
+    let seconds: f64 = probed["format"]["duration"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (59.0..=61.0).contains(&seconds) && seconds <= lasted,
+        "{seconds} s"
+    );
+    publishers.iter().for_each(tokio::task::JoinHandle::abort);
+}
+
+#[tokio::test]
+async fn a_call_whose_people_come_go_and_share_a_screen_is_recorded_as_it_went() {
+    // ann (red, 440 Hz) and ben (blue, 660 Hz) from the start; carl (green, 880 Hz) joins
+    // at 6 s; ann shares a (yellow) screen from 12 s to 20 s; ben leaves at 22 s; 30 s in all.
+    let (t, clips) = recording_call(
+        "comp30",
+        json!({"recording": {"quality": "720p", "layout": {"name": "grid"}}}),
+        None,
+    )
+    .await;
+    let clips = clips.path();
+    let whip = format!("{}/whip/default/comp30", t.base);
+    let url = format!(
+        "{}/events/default/comp30?token={}",
+        t.base,
+        t.user_token("watcher", None)
+    );
+    let mut events = EventStream::open(&url).await;
+    let media = |user: &str, hz: u32| (coloured(clips, user), voice(clips, hz));
+    let (ann, ben, carl, screen) = (
+        media("ann", 440),
+        media("ben", 660),
+        media("carl", 880),
+        media("screen", 1200),
+    );
+    let mut ann_p = publisher(&whip, (&ann.0, &ann.1), "ann", 60)
+        .spawn()
+        .unwrap();
+    let mut ben_p = publisher(&whip, (&ben.0, &ben.1), "ben", 60)
+        .spawn()
+        .unwrap();
+    for _ in 0..2 {
+        events
+            .until("call.session_participant_joined", Duration::from_secs(30))
+            .await;
+    }
+    let mut seen = HashSet::new();
+    let ben_pid = ben_p.id().unwrap();
+    let timeline = async {
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        let carl_p = publisher(&whip, (&carl.0, &carl.1), "carl", 60)
+            .spawn()
+            .unwrap();
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        // The screen: ann's second session, silent but for its own (1200 Hz) sound.
+        let share = format!("{whip}?source=screen");
+        let screen_p = publisher(&share, (&screen.0, &screen.1), "ann", 8)
+            .spawn()
+            .unwrap();
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        // ben hangs up.
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &ben_pid.to_string()])
+            .status();
+        tokio::time::sleep(Duration::from_secs(8)).await;
+        // carl goes with the stop.
+        drop((carl_p, screen_p));
+    };
+    let (wall, file, _dir) = record(&t, "comp30", &mut events, &mut seen, "mp4", timeline).await;
+    let _ = ben_p.wait().await;
+    let _ = ann_p.kill().await;
+
+    // The file: the wall time, 1280x720, H.264 + AAC, 30 pictures a second, no decode error.
+    let (codecs, duration) = crate::support::probe(&file).await;
+    assert_eq!(codecs, ["h264", "aac"]);
+    assert!(
+        (duration - wall).abs() <= 0.5,
+        "{duration} s of {wall:.2} s"
+    );
+    let (w, h, pictures) = video_size(&file).await;
+    assert_eq!((w, h), (1280, 720));
+    assert!(
+        pictures as f64 / duration >= 29.5,
+        "{pictures} pictures in {duration} s"
+    );
+    let (errors, _) = decode(&file).await;
+    assert!(errors.is_empty(), "{errors}");
+    // The sources move: no run of more than 3 pictures alike.
+    let small = small_frames(&file).await;
+    let (mut run, mut longest) = (0, 0);
+    for pair in small.windows(2) {
+        run = if pair[0] == pair[1] { run + 1 } else { 0 };
+        longest = longest.max(run);
+    }
+    if longest > 3 {
+        keep(&file);
+    }
+    assert!(longest <= 3, "{longest} pictures in a row alike");
+
+    // Who is shown when (seconds into the file, away from the changes).
+    for (second, present, absent) in [
+        (3.0, &["ann", "ben"][..], &["carl", "screen"][..]),
+        (10.0, &["ann", "ben", "carl"][..], &["screen"][..]),
+        (16.0, &["screen"][..], &[][..]),
+        (26.0, &["ann", "carl"][..], &["ben", "screen"][..]),
+    ] {
+        let counts = shown(&picture_at(&file, second).await);
+        let count = |who: &str| counts.get(who).copied().unwrap_or(0);
+        // A tile is hundreds of the 2304 pixels; the speaker's (green) border a few dozen.
+        if present.iter().any(|p| count(p) < 150) || absent.iter().any(|a| count(a) > 50) {
+            keep(&file);
+        }
+        for p in present {
+            assert!(count(p) >= 150, "{p} at {second} s: {counts:?}");
+        }
+        for a in absent {
+            assert!(count(a) <= 50, "{a} at {second} s: {counts:?}");
+        }
+    }
+    // Who is heard when.
+    let pcm = samples(&file).await;
+    let heard = |from: f64, to: f64, hz: f64| {
+        let part = &pcm[(from * 48_000.0) as usize..(to * 48_000.0) as usize];
+        tone(part, hz)
+    };
+    for (from, to, voices, silent) in [
+        (1.0, 5.0, &[440.0, 660.0][..], &[880.0][..]),
+        (8.0, 11.0, &[440.0, 660.0, 880.0][..], &[1200.0][..]),
+        (14.0, 19.0, &[440.0, 660.0, 880.0, 1200.0][..], &[][..]),
+        (
+            24.0,
+            duration - 0.5,
+            &[440.0, 880.0][..],
+            &[660.0, 1200.0][..],
+        ),
+    ] {
+        for hz in voices {
+            let s = heard(from, to, *hz);
+            assert!(s > 0.02, "{hz} Hz from {from} to {to} s: {s}");
+        }
+        for hz in silent {
+            let s = heard(from, to, *hz);
+            assert!(s < 0.005, "{hz} Hz from {from} to {to} s: {s}");
+        }
     }
 }

@@ -11,7 +11,7 @@ use crate::support::{decode, download, make_clips, probe, read_archive};
 use crate::track::start_track;
 
 /// Calls the API of the server at `base` as the server.
-async fn call(
+pub async fn call(
     http: &reqwest::Client,
     base: &str,
     method: &str,
@@ -163,7 +163,7 @@ async fn check_archive(file: &Path, recorded: f64) {
 }
 
 /// A child process killed when dropped (when the test ends or fails).
-struct KillOnDrop(std::process::Child);
+pub struct KillOnDrop(pub std::process::Child);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {

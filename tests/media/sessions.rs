@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use serde_json::json;
+
 use crate::common::{Receiver, eventually};
 use crate::support::{EventStream, aiortc_publish, server};
 
@@ -103,4 +105,62 @@ async fn a_reconnect_keeps_the_session_and_its_end_is_announced_after_the_grace(
     )
     .await;
     assert_eq!(types, want);
+}
+
+#[tokio::test]
+async fn pins_reach_the_call_s_event_stream_and_its_state() {
+    let t = server(Duration::from_secs(1), None).await;
+    t.create_call("pins").await;
+    let events_of = |user: &str| {
+        format!(
+            "{}/events/default/pins?token={}",
+            t.base,
+            t.user_token(user, None)
+        )
+    };
+    let mut events = EventStream::open(&events_of("bob")).await;
+    let state = events.next(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(state["state"]["pins"], json!([]));
+    let (pin, unpin) = (
+        "/api/v2/video/call/default/pins/pin",
+        "/api/v2/video/call/default/pins/unpin",
+    );
+    let ann = json!({"session_id": "s-ann", "user_id": "ann"});
+    let ben = json!({"session_id": "s-ben", "user_id": "ben"});
+    // A plain user may not pin for everyone; a hostile id is refused; neither is announced.
+    let (s, body) = t
+        .call_as(&t.user_token("bob", None), "POST", pin, Some(ann.clone()))
+        .await;
+    assert_eq!(s, 403, "{body}");
+    let hostile = json!({"session_id": "../x", "user_id": "ann"});
+    let (s, body) = t.call("POST", pin, Some(hostile)).await;
+    assert_eq!(s, 400, "{body}");
+    let (s, body) = t
+        .call(
+            "POST",
+            "/api/v2/video/call/default/nocall/pin",
+            Some(ann.clone()),
+        )
+        .await;
+    assert_eq!(s, 404, "{body}");
+
+    let ok = |(s, body): (reqwest::StatusCode, serde_json::Value)| assert_eq!(s, 200, "{body}");
+    ok(t.call("POST", pin, Some(ann.clone())).await);
+    let mut announced = async || {
+        let seen = events
+            .until("call.pins_updated", Duration::from_secs(5))
+            .await;
+        seen.last().unwrap()["pins"].clone()
+    };
+    assert_eq!(announced().await, json!([ann]));
+    // Pinning again changes nothing and is not announced: the next event is ben's pin.
+    ok(t.call("POST", pin, Some(ann.clone())).await);
+    ok(t.call("POST", pin, Some(ben.clone())).await);
+    assert_eq!(announced().await, json!([ann, ben]));
+    ok(t.call("POST", unpin, Some(ann.clone())).await);
+    assert_eq!(announced().await, json!([ben]));
+    // Whoever follows the call later starts with its pins.
+    let mut late = EventStream::open(&events_of("carl")).await;
+    let state = late.next(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(state["state"]["pins"], json!([ben]));
 }

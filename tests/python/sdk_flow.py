@@ -117,6 +117,12 @@ admin = Stream(api_key=key, api_secret=secret, base_url=base_url).clone_for_toke
     client.create_call_token("root", role="admin"))
 assert admin.video.call("default", "recorded").list_recordings().data.recordings == []
 
+# Pins: the server and admins may pin for everyone, a plain user may not.
+assert call.video_pin(session_id="s-ann", user_id="ann").data.duration
+assert admin.video.call("default", "sdk-call").video_unpin(session_id="s-ann", user_id="ann").data.duration
+expect_error(lambda: user_client.video.call("default", "sdk-call").video_pin(session_id="s-ann", user_id="ann"),
+             403, 17, "PinForEveryone")
+
 sue = Stream(api_key=key, api_secret=secret, base_url=base_url).clone_for_token(client.create_token("sue"))
 assert sue.video.call("default", "recorded").list_recordings().data.recordings == []
 

@@ -9,8 +9,9 @@
 //!   `<call type>:<call id>` for another type (see [`models::meeting_cid`]).
 //! - Answers: `{"success": true, "data": ...}` (lists add `paging`); errors
 //!   `{"success": false, "error": {"code": <HTTP status>, "message": ...}}`.
-//! - Track recordings: `POST /recordings/track`; any recording of type `COMPOSITE` or
-//!   `TRACK` can be listed, fetched and stopped.
+//! - Composite recordings: `POST /recordings` (see [`models::StartCompositeRequest`]), paused
+//!   and resumed by `PUT /recordings/{id}`; track recordings: `POST /recordings/track`. Any
+//!   recording of type `COMPOSITE` or `TRACK` can be listed, fetched and stopped.
 
 mod models;
 
@@ -24,7 +25,8 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 
 use self::models::{
-    LayerRequest, ListQuery, StartTrackRequest, Status, UpdateRequest, meeting_cid, recording,
+    LayerRequest, ListQuery, StartCompositeRequest, StartTrackRequest, Status, UpdateRequest,
+    meeting_cid, recording,
 };
 use super::AppState;
 use crate::auth::{AuthError, Caller};
@@ -32,7 +34,7 @@ use crate::domain::{
     InvalidName, RecordingId, RecordingState, RecordingType, Timestamp, TrackLayer, TrackOptions,
     UserId,
 };
-use crate::service::{RecordingQuery, RecordingReport, ServiceError};
+use crate::service::{RecordingQuery, RecordingReport, ServiceError, StartOptions};
 use crate::store::StoreError;
 
 pub use models::status_update;
@@ -49,7 +51,7 @@ pub fn serves(path: &str) -> bool {
 pub fn routes() -> Router<AppState> {
     let base = "/client/v4/accounts/{account_id}/realtime/kit/{app_id}/recordings";
     Router::new()
-        .route(base, get(list))
+        .route(base, get(list).post(start_composite))
         .route(&format!("{base}/track"), post(start_track))
         .route(
             &format!("{base}/active-recording/{{meeting_id}}"),
@@ -196,6 +198,37 @@ fn options(req: &StartTrackRequest) -> Result<TrackOptions, KitError> {
     TrackOptions::new(user_ids, layers).map_err(|e| KitError::input(e.to_string()))
 }
 
+async fn start_composite(
+    State(s): State<AppState>,
+    KitCaller(caller): KitCaller,
+    body: Result<Json<StartCompositeRequest>, JsonRejection>,
+) -> Answer {
+    let Json(req) = body?;
+    let cid = meeting_cid(&req.meeting_id)?;
+    let composite = req.options().map_err(KitError::input)?;
+    let storage = match &req.storage_config {
+        Some(config) => {
+            let spec = config.spec().map_err(KitError::input)?;
+            Some(s.services.ensure_storage(&caller, spec).await?)
+        }
+        None => None,
+    };
+    let options = StartOptions {
+        composite,
+        beside_others: req.allow_multiple_recordings,
+        ..StartOptions::default()
+    };
+    let report = s
+        .services
+        .start_composite_recording(&caller, &cid, options, storage)
+        .await?;
+    tracing::Span::current().record(
+        "recording_id",
+        tracing::field::display(&report.recording.id),
+    );
+    ok(recording(&report))
+}
+
 async fn start_track(
     State(s): State<AppState>,
     KitCaller(caller): KitCaller,
@@ -318,7 +351,11 @@ async fn active(
     let query = RecordingQuery {
         cid: Some(meeting_cid(&meeting)?),
         types: TYPES.to_vec(),
-        states: Some(vec![RecordingState::Requested, RecordingState::Running]),
+        states: Some(vec![
+            RecordingState::Requested,
+            RecordingState::Running,
+            RecordingState::Paused,
+        ]),
         created_from: None,
         created_until: None,
         newest_first: true,
@@ -349,10 +386,14 @@ async fn update(
             let report = s.services.stop_recording_by_id(&caller, &id).await?;
             ok(recording(&report))
         }
-        "pause" | "resume" => Err(KitError::input(format!(
-            "{} is not supported: reel records without pauses",
-            req.action
-        ))),
+        "pause" | "resume" => {
+            known(s.services.recording_report(&caller, &id).await?)?;
+            let report = s
+                .services
+                .pause_recording(&caller, &id, req.action == "pause")
+                .await?;
+            ok(recording(&report))
+        }
         other => Err(KitError::input(format!(
             "action {other:?}: use stop, pause or resume"
         ))),

@@ -26,7 +26,7 @@ use models::*;
 
 use super::AppState;
 use crate::domain::{
-    CallId, CallTypeName, Cid, FileName, RecordingType, S3Access, SessionId, StorageName,
+    CallId, CallTypeName, Cid, FileName, Pin, RecordingType, S3Access, SessionId, StorageName,
 };
 use crate::service::{
     CallChanges, CallTypeChanges, NewCall, NewCallType, NewMember, StorageSpec, UserChanges,
@@ -51,6 +51,8 @@ pub fn routes() -> Router<AppState> {
                 .merge(op("GetCall", get(get_call)))
                 .merge(op("UpdateCall", patch(update_call))),
         )
+        .route("/call/{type}/{id}/pin", op("VideoPin", post(pin)))
+        .route("/call/{type}/{id}/unpin", op("VideoUnpin", post(unpin)))
         .route(
             "/call/{type}/{id}/recordings",
             op("ListRecordings", get(list_recordings)),
@@ -328,6 +330,26 @@ async fn stop_composite(
     p: Params,
 ) -> Answer {
     stop(&s, &caller, &p.cid()?, RecordingType::Composite).await
+}
+
+async fn pin(
+    State(s): State<AppState>,
+    StreamCaller(caller): StreamCaller,
+    p: Params,
+    StreamJson(pin): StreamJson<Pin>,
+) -> Answer {
+    s.services.pin(&caller, &p.cid()?, pin, true).await?;
+    Ok(Reply::empty())
+}
+
+async fn unpin(
+    State(s): State<AppState>,
+    StreamCaller(caller): StreamCaller,
+    p: Params,
+    StreamJson(pin): StreamJson<Pin>,
+) -> Answer {
+    s.services.pin(&caller, &p.cid()?, pin, false).await?;
+    Ok(Reply::empty())
 }
 
 async fn list_recordings(

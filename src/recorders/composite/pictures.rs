@@ -1,0 +1,239 @@
+//! The composite's pictures: a browser on a display of its own, showing the page, captured
+//! 30 times a second into the video file whose sound is the mix.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use tracing::{info, warn};
+
+use super::audio::{self, Output};
+use super::clock::Clock;
+use super::page::Page;
+use super::{RATE, READY, Sound, WATCH, failed, follow_pauses, hand_over};
+use crate::browser::capture::Capture;
+use crate::browser::{Chromium, Display, Surface, Tab};
+use crate::domain::Timestamp;
+use crate::domain::settings::video_bit_rate;
+use crate::metrics::CompositeProgress;
+use crate::mux::{AudioFile, CompositeSink, VideoFormat};
+use crate::recorders::{Port, RecorderError};
+
+/// Every how many looks at the browser its page's playout delay is asked (two seconds).
+const ASK_DELAY: u64 = 8;
+
+/// A browser on `display` showing `page`, ready to be captured, and its tab.
+async fn show(page: &Page, display: &Display) -> Result<(Chromium, Tab), RecorderError> {
+    let browser = Chromium::launch(page.size, Surface::On(display))
+        .await
+        .map_err(|e| failed("no browser")(e.to_string()))?;
+    let shown = async {
+        let tab = browser
+            .open(&page.url, page.script.as_deref())
+            .await
+            .map_err(|e| failed("the layout page did not open")(e.to_string()))?;
+        Chromium::wait_ready(&tab, READY)
+            .await
+            .map_err(|e| failed("the layout page")(e.to_string()))?;
+        Ok(tab)
+    };
+    match shown.await {
+        Ok(tab) => Ok((browser, tab)),
+        Err(e) => {
+            browser.close().await;
+            Err(e)
+        }
+    }
+}
+
+/// Records `page` (and the mix alone into `sound`, if given) into `dir` until the port's
+/// stop. A stop before the page is shown ends the recording without a file; a browser that
+/// dies is replaced while the capture goes on.
+pub async fn record(
+    page: Page,
+    sound: Option<&Sound>,
+    dir: &Path,
+    port: Port,
+) -> Result<(), RecorderError> {
+    let Port {
+        stop,
+        reports,
+        feed,
+        paused,
+        ..
+    } = port;
+    let size = page.size;
+    // The mixer takes the feed from now on, and mixes from the first picture.
+    let (start_mix, mix_start) = tokio::sync::oneshot::channel();
+    let (end_mix, mix_end) = tokio::sync::oneshot::channel();
+    let (mixer, audio_late) = audio::spawn(feed, mix_start, mix_end)
+        .map_err(|e| failed("cannot start the mixer")(e.to_string()))?;
+    let display = tokio::task::spawn_blocking(move || Display::start(size))
+        .await
+        .map_err(|e| failed("the display did not start")(e.to_string()))?
+        .map_err(|e| failed("no display")(e.to_string()))?;
+    let (browser, mut tab) = tokio::select! {
+        shown = show(&page, &display) => shown?,
+        () = stop.cancelled() => return Ok(()),
+    };
+    let path = dir.join(&page.name);
+    let format = VideoFormat {
+        codec: page.codec,
+        size,
+        rate: RATE,
+        bit_rate: video_bit_rate(size),
+    };
+    let sound_path = sound.map(|s| dir.join(&s.name));
+    let files = CompositeSink::create(&path, format, true).and_then(|sink| {
+        let file = sound
+            .zip(sound_path.as_ref())
+            .map(|(s, p)| AudioFile::create(p, s.codec, s.channels))
+            .transpose()?;
+        Ok((sink, file))
+    });
+    let (sink, file) = match files {
+        Ok(files) => files,
+        Err(e) => {
+            browser.close().await;
+            return Err(failed("cannot write the recording")(e.to_string()));
+        }
+    };
+    let input = sink.audio_input();
+    let sink_meter = sink.meter();
+    let (start, wall_start) = (Instant::now(), Timestamp::now());
+    let clock = Arc::new(Clock::default());
+    let pauses = follow_pauses(paused, &clock, start);
+    let started = reports.clone();
+    let placed = Arc::clone(&clock);
+    let place = move |t| placed.place(t);
+    let capture = match Capture::start(&display, sink, (RATE, start, None), place, move || {
+        started.started();
+    }) {
+        Ok(capture) => capture,
+        Err(e) => {
+            browser.close().await;
+            return Err(failed("cannot capture the display")(e.to_string()));
+        }
+    };
+    let delay = Arc::new(AtomicU64::new(0));
+    let _ = start_mix.send(audio::Start {
+        at: wall_start,
+        clock: Arc::clone(&clock),
+        delay: Arc::clone(&delay),
+        output: Output {
+            pictures: Some(input),
+            file,
+        },
+    });
+    let counters = capture.counters();
+    let progress = || {
+        let taken = counters.stats();
+        CompositeProgress {
+            captured: taken.captured,
+            repeated: sink_meter.repeated(),
+            dropped: taken.dropped,
+            skipped: taken.skipped,
+            encoder_lag_seconds: sink_meter.lag().as_secs_f64(),
+            audio_late_samples: audio_late.load(Ordering::Relaxed),
+        }
+    };
+    let (mut browser, mut restarts, mut lost) = (Some(browser), 0, None);
+    let mut watch = tokio::time::interval(WATCH);
+    for tick in 0_u64.. {
+        tokio::select! {
+            () = stop.cancelled() => break,
+            _ = watch.tick() => {}
+        }
+        reports.progress(progress());
+        if tick % ASK_DELAY == 0
+            && let Ok(Some(d)) = tokio::time::timeout(WATCH, Chromium::playout_delay(&tab)).await
+        {
+            let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+            if delay.swap(us, Ordering::Relaxed) == 0 {
+                info!(file = %page.name, ms = us / 1000, "the page shows pictures this long after they arrive");
+            }
+        }
+        if browser.as_mut().is_some_and(Chromium::running) {
+            continue;
+        }
+        // The display goes on being captured (blank) while another browser starts.
+        warn!(file = %page.name, "the browser ended; starting another");
+        if let Some(ended) = browser.take() {
+            ended.kill();
+        }
+        restarts += 1;
+        browser = tokio::select! {
+            shown = show(&page, &display) => match shown {
+                Ok((shown, shown_tab)) => {
+                    tab = shown_tab;
+                    Some(shown)
+                }
+                Err(e) => {
+                    lost = Some(e);
+                    break;
+                }
+            },
+            () = stop.cancelled() => {
+                lost = Some(RecorderError::Failed("stopped while the browser restarted".into()));
+                break;
+            }
+        };
+        info!(file = %page.name, restarts, "the browser shows the layout again");
+    }
+    let wall = start.elapsed();
+    pauses.abort();
+    let length = clock.length(wall);
+    let (sink, captured) = tokio::task::spawn_blocking(move || capture.stop())
+        .await
+        .map_err(|e| failed("the capture")(e.to_string()))?;
+    // The mix up to the last picture, then the file.
+    let _ = end_mix.send(length);
+    // Without the mixer's counts the file is finished all the same.
+    let (mixed, sound_written) = match tokio::task::spawn_blocking(move || mixer.join()).await {
+        Ok(Ok((stats, written))) => (
+            stats,
+            written.map_err(|e| failed("the audio file")(e.to_string())),
+        ),
+        _ => {
+            warn!("the mixer stopped before the end");
+            let stopped = Err(RecorderError::Failed("the mixer stopped".into()));
+            (
+                audio::MixStats::default(),
+                if sound.is_some() { stopped } else { Ok(()) },
+            )
+        }
+    };
+    let written = tokio::task::spawn_blocking(move || sink.finish(length))
+        .await
+        .map_err(|e| failed("the encoder")(e.to_string()))?;
+    let taken = counters.stats();
+    match &written {
+        Ok(w) => info!(
+            file = %page.name,
+            seconds = length.as_secs_f64(),
+            frames = w.frames,
+            repeated = w.repeated,
+            captured = taken.captured,
+            skipped = taken.skipped,
+            dropped = taken.dropped,
+            audio_late = mixed.late,
+            audio_clipped = mixed.clipped,
+            restarts,
+            "composite recorded"
+        ),
+        Err(e) => warn!(file = %page.name, error = %e, "the composite file failed"),
+    }
+    if let Some(browser) = browser {
+        browser.close().await;
+    }
+    drop(display);
+    hand_over(&reports, &path, wall_start, wall)?;
+    if let Some(sound_path) = &sound_path {
+        hand_over(&reports, sound_path, wall_start, wall)?;
+    }
+    written.map_err(|e| failed("the composite file")(e.to_string()))?;
+    sound_written?;
+    captured.map_err(|e| failed("the capture")(e.to_string()))?;
+    lost.map_or(Ok(()), Err)
+}
