@@ -26,6 +26,9 @@ use super::screen::Picture;
 use super::writer::live_options;
 use super::{MuxError, create_output, finalize, init, write_ready};
 
+/// Samples the AAC encoder puts before the first it was given.
+const AAC_PRIMING: usize = 1024;
+
 /// The audio stream's bits a second (stereo).
 const AUDIO_BIT_RATE: usize = 128_000;
 
@@ -298,7 +301,15 @@ impl PictureFile {
                 0 => 1024,
                 n => n as usize,
             };
-            Some((encoder, Regroup::new(2, size)))
+            // Players do not trim the AAC encoder's priming (no edit list survives the
+            // fragments): the mix's first samples give way to it, so that sound and picture
+            // start together.
+            let priming = if format.codec == VideoCodec::H264 {
+                AAC_PRIMING
+            } else {
+                0
+            };
+            Some((encoder, Regroup::new(2, size).skipping(priming)))
         } else {
             None
         };

@@ -13,6 +13,10 @@ use super::mix::Mix;
 use super::pcm::{MixedAudio, RATE};
 use super::{MuxError, init};
 
+/// Samples an Opus encoder looks ahead (6.5 ms at 48 kHz, what Ogg files call pre-skip): a
+/// decoder gives each sound that long after the time of the packet that carries it.
+const OPUS_LOOKAHEAD: i64 = 312;
+
 /// The mix of a call's audio tracks.
 pub struct LiveMix {
     decoders: HashMap<String, ffmpeg_next::decoder::Audio>,
@@ -67,7 +71,8 @@ impl LiveMix {
         if decoder.send_packet(&Packet::copy(opus)).is_err() {
             return Ok(());
         }
-        let mut at = at;
+        // A sound comes out of the decoder the encoder's look-ahead after its packet's time.
+        let mut at = at - OPUS_LOOKAHEAD;
         while decoder.receive_frame(&mut self.decoded).is_ok() {
             let dropped = self
                 .mix
@@ -170,7 +175,8 @@ mod tests {
         }
         // Too late for its place: left out, and counted.
         mix.add("b", 0, &b[10].1).unwrap();
-        assert_eq!(mix.late(), 960);
+        // And the decoder's look-ahead before the first frame, which falls before sample 0.
+        assert_eq!(mix.late(), 960 + OPUS_LOOKAHEAD as u64);
         mix.remove("b");
         let rest = mix.take(at(2_000_000), true);
         let pcm: Vec<f32> = first

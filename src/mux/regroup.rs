@@ -12,6 +12,8 @@ use super::pcm::{RATE, layout};
 pub(super) struct Regroup {
     planes: Vec<Vec<f32>>,
     size: usize,
+    /// Samples still to be left out at the start.
+    skip: usize,
     /// The time (in samples) of the next frame out, once the first frame came.
     next: Option<i64>,
 }
@@ -22,8 +24,16 @@ impl Regroup {
         Self {
             planes: vec![Vec::new(); channels.clamp(1, 2)],
             size: size.max(1),
+            skip: 0,
             next: None,
         }
+    }
+
+    /// Leaves out the first `n` samples (per channel) it is given; the frames after them keep
+    /// the first frame's time.
+    pub(super) fn skipping(mut self, n: usize) -> Self {
+        self.skip = n;
+        self
     }
 
     /// Adds `f` (planar 32-bit float); the whole frames ready now.
@@ -32,20 +42,25 @@ impl Regroup {
             return Vec::new();
         }
         self.next.get_or_insert(f.pts().unwrap_or(0));
-        let n = f.samples();
+        let skip = self.skip.min(f.samples());
+        self.skip -= skip;
+        let n = f.samples() - skip;
         let inputs = usize::from(f.channels()).max(1);
         if let [mono] = self.planes.as_mut_slice() {
             let scale = 1.0 / inputs as f32;
             let start = mono.len();
             mono.resize(start + n, 0.0);
             for c in 0..inputs {
-                for (m, s) in mono[start..].iter_mut().zip(&f.plane::<f32>(c)[..n]) {
+                for (m, s) in mono[start..]
+                    .iter_mut()
+                    .zip(&f.plane::<f32>(c)[skip..][..n])
+                {
                     *m += s * scale;
                 }
             }
         } else {
             for (c, plane) in self.planes.iter_mut().enumerate() {
-                plane.extend_from_slice(&f.plane::<f32>(c.min(inputs - 1))[..n]);
+                plane.extend_from_slice(&f.plane::<f32>(c.min(inputs - 1))[skip..][..n]);
             }
         }
         let mut ready = Vec::new();
@@ -108,5 +123,14 @@ mod tests {
         assert!(got_mono[1].plane::<f32>(0).iter().all(|&s| s == 0.375));
         assert_eq!(got_stereo[3].plane::<f32>(1)[0], 0.25);
         assert!(mono.flush().is_none());
+        // Left out at the start: the frames after keep the first one's time.
+        let mut skipping = Regroup::new(2, 1024).skipping(1500);
+        let mut got = Vec::new();
+        for i in 0..3 {
+            got.extend(skipping.push(&stereo(i * 1024, 1024, 0.5, 0.25)));
+        }
+        got.extend(skipping.flush());
+        assert_eq!(sizes(&got), [1024, 548]);
+        assert_eq!(times(&got), [0, 1024]);
     }
 }

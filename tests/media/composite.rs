@@ -360,8 +360,21 @@ async fn a_composite_is_the_layout_at_30_pictures_a_second_with_every_voice() {
         16,
     )
     .await;
-    let (wall, file, dir) =
-        record(&t, "comp", &mut events, &mut seen, "mp4", eight_seconds()).await;
+    let (wall, file, dir) = record(&t, "comp", &mut events, &mut seen, "mp4", async {
+        // While it runs, /metrics tells how it goes.
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        let metrics = t.metrics().await;
+        let captured = metrics
+            .lines()
+            .find(|l| l.starts_with("reel_composite_pictures_captured{"))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("{metrics}"));
+        assert!(captured >= 60.0, "{captured} pictures in 4 s");
+        assert!(metrics.contains("reel_composite_encoder_lag_seconds{recording_id=\"EG_"));
+        assert!(metrics.contains("reel_composite_audio_late_samples{"));
+        tokio::time::sleep(Duration::from_secs(4)).await;
+    })
+    .await;
     let name = file.file_name().unwrap().to_str().unwrap();
     assert!(name.starts_with("composite_default_comp_"), "{name}");
     let probe = ffprobe(&file, &["-count_frames"]).await;
@@ -1017,6 +1030,25 @@ async fn realtimekit_composites_pause_stop_by_themselves_and_carry_a_watermark()
     // Its audio file, AAC by default, beside it.
     let audio = fetch(&t, &done["audio_download_url"], dir.path(), "audio.m4a").await;
     assert_eq!(crate::support::probe(&audio).await.0, ["aac"]);
+    // H.264 (the default) at another size, without an audio file: one MP4 of H.264 and AAC.
+    let h264 = kit(
+        &t,
+        "POST",
+        "",
+        json!({"meeting_id": "rtkcomp", "allow_multiple_recordings": true,
+               "video_config": {"width": 480, "height": 270},
+               "audio_config": {"export_file": false}}),
+    )
+    .await;
+    let h264_id = h264["id"].as_str().unwrap();
+    kit_status(&t, h264_id, "RECORDING", Duration::from_secs(30)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    kit(&t, "PUT", &format!("/{h264_id}"), json!({"action": "stop"})).await;
+    let done = kit_status(&t, h264_id, "UPLOADED", Duration::from_secs(30)).await;
+    assert!(done["audio_download_url"].is_null(), "{done}");
+    let file = fetch(&t, &done["download_url"], dir.path(), "video.mp4").await;
+    assert_eq!(crate::support::probe(&file).await.0, ["h264", "aac"]);
+    assert_eq!(video_size(&file).await.0, 480);
 
     // The audio-only one stopped by itself after its minute: one mono MP3 of that length.
     let stopped = kit_status(
@@ -1161,8 +1193,8 @@ async fn a_call_whose_people_come_go_and_share_a_screen_is_recorded_as_it_went()
     };
     for (from, to, voices, silent) in [
         (1.0, 5.0, &[440.0, 660.0][..], &[880.0][..]),
-        (8.0, 11.0, &[440.0, 660.0, 880.0][..], &[1200.0][..]),
-        (14.0, 19.0, &[440.0, 660.0, 880.0, 1200.0][..], &[][..]),
+        (9.0, 11.5, &[440.0, 660.0, 880.0][..], &[1200.0][..]),
+        (15.5, 19.0, &[440.0, 660.0, 880.0, 1200.0][..], &[][..]),
         (
             24.0,
             duration - 0.5,
@@ -1179,4 +1211,131 @@ async fn a_call_whose_people_come_go_and_share_a_screen_is_recorded_as_it_went()
             assert!(s < 0.005, "{hz} Hz from {from} to {to} s: {s}");
         }
     }
+}
+/// The times (s) at which `levels` (one a `step` apart) rise past `threshold`.
+fn onsets(levels: &[f64], threshold: f64, step: f64) -> Vec<f64> {
+    levels
+        .windows(2)
+        .enumerate()
+        .filter(|(_, w)| w[0] <= threshold && w[1] > threshold)
+        .map(|(i, _)| (i + 1) as f64 * step)
+        .collect()
+}
+
+#[tokio::test]
+async fn every_flash_and_its_beep_are_recorded_together() {
+    let (t, clips) = recording_call(
+        "compsync",
+        json!({"recording": {"quality": "360p", "layout": {"name": "single-participant"}}}),
+        None,
+    )
+    .await;
+    // A camera that flashes white for 0.1 s every second, and a microphone that beeps (1 kHz)
+    // at the same moments.
+    let (flash, beep) = (
+        clips.path().join("flash.ivf"),
+        clips.path().join("beep.ogg"),
+    );
+    let ffmpeg = |args: &[&str], out: &Path| {
+        let made = std::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-f", "lavfi", "-i"])
+            .args(args)
+            .args(["-t", "6", "-y"])
+            .arg(out)
+            .status()
+            .unwrap();
+        assert!(made.success());
+    };
+    ffmpeg(
+        &[
+            "color=c=black:s=320x240:r=30,drawbox=w=320:h=240:color=white:t=fill:enable='between(t\\,0.4\\,0.5)+between(t\\,1.9\\,2.0)+between(t\\,2.6\\,2.7)+between(t\\,4.5\\,4.6)+between(t\\,5.2\\,5.3)'",
+            "-c:v",
+            "libvpx",
+            "-deadline",
+            "realtime",
+            "-cpu-used",
+            "8",
+            "-b:v",
+            "300k",
+            "-g",
+            "1",
+        ],
+        &flash,
+    );
+    ffmpeg(
+        &[
+            "aevalsrc=0.125*sin(2*PI*1000*t)*(between(t\\,0.4\\,0.5)+between(t\\,1.9\\,2.0)+between(t\\,2.6\\,2.7)+between(t\\,4.5\\,4.6)+between(t\\,5.2\\,5.3)):s=48000",
+            "-c:a",
+            "libopus",
+            "-b:a",
+            "64k",
+            "-frame_duration",
+            "20",
+        ],
+        &beep,
+    );
+    let url = format!(
+        "{}/events/default/compsync?token={}",
+        t.base,
+        t.user_token("watcher", None)
+    );
+    let mut events = EventStream::open(&url).await;
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_reel"));
+    cmd.arg("publish")
+        .arg(format!("{}/whip/default/compsync", t.base))
+        .arg("--video")
+        .arg(&flash)
+        .arg("--audio")
+        .arg(&beep)
+        .args(["--user", "ann", "--duration", "30s"])
+        .env_remove("REEL_TOKEN")
+        .env("REEL_API_SECRET", API_SECRET)
+        .kill_on_drop(true);
+    let publisher = tokio::spawn(async move { stdout_of(&mut cmd, "reel publish").await });
+    events
+        .until("call.session_participant_joined", Duration::from_secs(30))
+        .await;
+    let mut seen = HashSet::new();
+    let (_, file, _dir) = record(
+        &t,
+        "compsync",
+        &mut events,
+        &mut seen,
+        "mp4",
+        eight_seconds(),
+    )
+    .await;
+    let brightness: Vec<f64> = small_frames(&file)
+        .await
+        .iter()
+        .map(|p| p.iter().map(|&v| f64::from(v)).sum::<f64>() / p.len() as f64)
+        .collect();
+    // A flash first shows in the picture captured after it: half a frame earlier on average.
+    let flashes: Vec<f64> = onsets(&brightness, 128.0, 1.0 / 30.0)
+        .into_iter()
+        .map(|t| t - 0.5 / 30.0)
+        .collect();
+    let loudness: Vec<f64> = samples(&file)
+        .await
+        .chunks(48)
+        .map(|c| (c.iter().map(|&s| f64::from(s * s)).sum::<f64>() / c.len() as f64).sqrt())
+        .collect();
+    let beeps = onsets(&loudness, 0.05, 0.001);
+    println!("flashes {flashes:.3?}\nbeeps {beeps:.3?}");
+    let apart: Vec<f64> = flashes
+        .iter()
+        .filter_map(|f| {
+            beeps
+                .iter()
+                .map(|b| b - f)
+                .min_by(|a, b| a.abs().total_cmp(&b.abs()))
+        })
+        .collect();
+    println!("beep after flash (s): {apart:.3?}");
+    assert!(apart.len() >= 6, "{} flashes paired", apart.len());
+    if apart.iter().any(|d| d.abs() > 0.040) {
+        keep(&file);
+    }
+    assert!(apart.iter().all(|d| d.abs() <= 0.040), "{apart:.3?}");
+    publisher.abort();
 }
