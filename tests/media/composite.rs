@@ -1311,9 +1311,12 @@ async fn every_flash_and_its_beep_are_recorded_together() {
         .map(|p| p.iter().map(|&v| f64::from(v)).sum::<f64>() / p.len() as f64)
         .collect();
     // A flash first shows in the picture captured after it: half a frame earlier on average.
+    // The file's first half second is left out: there the first picture stands in for the
+    // frames before it, and the mix begins wherever a beep was.
     let flashes: Vec<f64> = onsets(&brightness, 128.0, 1.0 / 30.0)
         .into_iter()
         .map(|t| t - 0.5 / 30.0)
+        .filter(|&t| t > 0.5)
         .collect();
     let loudness: Vec<f64> = samples(&file)
         .await
@@ -1332,7 +1335,7 @@ async fn every_flash_and_its_beep_are_recorded_together() {
         })
         .collect();
     println!("beep after flash (s): {apart:.3?}");
-    assert!(apart.len() >= 6, "{} flashes paired", apart.len());
+    assert!(apart.len() >= 5, "{} flashes paired", apart.len());
     if apart.iter().any(|d| d.abs() > 0.040) {
         keep(&file);
     }
