@@ -1342,3 +1342,43 @@ async fn every_flash_and_its_beep_are_recorded_together() {
     assert!(apart.iter().all(|d| d.abs() <= 0.040), "{apart:.3?}");
     publisher.abort();
 }
+
+#[tokio::test]
+async fn a_stop_while_the_browser_restarts_ends_the_recording_as_any_stop() {
+    let CallOfTwo {
+        t,
+        mut events,
+        publishers,
+        mut seen,
+        ..
+    } = call_of_two(
+        "compstop",
+        json!({"recording": {"quality": "360p", "layout": {"name": "grid"}}}),
+        20,
+    )
+    .await;
+    // The browser dies at 2 s, and the stop comes while another starts.
+    let crash = async {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        for (pid, name) in children() {
+            if name.contains("chrom") {
+                let _ = std::process::Command::new("kill")
+                    .args(["-9", &pid.to_string()])
+                    .status();
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let (wall, file, _dir) = record(&t, "compstop", &mut events, &mut seen, "mp4", crash).await;
+    let seen = events
+        .until("call.recording_ready", Duration::from_secs(20))
+        .await;
+    assert!(
+        seen.iter().all(|e| e["type"] != "call.recording_failed"),
+        "{seen:?}"
+    );
+    let (errors, seconds) = decode(&file).await;
+    assert!(errors.is_empty(), "{errors}");
+    assert!((seconds - wall).abs() <= 0.5, "{seconds} s of {wall:.2} s");
+    publishers.iter().for_each(tokio::task::JoinHandle::abort);
+}

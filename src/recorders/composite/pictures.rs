@@ -174,10 +174,8 @@ pub async fn record(
                     break;
                 }
             },
-            () = stop.cancelled() => {
-                lost = Some(RecorderError::Failed("stopped while the browser restarted".into()));
-                break;
-            }
+            // A stop while the browser restarts ends the recording as any stop does.
+            () = stop.cancelled() => break,
         };
         info!(file = %page.name, restarts, "the browser shows the layout again");
     }
