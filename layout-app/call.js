@@ -24,21 +24,39 @@ function nameOf(user, fallback) {
   return (user && (user.name || user.id)) || fallback;
 }
 
+/** Each inbound video's totals at the last look, by stats id. */
+const lastLook = new Map();
+
 /**
  * How long this page takes from a video packet's arrival to its picture, in ms: the jitter
- * buffer and the decoder, averaged over the videos playing (null before any played). The
- * recorder places the call's audio this much later, so that sound and picture meet.
+ * buffer and the decoder, averaged over the frames the videos played since the last look
+ * (null at the first look, or if none played). The recorder places the call's audio this much later, so that sound
+ * and picture meet.
  */
 export async function playoutDelay(pc) {
   let sum = 0;
-  let n = 0;
+  let frames = 0;
   (await pc.getStats()).forEach((s) => {
     if (s.type !== "inbound-rtp" || s.kind !== "video" || !s.framesDecoded) return;
-    const buffered = s.jitterBufferEmittedCount ? s.jitterBufferDelay / s.jitterBufferEmittedCount : 0;
-    sum += (buffered + s.totalDecodeTime / s.framesDecoded) * 1000;
-    n += 1;
+    const now = {
+      buffered: s.jitterBufferDelay || 0,
+      emitted: s.jitterBufferEmittedCount || 0,
+      decoding: s.totalDecodeTime || 0,
+      decoded: s.framesDecoded,
+    };
+    const before = lastLook.get(s.id);
+    lastLook.set(s.id, now);
+    // The first look only sets the mark: totals since the start include the wait for the
+    // first key frame, which says nothing of the delay now.
+    if (!before) return;
+    const emitted = now.emitted - before.emitted;
+    const decoded = now.decoded - before.decoded;
+    if (decoded <= 0) return;
+    const buffered = emitted > 0 ? (now.buffered - before.buffered) / emitted : 0;
+    sum += (buffered + (now.decoding - before.decoding) / decoded) * 1000 * decoded;
+    frames += decoded;
   });
-  return n ? sum / n : null;
+  return frames ? sum / frames : null;
 }
 
 /**

@@ -1070,7 +1070,8 @@ async fn realtimekit_composites_pause_stop_by_themselves_and_carry_a_watermark()
         .parse()
         .unwrap();
     assert!(
-        (59.0..=61.0).contains(&seconds) && seconds <= lasted,
+        // An MP3 carries its encoder's delay and padding: some 50 ms more than it was given.
+        (59.0..=61.0).contains(&seconds) && seconds <= lasted + 0.1,
         "{seconds} s"
     );
     publishers.iter().for_each(tokio::task::JoinHandle::abort);

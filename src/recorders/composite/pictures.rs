@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
@@ -22,6 +22,9 @@ use crate::recorders::{Port, RecorderError};
 
 /// Every how many looks at the browser its page's playout delay is asked (two seconds).
 const ASK_DELAY: u64 = 8;
+/// The most playout delay believed: a page that tells more is catching up from a stall, and
+/// moving its audio that far would leave a hole.
+const MAX_DELAY: Duration = Duration::from_millis(250);
 
 /// A browser on `display` showing `page`, ready to be captured, and its tab.
 async fn show(page: &Page, display: &Display) -> Result<(Chromium, Tab), RecorderError> {
@@ -148,6 +151,7 @@ pub async fn record(
         reports.progress(progress());
         if tick % ASK_DELAY == 0
             && let Ok(Some(d)) = tokio::time::timeout(WATCH, Chromium::playout_delay(&tab)).await
+            && d <= MAX_DELAY
         {
             let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
             if delay.swap(us, Ordering::Relaxed) == 0 {
