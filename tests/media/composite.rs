@@ -701,6 +701,20 @@ window.setupLayout = (config) => {
     publishers.iter().for_each(tokio::task::JoinHandle::abort);
 }
 
+/// Kills this process's browsers with SIGKILL, as a crash would end them; how many it killed.
+fn kill_browsers() -> usize {
+    children()
+        .into_iter()
+        .filter(|(_, name)| name.contains("chrom"))
+        .filter(|(pid, _)| {
+            std::process::Command::new("kill")
+                .args(["-9", &pid.to_string()])
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+        .count()
+}
+
 #[tokio::test]
 async fn a_browser_killed_mid_recording_is_replaced_and_the_file_goes_on() {
     let CallOfTwo {
@@ -718,17 +732,7 @@ async fn a_browser_killed_mid_recording_is_replaced_and_the_file_goes_on() {
     // At 3 s the browser is killed as a crash would end it; the recording goes on to 10 s.
     let crash = async {
         tokio::time::sleep(Duration::from_secs(3)).await;
-        let browsers: Vec<u32> = children()
-            .into_iter()
-            .filter(|(_, name)| name.contains("chrom"))
-            .map(|(pid, _)| pid)
-            .collect();
-        assert_eq!(browsers.len(), 1, "{:?}", children());
-        let killed = std::process::Command::new("kill")
-            .args(["-9", &browsers[0].to_string()])
-            .status()
-            .unwrap();
-        assert!(killed.success());
+        assert_eq!(kill_browsers(), 1, "{:?}", children());
         tokio::time::sleep(Duration::from_secs(7)).await;
     };
     let (wall, file, _dir) = record(&t, "compcrash", &mut events, &mut seen, "mp4", crash).await;
@@ -1361,13 +1365,7 @@ async fn a_stop_while_the_browser_restarts_ends_the_recording_as_any_stop() {
     // The browser dies at 2 s, and the stop comes while another starts.
     let crash = async {
         tokio::time::sleep(Duration::from_secs(2)).await;
-        for (pid, name) in children() {
-            if name.contains("chrom") {
-                let _ = std::process::Command::new("kill")
-                    .args(["-9", &pid.to_string()])
-                    .status();
-            }
-        }
+        assert_eq!(kill_browsers(), 1, "{:?}", children());
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
     let (wall, file, _dir) = record(&t, "compstop", &mut events, &mut seen, "mp4", crash).await;
