@@ -20,8 +20,12 @@ use crate::metrics::CompositeProgress;
 use crate::mux::{AudioFile, CompositeSink, VideoFormat};
 use crate::recorders::{Port, RecorderError};
 
-/// Every how many looks at the browser its page's playout delay is asked (two seconds).
+/// Every how many looks at the browser its page's playout delay is asked (two seconds;
+/// also at the second look, for a first measure a quarter second in).
 const ASK_DELAY: u64 = 8;
+/// How far the page's playout delay must move before the audio follows it: each move is a
+/// jump in the sound (a hole or an overlap), and sound within 20 ms of its picture is in step.
+const DELAY_STEP: Duration = Duration::from_millis(20);
 /// The most playout delay believed: a page that tells more is catching up from a stall, and
 /// moving its audio that far would leave a hole.
 const MAX_DELAY: Duration = Duration::from_millis(250);
@@ -149,12 +153,14 @@ pub async fn record(
             _ = watch.tick() => {}
         }
         reports.progress(progress());
-        if tick % ASK_DELAY == 0
+        if (tick % ASK_DELAY == 0 || tick == 1)
             && let Ok(Some(d)) = tokio::time::timeout(WATCH, Chromium::playout_delay(&tab)).await
             && d <= MAX_DELAY
         {
             let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
-            if delay.swap(us, Ordering::Relaxed) == 0 {
+            let before = delay.load(Ordering::Relaxed);
+            if before == 0 || us.abs_diff(before) > DELAY_STEP.as_micros() as u64 {
+                delay.store(us, Ordering::Relaxed);
                 info!(file = %page.name, ms = us / 1000, "the page shows pictures this long after they arrive");
             }
         }
