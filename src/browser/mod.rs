@@ -250,25 +250,34 @@ impl Chromium {
         Ok(page)
     }
 
-    /// Waits until `page` shows [`READY_SELECTOR`], at most `timeout`.
+    /// Waits until `page` shows [`READY_SELECTOR`], at most `timeout`: the page itself
+    /// watches for it and answers the moment it appears (a page that navigates away is
+    /// asked again).
     pub async fn wait_ready(
         page: &chromiumoxide::Page,
         timeout: Duration,
     ) -> Result<(), BrowserError> {
+        let watch = format!(
+            "new Promise((done) => {{
+               const seen = () => document.querySelector({READY_SELECTOR:?});
+               if (seen()) return done(true);
+               new MutationObserver((_, o) => seen() && (o.disconnect(), done(true)))
+                 .observe(document, {{ childList: true, subtree: true }});
+             }})"
+        );
         let start = Instant::now();
-        loop {
-            if page.find_element(READY_SELECTOR).await.is_ok() {
-                return Ok(());
+        while let Some(left) = timeout.checked_sub(start.elapsed()) {
+            match tokio::time::timeout(left, page.evaluate(watch.as_str())).await {
+                Ok(Ok(_)) => return Ok(()),
+                Ok(Err(_)) => tokio::time::sleep(Duration::from_millis(100)).await,
+                Err(_) => break,
             }
-            if start.elapsed() > timeout {
-                let url = page.url().await.ok().flatten().unwrap_or_default();
-                return Err(BrowserError::NotReady {
-                    url,
-                    waited: timeout,
-                });
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        let url = page.url().await.ok().flatten().unwrap_or_default();
+        Err(BrowserError::NotReady {
+            url,
+            waited: timeout,
+        })
     }
 
     /// How long `page` takes from a video packet's arrival to its picture, if it tells
