@@ -115,6 +115,9 @@ pub enum Surface<'a> {
     Headless,
     /// On this display, filling it.
     On(&'a Display),
+    /// On this display, but with no window until a page opens: a browser started ahead of
+    /// need, which shows nothing meanwhile.
+    Waiting(&'a Display),
 }
 
 /// How long Chromium may take to start.
@@ -167,7 +170,7 @@ impl Chromium {
             }
             // On a display, a kiosk window fills it: the page is the screen's top left
             // `size`, and the window's frame the pixel beyond it.
-            Surface::On(display) => {
+            Surface::On(display) | Surface::Waiting(display) => {
                 args.extend([
                     "--kiosk".into(),
                     "--mute-audio".into(),
@@ -176,7 +179,10 @@ impl Chromium {
                 (Some(display.name()), None)
             }
         };
-        args.push("about:blank".into());
+        args.push(match surface {
+            Surface::Waiting(_) => "--no-startup-window".into(),
+            _ => "about:blank".into(),
+        });
         let envs: Vec<(&str, &str)> = display.iter().map(|d| ("DISPLAY", d.as_str())).collect();
         let log = std::fs::File::create(profile.path().join("chromium.log")).ok();
         let executable = path

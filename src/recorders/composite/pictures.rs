@@ -2,6 +2,7 @@
 //! 30 times a second into the video file whose sound is the mix.
 
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -13,7 +14,7 @@ use super::clock::Clock;
 use super::page::Page;
 use super::{RATE, READY, Sound, WATCH, failed, follow_pauses, hand_over};
 use crate::browser::capture::Capture;
-use crate::browser::{Chromium, Display, Surface, Tab};
+use crate::browser::{BrowserError, Chromium, Display, Surface, Tab};
 use crate::domain::Timestamp;
 use crate::domain::settings::video_bit_rate;
 use crate::metrics::CompositeProgress;
@@ -23,6 +24,8 @@ use crate::recorders::{Port, RecorderError};
 /// Every how many looks at the browser its page's playout delay is asked (two seconds;
 /// also at the second look, for a first measure a quarter second in).
 const ASK_DELAY: u64 = 8;
+/// After how many looks at the browser (half a second) the spare browser starts.
+const SPARE_AFTER: u64 = 2;
 /// How far the page's playout delay must move before the audio follows it: each move is a
 /// jump in the sound (a hole or an overlap), and sound within 20 ms of its picture is in step.
 const DELAY_STEP: Duration = Duration::from_millis(20);
@@ -35,6 +38,11 @@ async fn show(page: &Page, display: &Display) -> Result<(Chromium, Tab), Recorde
     let browser = Chromium::launch(page.size, Surface::On(display))
         .await
         .map_err(|e| failed("no browser")(e.to_string()))?;
+    open(browser, page).await
+}
+
+/// `browser` showing `page`, ready to be captured, and its tab.
+async fn open(browser: Chromium, page: &Page) -> Result<(Chromium, Tab), RecorderError> {
     let shown = async {
         let tab = browser
             .open(&page.url, page.script.as_deref())
@@ -50,6 +58,55 @@ async fn show(page: &Page, display: &Display) -> Result<(Chromium, Tab), Recorde
         Err(e) => {
             browser.close().await;
             Err(e)
+        }
+    }
+}
+
+/// The browser that takes over if the page's dies: started ahead, with no window (nothing
+/// of it is captured), so that a replacement need not wait for a browser to start.
+enum Spare<'a> {
+    None,
+    Starting(Pin<Box<dyn Future<Output = Result<Chromium, BrowserError>> + Send + 'a>>),
+    Ready(Box<Chromium>),
+}
+
+impl<'a> Spare<'a> {
+    fn start(page: &Page, display: &'a Display) -> Self {
+        Self::Starting(Box::pin(Chromium::launch(
+            page.size,
+            Surface::Waiting(display),
+        )))
+    }
+
+    /// Until the starting one has started (forever if none is starting).
+    async fn started(&mut self) -> Result<Chromium, BrowserError> {
+        match self {
+            Self::Starting(launch) => launch.await,
+            _ => std::future::pending().await,
+        }
+    }
+
+    /// A browser showing `page` on `display`: the spare if it runs (once started), else a
+    /// new one.
+    async fn take(
+        &mut self,
+        page: &Page,
+        display: &Display,
+    ) -> Result<(Chromium, Tab), RecorderError> {
+        let ready = match std::mem::replace(self, Self::None) {
+            Self::Ready(browser) => Some(*browser),
+            Self::Starting(launch) => launch.await.ok(),
+            Self::None => None,
+        };
+        match ready {
+            Some(mut browser) => {
+                if browser.running() {
+                    open(browser, page).await
+                } else {
+                    show(page, display).await
+                }
+            }
+            None => show(page, display).await,
         }
     }
 }
@@ -147,12 +204,27 @@ pub async fn record(
     };
     let (mut browser, mut restarts, mut lost) = (Some(browser), 0, None);
     let mut watch = tokio::time::interval(WATCH);
+    let mut spare = Spare::None;
     for tick in 0_u64.. {
         tokio::select! {
             () = stop.cancelled() => break,
             _ = watch.tick() => {}
+            started = spare.started() => {
+                spare = match started {
+                    Ok(browser) => Spare::Ready(Box::new(browser)),
+                    Err(e) => {
+                        warn!(file = %page.name, error = %e, "no spare browser");
+                        Spare::None
+                    }
+                };
+                continue;
+            }
         }
         reports.progress(progress());
+        // The spare starts once the recording has settled.
+        if tick == SPARE_AFTER && matches!(spare, Spare::None) {
+            spare = Spare::start(&page, &display);
+        }
         if (tick % ASK_DELAY == 0 || tick == 1)
             && let Ok(Some(d)) = tokio::time::timeout(WATCH, Chromium::playout_delay(&tab)).await
             && d <= MAX_DELAY
@@ -167,14 +239,14 @@ pub async fn record(
         if browser.as_mut().is_some_and(Chromium::running) {
             continue;
         }
-        // The display goes on being captured (blank) while another browser starts.
-        warn!(file = %page.name, "the browser ended; starting another");
+        // The display goes on being captured (blank) while the spare takes over.
+        warn!(file = %page.name, "the browser ended; another takes over");
         if let Some(ended) = browser.take() {
             ended.kill();
         }
         restarts += 1;
         browser = tokio::select! {
-            shown = show(&page, &display) => match shown {
+            shown = spare.take(&page, &display) => match shown {
                 Ok((shown, shown_tab)) => {
                     tab = shown_tab;
                     Some(shown)
@@ -188,7 +260,9 @@ pub async fn record(
             () = stop.cancelled() => break,
         };
         info!(file = %page.name, restarts, "the browser shows the layout again");
+        spare = Spare::start(&page, &display);
     }
+    drop(spare);
     let wall = start.elapsed();
     pauses.abort();
     let length = clock.length(wall);
