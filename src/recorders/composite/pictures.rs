@@ -206,19 +206,24 @@ pub async fn record(
     let mut watch = tokio::time::interval(WATCH);
     let mut spare = Spare::None;
     for tick in 0_u64.. {
-        tokio::select! {
-            () = stop.cancelled() => break,
-            _ = watch.tick() => {}
-            started = spare.started() => {
-                spare = match started {
-                    Ok(browser) => Spare::Ready(Box::new(browser)),
-                    Err(e) => {
-                        warn!(file = %page.name, error = %e, "no spare browser");
-                        Spare::None
-                    }
-                };
-                continue;
+        // A look at the browser, once the watch's tick comes.
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => break,
+                _ = watch.tick() => break,
+                started = spare.started() => {
+                    spare = match started {
+                        Ok(browser) => Spare::Ready(Box::new(browser)),
+                        Err(e) => {
+                            warn!(file = %page.name, error = %e, "no spare browser");
+                            Spare::None
+                        }
+                    };
+                }
             }
+        }
+        if stop.is_cancelled() {
+            break;
         }
         reports.progress(progress());
         // The spare starts once the recording has settled.
