@@ -116,12 +116,16 @@ pub enum Surface<'a> {
     /// On this display, filling it.
     On(&'a Display),
     /// On this display, but with no window until a page opens: a browser started ahead of
-    /// need, which shows nothing meanwhile.
+    /// need, which shows nothing meanwhile, and starts at [`WAITING_NICENESS`] so that its
+    /// start takes no time from the work it waits beside ([`Chromium::come_forward`] ends
+    /// that).
     Waiting(&'a Display),
 }
 
 /// How long Chromium may take to start.
 const LAUNCH: Duration = Duration::from_secs(30);
+/// The niceness of a browser waiting to be needed: it runs when nothing else would.
+pub const WAITING_NICENESS: i32 = 10;
 
 /// A running Chromium whose pages are `width` x `height` CSS pixels at scale 1.
 pub struct Chromium {
@@ -190,6 +194,11 @@ impl Chromium {
             .ok_or_else(|| launch("not a UTF-8 path".into()))?;
         let mut process =
             Helper::spawn(executable, &args, &envs, log).map_err(|e| launch(e.to_string()))?;
+        if let Surface::Waiting(_) = surface
+            && let Err(e) = process.set_niceness(WAITING_NICENESS)
+        {
+            tracing::debug!(error = %e, "a waiting browser keeps its priority");
+        }
         let url = devtools_url(profile.path(), &mut process)
             .await
             .map_err(launch)?;
@@ -209,6 +218,12 @@ impl Chromium {
             crashed: Arc::default(),
             _profile: profile,
         })
+    }
+
+    /// Gives a browser started [`Surface::Waiting`] the priority of reel's own work, once it
+    /// is needed; false if reel may not raise it (it then goes on at its lower priority).
+    pub fn come_forward(&self) -> bool {
+        self.process.set_niceness(0).is_ok()
     }
 
     /// Whether the browser is still running, and no page of its crashed.

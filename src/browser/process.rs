@@ -85,6 +85,16 @@ impl Helper {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+
+    /// Sets the niceness of it and everything it started (and will start): higher is
+    /// humbler; lower than before needs the privilege to raise priorities.
+    pub fn set_niceness(&self, nice: i32) -> io::Result<()> {
+        let group = i32::try_from(self.child.id())
+            .ok()
+            .and_then(Pid::from_raw)
+            .ok_or_else(|| io::Error::other("no process id"))?;
+        rustix::process::setpriority_pgrp(Some(group), nice).map_err(io::Error::from)
+    }
 }
 
 impl Drop for Helper {

@@ -101,6 +101,9 @@ impl<'a> Spare<'a> {
         match ready {
             Some(mut browser) => {
                 if browser.running() {
+                    if !browser.come_forward() {
+                        warn!(file = %page.name, "the spare browser takes over at its lower priority: reel may not raise it");
+                    }
                     open(browser, page).await
                 } else {
                     show(page, display).await
