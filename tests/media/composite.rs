@@ -1399,7 +1399,7 @@ async fn a_stop_while_the_browser_restarts_ends_the_recording_as_any_stop() {
         20,
     )
     .await;
-    // The browser dies at 2 s, and the stop comes while another starts.
+    // The browser dies at 2 s, and the stop comes while the spare takes over.
     let crash = async {
         tokio::time::sleep(Duration::from_secs(2)).await;
         // The page's browser and its spare.
