@@ -172,7 +172,7 @@ async fn raw_archive_of_two_publishers_reads_back_whole() {
     );
 
     // extract-audio and extract-video turn it into files that last as long as each track's
-    // span in the metadata, and decode cleanly.
+    // RTP timestamps say in the metadata, and decode cleanly.
     let out_dir = dir.path().join("extracted");
     for command in ["extract-audio", "extract-video"] {
         let out = stdout_of(
@@ -193,7 +193,7 @@ async fn raw_archive_of_two_publishers_reads_back_whole() {
                 .iter()
                 .find(|p| p["user_session_id"] == w["session_id"])
                 .unwrap();
-            let span = p["segments"][kind][0]["unix_duration_ms"].as_f64().unwrap() / 1000.0;
+            let span = p["segments"][kind][0]["rtp_duration_ms"].as_f64().unwrap() / 1000.0;
             let (codecs, duration) = probe(&path).await;
             let (errors, _) = decode(&path).await;
             println!(
@@ -334,15 +334,20 @@ async fn a_chromium_call_with_a_camera_switch_gives_segments_ffmpeg_can_read() {
             .find(|p| p["participant_id"] == user)
             .unwrap();
         let video = p["segments"]["video"].as_array().unwrap();
-        let span = (video.last().unwrap()["last_rtp_unix_timestamp"]
-            .as_f64()
-            .unwrap()
-            - video[0]["first_rtp_unix_timestamp"].as_f64().unwrap())
+        let ms = |segment: &serde_json::Value, key: &str| segment[key].as_f64().unwrap();
+        let (first, last) = (&video[0], video.last().unwrap());
+        // Each segment is placed at its first packet's arrival and lasts as its RTP
+        // timestamps say; arrival times alone drift from them when the host is busy.
+        let span = (ms(last, "first_rtp_unix_timestamp") + ms(last, "rtp_duration_ms")
+            - ms(first, "first_rtp_unix_timestamp"))
             / 1000.0;
+        let drift: Vec<f64> = video.iter().map(|s| ms(s, "drift_ms")).collect();
         let path = std::path::PathBuf::from(w["path"].as_str().unwrap());
         let (codecs, duration) = probe(&path).await;
         let (errors, _) = decode(&path).await;
-        println!("{user}: {codecs:?} {duration:.3} s; the video spans {span:.3} s");
+        println!(
+            "{user}: {codecs:?} {duration:.3} s; the video spans {span:.3} s, arrivals drift {drift:?} ms"
+        );
         assert_eq!(codecs, [if user == "alice" { "vp8" } else { "h264" }]);
         assert!(errors.is_empty(), "{user}: {errors}");
         // The file starts at the first key frame, which may come a little after the first packet.
