@@ -17,9 +17,15 @@ use super::{MuxError, init};
 /// decoder gives each sound that long after the time of the packet that carries it.
 const OPUS_LOOKAHEAD: i64 = 312;
 
+/// A track's decoder, and whether it gives two channels.
+struct Voice {
+    decoder: ffmpeg_next::decoder::Audio,
+    stereo: bool,
+}
+
 /// The mix of a call's audio tracks.
 pub struct LiveMix {
-    decoders: HashMap<String, ffmpeg_next::decoder::Audio>,
+    voices: HashMap<String, Voice>,
     mix: Mix,
     decoded: frame::Audio,
     /// Samples per channel in a frame handed out.
@@ -34,12 +40,8 @@ impl LiveMix {
     pub fn new((channels, frame): (usize, usize)) -> Self {
         init();
         Self {
-            decoders: HashMap::new(),
-            mix: Mix {
-                planes: vec![Vec::new(); channels.clamp(1, 2)],
-                start: 0,
-                clipped: 0,
-            },
+            voices: HashMap::new(),
+            mix: Mix::new(channels),
             decoded: frame::Audio::empty(),
             frame: frame.max(1),
             late: 0,
@@ -55,18 +57,21 @@ impl LiveMix {
             return Ok(());
         }
         let context = || format!("cannot decode the audio of {track}");
-        if !self.decoders.contains_key(track) {
-            let opus_codec = ffmpeg_next::decoder::find(codec::Id::OPUS)
-                .ok_or(ffmpeg_next::Error::DecoderNotFound)
-                .map_err(MuxError::new(context()))?;
-            // Without a header the decoder takes Opus's own stereo at 48 kHz.
-            let decoder = codec::context::Context::new_with_codec(opus_codec)
-                .decoder()
-                .audio()
-                .map_err(MuxError::new(context()))?;
-            self.decoders.insert(track.to_owned(), decoder);
+        // Browsers code their voices mono: one channel decoded costs about half of two. The
+        // first packet a track codes in stereo gets it a decoder of two channels from then on.
+        let stereo = opus[0] & 0x04 != 0;
+        if self
+            .voices
+            .get(track)
+            .is_none_or(|voice| stereo && !voice.stereo)
+        {
+            let voice = Voice {
+                decoder: opus_decoder(stereo).map_err(MuxError::new(context()))?,
+                stereo,
+            };
+            self.voices.insert(track.to_owned(), voice);
         }
-        let decoder = self.decoders.get_mut(track).expect("made above");
+        let decoder = &mut self.voices.get_mut(track).expect("made above").decoder;
         // A frame that does not decode is left out: the mix goes on without it.
         if decoder.send_packet(&Packet::copy(opus)).is_err() {
             return Ok(());
@@ -86,19 +91,14 @@ impl LiveMix {
 
     /// Forgets `track`'s decoder (its track ended).
     pub fn remove(&mut self, track: &str) {
-        self.decoders.remove(track);
+        self.voices.remove(track);
     }
 
     /// The mixed frames before sample `until` (silence where nothing was added); with
     /// `last`, also a shorter frame at the end.
     pub fn take(&mut self, until: i64, last: bool) -> Vec<MixedAudio> {
         // Nothing added up to `until` is silence, not a wait.
-        let end = until - self.mix.start;
-        for plane in &mut self.mix.planes {
-            if (plane.len() as i64) < end {
-                plane.resize(end.max(0) as usize, 0.0);
-            }
-        }
+        self.mix.fill_to(until);
         let mut frames = Vec::new();
         while let Some(f) = self.mix.take(until, self.frame, !last) {
             frames.push(MixedAudio(f));
@@ -117,6 +117,18 @@ impl LiveMix {
     }
 }
 
+/// An Opus decoder of RTP packets (no header) at 48 kHz, of one channel or two.
+fn opus_decoder(stereo: bool) -> Result<ffmpeg_next::decoder::Audio, ffmpeg_next::Error> {
+    let opus =
+        ffmpeg_next::decoder::find(codec::Id::OPUS).ok_or(ffmpeg_next::Error::DecoderNotFound)?;
+    let mut context = codec::context::Context::new_with_codec(opus);
+    if !stereo {
+        // SAFETY: the context was just made, and is opened only below.
+        unsafe { super::params::decode_opus_as_mono(context.as_mut_ptr()) };
+    }
+    context.decoder().audio()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,10 +136,18 @@ mod tests {
 
     /// The Opus frames of one second of a `hz` tone, with their times (µs).
     fn tone(dir: &std::path::Path, hz: u32) -> Vec<(i64, Vec<u8>)> {
-        let path = dir.join(format!("{hz}.ogg"));
+        opus_of(
+            dir,
+            &format!("sine=frequency={hz}:duration=1"),
+            &format!("{hz}"),
+        )
+    }
+
+    /// The Opus frames of `source` (an FFmpeg filter graph), with their times (µs).
+    fn opus_of(dir: &std::path::Path, source: &str, name: &str) -> Vec<(i64, Vec<u8>)> {
+        let path = dir.join(format!("{name}.ogg"));
         let status = std::process::Command::new("ffmpeg")
-            .args(["-v", "error", "-f", "lavfi", "-i"])
-            .arg(format!("sine=frequency={hz}:duration=1"))
+            .args(["-v", "error", "-f", "lavfi", "-i", source])
             .args(["-c:a", "libopus", "-ar", "48000", "-y"])
             .arg(&path)
             .status()
@@ -201,5 +221,40 @@ mod tests {
         assert!(strength(after, 440.0) < off && strength(after, 660.0) > on);
         assert!(silent.iter().all(|&s| s == 0.0));
         assert_eq!(mix.clipped(), 0);
+    }
+
+    /// A voice that turns stereo half a second in: its sides kept apart from then on.
+    #[test]
+    fn a_voice_that_turns_stereo_keeps_its_sides() {
+        let dir = tempfile::tempdir().unwrap();
+        let mono = tone(dir.path(), 440);
+        let stereo = opus_of(
+            dir.path(),
+            "sine=frequency=440:duration=1[l];sine=frequency=660:duration=1[r];[l][r]amerge=inputs=2",
+            "stereo",
+        );
+        assert!(mono.iter().all(|(_, f)| f[0] & 0x04 == 0));
+        assert!(stereo.iter().all(|(_, f)| f[0] & 0x04 != 0));
+        let mut mix = LiveMix::new((2, 1024));
+        let at = |us: i64| us * i64::from(RATE) / 1_000_000;
+        let half = mono.iter().filter(|(us, _)| *us < 500_000);
+        let rest = stereo.iter().filter(|(us, _)| *us >= 500_000);
+        for (us, data) in half.chain(rest) {
+            mix.add("a", at(*us), data).unwrap();
+        }
+        let frames = mix.take(at(1_000_000), true);
+        let side = |c: usize| -> Vec<f32> {
+            frames
+                .iter()
+                .flat_map(|f| f.0.plane::<f32>(c)[..f.0.samples()].to_vec())
+                .collect()
+        };
+        let (left, right) = (side(0), side(1));
+        let part =
+            |pcm: &[f32]| pcm[(0.65 * 48_000.0) as usize..(0.95 * 48_000.0) as usize].to_vec();
+        let (left, right) = (part(&left), part(&right));
+        let (on, off) = (0.04, 0.005);
+        assert!(strength(&left, 440.0) > on && strength(&left, 660.0) < off);
+        assert!(strength(&right, 660.0) > on && strength(&right, 440.0) < off);
     }
 }

@@ -87,11 +87,7 @@ fn decode_and_sum(
     (channels, frame_size): (usize, usize),
     frames: &mpsc::SyncSender<Vec<frame::Audio>>,
 ) -> Result<MixStats, MuxError> {
-    let mut mix = Mix {
-        planes: vec![Vec::new(); channels],
-        start: 0,
-        clipped: 0,
-    };
+    let mut mix = Mix::new(channels);
     let mut batch = Vec::with_capacity(BATCH);
     // If the encoder stopped, its error says why.
     let closed = |_| MuxError::new("cannot encode the mix")(ffmpeg_next::Error::Exit);
@@ -153,7 +149,7 @@ fn decode_and_sum(
             }
         }
     }
-    let end = mix.start + mix.planes[0].len() as i64;
+    let end = mix.end();
     while let Some(f) = mix.take(end, frame_size, false) {
         batch.push(f);
     }
@@ -199,12 +195,43 @@ fn open_source(path: &Path, offset_us: i64, mono: bool) -> Result<Source, MuxErr
 
 /// The sum of what was decoded, from sample `start` on, one plane per output channel.
 pub(super) struct Mix {
-    pub(super) planes: Vec<Vec<f32>>,
-    pub(super) start: i64,
+    /// Samples before `head` were handed on; they are dropped once as many as are left, so
+    /// that handing a frame on does not move what follows it each time.
+    planes: Vec<Vec<f32>>,
+    head: usize,
+    /// The mix sample at `head`.
+    start: i64,
     pub(super) clipped: u64,
 }
 
 impl Mix {
+    /// An empty mix of `channels` (1 or 2) whose first sample is sample 0.
+    pub(super) fn new(channels: usize) -> Self {
+        Self {
+            planes: vec![Vec::new(); channels.clamp(1, 2)],
+            head: 0,
+            start: 0,
+            clipped: 0,
+        }
+    }
+
+    /// The mix sample after the last one added.
+    pub(super) fn end(&self) -> i64 {
+        self.start + (self.planes[0].len() - self.head) as i64
+    }
+
+    /// Makes the mix reach sample `until`, with silence where nothing was added.
+    pub(super) fn fill_to(&mut self, until: i64) {
+        let Ok(len) = usize::try_from(until - self.start) else {
+            return;
+        };
+        for plane in &mut self.planes {
+            if plane.len() < self.head + len {
+                plane.resize(self.head + len, 0.0);
+            }
+        }
+    }
+
     /// Adds a decoded frame whose first sample is mix sample `at`; how many of its samples
     /// came after their place was handed on, and were dropped.
     pub(super) fn add(&mut self, at: i64, f: &frame::Audio) -> Result<usize, ffmpeg_next::Error> {
@@ -234,7 +261,7 @@ impl Mix {
         if skip >= n {
             return Ok(n);
         }
-        let from = (at + skip as i64 - self.start) as usize;
+        let from = self.head + (at + skip as i64 - self.start) as usize;
         let needed = from + n.saturating_sub(skip);
         for plane in &mut self.planes {
             if plane.len() < needed {
@@ -271,7 +298,8 @@ impl Mix {
     /// Takes a frame of up to `size` summed samples per channel before sample `until`,
     /// clipped at full scale; `None` when there are none, or if `whole` and fewer than `size`.
     pub(super) fn take(&mut self, until: i64, size: usize, whole: bool) -> Option<frame::Audio> {
-        let available = (until - self.start).min(self.planes[0].len() as i64).max(0) as usize;
+        let live = self.planes[0].len() - self.head;
+        let available = (until - self.start).min(live as i64).max(0) as usize;
         let take = available.min(size);
         if take == 0 || (whole && take < size) {
             return None;
@@ -279,14 +307,25 @@ impl Mix {
         let mut f = frame::Audio::new(Sample::F32(Type::Planar), take, layout(self.planes.len()));
         f.set_rate(RATE as u32);
         f.set_pts(Some(self.start));
+        let head = self.head;
         for (c, plane) in self.planes.iter_mut().enumerate() {
-            for (dst, &s) in f.plane_mut::<f32>(c).iter_mut().zip(&plane[..take]) {
+            for (dst, &s) in f
+                .plane_mut::<f32>(c)
+                .iter_mut()
+                .zip(&plane[head..head + take])
+            {
                 *dst = s.clamp(-1.0, 1.0);
                 self.clipped += u64::from(*dst != s);
             }
-            plane.drain(..take);
         }
+        self.head += take;
         self.start += take as i64;
+        if self.head >= live - take {
+            for plane in &mut self.planes {
+                plane.drain(..self.head);
+            }
+            self.head = 0;
+        }
         Some(f)
     }
 }

@@ -65,16 +65,28 @@ fn opus_head(channels: u8) -> Vec<u8> {
 
 /// Makes the Opus decoder of `ctx` give one channel: the mean of the two of a stereo
 /// stream whose packets are all coded mono (as browsers send them), at less cost than
-/// decoding two equal channels and averaging them. Other codecs and channel mappings are
-/// left as they are.
+/// decoding two equal channels and averaging them. Without a header, the decoder takes
+/// one channel instead of Opus's own two. Other codecs and channel mappings are left as
+/// they are.
 ///
 /// # Safety
 /// `ctx` must point to a codec context that is not yet opened and that no other code uses.
 pub(super) unsafe fn decode_opus_as_mono(ctx: *mut ffi::AVCodecContext) {
     // SAFETY: the caller owns `ctx`.
     let ctx = unsafe { &mut *ctx };
+    if ctx.codec_id != ffi::AVCodecID::AV_CODEC_ID_OPUS {
+        return;
+    }
     let size = usize::try_from(ctx.extradata_size).unwrap_or(0);
-    if ctx.codec_id != ffi::AVCodecID::AV_CODEC_ID_OPUS || ctx.extradata.is_null() || size < 19 {
+    if ctx.extradata.is_null() {
+        // SAFETY: `ch_layout` belongs to `ctx`.
+        unsafe {
+            ffi::av_channel_layout_uninit(&mut ctx.ch_layout);
+            ffi::av_channel_layout_default(&mut ctx.ch_layout, 1);
+        }
+        return;
+    }
+    if size < 19 {
         return;
     }
     // SAFETY: `extradata` holds `size` bytes.
