@@ -3,10 +3,11 @@
 //! (browser, display, capture, encoder, mixer), beside the other capture path measured the
 //! same way on the same page: `chromium-headless-shell` driven with
 //! `HeadlessExperimental.beginFrame`, a JPEG screenshot per frame decoded to 4:2:0 (the
-//! encoder's cost is the same for either path: the same pictures go into it). Then the time
-//! from the start request to the first captured picture, and concurrent audio-only
-//! composites of the 4 participants (no browser): their mixers' CPU, and whether every file
-//! holds its wall time.
+//! encoder's cost is the same for either path: the same pictures go into it). Then
+//! concurrent audio-only composites of the 4 participants (no browser): their mixers' CPU,
+//! and whether every file holds its wall time. Last, the time from the start request to the
+//! first captured picture, with a browser standing by (as `reel serve` runs) and, on a reel
+//! of its own, without.
 //!
 //! Run with `bench/composite.sh`, which makes the clips and runs this inside a network
 //! namespace with only loopback.
@@ -18,7 +19,7 @@ mod probe;
 #[path = "support.rs"]
 mod support;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -42,6 +43,8 @@ const SECRET: &str = "bench-secret-0123456789abcdef";
 const PARTICIPANTS: usize = 4;
 /// The measured window.
 const WINDOW: Duration = Duration::from_secs(20);
+/// Start requests timed on each side.
+const STARTS: usize = 3;
 /// Concurrent audio-only composites, per step.
 const AUDIO_ONLY: [usize; 2] = [10, 40];
 /// Linux reports process and thread times in these ticks per second.
@@ -173,24 +176,56 @@ impl Split {
     }
 }
 
-/// reel's own composite of the call: the split over the window, the start-to-first-picture
-/// time and the file's pictures a second.
+/// Starts a composite of the call: the recording, once it has its first picture, and the
+/// seconds since the request.
+async fn start(
+    server: &Server,
+    http: &reqwest::Client,
+    base: &str,
+    cid: &Cid,
+) -> (reel::domain::Recording, f64) {
+    let path = format!("/api/v2/video/call/default/{}", cid.id);
+    let asked = Instant::now();
+    api(http, base, &format!("{path}/start_recording"), json!({})).await;
+    loop {
+        if let Some(r) = composites(server, cid, RecordingState::Running).await.pop() {
+            break (r, asked.elapsed().as_secs_f64());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Stops the composite `running` of the call: the recording once it is ready.
+async fn stop(
+    server: &Server,
+    http: &reqwest::Client,
+    base: &str,
+    running: &reel::domain::Recording,
+) -> reel::domain::Recording {
+    let cid = &running.cid;
+    let path = format!("/api/v2/video/call/default/{}", cid.id);
+    api(http, base, &format!("{path}/stop_recording"), json!({})).await;
+    loop {
+        if let Some(r) = composites(server, cid, RecordingState::Ready)
+            .await
+            .into_iter()
+            .find(|r| r.id == running.id)
+        {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// reel's own composite of the call: the split over the window, and the file's pictures a
+/// second.
 async fn xvfb_path(
     server: &Server,
     http: &reqwest::Client,
     (base, stored): (&str, &Path),
     cid: &Cid,
-) -> (Split, f64) {
-    let path = format!("/api/v2/video/call/default/{}", cid.id);
-    let asked = Instant::now();
-    api(http, base, &format!("{path}/start_recording"), json!({})).await;
-    let running = loop {
-        if let Some(r) = composites(server, cid, RecordingState::Running).await.pop() {
-            break r;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    let first_picture = asked.elapsed().as_secs_f64();
+) -> Split {
+    let (running, _) = start(server, http, base, cid).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (browsers, displays) = (helper_groups("chrom"), helper_groups("Xvfb"));
     let sample = || {
@@ -205,17 +240,7 @@ async fn xvfb_path(
     let (before, t0) = (sample(), Instant::now());
     tokio::time::sleep(WINDOW).await;
     let (after, wall) = (sample(), t0.elapsed().as_secs_f64());
-    api(http, base, &format!("{path}/stop_recording"), json!({})).await;
-    let done = loop {
-        if let Some(r) = composites(server, cid, RecordingState::Ready)
-            .await
-            .into_iter()
-            .find(|r| r.id == running.id)
-        {
-            break r;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let done = stop(server, http, base, &running).await;
     let files = server
         .services
         .store()
@@ -224,15 +249,14 @@ async fn xvfb_path(
         .expect("files");
     let file = stored.join(&files[0].file.object_key);
     let (frames, seconds) = frames(&file);
-    let split = Split {
+    Split {
         browser: (after.0 - before.0) / wall,
         display: (after.1 - before.1) / wall,
         capture: (after.2 - before.2) / wall,
         encode: (after.3 - before.3) / wall,
         audio: (after.4 - before.4) / wall,
         rate: frames as f64 / seconds,
-    };
-    (split, first_picture)
+    }
 }
 
 /// The same page in `chromium-headless-shell`, a frame begun and screenshotted (JPEG) 30
@@ -461,9 +485,25 @@ async fn audio_only(
     (cores, shortest, wall)
 }
 
-#[tokio::main]
-async fn main() {
-    let clips = support::clips();
+/// A release reel with `recorders`, whose call has [`PARTICIPANTS`] publishers.
+struct Served {
+    server: Server,
+    base: String,
+    stored: PathBuf,
+    cid: Cid,
+    publisher: tokio::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Served {
+    /// Stops the publishers, then reel.
+    async fn end(mut self) {
+        let _ = self.publisher.kill().await;
+        self.server.shutdown().await;
+    }
+}
+
+async fn serve(recorders: Recorders, clips: &Path, http: &reqwest::Client) -> Served {
     let dir = tempfile::tempdir().unwrap();
     let settings = support::settings(
         dir.path(),
@@ -476,36 +516,76 @@ async fn main() {
     );
     let config = Config::resolve(settings).unwrap();
     let stored = config.recordings_dir();
-    let server = Server::start(config, Recorders::all()).await.unwrap();
-    let http = reqwest::Client::new();
+    let server = Server::start(config, recorders).await.unwrap();
     let base = format!("http://{}", server.addr);
     let call = "composite-bench";
     let cid = Cid::parse(&format!("default:{call}")).unwrap();
     api(
-        &http,
+        http,
         &base,
         &format!("/api/v2/video/call/default/{call}"),
         json!({"data": {"created_by_id": "bench", "settings_override": {
             "recording": {"quality": "720p", "layout": {"name": "grid"}}}}}),
     )
     .await;
-    let mut publisher = support::publish(
+    let publisher = support::publish(
         &format!("{base}/whip/default/{call}"),
-        &clips,
+        clips,
         PARTICIPANTS,
         Duration::from_millis(100),
         Duration::from_secs(600),
         SECRET,
     );
     tokio::time::sleep(Duration::from_secs(3)).await;
+    Served {
+        server,
+        base,
+        stored,
+        cid,
+        publisher,
+        _dir: dir,
+    }
+}
+
+/// The seconds from each of [`STARTS`] start requests to its first picture, each recording
+/// stopped before the next (and a second let pass).
+async fn start_times(served: &Served, http: &reqwest::Client) -> Vec<f64> {
+    let mut times = Vec::new();
+    for _ in 0..STARTS {
+        let (running, seconds) = start(&served.server, http, &served.base, &served.cid).await;
+        times.push(seconds);
+        stop(&served.server, http, &served.base, &running).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    times
+}
+
+/// `times` as "median (min-max)".
+fn spread(times: &mut [f64]) -> String {
+    times.sort_by(f64::total_cmp);
+    format!(
+        "{:.2} s ({:.2}-{:.2})",
+        times[times.len() / 2],
+        times[0],
+        times[times.len() - 1]
+    )
+}
+
+#[tokio::main]
+async fn main() {
+    let clips = support::clips();
+    let http = reqwest::Client::new();
+    // As `reel serve` runs them: a browser stands by for the next composite.
+    let served = serve(Recorders::all_standing_by(), &clips, &http).await;
+    let (server, base, stored, cid) = (&served.server, &served.base, &served.stored, &served.cid);
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!(
         "one 720p30 grid composite of {PARTICIPANTS} moving participants (`reel publish`, 720p VP8 + Opus), {cores} cores, CPU over {WINDOW:?}"
     );
     println!();
-    let (xvfb, first_picture) = xvfb_path(&server, &http, (&base, &stored), &cid).await;
-    let viewer = Keys::new(KEY, SECRET).viewer_token(&cid, Duration::from_secs(3600));
-    let shell = begin_frame_path(format!("{base}/layout/default/{call}?token={viewer}"));
+    let xvfb = xvfb_path(server, &http, (base, stored), cid).await;
+    let viewer = Keys::new(KEY, SECRET).viewer_token(cid, Duration::from_secs(3600));
+    let shell = begin_frame_path(format!("{base}/layout/default/{}?token={viewer}", cid.id));
     println!(
         "| capture path | pictures/s | browser | display (Xvfb) | capture | encode (x264 veryfast) | audio mix + AAC | total (cores of {cores}) |"
     );
@@ -536,7 +616,7 @@ async fn main() {
     );
     println!();
     println!(
-        "start request to first captured picture: {first_picture:.2} s (target <= 2 s); 720p30 total {:.2} cores (target <= 1.0; LiveKit egress reserves 4 cores for one)",
+        "720p30 total {:.2} cores (target <= 1.0; LiveKit egress reserves 4 cores for one)",
         xvfb.total()
     );
     println!();
@@ -545,7 +625,7 @@ async fn main() {
     );
     println!("|---:|---:|---:|---:|---|");
     for n in AUDIO_ONLY {
-        let (cores, shortest, wall) = audio_only(&server, &http, (&base, &stored), &cid, n).await;
+        let (cores, shortest, wall) = audio_only(server, &http, (base, stored), cid, n).await;
         let each = cores / n as f64;
         println!(
             "| {n} | {cores:.3} | {each:.4} | {:.0} | {shortest:.1} / {wall:.1} |",
@@ -554,6 +634,26 @@ async fn main() {
     }
     println!();
     println!("target: >= 50 audio-only composites per core (Agora publishes 19 per vCPU)");
-    let _ = publisher.kill().await;
-    server.shutdown().await;
+    println!();
+    // The start, with the browser standing by and, on a reel of its own, without.
+    let mut warm = start_times(&served, &http).await;
+    served.end().await;
+    let cold_served = serve(Recorders::all(), &clips, &http).await;
+    let mut cold = start_times(&cold_served, &http).await;
+    println!(
+        "| start request to first captured picture ({} starts) | median (min-max) |",
+        STARTS
+    );
+    println!("|---|---:|");
+    println!(
+        "| a browser standing by (`reel serve`'s default) | {} |",
+        spread(&mut warm)
+    );
+    println!(
+        "| none standing by (`REEL_COMPOSITE_STANDBY=false`) | {} |",
+        spread(&mut cold)
+    );
+    println!();
+    println!("target: <= 2 s");
+    cold_served.end().await;
 }

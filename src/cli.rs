@@ -712,7 +712,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     // Listen for signals before serving, so that one sent as soon as reel says it serves
     // stops it gracefully.
     let signal = shutdown_signal()?;
-    let server = Server::start(config, Recorders::all())
+    let recorders = if config.composite_standby {
+        Recorders::all_standing_by()
+    } else {
+        Recorders::all()
+    };
+    let server = Server::start(config, recorders)
         .await
         .context("reel could not start")?;
     server.run_until(signal).await;

@@ -159,6 +159,11 @@ pub struct Settings {
     #[arg(long, env = "REEL_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
 
+    /// Keep a display and a windowless browser started for the next composite recording,
+    /// which then starts about a second sooner (as root it runs idle until needed) [default: true]
+    #[arg(long, env = "REEL_COMPOSITE_STANDBY", value_name = "BOOL")]
+    pub composite_standby: Option<bool>,
+
     #[command(flatten)]
     #[allow(missing_docs)]
     pub s3: S3Settings,
@@ -308,6 +313,7 @@ impl Settings {
             webhook_timeout: over.webhook_timeout.or(self.webhook_timeout),
             download_url_ttl: over.download_url_ttl.or(self.download_url_ttl),
             log_format: over.log_format.or(self.log_format),
+            composite_standby: over.composite_standby.or(self.composite_standby),
             s3,
             media,
         }
@@ -369,6 +375,8 @@ pub struct Config {
     pub media: MediaConfig,
     /// How long a call session outlives its last participant.
     pub session_grace: Duration,
+    /// Whether a browser waits, started, for the next composite recording.
+    pub composite_standby: bool,
 }
 
 fn invalid(name: &'static str, reason: impl Into<String>) -> ConfigError {
@@ -532,6 +540,7 @@ impl Config {
             log_format: s.log_format.unwrap_or_default(),
             media,
             session_grace: s.media.session_grace.map_or(DEFAULT_SESSION_GRACE, |d| d.0),
+            composite_standby: s.composite_standby.unwrap_or(true),
         })
     }
 

@@ -116,16 +116,14 @@ pub enum Surface<'a> {
     /// On this display, filling it.
     On(&'a Display),
     /// On this display, but with no window until a page opens: a browser started ahead of
-    /// need, which shows nothing meanwhile, and starts at [`WAITING_NICENESS`] so that its
-    /// start takes no time from the work it waits beside ([`Chromium::come_forward`] ends
-    /// that).
+    /// need, which shows nothing meanwhile, and runs idle (only when nothing else would)
+    /// so that its start takes no time from the work it waits beside, if reel may bring it
+    /// back ([`Chromium::come_forward`]; as root), else at reel's own priority.
     Waiting(&'a Display),
 }
 
 /// How long Chromium may take to start.
 const LAUNCH: Duration = Duration::from_secs(30);
-/// The niceness of a browser waiting to be needed: it runs when nothing else would.
-pub const WAITING_NICENESS: i32 = 10;
 
 /// A running Chromium whose pages are `width` x `height` CSS pixels at scale 1.
 pub struct Chromium {
@@ -192,13 +190,9 @@ impl Chromium {
         let executable = path
             .to_str()
             .ok_or_else(|| launch("not a UTF-8 path".into()))?;
-        let mut process =
-            Helper::spawn(executable, &args, &envs, log).map_err(|e| launch(e.to_string()))?;
-        if let Surface::Waiting(_) = surface
-            && let Err(e) = process.set_niceness(WAITING_NICENESS)
-        {
-            tracing::debug!(error = %e, "a waiting browser keeps its priority");
-        }
+        let idle = matches!(surface, Surface::Waiting(_)) && process::may_come_forward();
+        let mut process = Helper::spawn(executable, &args, &envs, log, idle)
+            .map_err(|e| launch(e.to_string()))?;
         let url = devtools_url(profile.path(), &mut process)
             .await
             .map_err(launch)?;
@@ -221,9 +215,9 @@ impl Chromium {
     }
 
     /// Gives a browser started [`Surface::Waiting`] the priority of reel's own work, once it
-    /// is needed; false if reel may not raise it (it then goes on at its lower priority).
+    /// is needed; false if that failed (it then goes on idle).
     pub fn come_forward(&self) -> bool {
-        self.process.set_niceness(0).is_ok()
+        self.process.come_forward().is_ok()
     }
 
     /// Whether the browser is still running, and no page of its crashed.

@@ -2,6 +2,10 @@
 //! in a process group of its own, killed whole when its [`Helper`] is dropped, and with the
 //! parent-death signal set (`setpriv --pdeathsig KILL`) by a thread that lives as long as
 //! reel, so that a reel killed with SIGKILL takes them along.
+//!
+//! A helper started ahead of need may run idle (Linux's `SCHED_IDLE`: only when nothing
+//! else would), and come forward to the normal policy when it is needed. Niceness would not
+//! do: Chromium sets its threads' niceness itself, where it may.
 
 use std::io;
 use std::os::unix::process::CommandExt;
@@ -33,20 +37,28 @@ static SPAWNER: LazyLock<Mutex<mpsc::Sender<Request>>> = LazyLock::new(|| {
 pub struct Helper {
     child: Child,
     name: String,
+    /// Started idle.
+    idle: bool,
 }
 
 impl Helper {
     /// Starts `program` with `args` (and `envs`) in a process group of its own, killed if
     /// reel dies. Its output goes to `log` if given, else nowhere.
+    /// With `idle`, it and everything it starts run idle until [`Helper::come_forward`].
     pub fn spawn(
         program: &str,
         args: &[String],
         envs: &[(&str, &str)],
         log: Option<std::fs::File>,
+        idle: bool,
     ) -> io::Result<Self> {
         let mut command = Command::new("setpriv");
+        command.args(["--pdeathsig", "KILL", "--"]);
+        if idle {
+            command.args(["chrt", "--idle", "0"]);
+        }
         command
-            .args(["--pdeathsig", "KILL", "--", program])
+            .arg(program)
             .args(args)
             .envs(envs.iter().copied())
             .stdin(std::process::Stdio::null())
@@ -73,6 +85,7 @@ impl Helper {
         Ok(Self {
             child,
             name: program.to_owned(),
+            idle,
         })
     }
 
@@ -86,15 +99,48 @@ impl Helper {
         self.child.id()
     }
 
-    /// Sets the niceness of it and everything it started (and will start): higher is
-    /// humbler; lower than before needs the privilege to raise priorities.
-    pub fn set_niceness(&self, nice: i32) -> io::Result<()> {
-        let group = i32::try_from(self.child.id())
-            .ok()
-            .and_then(Pid::from_raw)
-            .ok_or_else(|| io::Error::other("no process id"))?;
-        rustix::process::setpriority_pgrp(Some(group), nice).map_err(io::Error::from)
+    /// Puts every thread of its process group under the normal policy (`chrt`): a helper
+    /// spawned idle comes forward, if [`may_come_forward`]. Twice over, for the threads
+    /// started meanwhile by threads still idle.
+    pub fn come_forward(&self) -> io::Result<()> {
+        if !self.idle {
+            return Ok(());
+        }
+        let group = self.child.id().to_string();
+        for _ in 0..2 {
+            for process in std::fs::read_dir("/proc")?.flatten() {
+                let Ok(stat) = std::fs::read_to_string(process.path().join("stat")) else {
+                    continue;
+                };
+                // `pid (name) state ppid pgrp ...`: the name may hold spaces.
+                let in_group = stat
+                    .rfind(')')
+                    .and_then(|close| stat[close + 1..].split_whitespace().nth(2))
+                    == Some(group.as_str());
+                if !in_group {
+                    continue;
+                }
+                // A process that ended meanwhile fails alone; the group's leader may not.
+                let status = Command::new("chrt")
+                    .args(["--other", "--all-tasks", "--pid", "0"])
+                    .arg(process.file_name())
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .status()?;
+                if !status.success() && process.file_name().to_str() == Some(group.as_str()) {
+                    return Err(io::Error::other(format!("chrt ended with {status}")));
+                }
+            }
+        }
+        Ok(())
     }
+}
+
+/// Whether reel may bring a helper that runs idle back to the normal policy: Linux lets
+/// only a privileged process (or one whose `RLIMIT_NICE` allows niceness 0) do so.
+pub fn may_come_forward() -> bool {
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nice);
+    rustix::process::geteuid().is_root() || limit.current.is_none_or(|n| n >= 20)
 }
 
 impl Drop for Helper {

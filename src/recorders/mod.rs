@@ -249,7 +249,20 @@ impl Recorders {
 
     /// Every recorder: the native ones, and composite, which draws calls in Chromium.
     pub fn all() -> Self {
-        Self::native().with(RecordingType::Composite, composite::CompositeFactory)
+        Self::native().with(
+            RecordingType::Composite,
+            composite::CompositeFactory::default(),
+        )
+    }
+
+    /// Every recorder, with a display and browser standing by for the next composite (the
+    /// first pair, for the built-in call types' 720p, starting now): as `reel serve` runs.
+    pub fn all_standing_by() -> Self {
+        let size = crate::domain::settings::Quality::P720.dimensions();
+        Self::native().with(
+            RecordingType::Composite,
+            composite::CompositeFactory::standing_by(size),
+        )
     }
 
     /// The factory for `t`.

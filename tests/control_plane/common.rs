@@ -536,6 +536,14 @@ pub fn reel_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_reel"))
 }
 
+/// The checkout under test, as the test runner names it when it runs the tests: a test
+/// binary built in another checkout that shares the target directory would otherwise use
+/// that checkout's scripts.
+pub fn source_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+}
+
 /// Waits until `default:{call}` lists at least one recorded file; returns the listing.
 pub async fn listed_recordings(t: &TestServer, call: &str) -> Vec<Value> {
     listed_files(t, call, 1).await
@@ -595,7 +603,7 @@ pub fn case(
 /// Opens the pages in headless Chromium (Playwright); each one's step results. Pages that
 /// logged errors fail the test.
 pub async fn visit(cases: &[Value]) -> Vec<Vec<Value>> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/visit_pages.py");
+    let script = source_dir().join("tests/python/visit_pages.py");
     let mut child = tokio::process::Command::new(python())
         .arg(script)
         .stdin(Stdio::piped())

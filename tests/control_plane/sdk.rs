@@ -45,10 +45,7 @@ both_backends!(python_sdk_works_unchanged, |db| async move {
 
     let stdout = stdout_of(
         tokio::process::Command::new(python())
-            .arg(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/python/sdk_flow.py"
-            ))
+            .arg(crate::common::source_dir().join("tests/python/sdk_flow.py"))
             .args([&t.base, API_KEY, API_SECRET]),
         "the SDK flow",
     )

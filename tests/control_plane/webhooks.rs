@@ -147,10 +147,7 @@ both_backends!(
             .unwrap();
         }
         let out = std::process::Command::new(python())
-            .arg(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/python/verify_webhooks.py"
-            ))
+            .arg(crate::common::source_dir().join("tests/python/verify_webhooks.py"))
             .args([API_KEY, API_SECRET])
             .arg(dir.path())
             .output()

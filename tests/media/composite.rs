@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::common::{API_SECRET, listed_files, stdout_of};
-use crate::support::{EventStream, decode, download, keep, recording_call};
+use crate::support::{EventStream, decode, download, keep, recording_call, recording_call_of};
 
 /// Every picture of `file`'s video at 64x36, in FFmpeg's pixel format `format` of `bytes`
 /// a pixel.
@@ -309,7 +309,17 @@ struct CallOfTwo {
 
 /// A call of `settings` where ann and ben publish, once both joined.
 async fn call_of_two(call: &str, settings: Value, seconds: u32) -> CallOfTwo {
-    let (t, clips) = recording_call(call, settings, None).await;
+    call_of_two_on(reel::recorders::Recorders::all(), call, settings, seconds).await
+}
+
+/// [`call_of_two`] on a server with `recorders`.
+async fn call_of_two_on(
+    recorders: reel::recorders::Recorders,
+    call: &str,
+    settings: Value,
+    seconds: u32,
+) -> CallOfTwo {
+    let (t, clips) = recording_call_of(recorders, call, settings, None).await;
     let url = format!(
         "{}/events/default/{call}?token={}",
         t.base,
@@ -711,6 +721,97 @@ window.setupLayout = (config) => {
             .zip(want)
             .all(|(&got, want)| got.abs_diff(want) <= 8),
         "{middle:?}"
+    );
+    publishers.iter().for_each(tokio::task::JoinHandle::abort);
+}
+
+/// This process's browsers (their main processes), and whether each runs idle (Linux's
+/// `SCHED_IDLE`, policy 5, in any of its threads).
+fn browsers_and_idleness() -> Vec<(u32, bool)> {
+    let idle = |stat: &str| -> bool {
+        // The 41st field, counted after the name (which may hold spaces).
+        let after = stat.rfind(')').map_or("", |close| &stat[close + 1..]);
+        after.split_whitespace().nth(38) == Some("5")
+    };
+    children()
+        .into_iter()
+        .filter(|(_, name)| name.contains("chrom"))
+        .filter_map(|(pid, _)| {
+            let threads = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+            let any_idle = threads
+                .flatten()
+                .filter_map(|t| std::fs::read_to_string(t.path().join("stat")).ok())
+                .any(|stat| idle(&stat));
+            Some((pid, any_idle))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_composite_starts_on_the_browser_standing_by_and_another_stands_by() {
+    let recorders = reel::recorders::Recorders::all_standing_by();
+    let CallOfTwo {
+        t,
+        mut events,
+        publishers,
+        mut seen,
+        ..
+    } = call_of_two_on(
+        recorders,
+        "compstandby",
+        json!({"recording": {"quality": "720p", "layout": {"name": "grid"}}}),
+        20,
+    )
+    .await;
+    // A browser waits, idle, before any recording (the tests run as root, who may bring it
+    // forward).
+    let waiting =
+        crate::common::eventually(Duration::from_secs(30), "a browser standing by", || async {
+            match browsers_and_idleness()[..] {
+                [(pid, true)] => Some(pid),
+                _ => None,
+            }
+        })
+        .await;
+    let during = async {
+        // The recording shows the page in it, no longer idle; another waits for the
+        // next recording (beside the recording's own spare, which starts half a second in).
+        let now = browsers_and_idleness();
+        assert!(now.contains(&(waiting, false)), "{now:?}");
+        crate::common::eventually(
+            Duration::from_secs(30),
+            "the next browser standing by",
+            || async {
+                let now = browsers_and_idleness();
+                (now.len() == 3 && now.iter().filter(|(_, idle)| *idle).count() == 2).then_some(())
+            },
+        )
+        .await;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    };
+    let (wall, file, _dir) = record(&t, "compstandby", &mut events, &mut seen, "mp4", during).await;
+    let (errors, audio_seconds) = decode(&file).await;
+    assert!(errors.is_empty(), "{errors}");
+    assert!(
+        (audio_seconds - wall).abs() <= 0.5,
+        "{audio_seconds} s of {wall:.2} s"
+    );
+    // The page was ready at the first picture (someone shown in it), and both are shown
+    // from a second in to the end.
+    let pictures = pictures_as(&file, "rgb24", 3).await;
+    let seen = |p: &Vec<u8>, who: &str| shown(p).get(who).is_some_and(|n| *n > 64);
+    assert!(
+        seen(&pictures[0], "ann") || seen(&pictures[0], "ben"),
+        "{:?}",
+        shown(&pictures[0])
+    );
+    let both = |p: &Vec<u8>| seen(p, "ann") && seen(p, "ben");
+    assert!(pictures[30..].iter().all(both));
+    // The recording's browser ended with it; the next one waits.
+    let left = browsers_and_idleness();
+    assert!(
+        matches!(left[..], [(pid, true)] if pid != waiting),
+        "{left:?}"
     );
     publishers.iter().for_each(tokio::task::JoinHandle::abort);
 }

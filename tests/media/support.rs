@@ -88,9 +88,7 @@ pub async fn server(grace: Duration, webhook: Option<String>) -> TestServer {
 
 /// A helper script of `tests/python`.
 pub fn script(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/python")
-        .join(name)
+    crate::common::source_dir().join("tests/python").join(name)
 }
 
 /// Runs `reel publish` as `user` with the video clip `video` for `duration`; its report.
@@ -129,13 +127,29 @@ pub async fn recording_call(
     settings_override: Value,
     webhook: Option<String>,
 ) -> (TestServer, TempDir) {
+    recording_call_of(
+        reel::recorders::Recorders::all(),
+        call,
+        settings_override,
+        webhook,
+    )
+    .await
+}
+
+/// [`recording_call`] with `recorders`.
+pub async fn recording_call_of(
+    recorders: reel::recorders::Recorders,
+    call: &str,
+    settings_override: Value,
+    webhook: Option<String>,
+) -> (TestServer, TempDir) {
     let t = TestServer::start_with(
         Db::Sqlite,
         |s| {
             s.media.session_grace = Some(reel::config::HumanDuration(Duration::from_secs(1)));
             s.webhook_urls = webhook.map(|w| vec![w]);
         },
-        reel::recorders::Recorders::all(),
+        recorders,
     )
     .await;
     let (s, body) = t
@@ -307,7 +321,7 @@ pub async fn download(
 
 /// Makes small clips for `reel publish` in `dir`: vp8.ivf, h264.h264, opus.ogg (4 s, 320x240).
 pub fn make_clips(dir: &std::path::Path) {
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/make-clips.sh");
+    let script = crate::common::source_dir().join("scripts/make-clips.sh");
     let status = std::process::Command::new(script)
         .arg(dir)
         .args(["320x240", "4", "300k"])

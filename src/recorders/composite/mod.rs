@@ -11,11 +11,16 @@
 //! A recording of audio alone (`recording.audio_only`, or a start request without video)
 //! starts no browser: the mix, from the recording's start, is its file. A start request may
 //! also ask for a file of the mix beside the video.
+//!
+//! A display and a browser may stand by for the next recording (see [`Standby`]).
 
 mod audio;
 mod clock;
 mod page;
 mod pictures;
+mod standby;
+
+pub use standby::Standby;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -47,7 +52,20 @@ const READY: Duration = Duration::from_secs(15);
 const WATCH: Duration = Duration::from_millis(250);
 
 /// Makes composite recorders.
-pub struct CompositeFactory;
+#[derive(Default)]
+pub struct CompositeFactory {
+    standby: Option<Arc<Standby>>,
+}
+
+impl CompositeFactory {
+    /// Composite recorders that take a display and browser started ahead of them, the first
+    /// pair (for frames of `size`) starting now.
+    pub fn standing_by(size: (u32, u32)) -> Self {
+        Self {
+            standby: Some(Standby::start(size)),
+        }
+    }
+}
 
 impl RecorderFactory for CompositeFactory {
     fn create(&self, job: &RecordingJob) -> Result<Box<dyn Recorder>, RecorderError> {
@@ -97,6 +115,7 @@ impl RecorderFactory for CompositeFactory {
             plan,
             dir: job.work_dir.clone(),
             max_duration: options.max_duration,
+            standby: self.standby.clone(),
         }))
     }
 
@@ -131,6 +150,8 @@ struct CompositeRecorder {
     dir: PathBuf,
     /// It stops by itself after this long.
     max_duration: Option<Duration>,
+    /// Where a display and browser may wait for it.
+    standby: Option<Arc<Standby>>,
 }
 
 impl Recorder for CompositeRecorder {
@@ -144,6 +165,7 @@ impl Recorder for CompositeRecorder {
             plan,
             dir,
             max_duration,
+            standby,
         } = *self;
         async move {
             std::fs::create_dir_all(&dir).map_err(|source| RecorderError::Io {
@@ -162,7 +184,7 @@ impl Recorder for CompositeRecorder {
             }
             match plan {
                 Plan::Pictures(page, sound) => {
-                    pictures::record(page, sound.as_ref(), &dir, port).await
+                    pictures::record(page, sound.as_ref(), &dir, port, standby.as_ref()).await
                 }
                 Plan::Audio(sound) => record_sound(&sound, &dir, port).await,
             }

@@ -12,6 +12,7 @@ use tracing::{info, warn};
 use super::audio::{self, Output};
 use super::clock::Clock;
 use super::page::Page;
+use super::standby::Standby;
 use super::{RATE, READY, Sound, WATCH, failed, follow_pauses, hand_over};
 use crate::browser::capture::Capture;
 use crate::browser::{BrowserError, Chromium, Display, Surface, Tab};
@@ -102,7 +103,7 @@ impl<'a> Spare<'a> {
             Some(mut browser) => {
                 if browser.running() {
                     if !browser.come_forward() {
-                        warn!(file = %page.name, "the spare browser takes over at its lower priority: reel may not raise it");
+                        warn!(file = %page.name, "the spare browser takes over idle: reel could not bring it forward");
                     }
                     open(browser, page).await
                 } else {
@@ -114,14 +115,38 @@ impl<'a> Spare<'a> {
     }
 }
 
+/// A display and a browser on it showing `page`: the pair standing by if one is ready,
+/// else new ones.
+async fn first_show(
+    page: &Page,
+    standby: Option<&Arc<Standby>>,
+) -> Result<(Display, Chromium, Tab), RecorderError> {
+    let size = page.size;
+    if let Some((display, browser)) = standby.and_then(|s| s.take(size)) {
+        if !browser.come_forward() {
+            warn!(file = %page.name, "the browser standing by runs idle: reel could not bring it forward");
+        }
+        let (browser, tab) = open(browser, page).await?;
+        return Ok((display, browser, tab));
+    }
+    let display = tokio::task::spawn_blocking(move || Display::start(size))
+        .await
+        .map_err(|e| failed("the display did not start")(e.to_string()))?
+        .map_err(|e| failed("no display")(e.to_string()))?;
+    let (browser, tab) = show(page, &display).await?;
+    Ok((display, browser, tab))
+}
+
 /// Records `page` (and the mix alone into `sound`, if given) into `dir` until the port's
-/// stop. A stop before the page is shown ends the recording without a file; a browser that
-/// dies is replaced while the capture goes on.
+/// stop, on the display and browser of `standby` if they are ready. A stop before the page
+/// is shown ends the recording without a file; a browser that dies is replaced while the
+/// capture goes on.
 pub async fn record(
     page: Page,
     sound: Option<&Sound>,
     dir: &Path,
     port: Port,
+    standby: Option<&Arc<Standby>>,
 ) -> Result<(), RecorderError> {
     let Port {
         stop,
@@ -136,12 +161,8 @@ pub async fn record(
     let (end_mix, mix_end) = tokio::sync::oneshot::channel();
     let (mixer, audio_late) = audio::spawn(feed, mix_start, mix_end)
         .map_err(|e| failed("cannot start the mixer")(e.to_string()))?;
-    let display = tokio::task::spawn_blocking(move || Display::start(size))
-        .await
-        .map_err(|e| failed("the display did not start")(e.to_string()))?
-        .map_err(|e| failed("no display")(e.to_string()))?;
-    let (browser, mut tab) = tokio::select! {
-        shown = show(&page, &display) => shown?,
+    let (display, browser, mut tab) = tokio::select! {
+        shown = first_show(&page, standby) => shown?,
         () = stop.cancelled() => return Ok(()),
     };
     let path = dir.join(&page.name);
