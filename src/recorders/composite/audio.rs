@@ -172,17 +172,21 @@ impl Tracks {
         let mut failed = None;
         let mut ticks = tokio::time::interval(TICK);
         tokio::pin!(end);
+        // What arrived is taken in at each tick, not as it arrives: the thread wakes 20 times
+        // a second, not at every packet of every voice.
         let length = loop {
             tokio::select! {
                 biased;
                 length = &mut end => break length.ok(),
                 _ = ticks.tick() => {
+                    while let Some(m) = feed.try_recv() {
+                        self.receive(m);
+                    }
                     let now = clock.length(Timestamp::now().since(at).saturating_sub(LATENCY));
                     if !output.push(self.take(now, false), &mut failed) {
                         break None;
                     }
                 }
-                m = feed.recv() => self.receive(m),
             }
         };
         // What was received before the end is mixed too.
