@@ -115,8 +115,8 @@ impl<'a> Spare<'a> {
     }
 }
 
-/// A display and a browser on it showing `page`: the pair standing by if one is ready,
-/// else new ones.
+/// A display and a browser on it showing `page`: the pair standing by if one is ready and
+/// opens the page, else new ones.
 async fn first_show(
     page: &Page,
     standby: Option<&Arc<Standby>>,
@@ -126,8 +126,12 @@ async fn first_show(
         if !browser.come_forward() {
             warn!(file = %page.name, "the browser standing by runs idle: reel could not bring it forward");
         }
-        let (browser, tab) = open(browser, page).await?;
-        return Ok((display, browser, tab));
+        match open(browser, page).await {
+            Ok((browser, tab)) => return Ok((display, browser, tab)),
+            Err(e) => {
+                warn!(file = %page.name, error = %e, "the browser standing by did not show the page; another starts")
+            }
+        }
     }
     let display = tokio::task::spawn_blocking(move || Display::start(size))
         .await

@@ -1,7 +1,8 @@
 //! A display and a browser started ahead of the next composite recording, so that it starts
-//! without waiting for them (about a second). The browser has no window and runs at low
-//! priority until a recording takes it (with its display: it then owns both); another pair
-//! starts at once for the recording after, at the frame size the last one took.
+//! without waiting for them (about a second). The browser has no window and runs idle
+//! (where reel may bring it back, see [`Surface::Waiting`]) until a recording takes it, with
+//! its display: it then owns both. Another pair starts at once for the recording after, at
+//! the frame size the last one took.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
