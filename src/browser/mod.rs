@@ -216,8 +216,13 @@ impl Chromium {
 
     /// Gives a browser started [`Surface::Waiting`] the priority of reel's own work, once it
     /// is needed; false if that failed (it then goes on idle).
-    pub fn come_forward(&self) -> bool {
-        self.process.come_forward().is_ok()
+    pub async fn come_forward(&self) -> bool {
+        let Some(group) = self.process.idle_group() else {
+            return true;
+        };
+        tokio::task::spawn_blocking(move || process::come_forward(group))
+            .await
+            .is_ok_and(|forward| forward.is_ok())
     }
 
     /// Whether the browser is still running, and no page of its crashed.

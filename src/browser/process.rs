@@ -44,7 +44,7 @@ pub struct Helper {
 impl Helper {
     /// Starts `program` with `args` (and `envs`) in a process group of its own, killed if
     /// reel dies. Its output goes to `log` if given, else nowhere.
-    /// With `idle`, it and everything it starts run idle until [`Helper::come_forward`].
+    /// With `idle`, it and everything it starts run idle until [`come_forward`].
     pub fn spawn(
         program: &str,
         args: &[String],
@@ -99,41 +99,43 @@ impl Helper {
         self.child.id()
     }
 
-    /// Puts every thread of its process group under the normal policy (`chrt`): a helper
-    /// spawned idle comes forward, if [`may_come_forward`]. Twice over, for the threads
-    /// started meanwhile by threads still idle.
-    pub fn come_forward(&self) -> io::Result<()> {
-        if !self.idle {
-            return Ok(());
-        }
-        let group = self.child.id().to_string();
-        for _ in 0..2 {
-            for process in std::fs::read_dir("/proc")?.flatten() {
-                let Ok(stat) = std::fs::read_to_string(process.path().join("stat")) else {
-                    continue;
-                };
-                // `pid (name) state ppid pgrp ...`: the name may hold spaces.
-                let in_group = stat
-                    .rfind(')')
-                    .and_then(|close| stat[close + 1..].split_whitespace().nth(2))
-                    == Some(group.as_str());
-                if !in_group {
-                    continue;
-                }
-                // A process that ended meanwhile fails alone; the group's leader may not.
-                let status = Command::new("chrt")
-                    .args(["--other", "--all-tasks", "--pid", "0"])
-                    .arg(process.file_name())
-                    .stdout(std::process::Stdio::null())
-                    .stderr(std::process::Stdio::null())
-                    .status()?;
-                if !status.success() && process.file_name().to_str() == Some(group.as_str()) {
-                    return Err(io::Error::other(format!("chrt ended with {status}")));
-                }
+    /// Its process group, if it was spawned idle (see [`come_forward`]).
+    pub fn idle_group(&self) -> Option<u32> {
+        self.idle.then(|| self.child.id())
+    }
+}
+
+/// Puts every thread of process group `group` under the normal policy (`chrt`): a helper
+/// spawned idle comes forward, if [`may_come_forward`]. Twice over, for the threads started
+/// meanwhile by threads still idle. It waits for `chrt`: call it where blocking is fine.
+pub fn come_forward(group: u32) -> io::Result<()> {
+    let group = group.to_string();
+    for _ in 0..2 {
+        for process in std::fs::read_dir("/proc")?.flatten() {
+            let Ok(stat) = std::fs::read_to_string(process.path().join("stat")) else {
+                continue;
+            };
+            // `pid (name) state ppid pgrp ...`: the name may hold spaces.
+            let in_group = stat
+                .rfind(')')
+                .and_then(|close| stat[close + 1..].split_whitespace().nth(2))
+                == Some(group.as_str());
+            if !in_group {
+                continue;
+            }
+            // A process that ended meanwhile fails alone; the group's leader may not.
+            let status = Command::new("chrt")
+                .args(["--other", "--all-tasks", "--pid", "0"])
+                .arg(process.file_name())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()?;
+            if !status.success() && process.file_name().to_str() == Some(group.as_str()) {
+                return Err(io::Error::other(format!("chrt ended with {status}")));
             }
         }
-        Ok(())
     }
+    Ok(())
 }
 
 /// Whether reel may bring a helper that runs idle back to the normal policy: Linux lets

@@ -102,7 +102,7 @@ impl<'a> Spare<'a> {
         match ready {
             Some(mut browser) => {
                 if browser.running() {
-                    if !browser.come_forward() {
+                    if !browser.come_forward().await {
                         warn!(file = %page.name, "the spare browser takes over idle: reel could not bring it forward");
                     }
                     open(browser, page).await
@@ -123,7 +123,7 @@ async fn first_show(
 ) -> Result<(Display, Chromium, Tab), RecorderError> {
     let size = page.size;
     if let Some((display, browser)) = standby.and_then(|s| s.take(size)) {
-        if !browser.come_forward() {
+        if !browser.come_forward().await {
             warn!(file = %page.name, "the browser standing by runs idle: reel could not bring it forward");
         }
         match open(browser, page).await {
