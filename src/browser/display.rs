@@ -60,7 +60,7 @@ impl Display {
                 "tcp".into(),
                 "-noreset".into(),
             ];
-            let mut server = Helper::spawn("Xvfb", &args, &[], None, false)
+            let mut server = Helper::spawn("Xvfb", &args, &[], None)
                 .map_err(|e| fail(format!("{e} (install Debian's xvfb package)")))?;
             // Ready once it holds the number's lock and listens; gone if another server
             // took the number first.

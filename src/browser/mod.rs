@@ -116,9 +116,7 @@ pub enum Surface<'a> {
     /// On this display, filling it.
     On(&'a Display),
     /// On this display, but with no window until a page opens: a browser started ahead of
-    /// need, which shows nothing meanwhile, and runs idle (only when nothing else would)
-    /// so that its start takes no time from the work it waits beside, if reel may bring it
-    /// back ([`Chromium::come_forward`]; as root), else at reel's own priority.
+    /// need, which shows nothing meanwhile.
     Waiting(&'a Display),
 }
 
@@ -190,9 +188,8 @@ impl Chromium {
         let executable = path
             .to_str()
             .ok_or_else(|| launch("not a UTF-8 path".into()))?;
-        let idle = matches!(surface, Surface::Waiting(_)) && process::may_come_forward();
-        let mut process = Helper::spawn(executable, &args, &envs, log, idle)
-            .map_err(|e| launch(e.to_string()))?;
+        let mut process =
+            Helper::spawn(executable, &args, &envs, log).map_err(|e| launch(e.to_string()))?;
         let url = devtools_url(profile.path(), &mut process)
             .await
             .map_err(launch)?;
@@ -212,17 +209,6 @@ impl Chromium {
             crashed: Arc::default(),
             _profile: profile,
         })
-    }
-
-    /// Gives a browser started [`Surface::Waiting`] the priority of reel's own work, once it
-    /// is needed; false if that failed (it then goes on idle).
-    pub async fn come_forward(&self) -> bool {
-        let Some(group) = self.process.idle_group() else {
-            return true;
-        };
-        tokio::task::spawn_blocking(move || process::come_forward(group))
-            .await
-            .is_ok_and(|forward| forward.is_ok())
     }
 
     /// Whether the browser is still running, and no page of its crashed.

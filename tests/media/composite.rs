@@ -725,26 +725,28 @@ window.setupLayout = (config) => {
     publishers.iter().for_each(tokio::task::JoinHandle::abort);
 }
 
-/// This process's browsers (their main processes), and whether each runs idle (Linux's
-/// `SCHED_IDLE`, policy 5, in any of its threads).
-fn browsers_and_idleness() -> Vec<(u32, bool)> {
-    let idle = |stat: &str| -> bool {
-        // The 41st field, counted after the name (which may hold spaces).
-        let after = stat.rfind(')').map_or("", |close| &stat[close + 1..]);
-        after.split_whitespace().nth(38) == Some("5")
-    };
+/// This process's browsers (their main processes).
+fn browsers() -> Vec<u32> {
     children()
         .into_iter()
         .filter(|(_, name)| name.contains("chrom"))
-        .filter_map(|(pid, _)| {
-            let threads = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
-            let any_idle = threads
-                .flatten()
-                .filter_map(|t| std::fs::read_to_string(t.path().join("stat")).ok())
-                .any(|stat| idle(&stat));
-            Some((pid, any_idle))
-        })
+        .map(|(pid, _)| pid)
         .collect()
+}
+
+/// How many processes `pid` started that still run.
+fn started_by(pid: u32) -> usize {
+    let parent = pid.to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter(|stat| {
+            stat.rfind(')')
+                .and_then(|close| stat[close + 1..].split_whitespace().nth(1))
+                == Some(parent.as_str())
+        })
+        .count()
 }
 
 #[tokio::test]
@@ -763,31 +765,26 @@ async fn a_composite_starts_on_the_browser_standing_by_and_another_stands_by() {
         20,
     )
     .await;
-    // A browser waits, idle, before any recording (the tests run as root, who may bring it
-    // forward).
+    // A browser waits before any recording, started (its helper processes running).
     let waiting =
         crate::common::eventually(Duration::from_secs(30), "a browser standing by", || async {
-            match browsers_and_idleness()[..] {
-                [(pid, true)] => Some(pid),
+            match browsers()[..] {
+                [pid] if started_by(pid) >= 2 => Some(pid),
                 _ => None,
             }
         })
         .await;
+    // Time to connect to it.
+    tokio::time::sleep(Duration::from_secs(3)).await;
     let during = async {
-        // The recording shows the page in it, no longer idle; another waits for the
-        // next recording (beside the recording's own spare, which starts half a second in).
-        let now = browsers_and_idleness();
-        assert!(now.contains(&(waiting, false)), "{now:?}");
-        crate::common::eventually(
-            Duration::from_secs(30),
-            "the next browser standing by",
-            || async {
-                let now = browsers_and_idleness();
-                (now.len() == 3 && now.iter().filter(|(_, idle)| *idle).count() == 2).then_some(())
-            },
-        )
+        // The page's browser, its spare (half a second in) and the next one standing by
+        // (three seconds in).
+        crate::common::eventually(Duration::from_secs(30), "three browsers", || async {
+            (browsers().len() == 3).then_some(())
+        })
         .await;
-        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert!(browsers().contains(&waiting));
+        tokio::time::sleep(Duration::from_secs(2)).await;
     };
     let (wall, file, _dir) = record(&t, "compstandby", &mut events, &mut seen, "mp4", during).await;
     let (errors, audio_seconds) = decode(&file).await;
@@ -809,11 +806,12 @@ async fn a_composite_starts_on_the_browser_standing_by_and_another_stands_by() {
     );
     let both = |p: &Vec<u8>| seen(p, "ann") && seen(p, "ben");
     assert!(pictures[60..].iter().all(both));
-    // The recording's browser ended with it; the next one waits.
-    let left = browsers_and_idleness();
+    // The browser that stood by showed the page and ended with the recording (had the
+    // recording started its own, that one would be left); the next one waits.
+    let left = browsers();
     assert!(
-        matches!(left[..], [(pid, true)] if pid != waiting),
-        "{left:?}"
+        matches!(left[..], [pid] if pid != waiting),
+        "{left:?} ({waiting} stood by)"
     );
     publishers.iter().for_each(tokio::task::JoinHandle::abort);
 }

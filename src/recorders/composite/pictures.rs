@@ -27,6 +27,10 @@ use crate::recorders::{Port, RecorderError};
 const ASK_DELAY: u64 = 8;
 /// After how many looks at the browser (half a second) the spare browser starts.
 const SPARE_AFTER: u64 = 2;
+/// After how many looks at the browser (three seconds) the next pair of the standby starts:
+/// each start is a burst of work, kept apart from the recording's first pictures and from
+/// its spare's start.
+const REFILL_AFTER: u64 = 12;
 /// How far the page's playout delay must move before the audio follows it: each move is a
 /// jump in the sound (a hole or an overlap), and sound within 20 ms of its picture is in step.
 const DELAY_STEP: Duration = Duration::from_millis(20);
@@ -102,9 +106,6 @@ impl<'a> Spare<'a> {
         match ready {
             Some(mut browser) => {
                 if browser.running() {
-                    if !browser.come_forward().await {
-                        warn!(file = %page.name, "the spare browser takes over idle: reel could not bring it forward");
-                    }
                     open(browser, page).await
                 } else {
                     show(page, display).await
@@ -123,9 +124,6 @@ async fn first_show(
 ) -> Result<(Display, Chromium, Tab), RecorderError> {
     let size = page.size;
     if let Some((display, browser)) = standby.and_then(|s| s.take(size)) {
-        if !browser.come_forward().await {
-            warn!(file = %page.name, "the browser standing by runs idle: reel could not bring it forward");
-        }
         match open(browser, page).await {
             Ok((browser, tab)) => return Ok((display, browser, tab)),
             Err(e) => {
@@ -254,9 +252,14 @@ pub async fn record(
             break;
         }
         reports.progress(progress());
-        // The spare starts once the recording has settled.
+        // The spare starts once the recording has settled, the standby's next pair later.
         if tick == SPARE_AFTER && matches!(spare, Spare::None) {
             spare = Spare::start(&page, &display);
+        }
+        if tick == REFILL_AFTER
+            && let Some(standby) = standby
+        {
+            standby.refill(size);
         }
         if (tick % ASK_DELAY == 0 || tick == 1)
             && let Ok(Some(d)) = tokio::time::timeout(WATCH, Chromium::playout_delay(&tab)).await
@@ -296,6 +299,10 @@ pub async fn record(
         spare = Spare::start(&page, &display);
     }
     drop(spare);
+    // A recording shorter than that leaves the next pair to start now.
+    if let Some(standby) = standby {
+        standby.refill(size);
+    }
     let wall = start.elapsed();
     pauses.abort();
     let length = clock.length(wall);

@@ -1,8 +1,7 @@
 //! A display and a browser started ahead of the next composite recording, so that it starts
-//! without waiting for them (about a second). The browser has no window and runs idle
-//! (where reel may bring it back, see [`Surface::Waiting`]) until a recording takes it, with
-//! its display: it then owns both. Another pair starts at once for the recording after, at
-//! the frame size the last one took.
+//! without waiting for them (about a second). The browser has no window until a recording
+//! takes it, with its display: it then owns both. The recording that took them starts the
+//! next pair once its own start is over ([`Standby::refill`]), at its frame size.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -36,8 +35,8 @@ impl Standby {
     }
 
     /// The display and browser for frames of `size`, if a pair stands ready and its
-    /// browser runs; another pair starts for the next recording.
-    pub fn take(self: &Arc<Self>, size: (u32, u32)) -> Option<(Display, Chromium)> {
+    /// browser runs (a pair of another size ends here).
+    pub fn take(&self, size: (u32, u32)) -> Option<(Display, Chromium)> {
         let taken = {
             let mut slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
             match std::mem::replace(&mut *slot, Slot::Empty) {
@@ -54,12 +53,11 @@ impl Standby {
                 _ => None,
             }
         };
-        self.refill(size);
         taken.and_then(|(display, mut browser)| browser.running().then_some((display, browser)))
     }
 
     /// Starts a pair for `size` unless one is starting or ready.
-    fn refill(self: &Arc<Self>, size: (u32, u32)) {
+    pub fn refill(self: &Arc<Self>, size: (u32, u32)) {
         {
             let mut slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
             if !matches!(*slot, Slot::Empty) {
