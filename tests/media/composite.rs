@@ -519,7 +519,12 @@ async fn a_pin_changes_who_a_running_composite_shows() {
 
 /// The pids and names of this process's children (a recorder's browser and display are).
 fn children() -> Vec<(u32, String)> {
-    let me = std::process::id().to_string();
+    children_of(std::process::id())
+}
+
+/// The pids and names of the processes `pid` started that still run.
+fn children_of(pid: u32) -> Vec<(u32, String)> {
+    let me = pid.to_string();
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
@@ -734,21 +739,6 @@ fn browsers() -> Vec<u32> {
         .collect()
 }
 
-/// How many processes `pid` started that still run.
-fn started_by(pid: u32) -> usize {
-    let parent = pid.to_string();
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
-        .filter(|stat| {
-            stat.rfind(')')
-                .and_then(|close| stat[close + 1..].split_whitespace().nth(1))
-                == Some(parent.as_str())
-        })
-        .count()
-}
-
 #[tokio::test]
 async fn a_composite_starts_on_the_browser_standing_by_and_another_stands_by() {
     let recorders = reel::recorders::Recorders::all_standing_by();
@@ -769,7 +759,7 @@ async fn a_composite_starts_on_the_browser_standing_by_and_another_stands_by() {
     let waiting =
         crate::common::eventually(Duration::from_secs(30), "a browser standing by", || async {
             match browsers()[..] {
-                [pid] if started_by(pid) >= 2 => Some(pid),
+                [pid] if children_of(pid).len() >= 2 => Some(pid),
                 _ => None,
             }
         })
@@ -829,11 +819,7 @@ fn kill_the_page_browser() -> usize {
             .and_then(|t| t.parse().ok())
             .unwrap_or(u64::MAX)
     };
-    let browsers: Vec<u32> = children()
-        .into_iter()
-        .filter(|(_, name)| name.contains("chrom"))
-        .map(|(pid, _)| pid)
-        .collect();
+    let browsers = browsers();
     if let Some(first) = browsers
         .iter()
         .copied()
