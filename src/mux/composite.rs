@@ -487,29 +487,14 @@ impl PictureFile {
 impl Picture {
     /// A picture of `size` in four coloured quarters.
     fn quarters(size: (u32, u32), colours: [[u8; 3]; 4]) -> Self {
-        let mut rgb = frame::Video::new(Pixel::RGB24, size.0, size.1);
-        let stride = rgb.stride(0);
-        let data = rgb.data_mut(0);
-        for y in 0..size.1 as usize {
-            for x in 0..size.0 as usize {
-                let q = usize::from(x >= size.0 as usize / 2)
-                    + 2 * usize::from(y >= size.1 as usize / 2);
-                data[y * stride + 3 * x..][..3].copy_from_slice(&colours[q]);
-            }
+        let (w, h) = (size.0 as usize, size.1 as usize);
+        let mut bgrx = vec![0; 4 * w * h];
+        for (i, pixel) in bgrx.chunks_exact_mut(4).enumerate() {
+            let q = usize::from(i % w >= w / 2) + 2 * usize::from(i / w >= h / 2);
+            let [r, g, b] = colours[q];
+            pixel[..3].copy_from_slice(&[b, g, r]);
         }
-        let mut scaler = ffmpeg_next::software::scaling::Context::get(
-            Pixel::RGB24,
-            size.0,
-            size.1,
-            Pixel::YUV420P,
-            size.0,
-            size.1,
-            ffmpeg_next::software::scaling::Flags::BILINEAR,
-        )
-        .unwrap();
-        let mut yuv = frame::Video::new(Pixel::YUV420P, size.0, size.1);
-        scaler.run(&rgb, &mut yuv).unwrap();
-        Self(yuv)
+        Self::from_bgrx(size, 4 * w, &bgrx, &mut Default::default()).unwrap()
     }
 }
 

@@ -2,12 +2,16 @@
 //! and converted once, into the 4:2:0 pictures the encoder takes. The caller paces the
 //! pictures; the grabber never waits.
 
+use dcv_color_primitives as dcp;
 use ffmpeg_next::format::Pixel;
-use ffmpeg_next::software::scaling;
 use ffmpeg_next::util::color;
 use ffmpeg_next::{Dictionary, frame};
 
 use super::{MuxError, init};
+
+/// Room for the three planes of a 4:2:0 picture.
+#[derive(Default)]
+pub(super) struct Planes([Vec<u8>; 3]);
 
 /// One picture of a screen, ready to encode.
 pub struct Picture(pub(super) frame::Video);
@@ -16,8 +20,8 @@ pub struct Picture(pub(super) frame::Video);
 pub struct Screen {
     input: ffmpeg_next::format::context::Input,
     decoder: ffmpeg_next::decoder::Video,
-    /// From the screen's pixels to 4:2:0 video range, made for the first picture.
-    scaler: Option<scaling::Context>,
+    /// The planes of the picture being converted, kept from one picture to the next.
+    planes: Planes,
     size: (u32, u32),
     context: String,
 }
@@ -53,7 +57,7 @@ impl Screen {
         Ok(Self {
             input,
             decoder,
-            scaler: None,
+            planes: Planes::default(),
             size,
             context,
         })
@@ -69,25 +73,89 @@ impl Screen {
         self.decoder.send_packet(&packet).map_err(fail)?;
         let mut raw = frame::Video::empty();
         self.decoder.receive_frame(&mut raw).map_err(fail)?;
-        let (w, h) = self.size;
-        if self.scaler.is_none() {
-            let scaler = scaling::Context::get(
-                raw.format(),
-                raw.width(),
-                raw.height(),
-                Pixel::YUV420P,
-                w,
-                h,
-                scaling::Flags::BILINEAR,
-            )
-            .map_err(fail)?;
-            self.scaler = Some(scaler);
+        if !matches!(raw.format(), Pixel::BGRZ | Pixel::BGRA) {
+            // A display of another depth than the 24 bits reel's displays have.
+            return Err(fail(ffmpeg_next::Error::InvalidData));
         }
-        let scaler = self.scaler.as_mut().expect("made above");
+        Picture::from_bgrx(self.size, raw.stride(0), raw.data(0), &mut self.planes).map_err(fail)
+    }
+}
+
+impl Picture {
+    /// The picture of `size` whose pixels are `data`, four bytes each (blue, green, red and
+    /// one not read), `stride` bytes a row: in 4:2:0 video range with BT.601's matrix, each
+    /// colour sample the average of the four pixels it covers. The planes are made in
+    /// `planes` (the frame's lend themselves one at a time), then copied.
+    pub(super) fn from_bgrx(
+        size: (u32, u32),
+        stride: usize,
+        data: &[u8],
+        planes: &mut Planes,
+    ) -> Result<Self, ffmpeg_next::Error> {
+        let (w, h) = size;
+        let bgrx = dcp::ImageFormat {
+            pixel_format: dcp::PixelFormat::Bgra,
+            color_space: dcp::ColorSpace::Rgb,
+            num_planes: 1,
+        };
+        let i420 = dcp::ImageFormat {
+            pixel_format: dcp::PixelFormat::I420,
+            color_space: dcp::ColorSpace::Bt601,
+            num_planes: 3,
+        };
         let mut yuv = frame::Video::new(Pixel::YUV420P, w, h);
-        scaler.run(&raw, &mut yuv).map_err(fail)?;
+        let strides = [yuv.stride(0), yuv.stride(1), yuv.stride(2)];
+        for (i, plane) in planes.0.iter_mut().enumerate() {
+            plane.resize(yuv.data(i).len(), 0);
+        }
+        let [y, u, v] = &mut planes.0;
+        dcp::convert_image(
+            w,
+            h,
+            &bgrx,
+            Some(&[stride]),
+            &[data],
+            &i420,
+            Some(&strides),
+            &mut [y.as_mut_slice(), u, v],
+        )
+        .map_err(|_| ffmpeg_next::Error::InvalidData)?;
+        for (i, plane) in planes.0.iter().enumerate() {
+            yuv.data_mut(i).copy_from_slice(plane);
+        }
         yuv.set_color_space(color::Space::SMPTE170M);
         yuv.set_color_range(color::Range::MPEG);
-        Ok(Picture(yuv))
+        Ok(Self(yuv))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colours_come_out_in_video_range_and_each_colour_sample_averages_its_four_pixels() {
+        // 4x2 pixels with rows 20 bytes apart: a red and blue square, then a white one.
+        let (h, stride) = (2, 20);
+        let mut bgrx = vec![0xEE; stride * h];
+        for y in 0..h {
+            for (x, [r, g, b]) in [[255, 0, 0], [0, 0, 255], [255; 3], [255; 3]]
+                .into_iter()
+                .enumerate()
+            {
+                bgrx[y * stride + 4 * x..][..3].copy_from_slice(&[b, g, r]);
+            }
+        }
+        let Picture(yuv) =
+            Picture::from_bgrx((4, 2), stride, &bgrx, &mut Planes::default()).unwrap();
+        assert_eq!(
+            (yuv.format(), yuv.width(), yuv.height()),
+            (Pixel::YUV420P, 4, 2)
+        );
+        assert_eq!(&yuv.data(0)[..4], &[81, 41, 235, 235]);
+        // Red and blue averaged: Cb and Cr of (127.5, 0, 127.5); white has none.
+        assert_eq!((yuv.data(1)[0], yuv.data(2)[0]), (165, 175));
+        assert_eq!((yuv.data(1)[1], yuv.data(2)[1]), (128, 128));
+        assert!(Picture::from_bgrx((4, 2), stride, &bgrx[..30], &mut Planes::default()).is_err());
     }
 }
