@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::common::{API_SECRET, listed_files, stdout_of};
+use crate::common::{API_SECRET, Receiver, eventually, listed_files, stdout_of};
 use crate::support::{EventStream, decode, download, keep, recording_call, recording_call_of};
 
 /// Every picture of `file`'s video at 64x36, in FFmpeg's pixel format `format` of `bytes`
@@ -309,17 +309,25 @@ struct CallOfTwo {
 
 /// A call of `settings` where ann and ben publish, once both joined.
 async fn call_of_two(call: &str, settings: Value, seconds: u32) -> CallOfTwo {
-    call_of_two_on(reel::recorders::Recorders::all(), call, settings, seconds).await
+    call_of_two_on(
+        reel::recorders::Recorders::all(),
+        call,
+        settings,
+        seconds,
+        None,
+    )
+    .await
 }
 
-/// [`call_of_two`] on a server with `recorders`.
+/// [`call_of_two`] on a server with `recorders`, and webhooks to `hook` if given.
 async fn call_of_two_on(
     recorders: reel::recorders::Recorders,
     call: &str,
     settings: Value,
     seconds: u32,
+    hook: Option<String>,
 ) -> CallOfTwo {
-    let (t, clips) = recording_call_of(recorders, call, settings, None).await;
+    let (t, clips) = recording_call_of(recorders, call, settings, hook).await;
     let url = format!(
         "{}/events/default/{call}?token={}",
         t.base,
@@ -753,6 +761,7 @@ async fn a_composite_starts_on_the_browser_standing_by_and_another_stands_by() {
         "compstandby",
         json!({"recording": {"quality": "720p", "layout": {"name": "grid"}}}),
         20,
+        None,
     )
     .await;
     // A browser waits before any recording, started (its helper processes running).
@@ -1071,7 +1080,15 @@ async fn fetch(
 
 #[tokio::test]
 async fn realtimekit_composites_pause_stop_by_themselves_and_carry_a_watermark() {
-    let CallOfTwo { t, publishers, .. } = call_of_two("rtkcomp", json!({}), 150).await;
+    let hook = Receiver::start(0).await;
+    let CallOfTwo { t, publishers, .. } = call_of_two_on(
+        reel::recorders::Recorders::all(),
+        "rtkcomp",
+        json!({}),
+        150,
+        Some(hook.url()),
+    )
+    .await;
     // One of audio alone that ends by itself after a minute, beside the others.
     let sound = kit(
         &t,
@@ -1124,6 +1141,29 @@ async fn realtimekit_composites_pause_stop_by_themselves_and_carry_a_watermark()
     kit(&t, "PUT", &format!("/{id}"), json!({"action": "stop"})).await;
     let wall = recording.elapsed().as_secs_f64();
     let done = kit_status(&t, &id, "UPLOADED", Duration::from_secs(30)).await;
+    // A webhook at each change of its status, in order.
+    let statuses = eventually(Duration::from_secs(10), "the webhooks", || async {
+        let got: Vec<String> = hook
+            .received()
+            .iter()
+            .map(|r| serde_json::from_slice::<Value>(&r.body).unwrap())
+            .filter(|v| v["event"] == "recording.statusUpdate" && v["recording"]["id"] == id)
+            .map(|v| v["recording"]["status"].as_str().unwrap().to_owned())
+            .collect();
+        (got.len() >= 6).then_some(got)
+    })
+    .await;
+    assert_eq!(
+        statuses,
+        [
+            "INVOKED",
+            "RECORDING",
+            "PAUSED",
+            "RECORDING",
+            "UPLOADING",
+            "UPLOADED"
+        ]
+    );
     assert!(
         done["output_file_name"]
             .as_str()

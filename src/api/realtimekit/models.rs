@@ -568,7 +568,10 @@ pub fn recording(r: &RecordingReport) -> Value {
 /// status stays the same or the recording is not of a type this dialect records.
 pub fn status_update(r: &RecordingReport, from: Option<RecordingState>) -> Option<Value> {
     let rec = &r.recording;
-    if rec.recording_type != RecordingType::Track {
+    if !matches!(
+        rec.recording_type,
+        RecordingType::Track | RecordingType::Composite
+    ) {
         return None;
     }
     let status = Status::of(rec.state);
