@@ -63,25 +63,20 @@ fn stat_seconds(stat: &str) -> Option<(i32, f64)> {
 
 /// CPU seconds of every process in process group `group`.
 fn group_cpu(group: i32) -> f64 {
-    members(group)
-        .filter_map(|(_, stat)| stat_seconds(&stat))
-        .map(|(_, s)| s)
-        .sum()
+    members(group).map(|(_, seconds)| seconds).sum()
 }
 
-/// The `/proc` folders and stat lines of the processes in process group `group`.
-fn members(group: i32) -> impl Iterator<Item = (std::path::PathBuf, String)> {
+/// The `/proc` folders and CPU seconds of the processes in process group `group`.
+fn members(group: i32) -> impl Iterator<Item = (std::path::PathBuf, f64)> {
     std::fs::read_dir("/proc")
         .into_iter()
         .flatten()
         .flatten()
-        .filter_map(|e| {
-            Some((
-                e.path(),
-                std::fs::read_to_string(e.path().join("stat")).ok()?,
-            ))
+        .filter_map(move |e| {
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            let (g, seconds) = stat_seconds(&stat)?;
+            (g == group).then(|| (e.path(), seconds))
         })
-        .filter(move |(_, stat)| stat_seconds(stat).is_some_and(|(g, _)| g == group))
 }
 
 /// The memory (MiB, proportional set size: shared pages split among their users) of the

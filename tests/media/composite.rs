@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::common::{API_SECRET, Receiver, eventually, listed_files, stdout_of};
+use crate::common::{API_SECRET, Receiver, listed_files, stdout_of};
 use crate::support::{EventStream, decode, download, keep, recording_call, recording_call_of};
 
 /// Every picture of `file`'s video at 64x36, in FFmpeg's pixel format `format` of `bytes`
@@ -1142,17 +1142,7 @@ async fn realtimekit_composites_pause_stop_by_themselves_and_carry_a_watermark()
     let wall = recording.elapsed().as_secs_f64();
     let done = kit_status(&t, &id, "UPLOADED", Duration::from_secs(30)).await;
     // A webhook at each change of its status, in order.
-    let statuses = eventually(Duration::from_secs(10), "the webhooks", || async {
-        let got: Vec<String> = hook
-            .received()
-            .iter()
-            .map(|r| serde_json::from_slice::<Value>(&r.body).unwrap())
-            .filter(|v| v["event"] == "recording.statusUpdate" && v["recording"]["id"] == id)
-            .map(|v| v["recording"]["status"].as_str().unwrap().to_owned())
-            .collect();
-        (got.len() >= 6).then_some(got)
-    })
-    .await;
+    let statuses = crate::support::kit_statuses(&hook, Some(&id), 6).await;
     assert_eq!(
         statuses,
         [

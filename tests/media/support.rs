@@ -7,7 +7,7 @@ use tempfile::TempDir;
 
 use serde_json::Value;
 
-use crate::common::{API_SECRET, Db, TestServer, python, stdout_of};
+use crate::common::{API_SECRET, Db, Receiver, TestServer, eventually, python, stdout_of};
 
 /// A server on SQLite whose call sessions end `grace` after the last participant leaves.
 /// A bus queue that keeps every packet of a test.
@@ -445,4 +445,21 @@ impl EventStream {
             }
         }
     }
+}
+
+/// The statuses of the `recording.statusUpdate` webhooks `hook` received for recording `id`
+/// (any, if `None`), in order, once there are `count`.
+pub async fn kit_statuses(hook: &Receiver, id: Option<&str>, count: usize) -> Vec<String> {
+    eventually(Duration::from_secs(10), "the webhooks", || async {
+        let got: Vec<String> = hook
+            .received()
+            .iter()
+            .map(|r| serde_json::from_slice::<Value>(&r.body).unwrap())
+            .filter(|v| v["event"] == "recording.statusUpdate")
+            .filter(|v| id.is_none_or(|id| v["recording"]["id"] == id))
+            .map(|v| v["recording"]["status"].as_str().unwrap().to_owned())
+            .collect();
+        (got.len() >= count).then_some(got)
+    })
+    .await
 }

@@ -185,16 +185,6 @@ async fn only_listed_users_are_recorded_each_in_a_webm_per_layer() {
     }
 
     // One webhook per status, in order.
-    let statuses = eventually(Duration::from_secs(10), "the webhooks", || async {
-        let got: Vec<String> = hook
-            .received()
-            .iter()
-            .map(|r| serde_json::from_slice::<Value>(&r.body).unwrap())
-            .filter(|v| v["event"] == "recording.statusUpdate")
-            .map(|v| v["recording"]["status"].as_str().unwrap().to_owned())
-            .collect();
-        (got.len() >= 4).then_some(got)
-    })
-    .await;
+    let statuses = crate::support::kit_statuses(&hook, None, 4).await;
     assert_eq!(statuses, ["INVOKED", "RECORDING", "UPLOADING", "UPLOADED"]);
 }
