@@ -2,12 +2,15 @@
 //!
 //! - [`stream`]: the Stream-compatible API (`/api/v2/video/...`).
 //! - [`realtimekit`]: the RealtimeKit-compatible recordings API (`/client/v4/accounts/...`).
+//! - [`broadcast`]: the broadcast dialect's publish tokens (`/api/publish_token...`).
 //! - `/files/...`: downloads of locally stored recordings through signed links (Range support).
 //! - `webrtc`: WHIP/WHEP (`/whip/...`, `/whep/...`) and the live event streams (`/events/...`).
 //! - `/join/{type}/{id}`: the join page, to hold a real call in a browser.
 //! - `/layout/{type}/{id}`: the call drawn as its composite recording lays it out.
 //! - `/healthz`, `/metrics` (Prometheus), `/openapi.json`.
 
+pub mod broadcast;
+mod dialect;
 mod files;
 mod join;
 mod layout;
@@ -56,6 +59,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(stream::routes())
         .merge(realtimekit::routes())
+        .merge(broadcast::routes())
         .merge(webrtc::routes())
         .route("/join/{call_type}/{call_id}", get(join::page))
         .route("/layout/{call_type}/{call_id}", get(layout::page))
@@ -187,6 +191,10 @@ async fn read_whole_body(req: Request, next: Next) -> Response {
 /// The answer to a body past the limit, in the error shape of the dialect `path` belongs to.
 fn too_large(path: &str) -> Response {
     let message = format!("the request body is larger than {BODY_LIMIT} bytes");
+    if broadcast::serves(path) {
+        return broadcast::BroadcastError::new(StatusCode::PAYLOAD_TOO_LARGE, message)
+            .into_response();
+    }
     if realtimekit::serves(path) {
         return realtimekit::KitError::new(StatusCode::PAYLOAD_TOO_LARGE, message).into_response();
     }

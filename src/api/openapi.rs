@@ -47,6 +47,29 @@ fn stream_op(
     op
 }
 
+/// One operation authorized by a Bearer API token, answered in `envelope` (errors as
+/// `error` says).
+fn bearer_op(
+    (id, summary): (&str, &str),
+    params: Vec<Value>,
+    body: Option<Value>,
+    (envelope, error): (Value, &str),
+) -> Value {
+    let mut op = json!({
+        "operationId": id, "summary": summary, "parameters": params,
+        "security": [{"bearer": []}],
+        "responses": {
+            "200": {"description": "OK", "content": {"application/json": {"schema": envelope}}},
+            "default": {"description": error, "content": {"application/json": {"schema": envelope}}}
+        }
+    });
+    if let Some(b) = body {
+        op["requestBody"] =
+            json!({"required": true, "content": {"application/json": {"schema": b}}});
+    }
+    op
+}
+
 /// One operation of the RealtimeKit dialect: a Bearer API token, the `success` envelope.
 fn kit_op(id: &str, summary: &str, params: Vec<Value>, body: Option<Value>) -> Value {
     let envelope = json!({"type": "object", "required": ["success"],
@@ -62,19 +85,31 @@ fn kit_op(id: &str, summary: &str, params: Vec<Value>, body: Option<Value>) -> V
             path_param("app_id", "any app id (reel serves one application)"),
         ],
     );
-    let mut op = json!({
-        "operationId": id, "summary": summary, "parameters": params,
-        "security": [{"bearer": []}],
-        "responses": {
-            "200": {"description": "OK", "content": {"application/json": {"schema": envelope}}},
-            "default": {"description": "Error (`success: false`)", "content": {"application/json": {"schema": envelope}}}
-        }
-    });
-    if let Some(b) = body {
-        op["requestBody"] =
-            json!({"required": true, "content": {"application/json": {"schema": b}}});
-    }
-    op
+    bearer_op(
+        (id, summary),
+        params,
+        body,
+        (envelope, "Error (`success: false`)"),
+    )
+}
+
+/// One operation of the broadcast dialect: a Bearer API secret, the `status` envelope.
+fn broadcast_op(id: &str, summary: &str, params: Vec<Value>, body: Option<Value>) -> Value {
+    let envelope = json!({"type": "object", "required": ["status", "data"],
+                          "properties": {"status": {"enum": ["success", "fail", "error"]}, "data": {}}});
+    bearer_op(
+        (id, summary),
+        params,
+        body,
+        (envelope, "Error (`status: fail`, `data.message`)"),
+    )
+}
+
+/// A publish token's stream rules, as requests write them.
+fn stream_rules() -> Value {
+    json!({"type": "array", "items": {"type": "object", "required": ["streamName"], "properties": {
+        "streamName": {"type": "string", "description": "a stream name (letters, digits, - and _, at most 64), or a regular expression the whole name must match"},
+        "isRegex": {"type": "boolean"}}}})
 }
 
 fn query_param(name: &str, description: &str) -> Value {
@@ -433,6 +468,45 @@ pub fn document() -> Value {
         json!({"get": kit_op("KitActiveRecording", "The meeting's recording that is recording now",
                              vec![path_param("meeting_id", "the meeting")], None)}),
     );
+    let token_flags = json!({"record": {"type": "boolean"}, "multisource": {"type": "boolean"},
+        "enableThumbnails": {"type": "boolean"}, "subscribeRequiresAuth": {"type": "boolean"}});
+    let mut create = json!({"type": "object", "required": ["label", "streams"], "properties": {
+        "label": {"type": "string", "maxLength": 256}, "streams": stream_rules(),
+        "expires": {"type": "integer", "minimum": 1, "description": "seconds until it expires"},
+        "expiresOn": {"type": "string", "format": "date-time"}}});
+    let mut update = json!({"type": "object", "properties": {
+        "label": {"type": "string", "maxLength": 256}, "refreshToken": {"type": "boolean"},
+        "isActive": {"type": "boolean"}, "addTokenStreams": stream_rules(),
+        "removeTokenStreams": stream_rules()}});
+    for body in [&mut create, &mut update] {
+        for (k, v) in token_flags.as_object().into_iter().flatten() {
+            body["properties"][k] = v.clone();
+        }
+    }
+    add(
+        "/api/publish_token".into(),
+        json!({"post": broadcast_op("CreatePublishToken",
+            "Make a publish token (a fresh 64-hex value) for the streams it names", vec![], Some(create))}),
+    );
+    add(
+        "/api/publish_token/list".into(),
+        json!({"get": broadcast_op("ListPublishTokens", "List publish tokens, a page at a time", vec![
+            query_param("page", "1-based page"),
+            query_param("itemsOnPage", "tokens per page (1-100, default 10)"),
+            query_param("sortBy", "Name or AddedOn (default)"),
+            query_param("isDescending", "true for the reverse order"),
+        ], None)}),
+    );
+    let token_param = vec![path_param("tokenId", "the token's id")];
+    add(
+        "/api/publish_token/{tokenId}".into(),
+        json!({
+            "get": broadcast_op("ReadPublishToken", "A publish token", token_param.clone(), None),
+            "put": broadcast_op("UpdatePublishToken", "Change a publish token (settings left out stay)",
+                                token_param.clone(), Some(update)),
+            "delete": broadcast_op("DeletePublishToken", "Delete a publish token", token_param, None),
+        }),
+    );
     let whip_params = call_params_and([
         query_param("source", "`screen` for a screen share"),
         query_param("source_id", "which of the user's sources (several cameras)"),
@@ -510,7 +584,7 @@ pub fn document() -> Value {
         "info": {
             "title": "reel",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Self-hosted recording service. The /api/v2 paths follow Stream's video API so that its server SDKs work unchanged. Every request carries ?api_key= and an HS256 token (signed with the API secret) in the Authorization header. Timestamps are unix nanoseconds; successful answers carry a duration field. The /client/v4 paths follow RealtimeKit's recordings API: a Bearer API token (the API secret, or a token signed with it), RFC 3339 times, and the success envelope."
+            "description": "Self-hosted recording service. The /api/v2 paths follow Stream's video API so that its server SDKs work unchanged. Every request carries ?api_key= and an HS256 token (signed with the API secret) in the Authorization header. Timestamps are unix nanoseconds; successful answers carry a duration field. The /client/v4 paths follow RealtimeKit's recordings API: a Bearer API token (the API secret, or a token signed with it), RFC 3339 times, and the success envelope. The /api/publish_token paths follow the real-time streaming service's API: a Bearer API secret (or a server token signed with it), integer ids, RFC 3339 times, and the `{status, data}` envelope."
         },
         "components": {
             "securitySchemes": {

@@ -124,6 +124,10 @@ slug!(
     StorageName, "external storage name", 64
 );
 slug!(
+    /// The name of a broadcast stream (publishers' WHIP URLs and viewers' WHEP URLs name it).
+    StreamName, "stream name", 64
+);
+slug!(
     /// A role name used in grants, e.g. `admin` or `call_member`.
     Role, "role", 64
 );

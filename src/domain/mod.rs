@@ -4,6 +4,7 @@
 //! Pure data and rules; no I/O. Services in [`crate::service`] load and save these through
 //! [`crate::store`] and act on them.
 
+pub mod broadcast;
 pub mod call;
 pub mod composite;
 pub mod event;
@@ -19,6 +20,7 @@ pub mod storage;
 pub mod time;
 pub mod user;
 
+pub use broadcast::{Expiry, InvalidToken, PublishToken, StreamRule, TokenChanges, TokenSpec};
 pub use call::{BUILTIN_CALL_TYPES, Call, CallType, Member};
 pub use composite::{
     CompositeAudio, CompositeAudioCodec, CompositeOptions, CompositeOutputs, CompositeVideo,
@@ -30,7 +32,7 @@ pub use event::{
 };
 pub use ids::{
     CallId, CallTypeName, Cid, FileName, InvalidName, RecordingId, Role, SessionId, StorageName,
-    UserId,
+    StreamName, UserId,
 };
 pub use participant::{
     Activity, CallActivity, Codec, LeaveReason, Participant, Pin, Track, TrackType,

@@ -6,6 +6,7 @@
 //! queues webhooks in the same transaction as the change that causes them.
 
 mod activity;
+mod broadcasts;
 mod call_types;
 mod calls;
 mod live;

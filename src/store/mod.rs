@@ -14,6 +14,7 @@ mod outbox;
 mod recordings;
 mod sessions;
 mod storages;
+mod tokens;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -27,6 +28,7 @@ use crate::domain::InvalidName;
 
 pub use outbox::{Delivery, DeliveryState, NewDelivery};
 pub use recordings::{FileState, NewFile, RecordingFilter, StoredFile};
+pub use tokens::TokenOrder;
 
 /// Which database a [`Store`] talks to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

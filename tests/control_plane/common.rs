@@ -179,6 +179,9 @@ impl TestServer {
             .parse::<SocketAddr>()
             .unwrap();
         self.server = Some(Server::start(config, self.recorders.clone()).await.unwrap());
+        // A crash closes every connection: a kept-alive one would still reach the old
+        // server's connection task.
+        self.http = reqwest::Client::new();
     }
 
     /// Calls the API as the server (`Authorization: <server token>`).

@@ -4,6 +4,7 @@
 mod common;
 
 mod auth;
+mod broadcast;
 mod cli;
 mod connections;
 mod layout;

@@ -108,6 +108,7 @@ async fn openapi_documents_existing_routes() {
         "/events/{type}/{id}",
         "/join/{type}/{id}",
         "/client/v4/accounts/{account_id}/realtime/kit/{app_id}/recordings/track",
+        "/api/publish_token/{tokenId}",
     ] {
         assert!(paths.contains_key(must), "{must} is documented");
     }

@@ -16,10 +16,8 @@
 mod models;
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::http::request::Parts;
-use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
@@ -29,13 +27,11 @@ use self::models::{
     meeting_cid, recording,
 };
 use super::AppState;
-use crate::auth::{AuthError, Caller};
+use super::dialect::{Bearer, DialectError, ErrorShape};
 use crate::domain::{
-    InvalidName, RecordingId, RecordingState, RecordingType, Timestamp, TrackLayer, TrackOptions,
-    UserId,
+    RecordingId, RecordingState, RecordingType, Timestamp, TrackLayer, TrackOptions, UserId,
 };
-use crate::service::{RecordingQuery, RecordingReport, ServiceError, StartOptions};
-use crate::store::StoreError;
+use crate::service::{RecordingQuery, RecordingReport, StartOptions};
 
 pub use models::status_update;
 
@@ -60,103 +56,20 @@ pub fn routes() -> Router<AppState> {
         .route(&format!("{base}/{{recording_id}}"), get(one).put(update))
 }
 
+/// How the dialect writes an error: `{"success": false, "error": {"code", "message"}}`.
+pub struct Kit;
+
+impl ErrorShape for Kit {
+    fn body(status: StatusCode, message: &str) -> Value {
+        json!({"success": false, "error": {"code": status.as_u16(), "message": message}})
+    }
+}
+
 /// An error answer.
-#[derive(Debug)]
-pub struct KitError {
-    status: StatusCode,
-    message: String,
-}
-
-impl KitError {
-    /// An error answered with `status`.
-    pub(super) fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            message: message.into(),
-        }
-    }
-
-    fn input(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, message)
-    }
-}
-
-impl IntoResponse for KitError {
-    fn into_response(self) -> Response {
-        let body = json!({"success": false,
-                          "error": {"code": self.status.as_u16(), "message": self.message}});
-        (self.status, Json(body)).into_response()
-    }
-}
-
-impl From<AuthError> for KitError {
-    fn from(e: AuthError) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, e.to_string())
-    }
-}
-
-impl From<InvalidName> for KitError {
-    fn from(e: InvalidName) -> Self {
-        Self::input(e.to_string())
-    }
-}
-
-impl From<JsonRejection> for KitError {
-    fn from(e: JsonRejection) -> Self {
-        Self::input(e.body_text())
-    }
-}
-
-impl From<QueryRejection> for KitError {
-    fn from(e: QueryRejection) -> Self {
-        Self::input(e.body_text())
-    }
-}
-
-impl From<ServiceError> for KitError {
-    fn from(e: ServiceError) -> Self {
-        let (status, message) = match e {
-            ServiceError::Invalid(m) => (StatusCode::BAD_REQUEST, m),
-            ServiceError::NotFound(m) => (StatusCode::NOT_FOUND, m),
-            ServiceError::Forbidden(m) => (StatusCode::FORBIDDEN, m),
-            ServiceError::Conflict(m) => (StatusCode::CONFLICT, m),
-            ServiceError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, m),
-            ServiceError::Store(StoreError::Database(e)) => {
-                tracing::error!(error = %e, "database error");
-                (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "the database is unavailable".into(),
-                )
-            }
-            ServiceError::Store(e) => {
-                tracing::error!(error = %e, "store error");
-                (StatusCode::INTERNAL_SERVER_ERROR, "internal error".into())
-            }
-            ServiceError::Storage(e) => {
-                tracing::error!(error = %e, "storage error");
-                (StatusCode::BAD_GATEWAY, format!("storage error: {e}"))
-            }
-        };
-        Self::new(status, message)
-    }
-}
+pub type KitError = DialectError<Kit>;
 
 /// The caller named by the Bearer token.
-struct KitCaller(Caller);
-
-impl FromRequestParts<AppState> for KitCaller {
-    type Rejection = KitError;
-
-    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, KitError> {
-        let token = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
-        Ok(Self(s.services.keys().bearer(token)?))
-    }
-}
+type KitCaller = Bearer<Kit>;
 
 type Answer = Result<Json<Value>, KitError>;
 
@@ -200,7 +113,7 @@ fn options(req: &StartTrackRequest) -> Result<TrackOptions, KitError> {
 
 async fn start_composite(
     State(s): State<AppState>,
-    KitCaller(caller): KitCaller,
+    KitCaller { caller, .. }: KitCaller,
     body: Result<Json<StartCompositeRequest>, JsonRejection>,
 ) -> Answer {
     let Json(req) = body?;
@@ -231,7 +144,7 @@ async fn start_composite(
 
 async fn start_track(
     State(s): State<AppState>,
-    KitCaller(caller): KitCaller,
+    KitCaller { caller, .. }: KitCaller,
     body: Result<Json<StartTrackRequest>, JsonRejection>,
 ) -> Answer {
     let Json(req) = body?;
@@ -258,7 +171,7 @@ fn time(what: &str, v: Option<&str>) -> Result<Option<Timestamp>, KitError> {
 
 async fn list(
     State(s): State<AppState>,
-    KitCaller(caller): KitCaller,
+    KitCaller { caller, .. }: KitCaller,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Answer {
     let Query(q) = query?;
@@ -335,7 +248,7 @@ fn known(report: RecordingReport) -> Result<RecordingReport, KitError> {
 
 async fn one(
     State(s): State<AppState>,
-    KitCaller(caller): KitCaller,
+    KitCaller { caller, .. }: KitCaller,
     Path((_, _, id)): Path<(String, String, String)>,
 ) -> Answer {
     let id = recording_id(&id)?;
@@ -345,7 +258,7 @@ async fn one(
 
 async fn active(
     State(s): State<AppState>,
-    KitCaller(caller): KitCaller,
+    KitCaller { caller, .. }: KitCaller,
     Path((_, _, meeting)): Path<(String, String, String)>,
 ) -> Answer {
     let query = RecordingQuery {
@@ -374,7 +287,7 @@ async fn active(
 
 async fn update(
     State(s): State<AppState>,
-    KitCaller(caller): KitCaller,
+    KitCaller { caller, .. }: KitCaller,
     Path((_, _, id)): Path<(String, String, String)>,
     body: Result<Json<UpdateRequest>, JsonRejection>,
 ) -> Answer {

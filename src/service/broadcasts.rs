@@ -1,0 +1,91 @@
+//! Broadcasts: the publish tokens broadcasters publish with. Only the application's backend
+//! (the API secret, or a server token signed with it) manages them.
+
+use super::{Result, ServiceError, Services, require_server};
+use crate::auth::Caller;
+use crate::domain::{PublishToken, Timestamp, TokenChanges, TokenSpec};
+use crate::secret::Secret;
+use crate::store::{StoreError, TokenOrder};
+
+/// What managing publish tokens is called in refusals.
+const MANAGE: &str = "manage publish tokens";
+
+/// A fresh token value: 64 lowercase hex digits (256 random bits).
+fn new_token_value() -> Secret {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).expect("the operating system provides randomness");
+    Secret::from(hex::encode(bytes))
+}
+
+fn not_found(id: i64) -> ServiceError {
+    ServiceError::NotFound(format!("there is no publish token {id}"))
+}
+
+impl Services {
+    /// Makes a publish token of `spec`, with a fresh value.
+    pub async fn create_token(&self, caller: &Caller, spec: TokenSpec) -> Result<PublishToken> {
+        require_server(caller, MANAGE)?;
+        spec.check()
+            .map_err(|e| ServiceError::Invalid(e.to_string()))?;
+        Ok(self
+            .store()
+            .insert_token(&spec, &new_token_value(), Timestamp::now())
+            .await?)
+    }
+
+    /// One publish token.
+    pub async fn token(&self, caller: &Caller, id: i64) -> Result<PublishToken> {
+        require_server(caller, MANAGE)?;
+        self.store()
+            .get_token(id)
+            .await?
+            .ok_or_else(|| not_found(id))
+    }
+
+    /// A page of publish tokens: `limit` after the first `offset`, in `order`.
+    pub async fn tokens(
+        &self,
+        caller: &Caller,
+        order: TokenOrder,
+        descending: bool,
+        page: (u32, u32),
+    ) -> Result<Vec<PublishToken>> {
+        require_server(caller, MANAGE)?;
+        Ok(self.store().list_tokens(order, descending, page).await?)
+    }
+
+    /// Changes a publish token (with `refresh`, gives it a fresh value); the token as it is
+    /// now.
+    pub async fn update_token(
+        &self,
+        caller: &Caller,
+        id: i64,
+        mut changes: TokenChanges,
+        refresh: bool,
+    ) -> Result<PublishToken> {
+        require_server(caller, MANAGE)?;
+        if refresh {
+            changes.token = Some(new_token_value());
+        }
+        let mut tx = self.begin().await?;
+        let mut token = tx.get_token(id).await?.ok_or_else(|| not_found(id))?;
+        token
+            .apply(changes)
+            .map_err(|e| ServiceError::Invalid(e.to_string()))?;
+        if !tx.update_token(&token).await? {
+            return Err(StoreError::Stale("publish token").into());
+        }
+        self.commit(tx).await?;
+        Ok(token)
+    }
+
+    /// Deletes a publish token.
+    pub async fn delete_token(&self, caller: &Caller, id: i64) -> Result<()> {
+        require_server(caller, MANAGE)?;
+        if self.store().delete_token(id).await? {
+            Ok(())
+        } else {
+            Err(not_found(id))
+        }
+    }
+}
