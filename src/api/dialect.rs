@@ -90,6 +90,7 @@ impl<S> From<ServiceError> for DialectError<S> {
         let (status, message) = match e {
             ServiceError::Invalid(m) => (StatusCode::BAD_REQUEST, m),
             ServiceError::NotFound(m) => (StatusCode::NOT_FOUND, m),
+            ServiceError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, m),
             ServiceError::Forbidden(m) => (StatusCode::FORBIDDEN, m),
             ServiceError::Conflict(m) => (StatusCode::CONFLICT, m),
             ServiceError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, m),

@@ -1,5 +1,7 @@
 //! WHIP (RFC 9725) and WHEP endpoints, and the live event streams pages subscribe to.
 //!
+//! - `POST /whip/broadcast/{stream}[?sourceId=..]`: publish a broadcast stream with a publish
+//!   token (`Authorization: Bearer <token>`) as a participant of the call `broadcast:<stream>`.
 //! - `POST /whip/{type}/{id}[?source=screen][&source_id=..]`: publish; `POST /whep/{type}/{id}`:
 //!   play every other participant's tracks; `POST /whep/{type}/{id}/tracks/{track_id}`: one track.
 //!   The token comes as `Authorization: Bearer <jwt>` (or `?token=`).
@@ -28,7 +30,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 
 use super::AppState;
 use crate::auth::{AuthError, Caller};
-use crate::domain::{CallId, CallTypeName, Cid, UserId};
+use crate::domain::{CallId, CallTypeName, Cid, StreamName, UserId};
 use crate::media::{self, MediaError, Patched, Player, Publisher, Source};
 use crate::service::ServiceError;
 
@@ -39,6 +41,10 @@ const SDP_LIMIT: usize = 256 * 1024;
 /// The WHIP, WHEP and event-stream routes.
 pub fn routes() -> Router<AppState> {
     let sdp = Router::new()
+        .route(
+            "/whip/broadcast/{stream}",
+            post(publish_broadcast).options(options),
+        )
         .route(
             "/whip/{call_type}/{call_id}",
             post(publish).options(options),
@@ -103,6 +109,7 @@ fn service_error(e: &ServiceError) -> WebRtcError {
     let status = match e {
         ServiceError::Invalid(_) => StatusCode::BAD_REQUEST,
         ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
+        ServiceError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
         ServiceError::Forbidden(_) => StatusCode::FORBIDDEN,
         ServiceError::Conflict(_) => StatusCode::CONFLICT,
         ServiceError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -147,15 +154,25 @@ fn caller(state: &AppState, headers: &HeaderMap, q: &WebRtcQuery) -> Result<Call
 }
 
 /// The user of the token, if one was sent and it is a user's (session URLs are
-/// capabilities of their own; a user's token must be the session owner's).
-fn token_user(state: &AppState, headers: &HeaderMap, q: &WebRtcQuery) -> Result<Option<UserId>> {
-    let caller = token(headers, q)
-        .map(|t| state.services.keys().verify(t))
-        .transpose()?;
-    Ok(match caller {
-        Some(Caller::User(u)) => Some(u.user_id),
-        _ => None,
-    })
+/// capabilities of their own; a user's token must be the session owner's). A broadcaster's
+/// publish token names the user it publishes as.
+async fn token_user(
+    state: &AppState,
+    headers: &HeaderMap,
+    q: &WebRtcQuery,
+) -> Result<Option<UserId>> {
+    let Some(t) = token(headers, q) else {
+        return Ok(None);
+    };
+    match state.services.keys().verify(t) {
+        Ok(Caller::User(u)) => Ok(Some(u.user_id)),
+        Ok(Caller::Server) => Ok(None),
+        Err(e) => match state.services.publisher_of(t).await {
+            Ok(Some(user)) => Ok(Some(user)),
+            Ok(None) => Err(e.into()),
+            Err(e) => Err(service_error(&e)),
+        },
+    }
 }
 
 fn cid(call_type: String, call_id: String) -> Result<Cid> {
@@ -208,6 +225,84 @@ fn created(state: &AppState, kind: &str, a: crate::media::Answer) -> Response {
     res
 }
 
+/// A source id from the query (`name`), empty if none was given.
+fn source_id(name: &str, raw: Option<&str>) -> Result<String> {
+    let id = raw.unwrap_or_default();
+    if id.len() > 64
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(WebRtcError(
+            StatusCode::BAD_REQUEST,
+            format!("{name} takes up to 64 ASCII letters, digits, '-' and '_'"),
+        ));
+    }
+    Ok(id.to_owned())
+}
+
+/// Query parameters of a broadcast's WHIP request.
+#[derive(Debug, Default, Deserialize)]
+struct BroadcastQuery {
+    /// Which of the stream's sources (multisource tokens).
+    #[serde(rename = "sourceId")]
+    source_id: Option<String>,
+}
+
+/// Publishes a broadcast stream with a publish token.
+async fn publish_broadcast(
+    State(state): State<AppState>,
+    Path(stream): Path<String>,
+    Query(q): Query<BroadcastQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response> {
+    let stream = StreamName::parse(stream)
+        .map_err(|e| WebRtcError(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let header_only = WebRtcQuery::default();
+    let token = token(&headers, &header_only).ok_or_else(|| {
+        WebRtcError(
+            StatusCode::UNAUTHORIZED,
+            "a publish token is required: Authorization: Bearer <token>".into(),
+        )
+    })?;
+    let source_id = source_id("sourceId", q.source_id.as_deref())?;
+    let offer = text_body(&headers, &body, "application/sdp")?;
+    media::check_offer(&offer, true).map_err(MediaError::from)?;
+    let grant = state
+        .services
+        .broadcast(token, &stream, &source_id)
+        .await
+        .map_err(|e| service_error(&e))?;
+    // One connection per source: a second publisher of a live source is refused.
+    let live = state.media.state(&grant.cid).participants;
+    if live
+        .iter()
+        .any(|p| p.user_id == grant.publisher && p.source_id == source_id)
+    {
+        return Err(WebRtcError(
+            StatusCode::CONFLICT,
+            format!("stream {stream:?} is already being published from this source"),
+        ));
+    }
+    let who = Publisher {
+        user_id: grant.publisher,
+        role: "broadcaster".into(),
+    };
+    let source = Source {
+        screen: false,
+        source_id,
+    };
+    let answer = state
+        .media
+        .publish(&grant.cid, &who, source, &offer)
+        .await?;
+    if let Err(e) = state.services.start_session(&grant.cid).await {
+        tracing::warn!(cid = %grant.cid, error = %e, "cannot start the broadcast's session");
+    }
+    Ok(created(&state, "whip", answer))
+}
+
 async fn publish(
     State(state): State<AppState>,
     Path((call_type, call_id)): Path<(String, String)>,
@@ -228,17 +323,7 @@ async fn publish(
             ));
         }
     };
-    let source_id = q.source_id.clone().unwrap_or_default();
-    if source_id.len() > 64
-        || !source_id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
-        return Err(WebRtcError(
-            StatusCode::BAD_REQUEST,
-            "source_id takes up to 64 ASCII letters, digits, '-' and '_'".into(),
-        ));
-    }
+    let source_id = source_id("source_id", q.source_id.as_deref())?;
     // An offer that cannot be answered changes nothing (joining may create the call).
     media::check_offer(&offer, true).map_err(MediaError::from)?;
     let grant = state
@@ -347,7 +432,7 @@ async fn patch_session(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response> {
-    let user = token_user(&state, &headers, &q)?;
+    let user = token_user(&state, &headers, &q).await?;
     let fragment = text_body(&headers, &body, "application/trickle-ice-sdpfrag")?;
     let if_match = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok());
     match state
@@ -377,7 +462,7 @@ async fn delete_session(
     Query(q): Query<WebRtcQuery>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    let user = token_user(&state, &headers, &q)?;
+    let user = token_user(&state, &headers, &q).await?;
     state.media.close(&session, user.as_ref()).await?;
     Ok(StatusCode::OK.into_response())
 }
@@ -398,7 +483,7 @@ async fn slot_events(
     Query(q): Query<WebRtcQuery>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    let user = token_user(&state, &headers, &q)?;
+    let user = token_user(&state, &headers, &q).await?;
     let mut slots = state.media.slots(&session, user.as_ref())?;
     slots.mark_changed();
     let stream = futures_util::stream::unfold(slots, |mut rx| async move {

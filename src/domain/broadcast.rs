@@ -5,9 +5,21 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::ids::StreamName;
+use super::ids::{CallId, CallTypeName, Cid, StreamName, UserId};
 use super::time::Timestamp;
 use crate::secret::Secret;
+
+/// The call type of broadcasts: a stream is the call `broadcast:<stream name>`, and its
+/// publishers are participants of that call.
+pub const BROADCAST_CALL_TYPE: &str = "broadcast";
+
+/// The call a stream's publishers and viewers meet in.
+pub fn stream_cid(stream: &StreamName) -> Cid {
+    Cid::new(
+        CallTypeName::parse(BROADCAST_CALL_TYPE).expect("a valid call type"),
+        CallId::parse(stream.as_str()).expect("stream names are valid call ids"),
+    )
+}
 
 /// One rule of the streams a token covers: a stream name, or a regular expression that a
 /// whole stream name must match.
@@ -93,6 +105,20 @@ pub struct PublishToken {
     pub added_on: Timestamp,
     /// When it stops being usable, if ever.
     pub expires_on: Option<Timestamp>,
+}
+
+/// Why a token may not publish a stream now.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenRefusal {
+    /// It was disabled.
+    #[error("the publish token is disabled")]
+    Inactive,
+    /// Its time is up.
+    #[error("the publish token expired at {0}")]
+    Expired(String),
+    /// None of its rules covers the stream.
+    #[error("the publish token does not cover the stream {0:?}")]
+    NotCovered(String),
 }
 
 /// What a new token is made of (its id, value and time are given when it is stored).
@@ -197,8 +223,36 @@ pub struct TokenChanges {
 }
 
 impl PublishToken {
-    /// Applies `c`, checked as a whole: nothing changes if any part is refused.
-    pub fn apply(&mut self, c: TokenChanges) -> Result<(), InvalidToken> {
+    /// The user its broadcasters publish as (one per token; several sources of one token
+    /// are told apart by their source id).
+    pub fn publisher(&self) -> UserId {
+        UserId::parse(format!("broadcaster-{}", self.id)).expect("a valid user id")
+    }
+
+    /// Whether it may publish `stream` at `now`.
+    pub fn allows(&self, stream: &StreamName, now: Timestamp) -> Result<(), TokenRefusal> {
+        if !self.is_active {
+            return Err(TokenRefusal::Inactive);
+        }
+        if let Some(at) = self.expires_on.filter(|at| *at <= now) {
+            return Err(TokenRefusal::Expired(at.to_rfc3339()));
+        }
+        if !self.streams.iter().any(|r| r.covers(stream)) {
+            return Err(TokenRefusal::NotCovered(stream.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Applies `c`, checked as a whole: nothing changes if any part is refused. Whether its
+    /// broadcasts are recorded cannot change while one of them is `live`.
+    pub fn apply(&mut self, c: TokenChanges, live: bool) -> Result<(), InvalidToken> {
+        if live && c.record.is_some_and(|r| r != self.record) {
+            return Err(InvalidToken(
+                "record cannot change while the token is in use by a live broadcast; \
+                 stop broadcasting first"
+                    .into(),
+            ));
+        }
         let mut next = self.clone();
         if let Some(label) = c.label {
             check_label(&label)?;
@@ -302,24 +356,80 @@ mod tests {
             added_on: Timestamp::from_unix_nanos(0),
             expires_on: None,
         };
-        t.apply(TokenChanges {
+        // While live, recording cannot be switched; the rest can change.
+        let record = TokenChanges {
             record: Some(true),
-            add_streams: vec![rule("sport", false), rule("news", false)],
             ..TokenChanges::default()
-        })
+        };
+        let e = t.apply(record.clone(), true).unwrap_err();
+        assert!(e.to_string().contains("live broadcast"), "{e}");
+        assert!(!t.record);
+        t.apply(
+            TokenChanges {
+                record: Some(false),
+                label: Some("b".into()),
+                ..TokenChanges::default()
+            },
+            true,
+        )
+        .unwrap();
+        assert_eq!(t.label, "b");
+        t.apply(record, false).unwrap();
+        t.apply(
+            TokenChanges {
+                add_streams: vec![rule("sport", false), rule("news", false)],
+                ..TokenChanges::default()
+            },
+            false,
+        )
         .unwrap();
         assert!(t.record);
         assert_eq!(t.streams, vec![rule("news", false), rule("sport", false)]);
         let before = t.clone();
         // Removing every stream is refused, and the label given with it is not taken either.
         let e = t
-            .apply(TokenChanges {
-                label: Some("b".into()),
-                remove_streams: t.streams.clone(),
-                ..TokenChanges::default()
-            })
+            .apply(
+                TokenChanges {
+                    label: Some("c".into()),
+                    remove_streams: t.streams.clone(),
+                    ..TokenChanges::default()
+                },
+                false,
+            )
             .unwrap_err();
         assert!(e.to_string().contains("streams"), "{e}");
         assert_eq!(t, before);
+    }
+
+    #[test]
+    fn tokens_allow_their_streams_while_active_and_unexpired() {
+        let now = Timestamp::from_unix_nanos(1_000);
+        let mut t = PublishToken {
+            id: 7,
+            label: "a".into(),
+            token: Secret::from("t"),
+            streams: vec![rule("news", false)],
+            record: false,
+            multisource: true,
+            enable_thumbnails: false,
+            subscribe_requires_auth: false,
+            is_active: true,
+            added_on: now,
+            expires_on: Some(Timestamp::from_unix_nanos(2_000)),
+        };
+        let news = StreamName::parse("news").unwrap();
+        assert_eq!(t.allows(&news, now), Ok(()));
+        assert_eq!(t.publisher().as_str(), "broadcaster-7");
+        assert!(matches!(
+            t.allows(&StreamName::parse("sport").unwrap(), now),
+            Err(TokenRefusal::NotCovered(_))
+        ));
+        assert!(matches!(
+            t.allows(&news, Timestamp::from_unix_nanos(2_000)),
+            Err(TokenRefusal::Expired(_))
+        ));
+        t.is_active = false;
+        assert_eq!(t.allows(&news, now), Err(TokenRefusal::Inactive));
+        assert_eq!(stream_cid(&news).to_string(), "broadcast:news");
     }
 }

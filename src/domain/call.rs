@@ -43,7 +43,13 @@ impl CallType {
 }
 
 /// The call types every new installation has.
-pub const BUILTIN_CALL_TYPES: &[&str] = &["default", "audio_room", "livestream", "development"];
+pub const BUILTIN_CALL_TYPES: &[&str] = &[
+    "default",
+    "audio_room",
+    "livestream",
+    "development",
+    super::broadcast::BROADCAST_CALL_TYPE,
+];
 
 /// A member of a call.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -20,7 +20,9 @@ pub mod storage;
 pub mod time;
 pub mod user;
 
-pub use broadcast::{Expiry, InvalidToken, PublishToken, StreamRule, TokenChanges, TokenSpec};
+pub use broadcast::{
+    Expiry, InvalidToken, PublishToken, StreamRule, TokenChanges, TokenSpec, stream_cid,
+};
 pub use call::{BUILTIN_CALL_TYPES, Call, CallType, Member};
 pub use composite::{
     CompositeAudio, CompositeAudioCodec, CompositeOptions, CompositeOutputs, CompositeVideo,

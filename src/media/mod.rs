@@ -346,6 +346,13 @@ impl Media {
             .ok_or_else(|| MediaError::NotFound(format!("session {session} is not a WHEP session")))
     }
 
+    /// Whether `user` has a WHIP session in any call now.
+    pub fn publishes(&self, user: &UserId) -> bool {
+        self.sessions()
+            .values()
+            .any(|e| e.slots.is_none() && &e.user == user)
+    }
+
     /// The participants and tracks of `cid` now.
     pub fn state(&self, cid: &Cid) -> CallState {
         CallState {

@@ -1,9 +1,13 @@
-//! Broadcasts: the publish tokens broadcasters publish with. Only the application's backend
-//! (the API secret, or a server token signed with it) manages them.
+//! Broadcasts: the publish tokens broadcasters publish with, and what publishing with one
+//! may do. Only the application's backend (the API secret, or a server token signed with it)
+//! manages tokens.
 
+use super::NewCall;
 use super::{Result, ServiceError, Services, require_server};
 use crate::auth::Caller;
-use crate::domain::{PublishToken, Timestamp, TokenChanges, TokenSpec};
+use crate::domain::{
+    Cid, PublishToken, StreamName, Timestamp, TokenChanges, TokenSpec, UserId, stream_cid,
+};
 use crate::secret::Secret;
 use crate::store::{StoreError, TokenOrder};
 
@@ -21,7 +25,56 @@ fn not_found(id: i64) -> ServiceError {
     ServiceError::NotFound(format!("there is no publish token {id}"))
 }
 
+/// What a broadcaster may publish.
+#[derive(Clone, Debug)]
+pub struct BroadcastGrant {
+    /// The stream's call.
+    pub cid: Cid,
+    /// The user the broadcaster publishes as.
+    pub publisher: UserId,
+}
+
 impl Services {
+    /// Checks that `value` is a publish token that may publish `stream` now (from the source
+    /// `source_id`; one of several only if the token is multisource), and makes the stream's
+    /// call if it is new.
+    pub async fn broadcast(
+        &self,
+        value: &str,
+        stream: &StreamName,
+        source_id: &str,
+    ) -> Result<BroadcastGrant> {
+        let token =
+            self.store().token_by_value(value).await?.ok_or_else(|| {
+                ServiceError::Unauthorized("the publish token is not valid".into())
+            })?;
+        token
+            .allows(stream, Timestamp::now())
+            .map_err(|e| ServiceError::Forbidden(e.to_string()))?;
+        if !source_id.is_empty() && !token.multisource {
+            return Err(ServiceError::Invalid(
+                "the publish token is not multisource: publish without sourceId".into(),
+            ));
+        }
+        let cid = stream_cid(stream);
+        let publisher = token.publisher();
+        let new = NewCall {
+            created_by: Some(publisher.clone()),
+            ..NewCall::default()
+        };
+        self.get_or_create_call(&Caller::Server, &cid, new).await?;
+        Ok(BroadcastGrant { cid, publisher })
+    }
+
+    /// The user a broadcaster publishing with the token `value` publishes as, if it is one.
+    pub async fn publisher_of(&self, value: &str) -> Result<Option<UserId>> {
+        Ok(self
+            .store()
+            .token_by_value(value)
+            .await?
+            .map(|t| t.publisher()))
+    }
+
     /// Makes a publish token of `spec`, with a fresh value.
     pub async fn create_token(&self, caller: &Caller, spec: TokenSpec) -> Result<PublishToken> {
         require_server(caller, MANAGE)?;
@@ -55,13 +108,13 @@ impl Services {
     }
 
     /// Changes a publish token (with `refresh`, gives it a fresh value); the token as it is
-    /// now.
+    /// now. `live` says whether one of its broadcasts is live now: `record` cannot change then.
     pub async fn update_token(
         &self,
         caller: &Caller,
         id: i64,
-        mut changes: TokenChanges,
-        refresh: bool,
+        (mut changes, refresh): (TokenChanges, bool),
+        live: impl FnOnce(&PublishToken) -> bool,
     ) -> Result<PublishToken> {
         require_server(caller, MANAGE)?;
         if refresh {
@@ -69,8 +122,9 @@ impl Services {
         }
         let mut tx = self.begin().await?;
         let mut token = tx.get_token(id).await?.ok_or_else(|| not_found(id))?;
+        let live = live(&token);
         token
-            .apply(changes)
+            .apply(changes, live)
             .map_err(|e| ServiceError::Invalid(e.to_string()))?;
         if !tx.update_token(&token).await? {
             return Err(StoreError::Stale("publish token").into());

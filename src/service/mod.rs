@@ -33,6 +33,7 @@ use crate::storage::{StorageError, Target};
 use crate::store::{Store, StoreError, WriteTx};
 use crate::webhooks::Receivers;
 
+pub use broadcasts::BroadcastGrant;
 pub use call_types::{CallTypeChanges, NewCallType, UserChanges};
 pub use calls::{CallChanges, CallView, NewCall, NewMember};
 pub use live::{EventShapes, LiveEvents};
@@ -52,6 +53,9 @@ pub enum ServiceError {
     /// Something it names does not exist.
     #[error("{0}")]
     NotFound(String),
+    /// The credentials given are not valid.
+    #[error("{0}")]
+    Unauthorized(String),
     /// The caller may not do this.
     #[error("{0}")]
     Forbidden(String),

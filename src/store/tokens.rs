@@ -137,6 +137,19 @@ impl Store {
         get_token(&self.pool, id).await
     }
 
+    /// The token whose value is `value`.
+    pub async fn token_by_value(&self, value: &str) -> Result<Option<PublishToken>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            token_columns!(),
+            " FROM publish_tokens WHERE token = $1"
+        ))
+        .bind(value.to_owned())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(token_from_row).transpose()
+    }
+
     /// A page of tokens: `limit` of them after the first `offset`, in `order`.
     pub async fn list_tokens(
         &self,

@@ -6,6 +6,7 @@
 #[path = "../control_plane/common.rs"]
 mod common;
 
+mod broadcast;
 mod browser;
 mod composite;
 mod crash;

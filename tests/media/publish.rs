@@ -7,7 +7,7 @@ use reel::bus::{Backlog, BusMessage, Subscription};
 use reel::domain::{Cid, TrackType};
 
 use crate::common::TestServer;
-use crate::support::{WHOLE, aiortc_publish, metric, server};
+use crate::support::{WHOLE, aiortc_publish, metric, offer, server};
 
 /// Counts what a bus subscriber receives until every track ended: packets by track type,
 /// and the codec of each type.
@@ -83,26 +83,6 @@ async fn a_consumer_that_never_reads_does_not_slow_another() {
         metric(&t, "reel_bus_packets_dropped_total").await,
         dropped as f64
     );
-}
-
-/// A minimal offer with `video` video m-lines of `codec` and one Opus audio m-line.
-fn offer(audio_codec: &str, video: usize) -> String {
-    let mut sdp = String::from(
-        "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n\
-         a=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\n\
-         a=fingerprint:sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF\r\n\
-         a=setup:actpass\r\n",
-    );
-    sdp.push_str(&format!(
-        "m=audio 9 UDP/TLS/RTP/SAVPF 0\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=sendonly\r\na=rtcp-mux\r\na=rtpmap:0 {audio_codec}\r\n"
-    ));
-    for i in 0..video {
-        sdp.push_str(&format!(
-            "m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:{}\r\na=sendonly\r\na=rtcp-mux\r\na=rtpmap:96 VP8/90000\r\n",
-            i + 1
-        ));
-    }
-    sdp
 }
 
 #[tokio::test]

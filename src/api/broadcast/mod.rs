@@ -143,10 +143,11 @@ async fn update(
 ) -> Answer {
     let id = token_id(&id)?;
     let Json(req) = body?;
-    let (changes, refresh) = req.changes().map_err(BroadcastError::input)?;
+    let changes = req.changes().map_err(BroadcastError::input)?;
+    let media = &s.media;
     let t = s
         .services
-        .update_token(&caller, id, changes, refresh)
+        .update_token(&caller, id, changes, |t| media.publishes(&t.publisher()))
         .await?;
     ok(token(&t))
 }

@@ -116,6 +116,7 @@ impl From<ServiceError> for StreamError {
         let (status, code, detail) = match e {
             ServiceError::Invalid(m) => (StatusCode::BAD_REQUEST, code::INPUT, m),
             ServiceError::NotFound(m) => (StatusCode::NOT_FOUND, code::NOT_FOUND, m),
+            ServiceError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, code::AUTHENTICATION, m),
             ServiceError::Forbidden(m) => (StatusCode::FORBIDDEN, code::NOT_ALLOWED, m),
             // Stream answers 400 to input that clashes with what exists.
             ServiceError::Conflict(m) => (StatusCode::BAD_REQUEST, code::INPUT, m),

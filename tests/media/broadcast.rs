@@ -1,0 +1,259 @@
+//! Broadcasts published over WHIP with publish tokens: who may publish which stream, one
+//! participant per source, and a token whose recording setting cannot change while it is
+//! live.
+
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use reel::domain::{StreamName, stream_cid};
+use serde_json::{Value, json};
+
+use crate::common::{API_SECRET, TestServer, eventually};
+use crate::support::{make_clips, offer, server};
+
+/// Calls the publish token API with the API secret; the answer's status and data.
+async fn tokens(t: &TestServer, method: &str, path: &str, body: Value) -> (StatusCode, Value) {
+    let url = format!("{}/api/publish_token{path}", t.base);
+    let (s, answer) = t
+        .raw(
+            method,
+            &url,
+            Some(&format!("Bearer {API_SECRET}")),
+            Some(body),
+        )
+        .await;
+    (s, answer["data"].clone())
+}
+
+/// Makes a token of `body`; its id and value.
+async fn token(t: &TestServer, body: Value) -> (i64, String) {
+    let (s, data) = tokens(t, "POST", "", body).await;
+    assert_eq!(s, StatusCode::OK, "{data}");
+    (
+        data["id"].as_i64().unwrap(),
+        data["token"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// Posts a valid offer to `path` (under `/whip/broadcast/`) with `token`; the status and
+/// the text of the answer.
+async fn offer_to(t: &TestServer, path: &str, token: Option<&str>) -> (StatusCode, String) {
+    let mut req = t
+        .http
+        .post(format!("{}/whip/broadcast/{path}", t.base))
+        .header("content-type", "application/sdp")
+        .body(offer("opus/48000/2", 1));
+    if let Some(tk) = token {
+        req = req.bearer_auth(tk);
+    }
+    let res = req.send().await.unwrap();
+    let status = StatusCode::from_u16(res.status().as_u16()).unwrap();
+    (status, res.text().await.unwrap())
+}
+
+/// Starts `reel publish` of the test clips to `path` (under `/whip/broadcast/`) with
+/// `token` for `seconds`.
+fn broadcast(
+    t: &TestServer,
+    clips: &std::path::Path,
+    path: &str,
+    token: &str,
+    seconds: u32,
+) -> tokio::process::Child {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_reel"))
+        .arg("publish")
+        .arg(format!("{}/whip/broadcast/{path}", t.base))
+        .arg("--video")
+        .arg(clips.join("vp8.ivf"))
+        .arg("--audio")
+        .arg(clips.join("opus.ogg"))
+        .args(["--duration", &format!("{seconds}s"), "--token", token])
+        .env_remove("REEL_API_SECRET")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("reel publish starts")
+}
+
+/// The (user, source) of each participant of `stream` now.
+fn sources(t: &TestServer, stream: &str) -> Vec<(String, String)> {
+    let cid = stream_cid(&StreamName::parse(stream).unwrap());
+    let mut v: Vec<_> = t
+        .server()
+        .media
+        .state(&cid)
+        .participants
+        .into_iter()
+        .map(|p| (p.user_id.to_string(), p.source_id))
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn publish_tokens_decide_who_broadcasts_what() {
+    let t = server(Duration::from_secs(1), None).await;
+    let clips = tempfile::tempdir().unwrap();
+    make_clips(clips.path());
+    let (news_id, news) = token(
+        &t,
+        json!({"label": "news", "streams": [{"streamName": "news"}], "multisource": false}),
+    )
+    .await;
+    let (channels_id, channels) = token(
+        &t,
+        json!({"label": "channels", "streams": [{"streamName": "ch-[0-9]+", "isRegex": true}]}),
+    )
+    .await;
+    let (off_id, off) = token(
+        &t,
+        json!({"label": "off", "streams": [{"streamName": "news"}]}),
+    )
+    .await;
+    let (s, _) = tokens(&t, "PUT", &format!("/{off_id}"), json!({"isActive": false})).await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, expired) = token(
+        &t,
+        json!({"label": "old", "streams": [{"streamName": "news"}],
+               "expiresOn": "2020-01-01T00:00:00Z"}),
+    )
+    .await;
+
+    // Refused before any media: each with a status and a message that says why.
+    let long = "x".repeat(4096);
+    for (path, token, status, says) in [
+        (
+            "news",
+            None,
+            StatusCode::UNAUTHORIZED,
+            "publish token is required",
+        ),
+        ("news", Some("wrong"), StatusCode::UNAUTHORIZED, "not valid"),
+        (
+            "sport",
+            Some(news.as_str()),
+            StatusCode::FORBIDDEN,
+            "does not cover",
+        ),
+        (
+            "ch-x",
+            Some(channels.as_str()),
+            StatusCode::FORBIDDEN,
+            "does not cover",
+        ),
+        (
+            "news",
+            Some(off.as_str()),
+            StatusCode::FORBIDDEN,
+            "disabled",
+        ),
+        (
+            "news",
+            Some(expired.as_str()),
+            StatusCode::FORBIDDEN,
+            "expired",
+        ),
+        (
+            "news?sourceId=cam2",
+            Some(news.as_str()),
+            StatusCode::BAD_REQUEST,
+            "not multisource",
+        ),
+        (
+            "ch-1?sourceId=..%2Fx",
+            Some(channels.as_str()),
+            StatusCode::BAD_REQUEST,
+            "sourceId",
+        ),
+        (
+            "ch-1?sourceId=a%01",
+            Some(channels.as_str()),
+            StatusCode::BAD_REQUEST,
+            "sourceId",
+        ),
+        (
+            "..%2Fx",
+            Some(news.as_str()),
+            StatusCode::BAD_REQUEST,
+            "stream name",
+        ),
+        (
+            "a%01b",
+            Some(news.as_str()),
+            StatusCode::BAD_REQUEST,
+            "stream name",
+        ),
+        (
+            long.as_str(),
+            Some(news.as_str()),
+            StatusCode::BAD_REQUEST,
+            "too long",
+        ),
+    ] {
+        let (s, text) = offer_to(&t, path, token).await;
+        assert_eq!(s, status, "{path}: {text}");
+        assert!(
+            text.contains(says),
+            "{path}: {text:?} does not say {says:?}"
+        );
+    }
+    // A refused stream does not become a call.
+    let (s, _) = t
+        .call("GET", "/api/v2/video/call/broadcast/sport", None)
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    // A broadcast: the token's publisher takes part in the stream's call, with its tracks.
+    let mut live = broadcast(&t, clips.path(), "news", &news, 8);
+    let publisher = format!("broadcaster-{news_id}");
+    eventually(Duration::from_secs(10), "the broadcast is live", || async {
+        (sources(&t, "news") == [(publisher.clone(), String::new())]).then_some(())
+    })
+    .await;
+    let cid = stream_cid(&StreamName::parse("news").unwrap());
+    eventually(Duration::from_secs(10), "its two tracks", || async {
+        (t.server().media.state(&cid).tracks.len() == 2).then_some(())
+    })
+    .await;
+    // The same source twice is refused while it is live.
+    let (s, text) = offer_to(&t, "news", Some(&news)).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{text}");
+
+    // While it is live, its recording cannot be switched; its label can change.
+    let path = format!("/{news_id}");
+    let (s, data) = tokens(&t, "PUT", &path, json!({"record": true})).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{data}");
+    assert!(
+        data["message"].as_str().unwrap().contains("live broadcast"),
+        "{data}"
+    );
+    let (s, data) = tokens(&t, "PUT", &path, json!({"label": "news desk"})).await;
+    assert_eq!((s, &data["record"]), (StatusCode::OK, &json!(false)));
+
+    // Multisource: each source is a participant of its own.
+    let a = broadcast(&t, clips.path(), "ch-1?sourceId=a", &channels, 8);
+    let b = broadcast(&t, clips.path(), "ch-1?sourceId=b", &channels, 8);
+    let who = format!("broadcaster-{channels_id}");
+    eventually(Duration::from_secs(10), "both sources are live", || async {
+        (sources(&t, "ch-1") == [(who.clone(), "a".into()), (who.clone(), "b".into())])
+            .then_some(())
+    })
+    .await;
+
+    // Once the broadcast ended (the publisher stops, and ends its session), the setting
+    // changes.
+    let ended = live.wait().await.unwrap();
+    assert!(ended.success(), "reel publish: {ended}");
+    eventually(Duration::from_secs(10), "the broadcast ended", || async {
+        sources(&t, "news").is_empty().then_some(())
+    })
+    .await;
+    let (s, data) = tokens(&t, "PUT", &path, json!({"record": true})).await;
+    assert_eq!(
+        (s, &data["record"]),
+        (StatusCode::OK, &json!(true)),
+        "{data}"
+    );
+    for mut source in [a, b] {
+        assert!(source.wait().await.unwrap().success());
+    }
+}
