@@ -201,7 +201,7 @@ async fn step(
                     files[2] += 1;
                     shortest_track = shortest_track.min(duration(&path));
                 }
-                RecordingType::Composite => {}
+                RecordingType::Composite | RecordingType::Broadcast => {}
             }
         }
     }

@@ -516,6 +516,17 @@ pub fn document() -> Value {
         json!({"post": offer_op("Publish", "Publish camera and microphone, or a screen share, into a call (WHIP); creates the call if needed",
                                 whip_params)}),
     );
+    add(
+        "/whip/broadcast/{stream}".into(),
+        json!({"post": offer_op("PublishBroadcast",
+        "Publish a broadcast stream with a publish token (Bearer); recorded as the token, `record` and `noRecord` say",
+        vec![
+            path_param("stream", "the stream name"),
+            query_param("sourceId", "which source of the stream (multisource tokens)"),
+            query_param("record", "record this broadcast even if the token does not"),
+            query_param("noRecord", "record nothing of this broadcast"),
+        ])}),
+    );
     add("/whip/sessions/{session}".into(), session_ops("Whip"));
     add(
         "/whep/{type}/{id}".into(),

@@ -247,6 +247,23 @@ struct BroadcastQuery {
     /// Which of the stream's sources (multisource tokens).
     #[serde(rename = "sourceId")]
     source_id: Option<String>,
+    /// Records this broadcast even if its token does not record (`?record`).
+    record: Option<String>,
+    /// Records nothing of this broadcast (`?noRecord`).
+    #[serde(rename = "noRecord")]
+    no_record: Option<String>,
+}
+
+/// A flag of the query: present (alone, or `true`/`1`) or not (absent, `false`/`0`).
+fn flag(name: &str, value: Option<&str>) -> Result<bool> {
+    match value {
+        None | Some("false" | "0") => Ok(false),
+        Some("" | "true" | "1") => Ok(true),
+        Some(other) => Err(WebRtcError(
+            StatusCode::BAD_REQUEST,
+            format!("{name} takes true or false, not {other:?}"),
+        )),
+    }
 }
 
 /// Publishes a broadcast stream with a publish token.
@@ -267,6 +284,10 @@ async fn publish_broadcast(
         )
     })?;
     let source_id = source_id("sourceId", q.source_id.as_deref())?;
+    let (record, no_record) = (
+        flag("record", q.record.as_deref())?,
+        flag("noRecord", q.no_record.as_deref())?,
+    );
     let offer = text_body(&headers, &body, "application/sdp")?;
     media::check_offer(&offer, true).map_err(MediaError::from)?;
     let grant = state
@@ -286,19 +307,26 @@ async fn publish_broadcast(
         ));
     }
     let who = Publisher {
-        user_id: grant.publisher,
+        user_id: grant.publisher.clone(),
         role: "broadcaster".into(),
     };
     let source = Source {
         screen: false,
-        source_id,
+        source_id: source_id.clone(),
     };
     let answer = state
         .media
         .publish(&grant.cid, &who, source, &offer)
         .await?;
+    // The session, and the source's recording, start before the broadcaster has its
+    // answer: the recording holds its media from the first packet.
     if let Err(e) = state.services.start_session(&grant.cid).await {
         tracing::warn!(cid = %grant.cid, error = %e, "cannot start the broadcast's session");
+    } else if (grant.record || record)
+        && !no_record
+        && let Err(e) = state.services.record_broadcast(&grant, &source_id).await
+    {
+        tracing::warn!(cid = %grant.cid, error = %e, "cannot record the broadcast");
     }
     Ok(created(&state, "whip", answer))
 }

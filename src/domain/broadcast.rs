@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::ids::{CallId, CallTypeName, Cid, StreamName, UserId};
+use super::participant::Participant;
 use super::time::Timestamp;
 use crate::secret::Secret;
 
@@ -19,6 +20,23 @@ pub fn stream_cid(stream: &StreamName) -> Cid {
         CallTypeName::parse(BROADCAST_CALL_TYPE).expect("a valid call type"),
         CallId::parse(stream.as_str()).expect("stream names are valid call ids"),
     )
+}
+
+/// One source of a broadcast: the user its token publishes as, and its source id (empty
+/// for a stream's only source).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BroadcastSource {
+    /// The user its token publishes as.
+    pub publisher: UserId,
+    /// Its source id.
+    pub source_id: String,
+}
+
+impl BroadcastSource {
+    /// Whether `p` is this source.
+    pub fn is(&self, p: &Participant) -> bool {
+        p.user_id == self.publisher && p.source_id == self.source_id
+    }
 }
 
 /// One rule of the streams a token covers: a stream name, or a regular expression that a

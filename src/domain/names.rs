@@ -66,6 +66,21 @@ pub fn composite_file(
     )
 }
 
+/// The name of a broadcast's file of one source (`None` for a stream's only source) whose
+/// first media came at `first_ms`: `{stream}_{source or main}_{first ms}.{extension}`.
+pub fn broadcast_file(
+    stream: &str,
+    source: Option<&str>,
+    first_ms: i64,
+    extension: &str,
+) -> String {
+    format!(
+        "{}_{}_{first_ms}.{extension}",
+        file_part(stream, MAX_NAME_PART),
+        file_part(source.unwrap_or("main"), MAX_NAME_PART),
+    )
+}
+
 fn safe(text: &str, max: usize, keep: fn(char) -> bool) -> String {
     let mut safe: String = text
         .chars()

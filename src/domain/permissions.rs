@@ -90,6 +90,7 @@ fn start_capability(t: RecordingType) -> &'static str {
         RecordingType::Individual => "start-individual-record-call",
         RecordingType::Raw => "start-raw-record-call",
         RecordingType::Track => "start-track-record-call",
+        RecordingType::Broadcast => "start-broadcast-record-call",
     }
 }
 
@@ -99,6 +100,7 @@ fn stop_capability(t: RecordingType) -> &'static str {
         RecordingType::Individual => "stop-individual-record-call",
         RecordingType::Raw => "stop-raw-record-call",
         RecordingType::Track => "stop-track-record-call",
+        RecordingType::Broadcast => "stop-broadcast-record-call",
     }
 }
 
@@ -194,11 +196,11 @@ impl Grants {
                 self.names(roles).any(|n| {
                     n == *cap
                         || (n == "StartRecording"
-                            && RecordingType::ALL
+                            && RecordingType::CALLS
                                 .iter()
                                 .any(|t| start_capability(*t) == *cap))
                         || (n == "StopRecording"
-                            && RecordingType::ALL
+                            && RecordingType::CALLS
                                 .iter()
                                 .any(|t| stop_capability(*t) == *cap))
                 })

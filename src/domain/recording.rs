@@ -19,11 +19,24 @@ pub enum RecordingType {
     Raw,
     /// One audio file per recorded participant.
     Track,
+    /// One file per source of a broadcast, in the codecs it was sent in.
+    Broadcast,
 }
 
 impl RecordingType {
     /// Every recording type.
-    pub const ALL: [RecordingType; 4] = [Self::Composite, Self::Individual, Self::Raw, Self::Track];
+    pub const ALL: [RecordingType; 5] = [
+        Self::Composite,
+        Self::Individual,
+        Self::Raw,
+        Self::Track,
+        Self::Broadcast,
+    ];
+
+    /// The types that record calls when asked (broadcasts are recorded as their publish
+    /// tokens say).
+    pub const CALLS: [RecordingType; 4] =
+        [Self::Composite, Self::Individual, Self::Raw, Self::Track];
 
     /// The name used in URLs, events and the store.
     pub fn as_str(self) -> &'static str {
@@ -32,6 +45,7 @@ impl RecordingType {
             Self::Individual => "individual",
             Self::Raw => "raw",
             Self::Track => "track",
+            Self::Broadcast => "broadcast",
         }
     }
 

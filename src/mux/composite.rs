@@ -23,7 +23,7 @@ use ffmpeg_next::{Dictionary, Rational, codec, frame};
 use super::pcm::{MixedAudio, RATE as AUDIO_RATE, layout};
 use super::regroup::Regroup;
 use super::screen::Picture;
-use super::writer::live_options;
+use super::writer::Container;
 use super::{MuxError, create_output, finalize, init, write_ready};
 
 /// Samples the AAC encoder puts before the first it was given.
@@ -314,13 +314,8 @@ impl PictureFile {
             None
         };
         let options = match format.codec {
-            VideoCodec::H264 => {
-                let mut options = Dictionary::new();
-                options.set("movflags", "frag_keyframe+empty_moov+default_base_moof");
-                options.set("flush_packets", "1");
-                options
-            }
-            VideoCodec::Vp8 => live_options(),
+            VideoCodec::H264 => Container::Mp4.live_options(),
+            VideoCodec::Vp8 => Container::WebM.live_options(),
         };
         out.write_header_with(options).map_err(fail)?;
         Ok(Self {

@@ -6,7 +6,7 @@ use std::path::Path;
 use ffmpeg_next::util::mathematics::Rescale;
 use ffmpeg_next::{Dictionary, Packet, Rational};
 
-use super::writer::{Container, MICROS, live_options};
+use super::writer::{Container, MICROS};
 use super::{MuxError, create_output, init, open_input};
 
 /// Rewrites, in place, a file that a crash cut short (no index, no duration, perhaps a
@@ -24,7 +24,10 @@ pub fn finalize(path: &Path) -> Result<i64, MuxError> {
             ("mp4", options)
         }
         "mp3" => ("mp3", Dictionary::new()),
-        _ => (Container::of(path).format(), live_options()),
+        _ => {
+            let container = Container::of(path);
+            (container.format(), container.live_options())
+        }
     };
     let span = copy_streams(&[(path, 0)], &partial, target)
         .map_err(|e| MuxError::new(&context)(e.source))?;
@@ -39,7 +42,10 @@ pub fn finalize(path: &Path) -> Result<i64, MuxError> {
 /// Writes every stream of each `(file, offset_us)` into `output` (Matroska), each file's
 /// times moved `offset_us` later, the packets interleaved by time.
 pub fn interleave(inputs: &[(&Path, i64)], output: &Path) -> Result<(), MuxError> {
-    let target = (Container::Matroska.format(), live_options());
+    let target = (
+        Container::Matroska.format(),
+        Container::Matroska.live_options(),
+    );
     copy_streams(inputs, output, target).map(drop)
 }
 

@@ -1,4 +1,4 @@
-//! Matroska and WebM files from coded frames.
+//! Matroska, WebM and MP4 files from coded frames.
 
 use std::path::{Path, PathBuf};
 
@@ -19,6 +19,9 @@ pub enum Container {
     Matroska,
     /// `.webm`: Opus, VP8, VP9, AV1.
     WebM,
+    /// `.mp4`: H.264 (and Opus), written in fragments and given its index in front when
+    /// finished.
+    Mp4,
 }
 
 impl Container {
@@ -26,28 +29,58 @@ impl Container {
         match self {
             Self::Matroska => "matroska",
             Self::WebM => "webm",
+            Self::Mp4 => "mp4",
         }
     }
 
-    /// The container of a file named `path` (`.webm`, else Matroska).
+    /// The extension of its files.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Matroska => "mkv",
+            Self::WebM => "webm",
+            Self::Mp4 => "mp4",
+        }
+    }
+
+    /// The container of a file named `path` (`.webm`, `.mp4`, else Matroska).
     pub fn of(path: &Path) -> Self {
-        if path.extension().is_some_and(|e| e == "webm") {
-            Self::WebM
-        } else {
-            Self::Matroska
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("webm") => Self::WebM,
+            Some("mp4") => Self::Mp4,
+            _ => Self::Matroska,
         }
     }
-}
 
-/// The options of every file reel writes: clusters of at most a second, flushed to the file
-/// as soon as they are complete, without CRC-32 elements (neither reel's recovery nor
-/// common players check them, and computing them took 7% of `process-all`'s time).
-pub(super) fn live_options() -> Dictionary<'static> {
-    let mut options = Dictionary::new();
-    options.set("cluster_time_limit", "1000");
-    options.set("flush_packets", "1");
-    options.set("write_crc32", "0");
-    options
+    /// The container that keeps `streams` as they were sent: WebM for Opus, VP8, VP9 and
+    /// AV1; MP4 once one is H.264.
+    pub fn keeping(streams: &[StreamSpec]) -> Self {
+        if streams.iter().any(|s| s.codec == MediaCodec::H264) {
+            Self::Mp4
+        } else {
+            Self::WebM
+        }
+    }
+
+    /// The options of a file written live: playable up to its last second or so if the
+    /// process dies. Matroska and WebM: clusters of at most a second, flushed as soon as they
+    /// are complete, without CRC-32 elements (neither reel's recovery nor common players
+    /// check them, and computing them took 7% of `process-all`'s time). MP4: a fragment at
+    /// each key frame and at least every second, each flushed.
+    pub(super) fn live_options(self) -> Dictionary<'static> {
+        let mut options = Dictionary::new();
+        options.set("flush_packets", "1");
+        match self {
+            Self::Matroska | Self::WebM => {
+                options.set("cluster_time_limit", "1000");
+                options.set("write_crc32", "0");
+            }
+            Self::Mp4 => {
+                options.set("movflags", "frag_keyframe+empty_moov+default_base_moof");
+                options.set("frag_duration", "1000000");
+            }
+        }
+        options
+    }
 }
 
 /// What a stream of the file carries.
@@ -83,6 +116,7 @@ impl StreamSpec {
 pub struct Writer {
     out: Output,
     path: PathBuf,
+    container: Container,
     time_bases: Vec<Rational>,
     last_pts: Vec<i64>,
 }
@@ -105,7 +139,7 @@ impl Writer {
             // SAFETY: the stream was just made and nothing else holds its parameters.
             unsafe { params::fill((*stream.as_mut_ptr()).codecpar, spec) };
         }
-        out.write_header_with(live_options())
+        out.write_header_with(container.live_options())
             .map_err(MuxError::new(&context))?;
         // The muxer picks its own time base (1/1000 for Matroska).
         let time_bases: Vec<Rational> = out.streams().map(|s| s.time_base()).collect();
@@ -113,6 +147,7 @@ impl Writer {
             last_pts: vec![i64::MIN; time_bases.len()],
             out,
             path: path.to_owned(),
+            container,
             time_bases,
         })
     }
@@ -151,12 +186,17 @@ impl Writer {
             .map_err(|e| MuxError::new(format!("cannot write {}", self.path.display()))(e))
     }
 
-    /// Writes the index and the duration, and closes the file.
+    /// Writes the index and the duration, and closes the file (an MP4 is rewritten with its
+    /// index in front).
     pub fn finish(mut self) -> Result<(), MuxError> {
         self.out.write_trailer().map_err(MuxError::new(format!(
             "cannot finish {}",
             self.path.display()
-        )))
+        )))?;
+        if self.container == Container::Mp4 {
+            super::finalize(&self.path)?;
+        }
+        Ok(())
     }
 }
 

@@ -32,7 +32,7 @@ pub fn files(job: &RecordingJob) -> Result<ParticipantFiles, RecorderError> {
     let cid = &job.recording.cid;
     ParticipantFiles::new(FilePlan {
         outputs: job.settings.individual_recording.output_types.clone(),
-        container: Container::Matroska,
+        container: |_| Container::Matroska,
         naming: Box::new(IndividualNames {
             cid: (cid.call_type.to_string(), cid.id.to_string()),
             session_ms: job.session_started_at.unix_millis(),
@@ -53,9 +53,9 @@ impl Naming for IndividualNames {
     fn name(
         &self,
         who: &Participant,
-        screen: bool,
-        content: &str,
+        (screen, content): (bool, &str),
         _first_ms: i64,
+        _container: Container,
     ) -> Result<String, RecorderError> {
         Ok(names::individual_file(
             (&self.cid.0, &self.cid.1),

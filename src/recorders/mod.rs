@@ -7,9 +7,10 @@
 //! a recorder (the service's supervisor, or a test) makes the port and reads the reports; a
 //! recorder never calls back into the rest of reel.
 //!
-//! The native recorders (raw, individual, track) write on a thread of their own (see
+//! The native recorders (raw, individual, track, broadcast) write on a thread of their own (see
 //! `worker`): FFmpeg and file writes never run on the async runtime's threads.
 
+pub mod broadcast;
 pub mod composite;
 pub mod individual;
 pub mod participant_files;
@@ -30,8 +31,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bus::{Backlog, Subscription};
 use crate::domain::{
-    CallSettings, Cid, CompositeOptions, FileName, Recording, RecordingId, RecordingState,
-    RecordingType, SessionId, Timestamp, Track, TrackOptions,
+    BroadcastSource, CallSettings, Cid, CompositeOptions, FileName, Recording, RecordingId,
+    RecordingState, RecordingType, SessionId, Timestamp, Track, TrackOptions,
 };
 use crate::metrics::CompositeProgress;
 
@@ -71,6 +72,8 @@ pub struct RecordingJob {
     pub track: TrackOptions,
     /// How a composite recording is made (other types ignore it).
     pub composite: CompositeOptions,
+    /// The source a broadcast recording records (other types ignore it).
+    pub broadcast: Option<BroadcastSource>,
     /// How a page that draws the call reaches reel (composite recordings).
     pub viewer: Option<Viewer>,
 }
@@ -111,6 +114,7 @@ impl RecordingJob {
             session_started_at: now,
             track: TrackOptions::default(),
             composite: CompositeOptions::default(),
+            broadcast: None,
             viewer: None,
         }
     }
@@ -239,12 +243,13 @@ impl Recorders {
         self
     }
 
-    /// The recorders that need no browser: raw, individual and track.
+    /// The recorders that need no browser: raw, individual, track and broadcast.
     pub fn native() -> Self {
         Self::default()
             .with(RecordingType::Raw, raw::RawFactory)
             .with(RecordingType::Individual, individual::IndividualFactory)
             .with(RecordingType::Track, track::TrackFactory)
+            .with(RecordingType::Broadcast, broadcast::BroadcastFactory)
     }
 
     /// Every recorder: the native ones, and composite, which draws calls in Chromium.

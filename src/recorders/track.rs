@@ -79,7 +79,7 @@ fn layer_files(
 ) -> Result<ParticipantFiles, RecorderError> {
     ParticipantFiles::new(FilePlan {
         outputs: vec![OutputType::AudioOnly, OutputType::ScreenshareAudioOnly],
-        container: Container::WebM,
+        container: |_| Container::WebM,
         naming: Box::new(TrackNames::new(&layer.file_name_prefix)?),
         dir: job.work_dir.join(index.to_string()),
         layer: Some(layer.name.clone()),
@@ -111,9 +111,9 @@ impl Naming for TrackNames {
     fn name(
         &self,
         who: &Participant,
-        screen: bool,
-        _content: &str,
+        (screen, _content): (bool, &str),
         first_ms: i64,
+        _container: Container,
     ) -> Result<String, RecorderError> {
         let values = json!({
             "file_name_prefix": self.prefix,
@@ -166,12 +166,18 @@ mod tests {
         let n = TrackNames::new("speaker").unwrap();
         let who = participant("user-123", "peer-456");
         assert_eq!(
-            n.name(&who, false, "audio_only", 1_760_000_000_000)
-                .unwrap(),
+            n.name(
+                &who,
+                (false, "audio_only"),
+                1_760_000_000_000,
+                Container::WebM
+            )
+            .unwrap(),
             "speaker_user-123_peer-456_peer_audio_1760000000000.webm"
         );
         assert_eq!(
-            n.name(&who, true, "audio_only", 1).unwrap(),
+            n.name(&who, (true, "audio_only"), 1, Container::WebM)
+                .unwrap(),
             "speaker_user-123_peer-456_screenshare_audio_1.webm"
         );
     }
@@ -182,7 +188,9 @@ mod tests {
         for prefix in ["../../etc", "..", &"p".repeat(300), "Zoë 👋", "a/b", "a_b"] {
             let n = TrackNames::new(prefix).unwrap();
             for user in ["../../etc", "Zoë 👋", &"u".repeat(255)] {
-                let name = n.name(&participant(user, "s1"), false, "", 7).unwrap();
+                let name = n
+                    .name(&participant(user, "s1"), (false, ""), 7, Container::WebM)
+                    .unwrap();
                 assert!(FileName::parse(name.as_str()).is_ok(), "{name}");
                 assert!(!name.contains('/') && !name.starts_with('.'), "{name}");
                 assert!(name.len() < 255, "{name}");

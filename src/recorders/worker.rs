@@ -43,10 +43,14 @@ pub(super) trait Writing: Send + 'static {
     fn finish(self, out: &Outlet) -> Result<(), RecorderError>;
     /// How often [`Writing::tick`] runs.
     const TICK: Duration;
+    /// Whether the recording ended by itself (then it finishes without waiting for the stop).
+    fn done(&self) -> bool {
+        false
+    }
 }
 
 /// Records the port's feed into `writing` on a thread named `name` until the port's stop
-/// fires (then what is queued is written too). If this future is dropped before the end (the
+/// fires (then what is queued is written too) or the writing is done by itself. If this future is dropped before the end (the
 /// recorder was aborted, as a crash would end it), the thread stops without finishing.
 pub(super) async fn record<W: Writing>(
     port: Port,
@@ -81,13 +85,16 @@ pub(super) async fn record<W: Writing>(
                         () = stop.cancelled() => break,
                         _ = ticks.tick() => {
                             failure = writing.tick(&out).err();
-                            if failure.is_some() { break }
+                            if failure.is_some() || writing.done() { break }
                             continue;
                         }
                         m = feed.recv() => m,
                     };
                     if let Err(e) = writing.take(m, &out) {
                         failure = Some(e);
+                        break;
+                    }
+                    if writing.done() {
                         break;
                     }
                 }

@@ -2,11 +2,11 @@
 //! may do. Only the application's backend (the API secret, or a server token signed with it)
 //! manages tokens.
 
-use super::NewCall;
-use super::{Result, ServiceError, Services, require_server};
+use super::{NewCall, Result, ServiceError, Services, StartOptions, require_server};
 use crate::auth::Caller;
 use crate::domain::{
-    Cid, PublishToken, StreamName, Timestamp, TokenChanges, TokenSpec, UserId, stream_cid,
+    BroadcastSource, Cid, PublishToken, Recording, RecordingType, StreamName, Timestamp,
+    TokenChanges, TokenSpec, UserId, stream_cid,
 };
 use crate::secret::Secret;
 use crate::store::{StoreError, TokenOrder};
@@ -32,6 +32,8 @@ pub struct BroadcastGrant {
     pub cid: Cid,
     /// The user the broadcaster publishes as.
     pub publisher: UserId,
+    /// Whether the token records its broadcasts.
+    pub record: bool,
 }
 
 impl Services {
@@ -63,7 +65,38 @@ impl Services {
             ..NewCall::default()
         };
         self.get_or_create_call(&Caller::Server, &cid, new).await?;
-        Ok(BroadcastGrant { cid, publisher })
+        Ok(BroadcastGrant {
+            cid,
+            publisher,
+            record: token.record,
+        })
+    }
+
+    /// Starts recording the source `source_id` of the broadcast `grant` allowed, in the
+    /// stream's active session: one file, until the source stops publishing.
+    pub async fn record_broadcast(
+        &self,
+        grant: &BroadcastGrant,
+        source_id: &str,
+    ) -> Result<Recording> {
+        let (call, call_type) = self.load_call(&grant.cid).await?;
+        let options = StartOptions {
+            beside_others: true,
+            broadcast: Some(BroadcastSource {
+                publisher: grant.publisher.clone(),
+                source_id: source_id.to_owned(),
+            }),
+            ..StartOptions::default()
+        };
+        self.start_in_session(
+            &grant.cid,
+            RecordingType::Broadcast,
+            call.settings(&call_type),
+            call_type.external_storage,
+            None,
+            options,
+        )
+        .await
     }
 
     /// The user a broadcaster publishing with the token `value` publishes as, if it is one.

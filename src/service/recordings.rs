@@ -9,9 +9,9 @@ use crate::auth::Caller;
 use crate::domain::RecordingFile;
 use crate::domain::settings::RecordingMode;
 use crate::domain::{
-    CallRecording, CallSettings, Cid, CompositeOptions, Event, FileName, Permission, Recording,
-    RecordingEvent, RecordingId, RecordingState, RecordingType, SessionId, StorageName, Timestamp,
-    TrackOptions, Transition, UserId,
+    BroadcastSource, CallRecording, CallSettings, Cid, CompositeOptions, Event, FileName,
+    Permission, Recording, RecordingEvent, RecordingId, RecordingState, RecordingType, SessionId,
+    StorageName, Timestamp, TrackOptions, Transition, UserId,
 };
 use crate::recorders::{FinishedFile, RecordingJob, Viewer};
 use crate::storage::object_key;
@@ -30,6 +30,8 @@ pub struct StartOptions {
     /// Whether it may run beside others of its type (RealtimeKit's
     /// `allow_multiple_recordings`); otherwise no other may be active.
     pub beside_others: bool,
+    /// The source a broadcast recording records.
+    pub broadcast: Option<BroadcastSource>,
 }
 
 fn mode_of(settings: &CallSettings, t: RecordingType) -> RecordingMode {
@@ -37,8 +39,9 @@ fn mode_of(settings: &CallSettings, t: RecordingType) -> RecordingMode {
         RecordingType::Composite => settings.recording.mode,
         RecordingType::Individual => settings.individual_recording.mode,
         RecordingType::Raw => settings.raw_recording.mode,
-        // Track recordings have no settings of their own: they run when asked for.
-        RecordingType::Track => RecordingMode::Available,
+        // Track recordings have no settings of their own: they run when asked for; a
+        // broadcast's, as its publish token says.
+        RecordingType::Track | RecordingType::Broadcast => RecordingMode::Available,
     }
 }
 
@@ -137,7 +140,7 @@ impl Services {
         .await
     }
 
-    async fn start_in_session(
+    pub(super) async fn start_in_session(
         &self,
         cid: &Cid,
         recording_type: RecordingType,
@@ -221,6 +224,7 @@ impl Services {
             session_started_at: session.started_at,
             track: options.track,
             composite: options.composite,
+            broadcast: options.broadcast,
             viewer: (recording_type == RecordingType::Composite).then(|| Viewer {
                 base_url: self.inner.settings.local_url.clone(),
                 token: self.keys().viewer_token(cid, MAX_RECORDING),
@@ -244,7 +248,7 @@ impl Services {
     pub(super) async fn start_auto_recordings(&self, cid: &Cid) -> Result<()> {
         let (call, call_type) = self.load_call(cid).await?;
         let settings = call.settings(&call_type);
-        for t in RecordingType::ALL {
+        for t in RecordingType::CALLS {
             if mode_of(&settings, t) != RecordingMode::AutoOn {
                 continue;
             }

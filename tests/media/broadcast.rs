@@ -1,15 +1,18 @@
 //! Broadcasts published over WHIP with publish tokens: who may publish which stream, one
-//! participant per source, and a token whose recording setting cannot change while it is
-//! live.
+//! participant per source, a token whose recording setting cannot change while it is live,
+//! and the recordings of each source in the codecs it was sent in.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use reel::domain::{StreamName, stream_cid};
+use reel::domain::{Recording, RecordingState, RecordingType, StreamName, stream_cid};
+use reel::recorders::Recorders;
+use reel::store::RecordingFilter;
 use serde_json::{Value, json};
 
-use crate::common::{API_SECRET, TestServer, eventually};
-use crate::support::{make_clips, offer, server};
+use crate::common::{API_SECRET, Db, TestServer, eventually};
+use crate::support::{decode, make_clips, offer, probe, server};
 
 /// Calls the publish token API with the API secret; the answer's status and data.
 async fn tokens(t: &TestServer, method: &str, path: &str, body: Value) -> (StatusCode, Value) {
@@ -256,4 +259,135 @@ async fn publish_tokens_decide_who_broadcasts_what() {
     for mut source in [a, b] {
         assert!(source.wait().await.unwrap().success());
     }
+}
+
+/// The broadcast recordings of `stream` once every one is final, each with the paths of
+/// its stored files.
+async fn final_recordings(
+    t: &TestServer,
+    stream: &str,
+    count: usize,
+) -> Vec<(Recording, Vec<PathBuf>)> {
+    let store = t.server().services.store();
+    let filter = RecordingFilter {
+        cid: Some(stream_cid(&StreamName::parse(stream).unwrap())),
+        types: vec![RecordingType::Broadcast],
+        states: None,
+        created_from: None,
+        created_until: None,
+        newest_first: false,
+        offset: 0,
+        limit: 100,
+    };
+    let recordings = eventually(Duration::from_secs(30), "the recordings to end", || async {
+        let (found, _) = store.find_recordings(&filter).await.unwrap();
+        (found.len() == count && found.iter().all(|r| r.state.is_final())).then_some(found)
+    })
+    .await;
+    let mut out = Vec::new();
+    for r in recordings {
+        let files = store
+            .files_of(&r.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|f| t.config.recordings_dir().join(&f.file.object_key))
+            .collect();
+        out.push((r, files));
+    }
+    out
+}
+
+/// The one file of `files`, named `{prefix}...{extension}`: 12 s of `codecs`, decoding
+/// without an error.
+async fn the_file(
+    files: &[PathBuf],
+    (prefix, extension): (&str, &str),
+    codecs: [&str; 2],
+) -> PathBuf {
+    let [file] = files else {
+        panic!("one file: {files:?}")
+    };
+    let name = file.file_name().unwrap().to_str().unwrap();
+    assert!(
+        name.starts_with(prefix) && name.ends_with(extension),
+        "{name}"
+    );
+    let (got, seconds) = probe(file).await;
+    assert_eq!(got, codecs, "{name}");
+    assert!((seconds - 12.0).abs() < 1.0, "{name}: {seconds} s");
+    let (errors, _) = decode(file).await;
+    assert_eq!(errors, "", "{name}");
+    file.clone()
+}
+
+#[tokio::test]
+async fn broadcasts_are_recorded_in_the_codecs_they_were_sent_in() {
+    let t = TestServer::start_with(
+        Db::Sqlite,
+        |s| s.media.session_grace = Some(reel::config::HumanDuration(Duration::from_secs(1))),
+        Recorders::native(),
+    )
+    .await;
+    let clips = tempfile::tempdir().unwrap();
+    make_clips(clips.path());
+    let (_, recorded) = token(
+        &t,
+        json!({"label": "recorded", "streams": [{"streamName": "news"}], "record": true}),
+    )
+    .await;
+    let (_, plain) = token(
+        &t,
+        json!({"label": "plain", "streams": [{"streamName": "sport"}]}),
+    )
+    .await;
+    let publish = |path: &str, token: &str, video: &str, seconds: u32| {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_reel"))
+            .arg("publish")
+            .arg(format!("{}/whip/broadcast/{path}", t.base))
+            .arg("--video")
+            .arg(clips.path().join(video))
+            .arg("--audio")
+            .arg(clips.path().join("opus.ogg"))
+            .args(["--duration", &format!("{seconds}s"), "--token", token])
+            .env_remove("REEL_API_SECRET")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("reel publish starts")
+    };
+    // VP8 from a recording token; H.264 from a token that records only when asked, from a
+    // source of its own; a source that asks not to be; and one too short to keep.
+    let runs = [
+        publish("news", &recorded, "vp8.ivf", 12),
+        publish("sport?record&sourceId=cam", &plain, "h264.h264", 12),
+        publish("sport?sourceId=quiet", &plain, "vp8.ivf", 12),
+        publish("news?noRecord&sourceId=off", &recorded, "vp8.ivf", 12),
+        publish("news?sourceId=short", &recorded, "vp8.ivf", 5),
+    ];
+    for mut run in runs {
+        assert!(run.wait().await.unwrap().success());
+    }
+
+    // The publishers started together: which recording is which, their outcomes tell.
+    let mut news = final_recordings(&t, "news", 2).await;
+    news.sort_by_key(|(r, _)| r.state != RecordingState::Ready);
+    let (long, short) = (&news[0], &news[1]);
+    assert_eq!(long.0.state, RecordingState::Ready, "{:?}", long.0);
+    the_file(&long.1, ("news_main_", ".webm"), ["opus", "vp8"]).await;
+
+    // Too short: nothing kept, and the recording says why.
+    assert_eq!(short.0.state, RecordingState::Failed);
+    assert!(short.1.is_empty());
+    let why = short.0.error.clone().unwrap_or_default();
+    assert!(why.contains("shorter than 10 s"), "{why}");
+
+    let sport = final_recordings(&t, "sport", 1).await;
+    let mp4 = the_file(&sport[0].1, ("sport_cam_", ".mp4"), ["opus", "h264"]).await;
+    // Finished with its index in front, so players start before the whole file is there.
+    let bytes = std::fs::read(&mp4).unwrap();
+    let at = |atom: &[u8]| bytes.windows(4).position(|w| w == atom).unwrap();
+    assert!(
+        at(b"moov") < at(b"mdat"),
+        "{mp4:?}: the index is not in front"
+    );
 }

@@ -1,5 +1,5 @@
-//! A `kill -9` of reel in the middle of raw, individual and track recordings: the next start
-//! finishes what was written and uploads it.
+//! A `kill -9` of reel in the middle of raw, individual, track and broadcast recordings: the
+//! next start finishes what was written and uploads it.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -72,6 +72,32 @@ async fn files_written_before_a_kill_are_finished_at_the_next_start() {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
+    // And a recorded H.264 broadcast, whose file is an MP4 written in fragments.
+    let token = http
+        .post(format!("{base}/api/publish_token"))
+        .bearer_auth(API_SECRET)
+        .json(&json!({"label": "crash", "streams": [{"streamName": "crashcast"}], "record": true}))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["data"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut broadcaster = tokio::process::Command::new(env!("CARGO_BIN_EXE_reel"))
+        .arg("publish")
+        .arg(format!("{base}/whip/broadcast/crashcast"))
+        .arg("--video")
+        .arg(clips.path().join("h264.h264"))
+        .arg("--audio")
+        .arg(clips.path().join("opus.ogg"))
+        .args(["--token", &token, "--duration", "60s"])
+        .env_remove("REEL_API_SECRET")
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
     let started = Instant::now();
     start_track(&http, &base, json!({"meeting_id": "crash"})).await;
     tokio::time::sleep(Duration::from_secs(6)).await;
@@ -80,6 +106,7 @@ async fn files_written_before_a_kill_are_finished_at_the_next_start() {
     let recorded = started.elapsed().as_secs_f64();
     reel.0.wait().unwrap();
     publisher.kill().await.unwrap();
+    broadcaster.kill().await.unwrap();
 
     let _reel = KillOnDrop(serve(dir.path(), &envs, &[]));
     let path = "/api/v2/video/call/default/crash/recordings";
@@ -112,6 +139,44 @@ async fn files_written_before_a_kill_are_finished_at_the_next_start() {
     }
     checked.sort_unstable();
     assert_eq!(checked, ["individual", "raw", "track"]);
+
+    let path = "/api/v2/video/call/broadcast/crashcast/recordings";
+    let listed = eventually(
+        Duration::from_secs(20),
+        "the recovered broadcast",
+        || async {
+            let list = call(&http, &base, "GET", path, None).await;
+            list["recordings"]
+                .as_array()
+                .filter(|a| !a.is_empty())
+                .cloned()
+        },
+    )
+    .await;
+    let [(name, file)] = download(&http, &listed, files.path())
+        .await
+        .try_into()
+        .unwrap();
+    assert!(
+        name.starts_with("crashcast_main_") && name.ends_with(".mp4"),
+        "{name}"
+    );
+    let (codecs, duration) = probe(&file).await;
+    assert_eq!(codecs, ["opus", "h264"]);
+    println!("{name}: {duration:.3} s of {recorded:.3} s");
+    assert!(
+        duration >= recorded - 2.5 && duration <= recorded,
+        "{duration:.3} s of {recorded:.3} s"
+    );
+    let (errors, _) = decode(&file).await;
+    assert!(errors.is_empty(), "{errors}");
+    // Finished: rewritten with its index in front.
+    let bytes = std::fs::read(&file).unwrap();
+    let at = |atom: &[u8]| bytes.windows(4).position(|w| w == atom).unwrap();
+    assert!(
+        at(b"moov") < at(b"mdat"),
+        "{name}: the index is not in front"
+    );
 }
 
 /// The file plays, from its start to at most 2 s before the kill.

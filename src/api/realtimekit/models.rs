@@ -81,7 +81,7 @@ pub fn type_name(t: RecordingType) -> Option<&'static str> {
     match t {
         RecordingType::Composite => Some("COMPOSITE"),
         RecordingType::Track => Some("TRACK"),
-        RecordingType::Individual | RecordingType::Raw => None,
+        RecordingType::Individual | RecordingType::Raw | RecordingType::Broadcast => None,
     }
 }
 

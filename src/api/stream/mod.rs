@@ -167,7 +167,9 @@ impl FromRequestParts<AppState> for Params {
                 "filename" => p.filename = Some(FileName::parse(v)?),
                 "name" => p.name = Some(CallTypeName::parse(v)?),
                 "recording_type" => {
-                    p.recording_type = Some(RecordingType::parse(v).ok_or_else(|| {
+                    let of_calls =
+                        RecordingType::parse(v).filter(|t| RecordingType::CALLS.contains(t));
+                    p.recording_type = Some(of_calls.ok_or_else(|| {
                         StreamError::input(format!(
                             "recording_type {v:?} is invalid: expected composite, individual, raw or track"
                         ))

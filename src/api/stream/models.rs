@@ -250,6 +250,7 @@ fn egress_response(recordings: &[Recording]) -> Value {
             crate::domain::RecordingType::Individual => "individual_recording",
             crate::domain::RecordingType::Raw => "raw_recording",
             crate::domain::RecordingType::Track => "track_recording",
+            crate::domain::RecordingType::Broadcast => "broadcast_recording",
         };
         egress[key] = json!({"status": r.state.as_str()});
     }

@@ -403,17 +403,19 @@ fn open_file(
     zero_us: i64,
     shared: &mut Shared,
 ) -> Option<OutFile> {
-    let name = match shared
-        .plan
-        .naming
-        .name(who, screen, content.name(), zero_us / 1000)
-    {
-        Ok(name) => unique_name(name, &shared.used_names),
-        Err(e) => {
-            shared.fail(e);
-            return None;
-        }
-    };
+    let container = (shared.plan.container)(specs);
+    let name =
+        match shared
+            .plan
+            .naming
+            .name(who, (screen, content.name()), zero_us / 1000, container)
+        {
+            Ok(name) => unique_name(name, &shared.used_names),
+            Err(e) => {
+                shared.fail(e);
+                return None;
+            }
+        };
     let filename = match FileName::parse(name.clone()) {
         Ok(f) => f,
         Err(e) => {
@@ -423,7 +425,7 @@ fn open_file(
     };
     shared.used_names.insert(name.clone());
     let path = shared.plan.dir.join(&name);
-    match Writer::create(&path, shared.plan.container, specs) {
+    match Writer::create(&path, container, specs) {
         Ok(writer) => Some(OutFile {
             name: filename,
             path,

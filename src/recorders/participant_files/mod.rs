@@ -23,22 +23,22 @@ use super::{FinishedFile, Port, RecorderError};
 use crate::bus::BusMessage;
 use crate::domain::settings::OutputType;
 use crate::domain::{FileName, Participant, Timestamp};
-use crate::mux::{self, Container};
+use crate::mux::{self, Container, StreamSpec};
 /// How often groups waiting for their other track are looked at.
 const TICK: Duration = Duration::from_millis(250);
 
 /// Names a participant's file.
 pub trait Naming: Send + 'static {
-    /// The file name (with its extension) of `who`'s file holding `content` (`audio_only`,
-    /// `video_only` or `audio_video`) of its screen share (`screen`) or camera and
-    /// microphone, whose first media is at `first_ms` (unix ms). Same-named files are told
-    /// apart by the caller.
+    /// The file name (with its extension) of `who`'s file of `group`: `(screen, content)`,
+    /// its screen share (`screen`) or camera and microphone, holding `content`
+    /// (`audio_only`, `video_only` or `audio_video`). Its first media is at `first_ms` (unix
+    /// ms); it is written as `container`. Same-named files are told apart by the caller.
     fn name(
         &self,
         who: &Participant,
-        screen: bool,
-        content: &str,
+        group: (bool, &str),
         first_ms: i64,
+        container: Container,
     ) -> Result<String, RecorderError>;
 }
 
@@ -46,8 +46,8 @@ pub trait Naming: Send + 'static {
 pub struct FilePlan {
     /// The output types asked for.
     pub outputs: Vec<OutputType>,
-    /// Their container.
-    pub container: Container,
+    /// The container of a file of these streams.
+    pub container: fn(&[StreamSpec]) -> Container,
     /// How they are named.
     pub naming: Box<dyn Naming>,
     /// The directory they are written to.

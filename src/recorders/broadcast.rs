@@ -1,0 +1,165 @@
+//! The broadcast recorder: one file of one source of a broadcast, in the codecs it was sent
+//! in (nothing is transcoded): WebM for VP8, VP9, AV1 and Opus; MP4 once the video is H.264
+//! (its Opus audio kept). Written live like the individual files, so a crash leaves it
+//! playable. The recording ends when its source stops publishing; a broadcast shorter than
+//! [`MIN_LENGTH`] is not kept, and the recording fails with that reason.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+
+use super::participant_files::{self, FilePlan, Naming, ParticipantFiles};
+use super::worker::{self, Outlet, Writing};
+use super::{FinishedFile, Port, Recorder, RecorderError, RecorderFactory, RecordingJob, Tracks};
+use crate::bus::BusMessage;
+use crate::domain::settings::OutputType;
+use crate::domain::{BroadcastSource, Participant, names};
+use crate::mux::Container;
+
+/// The shortest broadcast that is kept.
+pub const MIN_LENGTH: Duration = Duration::from_secs(10);
+
+/// Makes broadcast recorders.
+pub struct BroadcastFactory;
+
+impl RecorderFactory for BroadcastFactory {
+    fn create(&self, job: &RecordingJob) -> Result<Box<dyn Recorder>, RecorderError> {
+        let source = job.broadcast.clone().ok_or_else(|| {
+            RecorderError::Failed("a broadcast recording needs the source it records".into())
+        })?;
+        let files = ParticipantFiles::new(FilePlan {
+            outputs: vec![OutputType::AudioVideo],
+            container: Container::keeping,
+            naming: Box::new(BroadcastNames {
+                stream: job.recording.cid.id.to_string(),
+            }),
+            dir: job.work_dir.clone(),
+            layer: None,
+        })?;
+        Ok(Box::new(BroadcastRecorder { source, files }))
+    }
+
+    fn recover(&self, dir: &Path, handed_over: &HashSet<String>) -> Vec<FinishedFile> {
+        ["webm", "mp4"]
+            .into_iter()
+            .flat_map(|extension| participant_files::recover(dir, extension, handed_over, None))
+            .collect()
+    }
+}
+
+/// Names a source's file after its stream and source id.
+struct BroadcastNames {
+    stream: String,
+}
+
+impl Naming for BroadcastNames {
+    fn name(
+        &self,
+        who: &Participant,
+        _group: (bool, &str),
+        first_ms: i64,
+        container: Container,
+    ) -> Result<String, RecorderError> {
+        let source = Some(who.source_id.as_str()).filter(|s| !s.is_empty());
+        Ok(names::broadcast_file(
+            &self.stream,
+            source,
+            first_ms,
+            container.extension(),
+        ))
+    }
+}
+
+struct BroadcastRecorder {
+    source: BroadcastSource,
+    files: ParticipantFiles,
+}
+
+impl Recorder for BroadcastRecorder {
+    fn tracks(&self) -> Tracks {
+        let source = self.source.clone();
+        Box::new(move |t| !t.track_type.is_screen() && source.is(&t.participant))
+    }
+
+    fn run(self: Box<Self>, port: Port) -> BoxFuture<'static, Result<(), RecorderError>> {
+        let writing = SourceFile {
+            files: self.files,
+            ended: false,
+            too_short: None,
+        };
+        worker::record(port, writing, "reel-broadcast").boxed()
+    }
+}
+
+/// The file of one source, until the source ends.
+struct SourceFile {
+    files: ParticipantFiles,
+    /// Its file was closed: the source stopped publishing.
+    ended: bool,
+    /// How long a broadcast lasted that was too short to keep.
+    too_short: Option<Duration>,
+}
+
+impl SourceFile {
+    /// Hands over the files closed since the last call; one too short is removed instead.
+    fn hand_over(&mut self, files: Vec<FinishedFile>, out: &Outlet) {
+        for f in files {
+            self.ended = true;
+            let length = f.end_time.since(f.start_time);
+            if length < MIN_LENGTH {
+                if let Err(e) = std::fs::remove_file(&f.path) {
+                    tracing::warn!(error = %e, path = %f.path.display(), "cannot remove a short broadcast");
+                }
+                self.too_short = Some(length);
+            } else {
+                out.hand_over(f);
+            }
+        }
+    }
+
+    /// Why nothing was kept, if the broadcast was too short.
+    fn outcome(&self) -> Result<(), RecorderError> {
+        match self.too_short {
+            Some(length) => Err(RecorderError::Failed(format!(
+                "the broadcast lasted {:.1} s; broadcasts shorter than {} s are not kept",
+                length.as_secs_f64(),
+                MIN_LENGTH.as_secs()
+            ))),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Writing for SourceFile {
+    const TICK: Duration = Duration::from_millis(250);
+
+    fn take(&mut self, m: BusMessage, out: &Outlet) -> Result<(), RecorderError> {
+        self.files.handle(&m, &mut |t| out.ask_keyframe(t));
+        let finished = self.files.take_finished();
+        self.hand_over(finished, out);
+        Ok(())
+    }
+
+    fn tick(&mut self, out: &Outlet) -> Result<(), RecorderError> {
+        self.files.tick();
+        let finished = self.files.take_finished();
+        self.hand_over(finished, out);
+        Ok(())
+    }
+
+    fn done(&self) -> bool {
+        self.ended
+    }
+
+    fn finish(mut self, out: &Outlet) -> Result<(), RecorderError> {
+        let closed = self.files.close();
+        let finished = self.files.take_finished();
+        self.hand_over(finished, out);
+        let closed = closed?;
+        self.hand_over(closed, out);
+        self.outcome()
+    }
+}
