@@ -507,6 +507,53 @@ pub fn document() -> Value {
             "delete": broadcast_op("DeletePublishToken", "Delete a publish token", token_param, None),
         }),
     );
+    let record_list = |by: Option<(&str, &str)>| {
+        let mut params = vec![
+            query_param("page", "1-based page"),
+            query_param("itemsOnPage", "record files per page (1-100, default 10)"),
+            query_param("sortBy", "RecordedOn (default), StreamName or Token"),
+            query_param("isDescending", "true for the reverse order"),
+            query_param("status", "Started, InProgress, Complete or Error"),
+        ];
+        params.extend(by.map(|(name, what)| query_param(name, what)));
+        params
+    };
+    add(
+        "/api/record_files/list".into(),
+        json!({"get": broadcast_op("ListRecordFiles", "List the record files of broadcast recordings, a page at a time", record_list(None), None)}),
+    );
+    add(
+        "/api/record_files/list_by_token".into(),
+        json!({"get": broadcast_op("ListRecordFilesByToken", "List one publish token's record files",
+            record_list(Some(("tokenId", "the publish token (required)"))), None)}),
+    );
+    add(
+        "/api/record_files/list_by_stream".into(),
+        json!({"get": broadcast_op("ListRecordFilesByStream", "List one stream's record files",
+            record_list(Some(("streamName", "the stream (required)"))), None)}),
+    );
+    let record_param = vec![path_param("recordFileId", "the record file's id")];
+    add(
+        "/api/record_files/{recordFileId}".into(),
+        json!({
+            "get": broadcast_op("ReadRecordFile", "A record file with its metadata and a signed download link", record_param.clone(), None),
+            "delete": broadcast_op("DeleteRecordFile", "Delete a record file and its stored file, for good", record_param, None),
+        }),
+    );
+    add(
+        "/api/record_files/delete".into(),
+        json!({"post": broadcast_op("DeleteRecordFiles", "Delete several record files and their stored files", vec![],
+            Some(json!({"type": "object", "required": ["recordFileIds"], "properties": {
+                "recordFileIds": {"type": "array", "maxItems": 1000, "items": {"type": "integer"}}}})))}),
+    );
+    add(
+        "/api/record_files/delete/all".into(),
+        json!({"post": broadcast_op("DeleteAllRecordFiles", "Delete every finished record file and its stored file", vec![], None)}),
+    );
+    add(
+        "/api/record_files/usage".into(),
+        json!({"get": broadcast_op("RecordFilesUsage", "The bytes the broadcast recordings' stored files take", vec![], None)}),
+    );
     let whip_params = call_params_and([
         query_param("source", "`screen` for a screen share"),
         query_param("source_id", "which of the user's sources (several cameras)"),

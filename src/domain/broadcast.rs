@@ -22,10 +22,12 @@ pub fn stream_cid(stream: &StreamName) -> Cid {
     )
 }
 
-/// One source of a broadcast: the user its token publishes as, and its source id (empty
-/// for a stream's only source).
+/// One source of a broadcast: the token it is published with, the user that token
+/// publishes as, and its source id (empty for a stream's only source).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BroadcastSource {
+    /// The publish token's id.
+    pub token_id: i64,
     /// The user its token publishes as.
     pub publisher: UserId,
     /// Its source id.
@@ -37,6 +39,59 @@ impl BroadcastSource {
     pub fn is(&self, p: &Participant) -> bool {
         p.user_id == self.publisher && p.source_id == self.source_id
     }
+}
+
+/// What a recorded file holds, read from the file.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct MediaInfo {
+    /// Its container: `WEBM`, `MP4` or `MATROSKA`.
+    pub format: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its length in seconds.
+    pub duration: f64,
+    /// Its tracks.
+    pub tracks: Vec<TrackInfo>,
+}
+
+/// One track of a recorded file.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TrackInfo {
+    /// `audio` or `video`.
+    pub kind: String,
+    /// Its codec, as the dialect names it: `VP8`, `VP9`, `AV1`, `H264`, `Opus`.
+    pub codec: String,
+    /// Bits per second, on average.
+    pub bitrate: u64,
+    /// Picture width (video).
+    pub width: u32,
+    /// Picture height (video).
+    pub height: u32,
+    /// Pictures per second, on average (video).
+    pub framerate: f64,
+    /// Channels (audio).
+    pub channels: u32,
+    /// Samples per second (audio).
+    pub samplerate: u32,
+}
+
+/// A broadcast recording as the record files API shows it: one source's broadcast.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecordFile {
+    /// Its id.
+    pub id: i64,
+    /// The recording that makes it.
+    pub recording: super::Recording,
+    /// The token it was published with.
+    pub token_id: i64,
+    /// The stream.
+    pub stream: StreamName,
+    /// The source (empty for a stream's only source).
+    pub source_id: String,
+    /// When it started.
+    pub recorded_on: Timestamp,
+    /// What its file holds, once it is finished.
+    pub metadata: Option<MediaInfo>,
 }
 
 /// One rule of the streams a token covers: a stream name, or a regular expression that a

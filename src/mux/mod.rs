@@ -6,6 +6,7 @@
 
 mod audio_file;
 mod composite;
+mod info;
 mod interleave;
 mod live_mix;
 mod mix;
@@ -20,6 +21,7 @@ pub use audio_file::{AudioCodec, AudioFile};
 pub use composite::{
     AudioInput, CompositeSink, CompositeStats, SinkMeter, VideoCodec, VideoFormat,
 };
+pub use info::media_info;
 pub use interleave::{finalize, interleave};
 pub use live_mix::LiveMix;
 pub use mix::{MixStats, mix_to_mp3};

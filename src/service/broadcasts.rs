@@ -1,15 +1,17 @@
-//! Broadcasts: the publish tokens broadcasters publish with, and what publishing with one
-//! may do. Only the application's backend (the API secret, or a server token signed with it)
-//! manages tokens.
+//! Broadcasts: the publish tokens broadcasters publish with, what publishing with one may
+//! do, and the record files their recordings make. Only the application's backend (the API
+//! secret, or a server token signed with it) manages tokens and record files.
+
+use tracing::info;
 
 use super::{NewCall, Result, ServiceError, Services, StartOptions, require_server};
 use crate::auth::Caller;
 use crate::domain::{
-    BroadcastSource, Cid, PublishToken, Recording, RecordingType, StreamName, Timestamp,
-    TokenChanges, TokenSpec, UserId, stream_cid,
+    BroadcastSource, Cid, PublishToken, RecordFile, Recording, RecordingType, StreamName,
+    Timestamp, TokenChanges, TokenSpec, UserId, stream_cid,
 };
 use crate::secret::Secret;
-use crate::store::{StoreError, TokenOrder};
+use crate::store::{FileState, RecordFileQuery, StoreError, TokenOrder};
 
 /// What managing publish tokens is called in refusals.
 const MANAGE: &str = "manage publish tokens";
@@ -34,6 +36,8 @@ pub struct BroadcastGrant {
     pub publisher: UserId,
     /// Whether the token records its broadcasts.
     pub record: bool,
+    /// The token's id.
+    pub token_id: i64,
 }
 
 impl Services {
@@ -69,6 +73,7 @@ impl Services {
             cid,
             publisher,
             record: token.record,
+            token_id: token.id,
         })
     }
 
@@ -83,6 +88,7 @@ impl Services {
         let options = StartOptions {
             beside_others: true,
             broadcast: Some(BroadcastSource {
+                token_id: grant.token_id,
                 publisher: grant.publisher.clone(),
                 source_id: source_id.to_owned(),
             }),
@@ -175,4 +181,146 @@ impl Services {
             Err(not_found(id))
         }
     }
+}
+
+/// A stored file of a record file, with a fresh download link.
+#[derive(Clone, Debug)]
+pub struct Download {
+    /// The link.
+    pub url: String,
+    /// When the link stops working.
+    pub expires: Timestamp,
+}
+
+/// Why a record file was not deleted.
+#[derive(Clone, Debug)]
+pub struct NotDeleted {
+    /// The record file.
+    pub id: i64,
+    /// Why.
+    pub reason: String,
+    /// Whether it does not exist (else it is still being recorded or uploaded).
+    pub missing: bool,
+}
+
+impl Services {
+    /// The record files `q` asks for.
+    pub async fn record_files(
+        &self,
+        caller: &Caller,
+        q: &RecordFileQuery,
+    ) -> Result<Vec<RecordFile>> {
+        require_server(caller, MANAGE_RECORDINGS)?;
+        Ok(self.store().record_files(q).await?)
+    }
+
+    /// One record file, with download links for its stored files.
+    pub async fn record_file(
+        &self,
+        caller: &Caller,
+        id: i64,
+    ) -> Result<(RecordFile, Vec<Download>)> {
+        require_server(caller, MANAGE_RECORDINGS)?;
+        let file = self
+            .store()
+            .record_file(id)
+            .await?
+            .ok_or_else(|| record_not_found(id))?;
+        let now = Timestamp::now();
+        let ttl = self.inner.settings.download_url_ttl;
+        let mut downloads = Vec::new();
+        for f in self.store().files_of(&file.recording.id).await? {
+            if f.state != FileState::Uploaded {
+                continue;
+            }
+            let target = self.target(&f.file.storage).await?;
+            let url = target.url(&f.file.object_key, ttl, now).await?;
+            downloads.push(Download {
+                url,
+                expires: now.after(target.link_ttl(ttl)),
+            });
+        }
+        Ok((file, downloads))
+    }
+
+    /// Deletes record files, each with its stored files: those deleted, and why the others
+    /// were not (unknown, or still recording or uploading).
+    pub async fn delete_record_files(
+        &self,
+        caller: &Caller,
+        ids: &[i64],
+    ) -> Result<(Vec<RecordFile>, Vec<NotDeleted>)> {
+        require_server(caller, MANAGE_RECORDINGS)?;
+        let (mut deleted, mut refused) = (Vec::new(), Vec::new());
+        for &id in ids {
+            match self.delete_record_file(id).await {
+                Ok(file) => deleted.push(file),
+                Err(ServiceError::NotFound(reason)) => refused.push(NotDeleted {
+                    id,
+                    reason,
+                    missing: true,
+                }),
+                Err(ServiceError::Conflict(reason)) => refused.push(NotDeleted {
+                    id,
+                    reason,
+                    missing: false,
+                }),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok((deleted, refused))
+    }
+
+    /// Every record file's id.
+    pub async fn all_record_file_ids(&self, caller: &Caller) -> Result<Vec<i64>> {
+        require_server(caller, MANAGE_RECORDINGS)?;
+        let mut ids = Vec::new();
+        loop {
+            let q = RecordFileQuery {
+                offset: ids.len() as u64,
+                limit: 1000,
+                ..RecordFileQuery::default()
+            };
+            let page = self.store().record_files(&q).await?;
+            let last = page.len() < 1000;
+            ids.extend(page.iter().map(|f| f.id));
+            if last {
+                return Ok(ids);
+            }
+        }
+    }
+
+    /// The bytes every broadcast recording's stored files take.
+    pub async fn record_usage(&self, caller: &Caller) -> Result<u64> {
+        require_server(caller, MANAGE_RECORDINGS)?;
+        Ok(self.store().record_usage().await?)
+    }
+
+    /// Deletes one record file and its stored files (those in reel's own stores from
+    /// storage too).
+    async fn delete_record_file(&self, id: i64) -> Result<RecordFile> {
+        let file = self
+            .store()
+            .record_file(id)
+            .await?
+            .ok_or_else(|| record_not_found(id))?;
+        if !file.recording.state.is_final() {
+            return Err(ServiceError::Conflict(format!(
+                "record file {id} is still being recorded or uploaded"
+            )));
+        }
+        for f in self.store().files_of(&file.recording.id).await? {
+            self.delete_stored(&f).await?;
+        }
+        self.store().delete_record_file(id).await?;
+        info!(record_file = id, recording_id = %file.recording.id, "record file deleted");
+        Ok(file)
+    }
+}
+
+/// What managing recordings is called in refusals.
+const MANAGE_RECORDINGS: &str = "manage record files";
+
+fn record_not_found(id: i64) -> ServiceError {
+    ServiceError::NotFound(format!("there is no record file {id}"))
 }

@@ -11,7 +11,7 @@ use crate::domain::settings::RecordingMode;
 use crate::domain::{
     BroadcastSource, CallRecording, CallSettings, Cid, CompositeOptions, Event, FileName,
     Permission, Recording, RecordingEvent, RecordingId, RecordingState, RecordingType, SessionId,
-    StorageName, Timestamp, TrackOptions, Transition, UserId,
+    StorageName, StreamName, Timestamp, TrackOptions, Transition, UserId,
 };
 use crate::recorders::{FinishedFile, RecordingJob, Viewer};
 use crate::storage::object_key;
@@ -213,6 +213,17 @@ impl Services {
             }
             e => e.into(),
         })?;
+        if let Some(source) = &options.broadcast {
+            // A broadcast's call id is its stream name.
+            let stream = StreamName::parse(cid.id.as_str())
+                .map_err(|e| ServiceError::Invalid(e.to_string()))?;
+            tx.insert_record_file(
+                &recording.id,
+                (source.token_id, &stream, &source.source_id),
+                now,
+            )
+            .await?;
+        }
         let invoked = self.status_event(&mut tx, &recording.id, None, now).await?;
         self.enqueue(&mut tx, invoked.as_slice()).await?;
         self.commit(tx).await?;
@@ -359,15 +370,20 @@ impl Services {
             .await?
             .filter(|f| f.state == crate::store::FileState::Uploaded)
             .ok_or_else(|| ServiceError::NotFound("recording doesn't exist".into()))?;
+        self.delete_stored(&f).await?;
+        info!(cid = %cid, recording_id = %f.file.recording_id, file = %filename, "recording file deleted");
+        Ok(())
+    }
+
+    /// Forgets a stored file; one in reel's own stores is deleted from storage first.
+    pub(super) async fn delete_stored(&self, f: &StoredFile) -> Result<()> {
         if f.file.storage.is_own() {
             self.target(&f.file.storage)
                 .await?
                 .delete(&f.file.object_key)
                 .await?;
         }
-        self.store().delete_file(f.id).await?;
-        info!(cid = %cid, recording_id = %f.file.recording_id, file = %filename, "recording file deleted");
-        Ok(())
+        Ok(self.store().delete_file(f.id).await?)
     }
 
     pub(super) async fn load_recording(&self, id: &RecordingId) -> Result<Recording> {
@@ -531,6 +547,9 @@ impl Services {
             },
             local_path: f.path,
         };
+        if rec.recording_type == RecordingType::Broadcast {
+            self.keep_metadata(rec, &new.local_path).await;
+        }
         let mut tx = self.begin().await?;
         tx.insert_file(&new, Timestamp::now())
             .await
@@ -545,6 +564,24 @@ impl Services {
         self.inner.upload_wake.notify_one();
         info!(cid = %rec.cid, recording_id = %rec.id, file = %new.file.filename, size, "file finished");
         Ok(())
+    }
+
+    /// Keeps what a broadcast recording's file holds, read before it is uploaded (a file
+    /// that cannot be read is uploaded all the same, without metadata).
+    async fn keep_metadata(&self, rec: &Recording, path: &std::path::Path) {
+        let path = path.to_owned();
+        let read = tokio::task::spawn_blocking(move || crate::mux::media_info(&path)).await;
+        match read {
+            Ok(Ok(info)) => {
+                if let Err(e) = self.store().set_record_metadata(&rec.id, &info).await {
+                    warn!(recording_id = %rec.id, error = %e, "cannot keep a file's metadata");
+                }
+            }
+            Ok(Err(e)) => {
+                warn!(recording_id = %rec.id, error = %e, "cannot read a file's metadata")
+            }
+            Err(e) => warn!(recording_id = %rec.id, error = %e, "reading a file's metadata failed"),
+        }
     }
 
     /// A file reached its storage: mark it; announce it unless its recording is still

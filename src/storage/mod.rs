@@ -140,6 +140,14 @@ impl Target {
         }
     }
 
+    /// How long a link asked to live `ttl` lives: S3 links at most 7 days.
+    pub fn link_ttl(&self, ttl: Duration) -> Duration {
+        match self {
+            Target::Local(_) => ttl,
+            Target::S3(_) => ttl.min(MAX_PRESIGN_TTL),
+        }
+    }
+
     /// A download link valid for `ttl` from `now` (S3 links live at most 7 days).
     pub async fn url(
         &self,
@@ -149,7 +157,7 @@ impl Target {
     ) -> Result<String, StorageError> {
         match self {
             Target::Local(d) => Ok(d.url(key, ttl, now)),
-            Target::S3(b) => b.presign(key, ttl.min(MAX_PRESIGN_TTL)).await,
+            Target::S3(b) => b.presign(key, self.link_ttl(ttl)).await,
         }
     }
 

@@ -11,6 +11,7 @@
 #[macro_use]
 mod calls;
 mod outbox;
+mod record_files;
 mod recordings;
 mod sessions;
 mod storages;
@@ -27,6 +28,7 @@ use sqlx::{Any, AnyPool, Executor, Row, Transaction};
 use crate::domain::InvalidName;
 
 pub use outbox::{Delivery, DeliveryState, NewDelivery};
+pub use record_files::{RecordFileQuery, RecordOrder};
 pub use recordings::{FileState, NewFile, RecordingFilter, StoredFile};
 pub use tokens::TokenOrder;
 

@@ -54,7 +54,7 @@ fn opt_time(row: &AnyRow, col: &str) -> Result<Option<Timestamp>, StoreError> {
     Ok(get::<Option<i64>>(row, col)?.map(Timestamp::from_unix_nanos))
 }
 
-fn recording_from_row(row: &AnyRow) -> Result<Recording, StoreError> {
+pub(super) fn recording_from_row(row: &AnyRow) -> Result<Recording, StoreError> {
     Ok(Recording {
         id: RecordingId::parse(get::<String>(row, "id")?)?,
         cid: cid_from_row(row)?,

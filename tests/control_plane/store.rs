@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use reel::domain::*;
-use reel::store::{NewDelivery, NewFile, Store, StoreError};
+use reel::store::{NewDelivery, NewFile, RecordFileQuery, Store, StoreError};
 use serde_json::{Map, json};
 
 use crate::both_backends;
@@ -489,4 +489,120 @@ both_backends!(external_storages, |db| async move {
     assert!(!store.storage_in_use(&s.name).await.unwrap());
     assert!(store.delete_storage(&s.name).await.unwrap());
     assert!(!store.delete_storage(&s.name).await.unwrap());
+});
+
+both_backends!(record_files_by_token_stream_and_status, |db| async move {
+    let (store, _dir) = open(db).await;
+    let c = Cid::parse("broadcast:news").unwrap();
+    store
+        .ensure_call_types(&[CallType::new(c.call_type.clone(), Timestamp::now())])
+        .await
+        .unwrap();
+    store
+        .insert_call(&Call {
+            cid: c.clone(),
+            ..call("news", Timestamp::now())
+        })
+        .await
+        .unwrap();
+    let session = SessionId::random();
+    store
+        .start_session(&CallSession {
+            id: session.clone(),
+            cid: c.clone(),
+            started_at: Timestamp::now(),
+            ended_at: None,
+        })
+        .await
+        .unwrap();
+    let news = StreamName::parse("news").unwrap();
+    let mut ids = Vec::new();
+    // Three sources: two of token 1, one of token 2.
+    for (token, source) in [(1, ""), (1, "b"), (2, "c")] {
+        let r = Recording {
+            exclusive: false,
+            ..recording(&c, &session, RecordingType::Broadcast)
+        };
+        let mut tx = store.write().await.unwrap();
+        tx.insert_recording(&r).await.unwrap();
+        let id = tx
+            .insert_record_file(&r.id, (token, &news, source), Timestamp::now())
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        ids.push((id, r));
+    }
+    let (first, failed) = (&ids[0].1, &ids[2].1);
+    let mut tx = store.write().await.unwrap();
+    let change = (RecordingState::Requested, RecordingState::Failed);
+    tx.transition_recording(
+        &failed.id,
+        change,
+        false,
+        Some("too short"),
+        Timestamp::now(),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let info = MediaInfo {
+        format: "WEBM".into(),
+        size: 1234,
+        duration: 12.5,
+        tracks: vec![TrackInfo {
+            kind: "video".into(),
+            codec: "VP8".into(),
+            width: 1280,
+            height: 720,
+            ..TrackInfo::default()
+        }],
+    };
+    store.set_record_metadata(&first.id, &info).await.unwrap();
+
+    let got = store.record_file(ids[0].0).await.unwrap().unwrap();
+    assert_eq!((got.token_id, got.source_id.as_str()), (1, ""));
+    assert_eq!(got.recording, *first);
+    assert_eq!(got.metadata, Some(info));
+    assert!(store.record_file(424242).await.unwrap().is_none());
+    let list = |q: RecordFileQuery| {
+        let store = store.clone();
+        async move {
+            let q = RecordFileQuery { limit: 10, ..q };
+            let found = store.record_files(&q).await.unwrap();
+            found.into_iter().map(|f| f.id).collect::<Vec<_>>()
+        }
+    };
+    let all: Vec<i64> = ids.iter().map(|(id, _)| *id).collect();
+    assert_eq!(list(RecordFileQuery::default()).await, all);
+    let newest_first = RecordFileQuery {
+        descending: true,
+        ..RecordFileQuery::default()
+    };
+    assert_eq!(list(newest_first).await, [all[2], all[1], all[0]]);
+    let of_token = RecordFileQuery {
+        token_id: Some(1),
+        offset: 1,
+        ..RecordFileQuery::default()
+    };
+    assert_eq!(list(of_token).await, [all[1]]);
+    let errors = RecordFileQuery {
+        states: Some(vec![RecordingState::Failed]),
+        stream: Some(news.clone()),
+        ..RecordFileQuery::default()
+    };
+    assert_eq!(list(errors).await, [all[2]]);
+    let no_state = RecordFileQuery {
+        states: Some(vec![]),
+        ..RecordFileQuery::default()
+    };
+    assert!(list(no_state).await.is_empty());
+    let other_stream = RecordFileQuery {
+        stream: Some(StreamName::parse("sport").unwrap()),
+        ..RecordFileQuery::default()
+    };
+    assert!(list(other_stream).await.is_empty());
+    assert_eq!(store.record_usage().await.unwrap(), 0);
+    assert!(store.delete_record_file(all[0]).await.unwrap());
+    assert!(!store.delete_record_file(all[0]).await.unwrap());
+    assert_eq!(list(RecordFileQuery::default()).await, [all[1], all[2]]);
 });

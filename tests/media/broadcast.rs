@@ -12,11 +12,17 @@ use reel::store::RecordingFilter;
 use serde_json::{Value, json};
 
 use crate::common::{API_SECRET, Db, TestServer, eventually};
-use crate::support::{decode, make_clips, offer, probe, server};
+use crate::support::{decode, make_clips, offer, probe, probe_json, server};
 
 /// Calls the publish token API with the API secret; the answer's status and data.
 async fn tokens(t: &TestServer, method: &str, path: &str, body: Value) -> (StatusCode, Value) {
-    let url = format!("{}/api/publish_token{path}", t.base);
+    api(t, method, &format!("publish_token{path}"), body).await
+}
+
+/// Calls the broadcast dialect's `/api/{path}` with the API secret; the answer's status and
+/// data.
+async fn api(t: &TestServer, method: &str, path: &str, body: Value) -> (StatusCode, Value) {
+    let url = format!("{}/api/{path}", t.base);
     let (s, answer) = t
         .raw(
             method,
@@ -336,7 +342,7 @@ async fn broadcasts_are_recorded_in_the_codecs_they_were_sent_in() {
         json!({"label": "recorded", "streams": [{"streamName": "news"}], "record": true}),
     )
     .await;
-    let (_, plain) = token(
+    let (plain_id, plain) = token(
         &t,
         json!({"label": "plain", "streams": [{"streamName": "sport"}]}),
     )
@@ -390,4 +396,159 @@ async fn broadcasts_are_recorded_in_the_codecs_they_were_sent_in() {
         at(b"moov") < at(b"mdat"),
         "{mp4:?}: the index is not in front"
     );
+
+    record_files_are_listed_read_and_deleted(&t, (&long.1[0], &mp4), plain_id).await;
+}
+
+/// The stream, status and id of each record file listed at `path`.
+async fn listed(t: &TestServer, path: &str) -> Vec<(String, String, i64)> {
+    let (s, data) = api(t, "GET", &format!("record_files/{path}"), Value::Null).await;
+    assert_eq!(s, StatusCode::OK, "{path}: {data}");
+    data.as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["streamName"].as_str().unwrap().to_owned(),
+                f["status"].as_str().unwrap().to_owned(),
+                f["id"].as_i64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// The record files of the recordings made above: `webm` (news) and `mp4` (sport, from the
+/// token `plain`), and a news broadcast too short to keep.
+async fn record_files_are_listed_read_and_deleted(
+    t: &TestServer,
+    (webm, mp4): (&PathBuf, &PathBuf),
+    plain: i64,
+) {
+    let all = listed(t, "list?sortBy=StreamName").await;
+    let statuses: Vec<_> = all
+        .iter()
+        .map(|(s, st, _)| (s.as_str(), st.as_str()))
+        .collect();
+    assert!(
+        statuses
+            == [
+                ("news", "Complete"),
+                ("news", "Error"),
+                ("sport", "Complete")
+            ]
+            || statuses
+                == [
+                    ("news", "Error"),
+                    ("news", "Complete"),
+                    ("sport", "Complete")
+                ],
+        "{statuses:?}"
+    );
+    let errored = listed(t, "list?status=Error").await;
+    let [(_, _, short)] = errored.as_slice() else {
+        panic!("{errored:?}")
+    };
+    let (_, data) = api(t, "GET", &format!("record_files/{short}"), Value::Null).await;
+    let why = data["error"].as_str().unwrap_or_default();
+    assert!(why.contains("shorter than 10 s"), "{data}");
+    assert_eq!(data["metadata"], Value::Null);
+    let by_token = listed(t, &format!("list_by_token?tokenId={plain}")).await;
+    assert_eq!(by_token, listed(t, "list_by_stream?streamName=sport").await);
+    let [(_, _, sport)] = by_token.as_slice() else {
+        panic!("{by_token:?}")
+    };
+    let news = all
+        .iter()
+        .find(|(s, st, _)| s == "news" && st == "Complete")
+        .unwrap()
+        .2;
+    for bad in [
+        "list_by_token",
+        "list_by_stream",
+        "list?status=Done",
+        "list?sortBy=Size",
+        "list_by_stream?streamName=..%2Fx",
+    ] {
+        let (s, data) = api(t, "GET", &format!("record_files/{bad}"), Value::Null).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}: {data}");
+    }
+
+    // Each file's metadata is what ffprobe reads; its link downloads it.
+    for (id, file) in [(news, webm), (*sport, mp4)] {
+        let (s, data) = api(t, "GET", &format!("record_files/{id}"), Value::Null).await;
+        assert_eq!(s, StatusCode::OK, "{data}");
+        let m = &data["metadata"];
+        let probed = probe_json(file, &[]).await;
+        let format = if file.extension().unwrap() == "mp4" {
+            "MP4"
+        } else {
+            "WEBM"
+        };
+        assert_eq!(m["format"], format, "{data}");
+        assert_eq!(
+            m["sizes"]["recording"],
+            std::fs::metadata(file).unwrap().len()
+        );
+        let seconds: f64 = probed["format"]["duration"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let duration = m["duration"].as_f64().unwrap();
+        assert!((duration - seconds).abs() < 0.1, "{m} against {seconds}");
+        for stream in probed["streams"].as_array().unwrap() {
+            let kind = stream["codec_type"].as_str().unwrap();
+            let tracks = m["tracks"].as_array().unwrap();
+            let track = tracks.iter().find(|t| t["type"] == kind).unwrap();
+            assert_eq!(
+                track["codec"].as_str().unwrap().to_lowercase(),
+                stream["codec_name"].as_str().unwrap(),
+                "{track}"
+            );
+            assert!(track["bitrate"].as_u64().unwrap() > 1000, "{track}");
+            if kind == "video" {
+                assert_eq!(
+                    (&track["width"], &track["height"]),
+                    (&stream["width"], &stream["height"])
+                );
+                let rate = track["framerate"].as_f64().unwrap();
+                assert!((rate - 30.0).abs() < 2.0, "{track}");
+            } else {
+                assert_eq!(track["channels"], stream["channels"]);
+                assert_eq!(
+                    track["samplerate"].to_string(),
+                    stream["sample_rate"].as_str().unwrap()
+                );
+            }
+        }
+        let url = data["download"]["downloadUrl"].as_str().unwrap();
+        let expires = data["download"]["downloadExpiresOn"].as_str().unwrap();
+        assert!(
+            reel::domain::Timestamp::parse_rfc3339(expires).is_some(),
+            "{expires}"
+        );
+        let bytes = t.http.get(url).send().await.unwrap().bytes().await.unwrap();
+        assert_eq!(bytes.len() as u64, std::fs::metadata(file).unwrap().len());
+    }
+    let size = |f: &PathBuf| std::fs::metadata(f).unwrap().len();
+    let (_, usage) = api(t, "GET", "record_files/usage", Value::Null).await;
+    assert_eq!(usage["bytes"], size(webm) + size(mp4));
+
+    // Deleted for good: the stored object goes too; a second delete is not found.
+    let one = format!("record_files/{sport}");
+    let (s, data) = api(t, "DELETE", &one, Value::Null).await;
+    assert_eq!((s, data), (StatusCode::OK, json!(true)));
+    assert!(!mp4.exists(), "the object is gone");
+    let (s, _) = api(t, "DELETE", &one, Value::Null).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let ids = json!({"recordFileIds": [news, 424242]});
+    let (_, data) = api(t, "POST", "record_files/delete", ids).await;
+    assert_eq!(data["deletedRecordFileIds"], json!([news]));
+    assert_eq!(data["failedRecordFiles"][0]["recordFileId"], 424242);
+    assert!(!webm.exists());
+    let (_, data) = api(t, "POST", "record_files/delete/all", Value::Null).await;
+    assert_eq!(data["deletedRecordFileIds"], json!([short]));
+    assert!(listed(t, "list").await.is_empty());
+    let (_, usage) = api(t, "GET", "record_files/usage", Value::Null).await;
+    assert_eq!(usage["bytes"], 0);
 }

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::common::{API_SECRET, Receiver, listed_files, stdout_of};
-use crate::support::{EventStream, decode, download, keep, recording_call, recording_call_of};
+use crate::support::{
+    EventStream, decode, download, keep, probe_json, recording_call, recording_call_of,
+};
 
 /// Every picture of `file`'s video at 64x36, in FFmpeg's pixel format `format` of `bytes`
 /// a pixel.
@@ -39,26 +41,6 @@ async fn pictures_as(file: &Path, format: &str, bytes: usize) -> Vec<Vec<u8>> {
 /// Every picture of `file`'s video as 64x36 grey.
 async fn small_frames(file: &Path) -> Vec<Vec<u8>> {
     pictures_as(file, "gray", 1).await
-}
-
-/// ffprobe's reading of `file` (`-show_streams -show_format`, and `extra` arguments).
-async fn ffprobe(file: &Path, extra: &[&str]) -> Value {
-    let out = stdout_of(
-        tokio::process::Command::new("ffprobe")
-            .args([
-                "-v",
-                "error",
-                "-show_streams",
-                "-show_format",
-                "-of",
-                "json",
-            ])
-            .args(extra)
-            .arg(file),
-        "ffprobe",
-    )
-    .await;
-    serde_json::from_str(&out).unwrap()
 }
 
 /// The mono 48 kHz samples of `file`'s audio.
@@ -409,7 +391,7 @@ async fn a_composite_is_the_layout_at_30_pictures_a_second_with_every_voice() {
     .await;
     let name = file.file_name().unwrap().to_str().unwrap();
     assert!(name.starts_with("composite_default_comp_"), "{name}");
-    let probe = ffprobe(&file, &["-count_frames"]).await;
+    let probe = probe_json(&file, &["-count_frames"]).await;
     let streams = probe["streams"].as_array().unwrap();
     let codecs: Vec<&str> = streams
         .iter()
@@ -592,7 +574,7 @@ async fn an_audio_only_composite_is_one_mp3_of_every_voice_without_a_browser() {
         name.starts_with("composite_default_compaudio_audio_"),
         "{name}"
     );
-    let probe = ffprobe(&file, &[]).await;
+    let probe = probe_json(&file, &[]).await;
     let streams = probe["streams"].as_array().unwrap();
     assert_eq!(streams.len(), 1, "{probe}");
     assert_eq!(
@@ -615,7 +597,7 @@ async fn an_audio_only_composite_is_one_mp3_of_every_voice_without_a_browser() {
 
 /// Width and height of `file`'s video, and its pictures.
 async fn video_size(file: &Path) -> (u64, u64, u64) {
-    let probe = ffprobe(file, &["-count_frames", "-select_streams", "v"]).await;
+    let probe = probe_json(file, &["-count_frames", "-select_streams", "v"]).await;
     let video = &probe["streams"][0];
     (
         video["width"].as_u64().unwrap(),
@@ -1215,7 +1197,7 @@ async fn realtimekit_composites_pause_stop_by_themselves_and_carry_a_watermark()
     let lasted = sound_started.elapsed().as_secs_f64();
     assert!(stopped["download_url"].is_null(), "{stopped}");
     let mp3 = fetch(&t, &stopped["audio_download_url"], dir.path(), "sound.mp3").await;
-    let probed = ffprobe(&mp3, &[]).await;
+    let probed = probe_json(&mp3, &[]).await;
     assert_eq!(probed["streams"][0]["codec_name"], "mp3");
     assert_eq!(probed["streams"][0]["channels"], 1);
     let seconds: f64 = probed["format"]["duration"]

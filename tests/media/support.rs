@@ -216,6 +216,19 @@ pub async fn read_archive(archive: &Path) -> Value {
 
 /// ffprobe's view of `file`: its streams' codecs and the container's duration.
 pub async fn probe(file: &Path) -> (Vec<String>, f64) {
+    let v = probe_json(file, &[]).await;
+    let codecs = v["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["codec_name"].as_str().unwrap().to_owned())
+        .collect();
+    let duration = v["format"]["duration"].as_str().unwrap().parse().unwrap();
+    (codecs, duration)
+}
+
+/// What ffprobe reads of `file`'s format and streams (with `extra` arguments).
+pub async fn probe_json(file: &Path, extra: &[&str]) -> Value {
     let out = stdout_of(
         tokio::process::Command::new("ffprobe")
             .args([
@@ -226,19 +239,12 @@ pub async fn probe(file: &Path) -> (Vec<String>, f64) {
                 "-of",
                 "json",
             ])
+            .args(extra)
             .arg(file),
         "ffprobe",
     )
     .await;
-    let v: Value = serde_json::from_str(&out).unwrap();
-    let codecs = v["streams"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["codec_name"].as_str().unwrap().to_owned())
-        .collect();
-    let duration = v["format"]["duration"].as_str().unwrap().parse().unwrap();
-    (codecs, duration)
+    serde_json::from_str(&out).unwrap()
 }
 
 /// Decodes every stream of `file`; the decoder's complaints, and the seconds of audio.

@@ -3,7 +3,11 @@
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::domain::{Expiry, PublishToken, StreamRule, Timestamp, TokenChanges, TokenSpec};
+use crate::domain::{
+    Expiry, MediaInfo, PublishToken, RecordFile, RecordingState, StreamRule, Timestamp,
+    TokenChanges, TokenSpec,
+};
+use crate::service::Download;
 
 /// A stream rule as the dialect writes it.
 #[derive(Debug, Deserialize)]
@@ -174,4 +178,91 @@ pub fn token(t: &PublishToken) -> Value {
         "enableThumbnails": t.enable_thumbnails,
         "subscribeRequiresAuth": t.subscribe_requires_auth,
     })
+}
+
+/// `GET /api/record_files/list` (and `list_by_token`, `list_by_stream`).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordListQuery {
+    pub page: Option<u32>,
+    pub items_on_page: Option<u32>,
+    pub sort_by: Option<String>,
+    pub is_descending: Option<bool>,
+    pub status: Option<String>,
+    pub token_id: Option<i64>,
+    pub stream_name: Option<String>,
+}
+
+/// `POST /api/record_files/delete`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeleteRequest {
+    pub record_file_ids: Vec<i64>,
+}
+
+/// A record file's status, as the dialect names it.
+pub fn record_status(state: RecordingState) -> &'static str {
+    match state {
+        RecordingState::Requested | RecordingState::Running | RecordingState::Paused => "Started",
+        RecordingState::Stopping | RecordingState::Uploading => "InProgress",
+        RecordingState::Ready => "Complete",
+        RecordingState::Failed => "Error",
+    }
+}
+
+/// The recording states of a status the dialect names.
+pub fn states_of(status: &str) -> Option<Vec<RecordingState>> {
+    RecordingState::ALL
+        .iter()
+        .any(|s| record_status(*s) == status)
+        .then(|| {
+            RecordingState::ALL
+                .into_iter()
+                .filter(|s| record_status(*s) == status)
+                .collect()
+        })
+}
+
+/// What a file holds, as the dialect shows it.
+fn metadata(info: &MediaInfo) -> Value {
+    let tracks: Vec<Value> = info
+        .tracks
+        .iter()
+        .map(|t| {
+            if t.kind == "video" {
+                json!({"type": "video", "codec": t.codec, "bitrate": t.bitrate,
+                       "width": t.width, "height": t.height, "framerate": t.framerate})
+            } else {
+                json!({"type": t.kind, "codec": t.codec, "bitrate": t.bitrate,
+                       "channels": t.channels, "samplerate": t.samplerate})
+            }
+        })
+        .collect();
+    json!({
+        "format": info.format,
+        "sizes": {"recording": info.size},
+        "duration": info.duration,
+        "tracks": tracks,
+        "thumbnails": [],
+    })
+}
+
+/// A record file as the dialect shows it, with its download link if one is given.
+pub fn record_file(f: &RecordFile, download: Option<&Download>) -> Value {
+    let mut v = json!({
+        "id": f.id,
+        "tokenId": f.token_id,
+        "streamName": f.stream.as_str(),
+        "sourceId": (!f.source_id.is_empty()).then_some(f.source_id.as_str()),
+        "recordedOn": time(f.recorded_on),
+        "status": record_status(f.recording.state),
+        "metadata": f.metadata.as_ref().map(metadata),
+    });
+    if let Some(error) = &f.recording.error {
+        v["error"] = json!(error);
+    }
+    if let Some(d) = download {
+        v["download"] = json!({"downloadUrl": d.url, "downloadExpiresOn": time(d.expires)});
+    }
+    v
 }
