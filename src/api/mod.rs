@@ -32,7 +32,7 @@ use tower_http::cors::CorsLayer;
 use tower_http::trace::TraceLayer;
 use tracing::info_span;
 
-use crate::domain::{RecordingState, User, UserId};
+use crate::domain::{RecordFile, RecordFileChange, RecordingState, Timestamp, User, UserId};
 use crate::media::Media;
 use crate::metrics::{RequestLabels, RouteLabels};
 use crate::service::{CallView, EventShapes, RecordingReport, Services};
@@ -127,6 +127,15 @@ impl EventShapes for Shapes {
         from: Option<RecordingState>,
     ) -> Option<serde_json::Value> {
         realtimekit::status_update(report, from)
+    }
+
+    fn record_file(
+        &self,
+        file: &RecordFile,
+        change: RecordFileChange,
+        at: Timestamp,
+    ) -> serde_json::Value {
+        broadcast::record_file_event(file, change, at)
     }
 }
 

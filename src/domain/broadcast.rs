@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ids::{CallId, CallTypeName, Cid, StreamName, UserId};
 use super::participant::Participant;
+use super::recording::RecordingState;
 use super::time::Timestamp;
 use crate::secret::Secret;
 
@@ -92,6 +93,41 @@ pub struct RecordFile {
     pub recorded_on: Timestamp,
     /// What its file holds, once it is finished.
     pub metadata: Option<MediaInfo>,
+}
+
+/// What happened to a record file, as its webhook names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordFileChange {
+    /// Its source is being recorded.
+    Started,
+    /// Its file is stored.
+    Completed,
+    /// Its recording failed.
+    Error,
+    /// It was deleted.
+    Deleted,
+}
+
+impl RecordFileChange {
+    /// Its name in webhooks.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Started => "started",
+            Self::Completed => "completed",
+            Self::Error => "error",
+            Self::Deleted => "deleted",
+        }
+    }
+
+    /// What a broadcast recording's move from `from` to `to` is to its record file.
+    pub fn of(from: Option<RecordingState>, to: RecordingState) -> Option<Self> {
+        match (from, to) {
+            (Some(RecordingState::Requested), RecordingState::Running) => Some(Self::Started),
+            (_, RecordingState::Ready) => Some(Self::Completed),
+            (_, RecordingState::Failed) => Some(Self::Error),
+            _ => None,
+        }
+    }
 }
 
 /// One rule of the streams a token covers: a stream name, or a regular expression that a

@@ -132,7 +132,8 @@ impl Serialize for StatusUpdate {
 }
 
 /// An event, serialized with its `type` as Stream's webhooks carry it (all but
-/// [`Event::RecordingStatus`], which has its dialect's shape).
+/// [`Event::RecordingStatus`] and [`Event::RecordFileStatus`], which have their dialects'
+/// shapes).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "type")]
 pub enum Event {
@@ -195,11 +196,16 @@ pub enum Event {
     /// A recording's status changed, as a dialect announces it.
     #[serde(untagged)]
     RecordingStatus(StatusUpdate),
+    /// A broadcast's record file changed, as the broadcast dialect announces it.
+    #[serde(untagged)]
+    RecordFileStatus(StatusUpdate),
 }
 
 impl Event {
     /// The `event` of a [`StatusUpdate`].
     pub const STATUS_UPDATE: &str = "recording.statusUpdate";
+    /// The `type` of a record file's change.
+    pub const RECORD_FILES: &str = "recordings";
 
     /// The event's type name.
     pub fn kind(&self) -> &'static str {
@@ -215,6 +221,7 @@ impl Event {
             Self::TrackPublished { .. } => "call.track_published",
             Self::TrackUnpublished { .. } => "call.track_unpublished",
             Self::RecordingStatus(_) => Self::STATUS_UPDATE,
+            Self::RecordFileStatus(_) => Self::RECORD_FILES,
         }
     }
 
@@ -230,7 +237,7 @@ impl Event {
             | Self::ParticipantLeft { event, .. }
             | Self::TrackPublished { event, .. }
             | Self::TrackUnpublished { event, .. } => &event.call_cid,
-            Self::RecordingStatus(u) => &u.cid,
+            Self::RecordingStatus(u) | Self::RecordFileStatus(u) => &u.cid,
         }
     }
 }

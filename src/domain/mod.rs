@@ -21,8 +21,8 @@ pub mod time;
 pub mod user;
 
 pub use broadcast::{
-    BroadcastSource, Expiry, InvalidToken, MediaInfo, PublishToken, RecordFile, StreamRule,
-    TokenChanges, TokenSpec, TrackInfo, stream_cid,
+    BroadcastSource, Expiry, InvalidToken, MediaInfo, PublishToken, RecordFile, RecordFileChange,
+    StreamRule, TokenChanges, TokenSpec, TrackInfo, stream_cid,
 };
 pub use call::{BUILTIN_CALL_TYPES, Call, CallType, Member};
 pub use composite::{

@@ -7,8 +7,9 @@ use tracing::info;
 use super::{NewCall, Result, ServiceError, Services, StartOptions, require_server};
 use crate::auth::Caller;
 use crate::domain::{
-    BroadcastSource, Cid, PublishToken, RecordFile, Recording, RecordingType, StreamName,
-    Timestamp, TokenChanges, TokenSpec, UserId, stream_cid,
+    BroadcastSource, Cid, Event, PublishToken, RecordFile, RecordFileChange, Recording,
+    RecordingType, StatusUpdate, StreamName, Timestamp, TokenChanges, TokenSpec, UserId,
+    stream_cid,
 };
 use crate::secret::Secret;
 use crate::store::{FileState, RecordFileQuery, StoreError, TokenOrder};
@@ -312,7 +313,18 @@ impl Services {
         for f in self.store().files_of(&file.recording.id).await? {
             self.delete_stored(&f).await?;
         }
-        self.store().delete_record_file(id).await?;
+        let mut tx = self.begin().await?;
+        if tx.delete_record_file(id).await? {
+            let body =
+                self.shapes()
+                    .record_file(&file, RecordFileChange::Deleted, Timestamp::now());
+            let deleted = Event::RecordFileStatus(StatusUpdate {
+                cid: file.recording.cid.clone(),
+                body,
+            });
+            self.enqueue(&mut tx, &[deleted]).await?;
+        }
+        self.commit(tx).await?;
         info!(record_file = id, recording_id = %file.recording.id, "record file deleted");
         Ok(file)
     }

@@ -11,7 +11,9 @@ use std::sync::{Arc, Mutex};
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
-use crate::domain::{Cid, Pin, RecordingState, Timestamp, User, UserId};
+use crate::domain::{
+    Cid, Pin, RecordFile, RecordFileChange, RecordingState, Timestamp, User, UserId,
+};
 use crate::service::{CallView, RecordingReport};
 
 /// Events a slow subscriber may fall behind by before it skips some.
@@ -30,6 +32,8 @@ pub trait EventShapes: Send + Sync + 'static {
         report: &RecordingReport,
         from: Option<RecordingState>,
     ) -> Option<Value>;
+    /// The event announcing `change` of a broadcast's record file, at `at`.
+    fn record_file(&self, file: &RecordFile, change: RecordFileChange, at: Timestamp) -> Value;
 }
 
 /// The per-call channels of live events (JSON text, one event each), and the participants

@@ -6,8 +6,8 @@ use std::time::Duration;
 use super::{Result, ServiceError, Services, Tx, require_server};
 use crate::auth::Caller;
 use crate::domain::{
-    Cid, Event, Permission, Recording, RecordingFile, RecordingId, RecordingState, RecordingType,
-    StatusUpdate, Timestamp, Transition,
+    Cid, Event, Permission, RecordFileChange, Recording, RecordingFile, RecordingId,
+    RecordingState, RecordingType, StatusUpdate, Timestamp, Transition,
 };
 use crate::storage::Target;
 use crate::store::FileState;
@@ -68,7 +68,7 @@ impl Services {
         Self::report(recording, files, Timestamp::now(), session_ended_at).await
     }
 
-    /// In `tx`, after a recording changed state from `from`: the dialects' announcement of
+    /// In `tx`, after a recording changed state from `from`: the dialects' announcements of
     /// its new state, if any.
     pub(super) async fn status_event(
         &self,
@@ -76,10 +76,21 @@ impl Services {
         id: &RecordingId,
         from: Option<RecordingState>,
         now: Timestamp,
-    ) -> Result<Option<Event>> {
+    ) -> Result<Vec<Event>> {
         let Some(rec) = tx.get_recording(id).await? else {
-            return Ok(None);
+            return Ok(Vec::new());
         };
+        let mut events = Vec::new();
+        if rec.recording_type == RecordingType::Broadcast
+            && let Some(change) = RecordFileChange::of(from, rec.state)
+            && let Some(file) = tx.record_file_of(id).await?
+        {
+            let body = self.shapes().record_file(&file, change, now);
+            events.push(Event::RecordFileStatus(StatusUpdate {
+                cid: rec.cid.clone(),
+                body,
+            }));
+        }
         let mut files = Vec::new();
         if rec.state == RecordingState::Ready {
             for f in tx.uploaded_files(id).await? {
@@ -90,10 +101,12 @@ impl Services {
         let cid = rec.cid.clone();
         // Status events do not tell why a recording stopped: no need for its session.
         let report = Self::report(rec, files, now, None).await?;
-        Ok(self
-            .shapes()
-            .recording_status(&report, from)
-            .map(|body| Event::RecordingStatus(StatusUpdate { cid, body })))
+        events.extend(
+            self.shapes()
+                .recording_status(&report, from)
+                .map(|body| Event::RecordingStatus(StatusUpdate { cid, body })),
+        );
+        Ok(events)
     }
 
     /// One recording, if the caller may list the recordings of its call.

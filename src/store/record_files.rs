@@ -59,6 +59,28 @@ const SELECT: &str = "SELECT r.*, rf.id AS rf_id, rf.token_id, rf.stream_name, r
      FROM record_files rf JOIN recordings r ON r.id = rf.recording_id";
 
 impl WriteTx {
+    /// The record file of the broadcast recording `recording`, read in the transaction.
+    pub async fn record_file_of(
+        &mut self,
+        recording: &RecordingId,
+    ) -> Result<Option<RecordFile>, StoreError> {
+        let sql = format!("{SELECT} WHERE rf.recording_id = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(recording.as_str())
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        row.as_ref().map(record_file_from_row).transpose()
+    }
+
+    /// Forgets a record file (its recording's files are deleted by whoever deletes it).
+    pub async fn delete_record_file(&mut self, id: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM record_files WHERE id = $1")
+            .bind(id)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Adds the record file of the broadcast recording `recording` of `stream`'s source
     /// `source_id`, published with the token `token_id`, recording from `recorded_on`.
     pub async fn insert_record_file(
@@ -174,14 +196,5 @@ impl Store {
         .fetch_one(&self.pool)
         .await?;
         Ok(u64::try_from(total).unwrap_or(0))
-    }
-
-    /// Forgets a record file (its recording's files are deleted by whoever deletes it).
-    pub async fn delete_record_file(&self, id: i64) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM record_files WHERE id = $1")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() == 1)
     }
 }

@@ -8,7 +8,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::sign;
+use super::{sign, sign_sha1};
 use crate::backoff::backoff;
 use crate::domain::Timestamp;
 use crate::metrics::{Metrics, OutcomeLabels};
@@ -127,6 +127,10 @@ impl Dispatcher {
             .post(&d.endpoint)
             .header("content-type", "application/json")
             .header("x-signature", signature)
+            .header(
+                "x-millicast-signature",
+                sign_sha1(&self.secret, d.body.as_bytes()),
+            )
             .header("x-api-key", &self.api_key)
             .header("x-webhook-id", d.id.to_string())
             .header("x-webhook-attempt", (d.attempts + 1).to_string())

@@ -602,7 +602,13 @@ both_backends!(record_files_by_token_stream_and_status, |db| async move {
     };
     assert!(list(other_stream).await.is_empty());
     assert_eq!(store.record_usage().await.unwrap(), 0);
-    assert!(store.delete_record_file(all[0]).await.unwrap());
-    assert!(!store.delete_record_file(all[0]).await.unwrap());
+    let mut tx = store.write().await.unwrap();
+    assert!(tx.delete_record_file(all[0]).await.unwrap());
+    assert!(!tx.delete_record_file(all[0]).await.unwrap());
+    assert_eq!(
+        tx.record_file_of(&ids[1].1.id).await.unwrap().map(|f| f.id),
+        Some(all[1])
+    );
+    tx.commit().await.unwrap();
     assert_eq!(list(RecordFileQuery::default()).await, [all[1], all[2]]);
 });

@@ -11,7 +11,7 @@ use reel::recorders::Recorders;
 use reel::store::RecordingFilter;
 use serde_json::{Value, json};
 
-use crate::common::{API_SECRET, Db, TestServer, eventually};
+use crate::common::{API_SECRET, Db, Receiver, TestServer, eventually};
 use crate::support::{decode, make_clips, offer, probe, probe_json, server};
 
 /// Calls the publish token API with the API secret; the answer's status and data.
@@ -329,9 +329,13 @@ async fn the_file(
 
 #[tokio::test]
 async fn broadcasts_are_recorded_in_the_codecs_they_were_sent_in() {
+    let hook = Receiver::start(0).await;
     let t = TestServer::start_with(
         Db::Sqlite,
-        |s| s.media.session_grace = Some(reel::config::HumanDuration(Duration::from_secs(1))),
+        |s| {
+            s.media.session_grace = Some(reel::config::HumanDuration(Duration::from_secs(1)));
+            s.webhook_urls = Some(vec![hook.url()]);
+        },
         Recorders::native(),
     )
     .await;
@@ -398,6 +402,52 @@ async fn broadcasts_are_recorded_in_the_codecs_they_were_sent_in() {
     );
 
     record_files_are_listed_read_and_deleted(&t, (&long.1[0], &mp4), plain_id).await;
+
+    // Every change of each record file went to the webhook receiver, signed, in order.
+    let changes = eventually(
+        Duration::from_secs(10),
+        "nine recordings webhooks",
+        || async {
+            let got: Vec<Value> = hook
+                .received()
+                .into_iter()
+                .filter_map(|r| {
+                    let body: Value = serde_json::from_slice(&r.body).ok()?;
+                    (body["type"] == "recordings").then(|| {
+                        let signature = r.headers["x-millicast-signature"].to_str().unwrap();
+                        assert_eq!(signature, reel::webhooks::sign_sha1(API_SECRET, &r.body));
+                        body
+                    })
+                })
+                .collect();
+            (got.len() >= 9).then_some(got)
+        },
+    )
+    .await;
+    let mut by_file: std::collections::BTreeMap<i64, Vec<&str>> = Default::default();
+    for c in &changes {
+        let id = c["data"]["recordFileId"].as_i64().unwrap();
+        by_file
+            .entry(id)
+            .or_default()
+            .push(c["event"].as_str().unwrap());
+        assert!(c["timestamp"].as_i64().unwrap() > 1_700_000_000_000, "{c}");
+    }
+    let mut lives: Vec<_> = by_file.values().cloned().collect();
+    lives.sort();
+    assert_eq!(
+        lives,
+        [
+            ["started", "completed", "deleted"],
+            ["started", "completed", "deleted"],
+            ["started", "error", "deleted"]
+        ]
+    );
+    let completed = changes.iter().find(|c| c["event"] == "completed").unwrap();
+    assert!(
+        completed["data"]["metadata"]["duration"].as_f64().unwrap() > 10.0,
+        "{completed}"
+    );
 }
 
 /// The stream, status and id of each record file listed at `path`.

@@ -16,6 +16,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
+pub use self::models::record_file_event;
 use self::models::{
     CreateRequest, DeleteRequest, ListQuery, RecordListQuery, UpdateRequest, record_file,
     states_of, token,

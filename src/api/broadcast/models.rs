@@ -4,8 +4,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::domain::{
-    Expiry, MediaInfo, PublishToken, RecordFile, RecordingState, StreamRule, Timestamp,
-    TokenChanges, TokenSpec,
+    Expiry, MediaInfo, PublishToken, RecordFile, RecordFileChange, RecordingState, StreamRule,
+    Timestamp, TokenChanges, TokenSpec,
 };
 use crate::service::Download;
 
@@ -265,4 +265,21 @@ pub fn record_file(f: &RecordFile, download: Option<&Download>) -> Value {
         v["download"] = json!({"downloadUrl": d.url, "downloadExpiresOn": time(d.expires)});
     }
     v
+}
+
+/// The `recordings` webhook of `change` to `f` at `at`: `{type, event, timestamp (ms),
+/// data}`, `data` the record file with its id as `recordFileId`.
+pub fn record_file_event(f: &RecordFile, change: RecordFileChange, at: Timestamp) -> Value {
+    let mut data = record_file(f, None);
+    if let Some(fields) = data.as_object_mut()
+        && let Some(id) = fields.remove("id")
+    {
+        fields.insert("recordFileId".into(), id);
+    }
+    json!({
+        "type": "recordings",
+        "event": change.as_str(),
+        "timestamp": at.unix_millis(),
+        "data": data,
+    })
 }
