@@ -405,6 +405,23 @@ mod tests {
         }
     }
 
+    /// An active token of id 1 for the stream `news`, made at time 0, never expiring.
+    fn token() -> PublishToken {
+        PublishToken {
+            id: 1,
+            label: "a".into(),
+            token: Secret::from("t"),
+            streams: vec![rule("news", false)],
+            record: false,
+            multisource: true,
+            enable_thumbnails: false,
+            subscribe_requires_auth: false,
+            is_active: true,
+            added_on: Timestamp::from_unix_nanos(0),
+            expires_on: None,
+        }
+    }
+
     fn spec(streams: Vec<StreamRule>) -> TokenSpec {
         TokenSpec {
             label: "studio".into(),
@@ -452,19 +469,7 @@ mod tests {
 
     #[test]
     fn changes_apply_whole_or_not_at_all() {
-        let mut t = PublishToken {
-            id: 1,
-            label: "a".into(),
-            token: Secret::from("t"),
-            streams: vec![rule("news", false)],
-            record: false,
-            multisource: true,
-            enable_thumbnails: false,
-            subscribe_requires_auth: false,
-            is_active: true,
-            added_on: Timestamp::from_unix_nanos(0),
-            expires_on: None,
-        };
+        let mut t = token();
         // While live, recording cannot be switched; the rest can change.
         let record = TokenChanges {
             record: Some(true),
@@ -515,16 +520,9 @@ mod tests {
         let now = Timestamp::from_unix_nanos(1_000);
         let mut t = PublishToken {
             id: 7,
-            label: "a".into(),
-            token: Secret::from("t"),
-            streams: vec![rule("news", false)],
-            record: false,
-            multisource: true,
-            enable_thumbnails: false,
-            subscribe_requires_auth: false,
-            is_active: true,
             added_on: now,
             expires_on: Some(Timestamp::from_unix_nanos(2_000)),
+            ..token()
         };
         let news = StreamName::parse("news").unwrap();
         assert_eq!(t.allows(&news, now), Ok(()));

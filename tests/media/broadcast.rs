@@ -12,7 +12,7 @@ use reel::store::RecordingFilter;
 use serde_json::{Value, json};
 
 use crate::common::{API_SECRET, Db, Receiver, TestServer, eventually};
-use crate::support::{decode, make_clips, offer, probe, probe_json, server};
+use crate::support::{assert_index_in_front, decode, make_clips, offer, probe, probe_json, server};
 
 /// Calls the publish token API with the API secret; the answer's status and data.
 async fn tokens(t: &TestServer, method: &str, path: &str, body: Value) -> (StatusCode, Value) {
@@ -60,11 +60,11 @@ async fn offer_to(t: &TestServer, path: &str, token: Option<&str>) -> (StatusCod
     (status, res.text().await.unwrap())
 }
 
-/// Starts `reel publish` of the test clips to `path` (under `/whip/broadcast/`) with
-/// `token` for `seconds`.
+/// Starts `reel publish` of the test clip `video` (and the Opus clip) to `path` (under
+/// `/whip/broadcast/`) with `token` for `seconds`.
 fn broadcast(
     t: &TestServer,
-    clips: &std::path::Path,
+    (clips, video): (&std::path::Path, &str),
     path: &str,
     token: &str,
     seconds: u32,
@@ -73,7 +73,7 @@ fn broadcast(
         .arg("publish")
         .arg(format!("{}/whip/broadcast/{path}", t.base))
         .arg("--video")
-        .arg(clips.join("vp8.ivf"))
+        .arg(clips.join(video))
         .arg("--audio")
         .arg(clips.join("opus.ogg"))
         .args(["--duration", &format!("{seconds}s"), "--token", token])
@@ -212,7 +212,7 @@ async fn publish_tokens_decide_who_broadcasts_what() {
     assert_eq!(s, StatusCode::NOT_FOUND);
 
     // A broadcast: the token's publisher takes part in the stream's call, with its tracks.
-    let mut live = broadcast(&t, clips.path(), "news", &news, 8);
+    let mut live = broadcast(&t, (clips.path(), "vp8.ivf"), "news", &news, 8);
     let publisher = format!("broadcaster-{news_id}");
     eventually(Duration::from_secs(10), "the broadcast is live", || async {
         (sources(&t, "news") == [(publisher.clone(), String::new())]).then_some(())
@@ -239,8 +239,20 @@ async fn publish_tokens_decide_who_broadcasts_what() {
     assert_eq!((s, &data["record"]), (StatusCode::OK, &json!(false)));
 
     // Multisource: each source is a participant of its own.
-    let a = broadcast(&t, clips.path(), "ch-1?sourceId=a", &channels, 8);
-    let b = broadcast(&t, clips.path(), "ch-1?sourceId=b", &channels, 8);
+    let a = broadcast(
+        &t,
+        (clips.path(), "vp8.ivf"),
+        "ch-1?sourceId=a",
+        &channels,
+        8,
+    );
+    let b = broadcast(
+        &t,
+        (clips.path(), "vp8.ivf"),
+        "ch-1?sourceId=b",
+        &channels,
+        8,
+    );
     let who = format!("broadcaster-{channels_id}");
     eventually(Duration::from_secs(10), "both sources are live", || async {
         (sources(&t, "ch-1") == [(who.clone(), "a".into()), (who.clone(), "b".into())])
@@ -352,18 +364,7 @@ async fn broadcasts_are_recorded_in_the_codecs_they_were_sent_in() {
     )
     .await;
     let publish = |path: &str, token: &str, video: &str, seconds: u32| {
-        tokio::process::Command::new(env!("CARGO_BIN_EXE_reel"))
-            .arg("publish")
-            .arg(format!("{}/whip/broadcast/{path}", t.base))
-            .arg("--video")
-            .arg(clips.path().join(video))
-            .arg("--audio")
-            .arg(clips.path().join("opus.ogg"))
-            .args(["--duration", &format!("{seconds}s"), "--token", token])
-            .env_remove("REEL_API_SECRET")
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("reel publish starts")
+        broadcast(&t, (clips.path(), video), path, token, seconds)
     };
     // VP8 from a recording token; H.264 from a token that records only when asked, from a
     // source of its own; a source that asks not to be; and one too short to keep.
@@ -394,12 +395,7 @@ async fn broadcasts_are_recorded_in_the_codecs_they_were_sent_in() {
     let sport = final_recordings(&t, "sport", 1).await;
     let mp4 = the_file(&sport[0].1, ("sport_cam_", ".mp4"), ["opus", "h264"]).await;
     // Finished with its index in front, so players start before the whole file is there.
-    let bytes = std::fs::read(&mp4).unwrap();
-    let at = |atom: &[u8]| bytes.windows(4).position(|w| w == atom).unwrap();
-    assert!(
-        at(b"moov") < at(b"mdat"),
-        "{mp4:?}: the index is not in front"
-    );
+    assert_index_in_front(&mp4);
 
     record_files_are_listed_read_and_deleted(&t, (&long.1[0], &mp4), plain_id).await;
 

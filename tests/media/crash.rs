@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::common::{API_KEY, API_SECRET, eventually, free_port, serve};
-use crate::support::{decode, download, make_clips, probe, read_archive};
+use crate::support::{assert_index_in_front, decode, download, make_clips, probe, read_archive};
 use crate::track::start_track;
 
 /// Calls the API of the server at `base` as the server.
@@ -171,12 +171,7 @@ async fn files_written_before_a_kill_are_finished_at_the_next_start() {
     let (errors, _) = decode(&file).await;
     assert!(errors.is_empty(), "{errors}");
     // Finished: rewritten with its index in front.
-    let bytes = std::fs::read(&file).unwrap();
-    let at = |atom: &[u8]| bytes.windows(4).position(|w| w == atom).unwrap();
-    assert!(
-        at(b"moov") < at(b"mdat"),
-        "{name}: the index is not in front"
-    );
+    assert_index_in_front(&file);
 }
 
 /// The file plays, from its start to at most 2 s before the kill.

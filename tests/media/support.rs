@@ -489,3 +489,15 @@ pub fn offer(audio_codec: &str, video: usize) -> String {
     }
     sdp
 }
+
+/// Asserts that the MP4 `file` has its index (`moov`) before its media (`mdat`): players
+/// start it before the whole file is there.
+pub fn assert_index_in_front(file: &Path) {
+    let bytes = std::fs::read(file).unwrap();
+    let at = |atom: &[u8]| bytes.windows(4).position(|w| w == atom);
+    let (index, media) = (at(b"moov"), at(b"mdat"));
+    assert!(
+        index.is_some() && media.is_some() && index < media,
+        "{file:?}: the index is not in front"
+    );
+}

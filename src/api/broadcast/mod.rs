@@ -89,13 +89,13 @@ fn ok(data: Value) -> Answer {
     Ok(Json(json!({"status": "success", "data": data})))
 }
 
-/// A token id from the path: an unknown one is not found.
-fn token_id(raw: &str) -> Result<i64, BroadcastError> {
+/// An id from the path of the `what` it names: one that is not a number is not found.
+fn path_id(what: &str, raw: &str) -> Result<i64, BroadcastError> {
     raw.parse().map_err(|_| {
         BroadcastError::new(
             StatusCode::NOT_FOUND,
             format!(
-                "there is no publish token {:?}",
+                "there is no {what} {:?}",
                 raw.chars().take(40).collect::<String>()
             ),
         )
@@ -146,7 +146,10 @@ async fn one(
     Manager { caller, .. }: Manager,
     Path(id): Path<String>,
 ) -> Answer {
-    let t = s.services.token(&caller, token_id(&id)?).await?;
+    let t = s
+        .services
+        .token(&caller, path_id("publish token", &id)?)
+        .await?;
     ok(token(&t))
 }
 
@@ -156,7 +159,7 @@ async fn update(
     Path(id): Path<String>,
     body: Result<Json<UpdateRequest>, JsonRejection>,
 ) -> Answer {
-    let id = token_id(&id)?;
+    let id = path_id("publish token", &id)?;
     let Json(req) = body?;
     let changes = req.changes().map_err(BroadcastError::input)?;
     let media = &s.media;
@@ -172,7 +175,9 @@ async fn delete(
     Manager { caller, .. }: Manager,
     Path(id): Path<String>,
 ) -> Answer {
-    s.services.delete_token(&caller, token_id(&id)?).await?;
+    s.services
+        .delete_token(&caller, path_id("publish token", &id)?)
+        .await?;
     ok(Value::Bool(true))
 }
 
@@ -268,19 +273,6 @@ async fn list_records_by_stream(
     records(&s, &caller, q, Some("streamName")).await
 }
 
-/// A record file id from the path: an unknown one is not found.
-fn record_file_id(raw: &str) -> Result<i64, BroadcastError> {
-    raw.parse().map_err(|_| {
-        BroadcastError::new(
-            StatusCode::NOT_FOUND,
-            format!(
-                "there is no record file {:?}",
-                raw.chars().take(40).collect::<String>()
-            ),
-        )
-    })
-}
-
 async fn one_record(
     State(s): State<AppState>,
     Manager { caller, .. }: Manager,
@@ -288,7 +280,7 @@ async fn one_record(
 ) -> Answer {
     let (file, downloads) = s
         .services
-        .record_file(&caller, record_file_id(&id)?)
+        .record_file(&caller, path_id("record file", &id)?)
         .await?;
     ok(record_file(&file, downloads.first()))
 }
@@ -308,7 +300,7 @@ async fn delete_record(
     Manager { caller, .. }: Manager,
     Path(id): Path<String>,
 ) -> Answer {
-    let id = record_file_id(&id)?;
+    let id = path_id("record file", &id)?;
     let (_, refused) = s.services.delete_record_files(&caller, &[id]).await?;
     match refused.into_iter().next() {
         None => ok(Value::Bool(true)),
