@@ -7,7 +7,7 @@ set -euo pipefail
 # fonts for every script a participant's name may use.
 packages=(build-essential pkg-config ca-certificates curl clang libclang-dev
   libavcodec-dev libavformat-dev libavutil-dev
-  libavdevice-dev libswresample-dev
+  libavdevice-dev libswresample-dev libswscale-dev
   chromium xvfb fonts-noto-core fonts-noto-cjk fonts-noto-color-emoji)
 if [[ "${1:-}" == "--test" ]]; then
   # The test suite also starts PostgreSQL, runs Python clients (the Stream SDK, aiortc, a

@@ -33,7 +33,14 @@ pub struct BroadcastSource {
     pub publisher: UserId,
     /// Its source id.
     pub source_id: String,
+    /// Whether pictures of it are taken while it is recorded.
+    pub thumbnails: bool,
 }
+
+/// The layer a broadcast recording lists the pictures taken while it was live under.
+pub const THUMBNAILS_LAYER: &str = "thumbnails";
+/// The layer a broadcast recording lists its file's poster under.
+pub const POSTER_LAYER: &str = "poster";
 
 impl BroadcastSource {
     /// Whether `p` is this source.

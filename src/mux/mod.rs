@@ -1,5 +1,6 @@
 //! The only place that calls FFmpeg: containers written from frames that are already coded
-//! (no transcoding), mixed audio (MP3, AAC), pictures of an X display, and H.264 video from them.
+//! (no transcoding), mixed audio (MP3, AAC), pictures of an X display, and H.264 video from them,
+//! and JPEG stills of key frames.
 //! Every file is written as it goes: Matroska and WebM in clusters of at most a second
 //! flushed as they close, MP4 in fragments, so a file cut short by a crash plays up to its
 //! last cluster or fragment.
@@ -15,6 +16,7 @@ mod pcm;
 mod reader;
 mod regroup;
 mod screen;
+mod thumbnail;
 mod writer;
 
 pub use audio_file::{AudioCodec, AudioFile};
@@ -28,6 +30,7 @@ pub use mix::{MixStats, mix_to_mp3};
 pub use pcm::MixedAudio;
 pub use reader::{FrameReader, StoredFrame};
 pub use screen::{Picture, Screen};
+pub use thumbnail::thumbnail;
 pub use writer::{Container, StreamSpec, Writer};
 
 use std::sync::Once;

@@ -2,7 +2,8 @@
 //! in (nothing is transcoded): WebM for VP8, VP9, AV1 and Opus; MP4 once the video is H.264
 //! (its Opus audio kept). Written live like the individual files, so a crash leaves it
 //! playable. The recording ends when its source stops publishing; a broadcast shorter than
-//! [`MIN_LENGTH`] is not kept, and the recording fails with that reason.
+//! [`MIN_LENGTH`] is not kept, and the recording fails with that reason. When the token asks
+//! for them, pictures of the source are taken while it is live (see [`super::stills`]).
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -12,11 +13,12 @@ use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 
 use super::participant_files::{self, FilePlan, Naming, ParticipantFiles};
+use super::stills::Stills;
 use super::worker::{self, Outlet, Writing};
 use super::{FinishedFile, Port, Recorder, RecorderError, RecorderFactory, RecordingJob, Tracks};
 use crate::bus::BusMessage;
 use crate::domain::settings::OutputType;
-use crate::domain::{BroadcastSource, Participant, names};
+use crate::domain::{BroadcastSource, Participant, TrackType, names};
 use crate::mux::Container;
 
 /// The shortest broadcast that is kept.
@@ -30,16 +32,23 @@ impl RecorderFactory for BroadcastFactory {
         let source = job.broadcast.clone().ok_or_else(|| {
             RecorderError::Failed("a broadcast recording needs the source it records".into())
         })?;
+        let stream = job.recording.cid.id.to_string();
+        let stills = source.thumbnails.then(|| {
+            let id = Some(source.source_id.as_str()).filter(|s| !s.is_empty());
+            Stills::new(&job.work_dir, &stream, id, MIN_LENGTH)
+        });
         let files = ParticipantFiles::new(FilePlan {
             outputs: vec![OutputType::AudioVideo],
             container: Container::keeping,
-            naming: Box::new(BroadcastNames {
-                stream: job.recording.cid.id.to_string(),
-            }),
+            naming: Box::new(BroadcastNames { stream }),
             dir: job.work_dir.clone(),
             layer: None,
         })?;
-        Ok(Box::new(BroadcastRecorder { source, files }))
+        Ok(Box::new(BroadcastRecorder {
+            source,
+            files,
+            stills,
+        }))
     }
 
     fn recover(&self, dir: &Path, handed_over: &HashSet<String>) -> Vec<FinishedFile> {
@@ -76,6 +85,7 @@ impl Naming for BroadcastNames {
 struct BroadcastRecorder {
     source: BroadcastSource,
     files: ParticipantFiles,
+    stills: Option<Stills>,
 }
 
 impl Recorder for BroadcastRecorder {
@@ -87,6 +97,7 @@ impl Recorder for BroadcastRecorder {
     fn run(self: Box<Self>, port: Port) -> BoxFuture<'static, Result<(), RecorderError>> {
         let writing = SourceFile {
             files: self.files,
+            stills: self.stills,
             ended: false,
             too_short: None,
         };
@@ -97,6 +108,8 @@ impl Recorder for BroadcastRecorder {
 /// The file of one source, until the source ends.
 struct SourceFile {
     files: ParticipantFiles,
+    /// Its pictures, if its token takes them.
+    stills: Option<Stills>,
     /// Its file was closed: the source stopped publishing.
     ended: bool,
     /// How long a broadcast lasted that was too short to keep.
@@ -115,8 +128,18 @@ impl SourceFile {
                 }
                 self.too_short = Some(length);
             } else {
+                if let Some(stills) = &self.stills {
+                    stills.poster(&f, out);
+                }
                 out.hand_over(f);
             }
+        }
+    }
+
+    /// Takes the pictures that are due, if the token takes them.
+    fn take_stills(&mut self, out: &Outlet) {
+        if let Some(stills) = &mut self.stills {
+            stills.step(&mut self.files, out);
         }
     }
 
@@ -137,7 +160,11 @@ impl Writing for SourceFile {
     const TICK: Duration = Duration::from_millis(250);
 
     fn take(&mut self, m: BusMessage, out: &Outlet) -> Result<(), RecorderError> {
+        if let (Some(stills), BusMessage::Packet(p)) = (&mut self.stills, &m) {
+            stills.packet(&p.track.track_id, p.track.track_type == TrackType::Video);
+        }
         self.files.handle(&m, &mut |t| out.ask_keyframe(t));
+        self.take_stills(out);
         let finished = self.files.take_finished();
         self.hand_over(finished, out);
         Ok(())
@@ -145,6 +172,7 @@ impl Writing for SourceFile {
 
     fn tick(&mut self, out: &Outlet) -> Result<(), RecorderError> {
         self.files.tick();
+        self.take_stills(out);
         let finished = self.files.take_finished();
         self.hand_over(finished, out);
         Ok(())

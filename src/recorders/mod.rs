@@ -15,6 +15,7 @@ pub mod composite;
 pub mod individual;
 pub mod participant_files;
 pub mod raw;
+mod stills;
 #[cfg(test)]
 mod tests;
 pub mod track;

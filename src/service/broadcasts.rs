@@ -6,13 +6,14 @@ use tracing::info;
 
 use super::{NewCall, Result, ServiceError, Services, StartOptions, require_server};
 use crate::auth::Caller;
+use crate::domain::broadcast::{POSTER_LAYER, THUMBNAILS_LAYER};
 use crate::domain::{
     BroadcastSource, Cid, Event, PublishToken, RecordFile, RecordFileChange, Recording,
     RecordingType, StatusUpdate, StreamName, Timestamp, TokenChanges, TokenSpec, UserId,
     stream_cid,
 };
 use crate::secret::Secret;
-use crate::store::{FileState, RecordFileQuery, StoreError, TokenOrder};
+use crate::store::{FileState, RecordFileQuery, StoreError, StoredFile, TokenOrder};
 
 /// What managing publish tokens is called in refusals.
 const MANAGE: &str = "manage publish tokens";
@@ -39,6 +40,8 @@ pub struct BroadcastGrant {
     pub record: bool,
     /// The token's id.
     pub token_id: i64,
+    /// Whether the token's broadcasts get pictures while recorded.
+    pub thumbnails: bool,
 }
 
 impl Services {
@@ -75,6 +78,7 @@ impl Services {
             publisher,
             record: token.record,
             token_id: token.id,
+            thumbnails: token.enable_thumbnails,
         })
     }
 
@@ -92,6 +96,7 @@ impl Services {
                 token_id: grant.token_id,
                 publisher: grant.publisher.clone(),
                 source_id: source_id.to_owned(),
+                thumbnails: grant.thumbnails,
             }),
             ..StartOptions::default()
         };
@@ -204,44 +209,75 @@ pub struct NotDeleted {
     pub missing: bool,
 }
 
+/// Links to what a record file stored: its file, and the pictures taken of it.
+#[derive(Clone, Debug, Default)]
+pub struct RecordLinks {
+    /// The recorded file.
+    pub download: Option<Download>,
+    /// The pictures taken while it was live, in time order.
+    pub thumbnails: Vec<String>,
+    /// The poster of its file.
+    pub poster: Option<String>,
+}
+
 impl Services {
-    /// The record files `q` asks for.
+    /// The record files `q` asks for, with links to what each stored.
     pub async fn record_files(
         &self,
         caller: &Caller,
         q: &RecordFileQuery,
-    ) -> Result<Vec<RecordFile>> {
+    ) -> Result<Vec<(RecordFile, RecordLinks)>> {
         require_server(caller, MANAGE_RECORDINGS)?;
-        Ok(self.store().record_files(q).await?)
+        let files = self.store().record_files(q).await?;
+        let ids: Vec<_> = files.iter().map(|f| f.recording.id.clone()).collect();
+        let stored = self.store().files_of_all(&ids).await?;
+        let mut linked = Vec::with_capacity(files.len());
+        for f in files {
+            let of_it: Vec<_> = stored
+                .iter()
+                .filter(|s| s.file.recording_id == f.recording.id)
+                .collect();
+            let links = self.record_links(&of_it).await?;
+            linked.push((f, links));
+        }
+        Ok(linked)
     }
 
-    /// One record file, with download links for its stored files.
-    pub async fn record_file(
-        &self,
-        caller: &Caller,
-        id: i64,
-    ) -> Result<(RecordFile, Vec<Download>)> {
+    /// One record file, with links to what it stored.
+    pub async fn record_file(&self, caller: &Caller, id: i64) -> Result<(RecordFile, RecordLinks)> {
         require_server(caller, MANAGE_RECORDINGS)?;
         let file = self
             .store()
             .record_file(id)
             .await?
             .ok_or_else(|| record_not_found(id))?;
+        let stored = self.store().files_of(&file.recording.id).await?;
+        let links = self
+            .record_links(&stored.iter().collect::<Vec<_>>())
+            .await?;
+        Ok((file, links))
+    }
+
+    /// Fresh links to the uploaded files of one record file.
+    async fn record_links(&self, stored: &[&StoredFile]) -> Result<RecordLinks> {
         let now = Timestamp::now();
         let ttl = self.inner.settings.download_url_ttl;
-        let mut downloads = Vec::new();
-        for f in self.store().files_of(&file.recording.id).await? {
-            if f.state != FileState::Uploaded {
-                continue;
-            }
+        let mut links = RecordLinks::default();
+        for f in stored.iter().filter(|f| f.state == FileState::Uploaded) {
             let target = self.target(&f.file.storage).await?;
             let url = target.url(&f.file.object_key, ttl, now).await?;
-            downloads.push(Download {
-                url,
-                expires: now.after(target.link_ttl(ttl)),
-            });
+            match f.file.layer.as_deref() {
+                Some(THUMBNAILS_LAYER) => links.thumbnails.push(url),
+                Some(POSTER_LAYER) => links.poster = Some(url),
+                _ => {
+                    links.download = Some(Download {
+                        url,
+                        expires: now.after(target.link_ttl(ttl)),
+                    })
+                }
+            }
         }
-        Ok((file, downloads))
+        Ok(links)
     }
 
     /// Deletes record files, each with its stored files: those deleted, and why the others

@@ -33,7 +33,7 @@ use crate::storage::{StorageError, Target};
 use crate::store::{Store, StoreError, WriteTx};
 use crate::webhooks::Receivers;
 
-pub use broadcasts::{BroadcastGrant, Download, NotDeleted};
+pub use broadcasts::{BroadcastGrant, Download, NotDeleted, RecordLinks};
 pub use call_types::{CallTypeChanges, NewCallType, UserChanges};
 pub use calls::{CallChanges, CallView, NewCall, NewMember};
 pub use live::{EventShapes, LiveEvents};

@@ -547,7 +547,7 @@ impl Services {
             },
             local_path: f.path,
         };
-        if rec.recording_type == RecordingType::Broadcast {
+        if rec.recording_type == RecordingType::Broadcast && new.file.layer.is_none() {
             self.keep_metadata(rec, &new.local_path).await;
         }
         let mut tx = self.begin().await?;

@@ -466,6 +466,28 @@ impl Store {
         rows.iter().map(file_from_row).collect()
     }
 
+    /// The files of each of `recordings`, in the order they were added.
+    pub async fn files_of_all(
+        &self,
+        recordings: &[RecordingId],
+    ) -> Result<Vec<StoredFile>, StoreError> {
+        if recordings.is_empty() {
+            return Ok(Vec::new());
+        }
+        let marks: Vec<String> = (1..=recordings.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT {} FROM recording_files WHERE recording_id IN ({}) ORDER BY id",
+            file_columns!(),
+            marks.join(", ")
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for r in recordings {
+            q = q.bind(r.as_str());
+        }
+        let rows = q.fetch_all(&self.pool).await?;
+        rows.iter().map(file_from_row).collect()
+    }
+
     /// Files waiting for upload whose next attempt is due at `now`, oldest first.
     pub async fn due_uploads(
         &self,

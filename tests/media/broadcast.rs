@@ -316,16 +316,39 @@ async fn final_recordings(
     out
 }
 
-/// The one file of `files`, named `{prefix}...{extension}`: 12 s of `codecs`, decoding
-/// without an error.
+/// The one recorded file of `files`, named `{prefix}...{extension}`: 15 s of `codecs`,
+/// decoding without an error; and the pictures beside it: thumbnails named after the stream
+/// and source, and the file's poster, each a JPEG the size of the video.
 async fn the_file(
     files: &[PathBuf],
     (prefix, extension): (&str, &str),
     codecs: [&str; 2],
 ) -> PathBuf {
-    let [file] = files else {
+    let (pictures, media): (Vec<_>, Vec<_>) = files
+        .iter()
+        .partition(|f| f.extension().is_some_and(|e| e == "jpg"));
+    let [file] = media.as_slice() else {
         panic!("one file: {files:?}")
     };
+    let stem = file.file_stem().unwrap().to_str().unwrap();
+    let poster = format!("{stem}_poster.jpg");
+    assert!(pictures.len() >= 2, "a thumbnail and a poster: {files:?}");
+    assert!(
+        pictures.iter().any(|p| p.ends_with(&poster)),
+        "{poster} in {pictures:?}"
+    );
+    for p in &pictures {
+        let name = p.file_name().unwrap().to_str().unwrap();
+        assert!(name.starts_with(prefix), "{name}");
+        let probed = probe_json(p, &[]).await;
+        let video = &probed["streams"][0];
+        assert_eq!(
+            (&video["codec_name"], &video["width"], &video["height"]),
+            (&json!("mjpeg"), &json!(320), &json!(240)),
+            "{name}"
+        );
+        assert_eq!(decode(p).await.0, "", "{name}");
+    }
     let name = file.file_name().unwrap().to_str().unwrap();
     assert!(
         name.starts_with(prefix) && name.ends_with(extension),
@@ -333,10 +356,10 @@ async fn the_file(
     );
     let (got, seconds) = probe(file).await;
     assert_eq!(got, codecs, "{name}");
-    assert!((seconds - 12.0).abs() < 1.0, "{name}: {seconds} s");
+    assert!((seconds - 15.0).abs() < 1.0, "{name}: {seconds} s");
     let (errors, _) = decode(file).await;
     assert_eq!(errors, "", "{name}");
-    file.clone()
+    (*file).clone()
 }
 
 #[tokio::test]
@@ -355,12 +378,13 @@ async fn broadcasts_are_recorded_in_the_codecs_they_were_sent_in() {
     make_clips(clips.path());
     let (_, recorded) = token(
         &t,
-        json!({"label": "recorded", "streams": [{"streamName": "news"}], "record": true}),
+        json!({"label": "recorded", "streams": [{"streamName": "news"}], "record": true,
+               "enableThumbnails": true}),
     )
     .await;
     let (plain_id, plain) = token(
         &t,
-        json!({"label": "plain", "streams": [{"streamName": "sport"}]}),
+        json!({"label": "plain", "streams": [{"streamName": "sport"}], "enableThumbnails": true}),
     )
     .await;
     let publish = |path: &str, token: &str, video: &str, seconds: u32| {
@@ -369,8 +393,8 @@ async fn broadcasts_are_recorded_in_the_codecs_they_were_sent_in() {
     // VP8 from a recording token; H.264 from a token that records only when asked, from a
     // source of its own; a source that asks not to be; and one too short to keep.
     let runs = [
-        publish("news", &recorded, "vp8.ivf", 12),
-        publish("sport?record&sourceId=cam", &plain, "h264.h264", 12),
+        publish("news", &recorded, "vp8.ivf", 15),
+        publish("sport?record&sourceId=cam", &plain, "h264.h264", 15),
         publish("sport?sourceId=quiet", &plain, "vp8.ivf", 12),
         publish("news?noRecord&sourceId=off", &recorded, "vp8.ivf", 12),
         publish("news?sourceId=short", &recorded, "vp8.ivf", 5),
@@ -384,7 +408,7 @@ async fn broadcasts_are_recorded_in_the_codecs_they_were_sent_in() {
     news.sort_by_key(|(r, _)| r.state != RecordingState::Ready);
     let (long, short) = (&news[0], &news[1]);
     assert_eq!(long.0.state, RecordingState::Ready, "{:?}", long.0);
-    the_file(&long.1, ("news_main_", ".webm"), ["opus", "vp8"]).await;
+    let webm = the_file(&long.1, ("news_main_", ".webm"), ["opus", "vp8"]).await;
 
     // Too short: nothing kept, and the recording says why.
     assert_eq!(short.0.state, RecordingState::Failed);
@@ -397,7 +421,8 @@ async fn broadcasts_are_recorded_in_the_codecs_they_were_sent_in() {
     // Finished with its index in front, so players start before the whole file is there.
     assert_index_in_front(&mp4);
 
-    record_files_are_listed_read_and_deleted(&t, (&long.1[0], &mp4), plain_id).await;
+    let stored = [long.1.clone(), sport[0].1.clone()].concat();
+    record_files_are_listed_read_and_deleted(&t, (&webm, &mp4), &stored, plain_id).await;
 
     // Every change of each record file went to the webhook receiver, signed, in order.
     let changes = eventually(
@@ -464,10 +489,11 @@ async fn listed(t: &TestServer, path: &str) -> Vec<(String, String, i64)> {
 }
 
 /// The record files of the recordings made above: `webm` (news) and `mp4` (sport, from the
-/// token `plain`), and a news broadcast too short to keep.
+/// token `plain`), with the pictures in `stored`, and a news broadcast too short to keep.
 async fn record_files_are_listed_read_and_deleted(
     t: &TestServer,
     (webm, mp4): (&PathBuf, &PathBuf),
+    stored: &[PathBuf],
     plain: i64,
 ) {
     let all = listed(t, "list?sortBy=StreamName").await;
@@ -575,16 +601,34 @@ async fn record_files_are_listed_read_and_deleted(
         );
         let bytes = t.http.get(url).send().await.unwrap().bytes().await.unwrap();
         assert_eq!(bytes.len() as u64, std::fs::metadata(file).unwrap().len());
+        // The pictures' links give the pictures stored beside the file.
+        let thumbnails = m["thumbnails"].as_array().unwrap();
+        assert!(!thumbnails.is_empty(), "{m}");
+        for link in thumbnails.iter().chain([&m["poster"]]) {
+            let jpeg = t.http.get(link.as_str().unwrap()).send().await.unwrap();
+            let jpeg = jpeg.bytes().await.unwrap();
+            assert!(
+                stored.iter().any(|f| std::fs::read(f).unwrap() == jpeg),
+                "{link}"
+            );
+        }
     }
     let size = |f: &PathBuf| std::fs::metadata(f).unwrap().len();
     let (_, usage) = api(t, "GET", "record_files/usage", Value::Null).await;
-    assert_eq!(usage["bytes"], size(webm) + size(mp4));
+    assert_eq!(usage["bytes"], stored.iter().map(size).sum::<u64>());
 
     // Deleted for good: the stored object goes too; a second delete is not found.
     let one = format!("record_files/{sport}");
     let (s, data) = api(t, "DELETE", &one, Value::Null).await;
     assert_eq!((s, data), (StatusCode::OK, json!(true)));
     assert!(!mp4.exists(), "the object is gone");
+    let mp4_dir = mp4.parent().unwrap();
+    assert!(
+        stored
+            .iter()
+            .all(|f| !f.starts_with(mp4_dir) || !f.exists()),
+        "its pictures are gone too"
+    );
     let (s, _) = api(t, "DELETE", &one, Value::Null).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     let ids = json!({"recordFileIds": [news, 424242]});

@@ -243,7 +243,10 @@ async fn records(
         limit,
     };
     let files = s.services.record_files(caller, &query).await?;
-    ok(files.iter().map(|f| record_file(f, None)).collect())
+    ok(files
+        .iter()
+        .map(|(f, links)| record_file(f, Some(links)))
+        .collect())
 }
 
 async fn list_records(
@@ -278,11 +281,11 @@ async fn one_record(
     Manager { caller, .. }: Manager,
     Path(id): Path<String>,
 ) -> Answer {
-    let (file, downloads) = s
+    let (file, links) = s
         .services
         .record_file(&caller, path_id("record file", &id)?)
         .await?;
-    ok(record_file(&file, downloads.first()))
+    ok(record_file(&file, Some(&links)))
 }
 
 /// The answer to a deletion: the ids deleted, and why the others were not.

@@ -7,7 +7,7 @@ use crate::domain::{
     Expiry, MediaInfo, PublishToken, RecordFile, RecordFileChange, RecordingState, StreamRule,
     Timestamp, TokenChanges, TokenSpec,
 };
-use crate::service::Download;
+use crate::service::RecordLinks;
 
 /// A stream rule as the dialect writes it.
 #[derive(Debug, Deserialize)]
@@ -223,8 +223,8 @@ pub fn states_of(status: &str) -> Option<Vec<RecordingState>> {
         })
 }
 
-/// What a file holds, as the dialect shows it.
-fn metadata(info: &MediaInfo) -> Value {
+/// What a file holds, as the dialect shows it, with the links to its pictures.
+fn metadata(info: &MediaInfo, links: Option<&RecordLinks>) -> Value {
     let tracks: Vec<Value> = info
         .tracks
         .iter()
@@ -243,12 +243,13 @@ fn metadata(info: &MediaInfo) -> Value {
         "sizes": {"recording": info.size},
         "duration": info.duration,
         "tracks": tracks,
-        "thumbnails": [],
+        "thumbnails": links.map(|l| l.thumbnails.as_slice()).unwrap_or_default(),
+        "poster": links.and_then(|l| l.poster.as_deref()),
     })
 }
 
-/// A record file as the dialect shows it, with its download link if one is given.
-pub fn record_file(f: &RecordFile, download: Option<&Download>) -> Value {
+/// A record file as the dialect shows it, with the links to what it stored if given.
+pub fn record_file(f: &RecordFile, links: Option<&RecordLinks>) -> Value {
     let mut v = json!({
         "id": f.id,
         "tokenId": f.token_id,
@@ -256,12 +257,12 @@ pub fn record_file(f: &RecordFile, download: Option<&Download>) -> Value {
         "sourceId": (!f.source_id.is_empty()).then_some(f.source_id.as_str()),
         "recordedOn": time(f.recorded_on),
         "status": record_status(f.recording.state),
-        "metadata": f.metadata.as_ref().map(metadata),
+        "metadata": f.metadata.as_ref().map(|m| metadata(m, links)),
     });
     if let Some(error) = &f.recording.error {
         v["error"] = json!(error);
     }
-    if let Some(d) = download {
+    if let Some(d) = links.and_then(|l| l.download.as_ref()) {
         v["download"] = json!({"downloadUrl": d.url, "downloadExpiresOn": time(d.expires)});
     }
     v

@@ -42,6 +42,8 @@ pub(super) struct Shared {
     /// How many times writing failed, and the first reason.
     pub(super) failures: (u64, Option<String>),
     pub(super) frames: Vec<TimedFrame>,
+    /// Whether the next video key frame is to be kept, and the one kept.
+    pub(super) catch: (bool, Option<super::KeyFrame>),
 }
 
 impl Shared {
@@ -282,6 +284,13 @@ impl Group {
         for frame in frames.drain(..) {
             if kind == Kind::Video && frame.keyframe {
                 slot.size = frame_size(slot.codec, &frame.data).or(slot.size);
+                if std::mem::take(&mut shared.catch.0) {
+                    shared.catch.1 = Some(super::KeyFrame {
+                        codec: slot.codec,
+                        pts_us: frame.pts_us,
+                        data: frame.data.clone(),
+                    });
+                }
             }
             slot.started = true;
             match &mut self.files {

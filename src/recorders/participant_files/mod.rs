@@ -24,6 +24,7 @@ use crate::bus::BusMessage;
 use crate::domain::settings::OutputType;
 use crate::domain::{FileName, Participant, Timestamp};
 use crate::mux::{self, Container, StreamSpec};
+use crate::rtp::MediaCodec;
 /// How often groups waiting for their other track are looked at.
 const TICK: Duration = Duration::from_millis(250);
 
@@ -56,6 +57,16 @@ pub struct FilePlan {
     pub layer: Option<String>,
 }
 
+/// A video key frame, as written.
+pub struct KeyFrame {
+    /// Its codec.
+    pub codec: MediaCodec,
+    /// Its wall-clock time, µs.
+    pub pts_us: i64,
+    /// Its bytes.
+    pub data: Vec<u8>,
+}
+
 /// A group: a participant session's camera/microphone (`false`) or screen share (`true`).
 type GroupKey = (String, bool);
 
@@ -80,6 +91,7 @@ impl ParticipantFiles {
                 finished: Vec::new(),
                 failures: (0, None),
                 frames: Vec::new(),
+                catch: (false, None),
             },
         })
     }
@@ -114,6 +126,16 @@ impl ParticipantFiles {
                 }
             }
         }
+    }
+
+    /// Keeps the next video key frame written, for [`Self::take_keyframe`].
+    pub fn catch_keyframe(&mut self) {
+        self.shared.catch.0 = true;
+    }
+
+    /// The key frame kept since [`Self::catch_keyframe`], once one came.
+    pub fn take_keyframe(&mut self) -> Option<KeyFrame> {
+        self.shared.catch.1.take()
     }
 
     /// Opens the files of participants whose other track is overdue.
