@@ -167,11 +167,8 @@ async fn composites(
             cid: Some(cid.clone()),
             types: vec![RecordingType::Composite],
             states: Some(vec![state]),
-            created_from: None,
-            created_until: None,
-            newest_first: false,
-            offset: 0,
             limit: 100,
+            ..Default::default()
         })
         .await
         .expect("the store answers");

@@ -163,12 +163,8 @@ async fn step(
             .find_recordings(&reel::store::RecordingFilter {
                 cid: Some(cid.clone()),
                 types: RecordingType::ALL.to_vec(),
-                states: None,
-                created_from: None,
-                created_until: None,
-                newest_first: false,
-                offset: 0,
                 limit: 10,
+                ..Default::default()
             })
             .await
             .expect("the store answers");

@@ -10,6 +10,7 @@
 //! - `/healthz`, `/metrics` (Prometheus), `/openapi.json`.
 
 pub mod broadcast;
+mod console;
 mod dialect;
 mod files;
 mod join;
@@ -61,6 +62,7 @@ pub fn router(state: AppState) -> Router {
         .merge(realtimekit::routes())
         .merge(broadcast::routes())
         .merge(webrtc::routes())
+        .merge(console::routes())
         .route("/join/{call_type}/{call_id}", get(join::page))
         .route("/layout/{call_type}/{call_id}", get(layout::page))
         .route(

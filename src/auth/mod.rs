@@ -1,10 +1,12 @@
-//! Authentication: API keys, HS256 tokens, and signed download links.
+//! Authentication: API keys, HS256 tokens, signed download links, and the recordings
+//! console's sessions.
 //!
 //! Clients send `?api_key=<key>` and a token signed with the API secret. A token without a
 //! `user_id` (the Python SDK's empty claims, or `{"server": true}`) is a server token and may
 //! do everything; a token with a `user_id` acts as that user, with the role the token names
 //! (or the user's stored role), and is limited to `call_cids` when it lists them.
 
+mod console;
 mod signed_url;
 
 use std::time::Duration;
@@ -14,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::{Cid, InvalidName, Role, Timestamp, UserId};
 
+pub use console::{ConsoleSession, ConsoleSessions};
 pub use signed_url::{LinkError, UrlSigner};
 
 /// Seconds of clock skew tolerated when checking `exp`.
@@ -235,6 +238,11 @@ impl Keys {
     /// A signer for download links, keyed from the API secret.
     pub fn url_signer(&self) -> UrlSigner {
         UrlSigner::new(&self.secret)
+    }
+
+    /// Sign-in to the recordings console.
+    pub fn console_sessions(&self) -> ConsoleSessions {
+        ConsoleSessions::new(&self.secret)
     }
 }
 

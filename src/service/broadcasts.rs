@@ -8,9 +8,8 @@ use super::{NewCall, Result, ServiceError, Services, StartOptions, require_serve
 use crate::auth::Caller;
 use crate::domain::broadcast::{POSTER_LAYER, THUMBNAILS_LAYER};
 use crate::domain::{
-    BroadcastSource, Cid, Event, PublishToken, RecordFile, RecordFileChange, Recording,
-    RecordingType, StatusUpdate, StreamName, Timestamp, TokenChanges, TokenSpec, UserId,
-    stream_cid,
+    BroadcastSource, Cid, PublishToken, RecordFile, Recording, RecordingType, StreamName,
+    Timestamp, TokenChanges, TokenSpec, UserId, stream_cid,
 };
 use crate::secret::Secret;
 use crate::store::{FileState, RecordFileQuery, StoreError, StoredFile, TokenOrder};
@@ -330,11 +329,13 @@ impl Services {
     /// The bytes every broadcast recording's stored files take.
     pub async fn record_usage(&self, caller: &Caller) -> Result<u64> {
         require_server(caller, MANAGE_RECORDINGS)?;
-        Ok(self.store().record_usage().await?)
+        Ok(self
+            .store()
+            .stored_bytes(Some(RecordingType::Broadcast))
+            .await?)
     }
 
-    /// Deletes one record file and its stored files (those in reel's own stores from
-    /// storage too).
+    /// Deletes one record file, with its recording and stored files.
     async fn delete_record_file(&self, id: i64) -> Result<RecordFile> {
         let file = self
             .store()
@@ -346,21 +347,7 @@ impl Services {
                 "record file {id} is still being recorded or uploaded"
             )));
         }
-        for f in self.store().files_of(&file.recording.id).await? {
-            self.delete_stored(&f).await?;
-        }
-        let mut tx = self.begin().await?;
-        if tx.delete_record_file(id).await? {
-            let body =
-                self.shapes()
-                    .record_file(&file, RecordFileChange::Deleted, Timestamp::now());
-            let deleted = Event::RecordFileStatus(StatusUpdate {
-                cid: file.recording.cid.clone(),
-                body,
-            });
-            self.enqueue(&mut tx, &[deleted]).await?;
-        }
-        self.commit(tx).await?;
+        self.forget_recording(&file.recording).await?;
         info!(record_file = id, recording_id = %file.recording.id, "record file deleted");
         Ok(file)
     }

@@ -4,14 +4,15 @@ use std::collections::{HashMap, HashSet};
 
 use tracing::{info, warn};
 
-use super::{RecordingReport, Result, ServiceError, Services, Tx};
+use super::{RecordingReport, Result, ServiceError, Services, Tx, require_server};
 use crate::auth::Caller;
 use crate::domain::RecordingFile;
 use crate::domain::settings::RecordingMode;
 use crate::domain::{
     BroadcastSource, CallRecording, CallSettings, Cid, CompositeOptions, Event, FileName,
-    Permission, Recording, RecordingEvent, RecordingId, RecordingState, RecordingType, SessionId,
-    StorageName, StreamName, Timestamp, TrackOptions, Transition, UserId,
+    Permission, RecordFileChange, Recording, RecordingEvent, RecordingId, RecordingState,
+    RecordingType, SessionId, StatusUpdate, StorageName, StreamName, Timestamp, TrackOptions,
+    Transition, UserId,
 };
 use crate::recorders::{FinishedFile, RecordingJob, Viewer};
 use crate::storage::object_key;
@@ -373,6 +374,63 @@ impl Services {
         self.delete_stored(&f).await?;
         info!(cid = %cid, recording_id = %f.file.recording_id, file = %filename, "recording file deleted");
         Ok(())
+    }
+
+    /// Deletes finished recordings whole (each stored file, in reel's own stores from
+    /// storage too, and the recording): the ids deleted, and why the others were not (unknown,
+    /// or still recording or uploading). A broadcast recording's record file goes with it, and
+    /// its `deleted` webhook is sent.
+    pub async fn delete_recordings(
+        &self,
+        caller: &Caller,
+        ids: &[RecordingId],
+    ) -> Result<(Vec<RecordingId>, Vec<(RecordingId, String)>)> {
+        require_server(caller, "delete recordings")?;
+        let (mut deleted, mut refused) = (Vec::new(), Vec::new());
+        for id in ids {
+            match self.store().get_recording(id).await? {
+                None => refused.push((id.clone(), format!("there is no recording {id}"))),
+                Some(rec) if !rec.state.is_final() => refused.push((
+                    id.clone(),
+                    format!("recording {id} is still being recorded or uploaded"),
+                )),
+                Some(rec) => {
+                    self.forget_recording(&rec).await?;
+                    info!(cid = %rec.cid, recording_id = %id, "recording deleted");
+                    deleted.push(id.clone());
+                }
+            }
+        }
+        Ok((deleted, refused))
+    }
+
+    /// Deletes a finished recording's stored files, then the recording (and its record file,
+    /// announcing that).
+    pub(super) async fn forget_recording(&self, rec: &Recording) -> Result<()> {
+        for f in self.store().files_of(&rec.id).await? {
+            self.delete_stored(&f).await?;
+        }
+        let mut tx = self.begin().await?;
+        let record_file = tx.record_file_of(&rec.id).await?;
+        if tx.delete_recording(&rec.id).await?
+            && let Some(file) = record_file
+        {
+            let body =
+                self.shapes()
+                    .record_file(&file, RecordFileChange::Deleted, Timestamp::now());
+            let deleted = Event::RecordFileStatus(StatusUpdate {
+                cid: rec.cid.clone(),
+                body,
+            });
+            self.enqueue(&mut tx, &[deleted]).await?;
+        }
+        self.commit(tx).await
+    }
+
+    /// The bytes every recording's stored files take.
+    pub async fn stored_bytes(&self, caller: &Caller) -> Result<u64> {
+        require_server(caller, "see the storage used")?;
+        Ok(self.store().stored_bytes(None).await?)
     }
 
     /// Forgets a stored file; one in reel's own stores is deleted from storage first.

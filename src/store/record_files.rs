@@ -5,9 +5,7 @@ use sqlx::any::AnyRow;
 
 use super::recordings::recording_from_row;
 use super::{Store, StoreError, WriteTx, from_json, get, to_i64, to_json};
-use crate::domain::{
-    MediaInfo, RecordFile, RecordingId, RecordingState, RecordingType, StreamName, Timestamp,
-};
+use crate::domain::{MediaInfo, RecordFile, RecordingId, RecordingState, StreamName, Timestamp};
 
 /// The order of a listing of record files.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -70,15 +68,6 @@ impl WriteTx {
             .fetch_optional(&mut *self.tx)
             .await?;
         row.as_ref().map(record_file_from_row).transpose()
-    }
-
-    /// Forgets a record file (its recording's files are deleted by whoever deletes it).
-    pub async fn delete_record_file(&mut self, id: i64) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM record_files WHERE id = $1")
-            .bind(id)
-            .execute(&mut *self.tx)
-            .await?;
-        Ok(done.rows_affected() == 1)
     }
 
     /// Adds the record file of the broadcast recording `recording` of `stream`'s source
@@ -184,17 +173,5 @@ impl Store {
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(record_file_from_row).collect()
-    }
-
-    /// The bytes stored of every broadcast recording's files.
-    pub async fn record_usage(&self) -> Result<u64, StoreError> {
-        let (total,): (i64,) = sqlx::query_as(
-            "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM recording_files
-             WHERE recording_type = $1 AND state = 'uploaded'",
-        )
-        .bind(RecordingType::Broadcast.as_str())
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(u64::try_from(total).unwrap_or(0))
     }
 }

@@ -209,10 +209,12 @@ macro_rules! file_doc {
 }
 
 /// Which recordings [`Store::find_recordings`] lists.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct RecordingFilter {
     /// Only this call's.
     pub cid: Option<Cid>,
+    /// Only the broadcasts published with this publish token.
+    pub token_id: Option<i64>,
     /// Only these types.
     pub types: Vec<RecordingType>,
     /// Only recordings in these states.
@@ -399,6 +401,12 @@ impl Store {
             );
             clauses.push(format!("call_type = {t} AND call_id = {i}"));
         }
+        if let Some(token) = filter.token_id {
+            clauses.push(format!(
+                "id IN (SELECT recording_id FROM record_files WHERE token_id = {})",
+                bind(Arg::Int(token))
+            ));
+        }
         let list = |items: Vec<String>| items.join(", ");
         let types = filter
             .types
@@ -464,6 +472,18 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(file_from_row).collect()
+    }
+
+    /// The bytes the uploaded files of every recording (of type `of`, if given) take.
+    pub async fn stored_bytes(&self, of: Option<RecordingType>) -> Result<u64, StoreError> {
+        let (total,): (i64,) = sqlx::query_as(
+            "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM recording_files
+             WHERE ($1 IS NULL OR recording_type = $1) AND state = 'uploaded'",
+        )
+        .bind(of.map(|t| t.as_str()))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(u64::try_from(total).unwrap_or(0))
     }
 
     /// The files of each of `recordings`, in the order they were added.
@@ -597,6 +617,19 @@ impl Store {
 }
 
 impl WriteTx {
+    /// Forgets a recording whose files are gone, with its record file if it has one.
+    pub async fn delete_recording(&mut self, id: &RecordingId) -> Result<bool, StoreError> {
+        sqlx::query("DELETE FROM record_files WHERE recording_id = $1")
+            .bind(id.as_str())
+            .execute(&mut *self.tx)
+            .await?;
+        let done = sqlx::query("DELETE FROM recordings WHERE id = $1")
+            .bind(id.as_str())
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Records a requested recording in its call session, if that session is still active:
     /// [`StoreError::Stale`] if it has ended, [`StoreError::Conflict`] if a recording of the
     /// same type is already active in it. On PostgreSQL the session row is share-locked, so a

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use reel::domain::*;
-use reel::store::{NewDelivery, NewFile, RecordFileQuery, Store, StoreError};
+use reel::store::{NewDelivery, NewFile, RecordFileQuery, RecordingFilter, Store, StoreError};
 use serde_json::{Map, json};
 
 use crate::both_backends;
@@ -601,10 +601,27 @@ both_backends!(record_files_by_token_stream_and_status, |db| async move {
         ..RecordFileQuery::default()
     };
     assert!(list(other_stream).await.is_empty());
-    assert_eq!(store.record_usage().await.unwrap(), 0);
+    assert_eq!(
+        store
+            .stored_bytes(Some(RecordingType::Broadcast))
+            .await
+            .unwrap(),
+        0
+    );
+    // Recordings are found by the token their broadcast was published with.
+    let by_token = |token| RecordingFilter {
+        token_id: Some(token),
+        types: RecordingType::ALL.to_vec(),
+        limit: 10,
+        ..RecordingFilter::default()
+    };
+    let (of_one, total) = store.find_recordings(&by_token(1)).await.unwrap();
+    assert_eq!(total, 2);
+    assert_eq!(of_one[0].id, ids[0].1.id);
+    assert_eq!(store.find_recordings(&by_token(7)).await.unwrap().1, 0);
     let mut tx = store.write().await.unwrap();
-    assert!(tx.delete_record_file(all[0]).await.unwrap());
-    assert!(!tx.delete_record_file(all[0]).await.unwrap());
+    assert!(tx.delete_recording(&ids[0].1.id).await.unwrap());
+    assert!(!tx.delete_recording(&ids[0].1.id).await.unwrap());
     assert_eq!(
         tx.record_file_of(&ids[1].1.id).await.unwrap().map(|f| f.id),
         Some(all[1])

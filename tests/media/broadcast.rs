@@ -35,7 +35,7 @@ async fn api(t: &TestServer, method: &str, path: &str, body: Value) -> (StatusCo
 }
 
 /// Makes a token of `body`; its id and value.
-async fn token(t: &TestServer, body: Value) -> (i64, String) {
+pub(crate) async fn token(t: &TestServer, body: Value) -> (i64, String) {
     let (s, data) = tokens(t, "POST", "", body).await;
     assert_eq!(s, StatusCode::OK, "{data}");
     (
@@ -62,7 +62,7 @@ async fn offer_to(t: &TestServer, path: &str, token: Option<&str>) -> (StatusCod
 
 /// Starts `reel publish` of the test clip `video` (and the Opus clip) to `path` (under
 /// `/whip/broadcast/`) with `token` for `seconds`.
-fn broadcast(
+pub(crate) fn broadcast(
     t: &TestServer,
     (clips, video): (&std::path::Path, &str),
     path: &str,
@@ -290,12 +290,8 @@ async fn final_recordings(
     let filter = RecordingFilter {
         cid: Some(stream_cid(&StreamName::parse(stream).unwrap())),
         types: vec![RecordingType::Broadcast],
-        states: None,
-        created_from: None,
-        created_until: None,
-        newest_first: false,
-        offset: 0,
         limit: 100,
+        ..RecordingFilter::default()
     };
     let recordings = eventually(Duration::from_secs(30), "the recordings to end", || async {
         let (found, _) = store.find_recordings(&filter).await.unwrap();

@@ -9,6 +9,7 @@ mod common;
 mod broadcast;
 mod browser;
 mod composite;
+mod console;
 mod crash;
 mod individual;
 mod layout;

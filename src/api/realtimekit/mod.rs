@@ -216,6 +216,7 @@ async fn list(
         newest_first,
         offset: (page_no - 1).saturating_mul(u64::from(per_page)),
         limit: per_page,
+        token_id: None,
     };
     let (reports, total) = s.services.find_recordings(&caller, &query).await?;
     let start = query.offset;
@@ -269,11 +270,9 @@ async fn active(
             RecordingState::Running,
             RecordingState::Paused,
         ]),
-        created_from: None,
-        created_until: None,
         newest_first: true,
-        offset: 0,
         limit: 1,
+        ..RecordingQuery::default()
     };
     let (reports, _) = s.services.find_recordings(&caller, &query).await?;
     match reports.first() {
