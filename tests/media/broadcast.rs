@@ -11,7 +11,9 @@ use reel::recorders::Recorders;
 use reel::store::RecordingFilter;
 use serde_json::{Value, json};
 
-use crate::common::{API_SECRET, Db, Receiver, TestServer, eventually};
+use crate::common::{
+    API_SECRET, Db, Receiver, S3_KEY, S3_SECRET, S3Server, TestServer, eventually,
+};
 use crate::support::{assert_index_in_front, decode, make_clips, offer, probe, probe_json, server};
 
 /// Calls the publish token API with the API secret; the answer's status and data.
@@ -637,4 +639,107 @@ async fn record_files_are_listed_read_and_deleted(
     assert!(listed(t, "list").await.is_empty());
     let (_, usage) = api(t, "GET", "record_files/usage", Value::Null).await;
     assert_eq!(usage["bytes"], 0);
+}
+
+/// Every file under `dir`.
+fn files_under(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_owned()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            if e.path().is_dir() {
+                todo.push(e.path());
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn record_files_stored_in_s3_are_deleted_from_the_bucket() {
+    let s3 = S3Server::start("recordings").await;
+    let hook = Receiver::start(0).await;
+    let endpoint = s3.endpoint();
+    let t = TestServer::start_with(
+        Db::Sqlite,
+        |s| {
+            s.media.session_grace = Some(reel::config::HumanDuration(Duration::from_secs(1)));
+            s.webhook_urls = Some(vec![hook.url()]);
+            s.s3.bucket = Some("recordings".into());
+            s.s3.endpoint = Some(endpoint);
+            s.s3.access_key_id = Some(S3_KEY.into());
+            s.s3.secret_access_key = Some(S3_SECRET.into());
+        },
+        Recorders::native(),
+    )
+    .await;
+    let clips = tempfile::tempdir().unwrap();
+    make_clips(clips.path());
+    let (_, value) = token(
+        &t,
+        json!({"label": "remote", "streams": [{"streamName": "remote"}], "record": true,
+               "enableThumbnails": true}),
+    )
+    .await;
+    let mut run = broadcast(&t, (clips.path(), "vp8.ivf"), "remote", &value, 13);
+    assert!(run.wait().await.unwrap().success());
+    final_recordings(&t, "remote", 1).await;
+
+    // The file and its pictures are in the bucket; the link gives the file from there.
+    let bucket = s3.root.path().join("recordings");
+    let stored = files_under(&bucket);
+    assert!(
+        stored.len() >= 3,
+        "the file, a thumbnail and a poster: {stored:?}"
+    );
+    let listed = listed(&t, "list").await;
+    let [(_, status, id)] = listed.as_slice() else {
+        panic!("{listed:?}")
+    };
+    assert_eq!(status, "Complete");
+    let (_, data) = api(&t, "GET", &format!("record_files/{id}"), Value::Null).await;
+    let url = data["download"]["downloadUrl"].as_str().unwrap();
+    assert!(
+        url.starts_with(&s3.endpoint()) && url.contains("X-Amz-Signature"),
+        "{url}"
+    );
+    let bytes = t.http.get(url).send().await.unwrap().bytes().await.unwrap();
+    assert_eq!(
+        bytes.len() as u64,
+        data["metadata"]["sizes"]["recording"].as_u64().unwrap()
+    );
+    let poster = data["metadata"]["poster"].as_str().unwrap();
+    let jpeg = t
+        .http
+        .get(poster)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(&jpeg[..2], &[0xFF, 0xD8]);
+
+    // Deleted: every object goes from the bucket, once; the webhook says so, signed.
+    let one = format!("record_files/{id}");
+    let (s, _) = api(&t, "DELETE", &one, Value::Null).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(files_under(&bucket), Vec::<PathBuf>::new());
+    let (s, data) = api(&t, "DELETE", &one, Value::Null).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{data}");
+    let (_, usage) = api(&t, "GET", "record_files/usage", Value::Null).await;
+    assert_eq!(usage["bytes"], 0);
+    let deleted = eventually(Duration::from_secs(10), "the deleted webhook", || async {
+        hook.received().into_iter().find(|r| {
+            serde_json::from_slice::<Value>(&r.body).is_ok_and(|b| b["event"] == "deleted")
+        })
+    })
+    .await;
+    let signature = deleted.headers["x-millicast-signature"].to_str().unwrap();
+    assert_eq!(
+        signature,
+        reel::webhooks::sign_sha1(API_SECRET, &deleted.body)
+    );
 }
