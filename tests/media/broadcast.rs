@@ -12,7 +12,7 @@ use reel::store::RecordingFilter;
 use serde_json::{Value, json};
 
 use crate::common::{
-    API_SECRET, Db, Receiver, S3_KEY, S3_SECRET, S3Server, TestServer, eventually,
+    API_SECRET, Db, Receiver, S3_KEY, S3_SECRET, S3Server, TestServer, eventually, stdout_of,
 };
 use crate::support::{assert_index_in_front, decode, make_clips, offer, probe, probe_json, server};
 
@@ -131,6 +131,7 @@ async fn publish_tokens_decide_who_broadcasts_what() {
 
     // Refused before any media: each with a status and a message that says why.
     let long = "x".repeat(4096);
+    let long_source = format!("ch-1?sourceId={long}");
     for (path, token, status, says) in [
         (
             "news",
@@ -171,6 +172,12 @@ async fn publish_tokens_decide_who_broadcasts_what() {
         ),
         (
             "ch-1?sourceId=..%2Fx",
+            Some(channels.as_str()),
+            StatusCode::BAD_REQUEST,
+            "sourceId",
+        ),
+        (
+            long_source.as_str(),
             Some(channels.as_str()),
             StatusCode::BAD_REQUEST,
             "sourceId",
@@ -742,4 +749,68 @@ async fn record_files_stored_in_s3_are_deleted_from_the_bucket() {
         signature,
         reel::webhooks::sign_sha1(API_SECRET, &deleted.body)
     );
+}
+
+#[tokio::test]
+async fn chromium_trickling_ice_and_aiortc_broadcast_with_a_publish_token() {
+    let t = TestServer::start_with(
+        Db::Sqlite,
+        |s| s.media.session_grace = Some(reel::config::HumanDuration(Duration::from_secs(1))),
+        Recorders::native(),
+    )
+    .await;
+    let (_, value) = token(
+        &t,
+        json!({"label": "desk", "streams": [{"streamName": "desk"}], "record": true}),
+    )
+    .await;
+    let url = |source: &str| format!("{}/whip/broadcast/desk?sourceId={source}", t.base);
+    // Chromium sends its offer before it knows a candidate, and each candidate by PATCH.
+    let mut chromium = tokio::process::Command::new(crate::common::python());
+    chromium
+        .arg(crate::support::script("browser_broadcast.py"))
+        .arg(format!("{}/healthz", t.base))
+        .args([&url("browser"), &value, "12"]);
+    let mut aiortc = tokio::process::Command::new(crate::common::python());
+    aiortc.arg(crate::support::script("whip_publish.py")).args([
+        &url("aiortc"),
+        &value,
+        "h264",
+        "12",
+    ]);
+    let chromium = stdout_of(&mut chromium, "the Chromium broadcaster");
+    let aiortc = stdout_of(&mut aiortc, "the aiortc broadcaster");
+    let (chromium, aiortc) = tokio::join!(chromium, aiortc);
+    let chromium: Value = serde_json::from_str(chromium.trim()).unwrap();
+    let aiortc: Value = serde_json::from_str(aiortc.trim()).unwrap();
+    assert_eq!(chromium["candidates_in_offer"], 0, "{chromium}");
+    assert!(chromium["patches"].as_u64().unwrap() >= 2, "{chromium}");
+    for sent in [&chromium["sent"], &aiortc["sent"]] {
+        assert!(sent["video"].as_u64().unwrap() > 300, "{sent}");
+        assert!(sent["audio"].as_u64().unwrap() > 500, "{sent}");
+    }
+
+    // One file per source, in the codec each sent.
+    let recorded = final_recordings(&t, "desk", 2).await;
+    let files: Vec<PathBuf> = recorded.into_iter().flat_map(|(_, f)| f).collect();
+    let browser = if chromium["codec"] == "video/H264" {
+        ("desk_browser_", ".mp4", ["opus", "h264"])
+    } else {
+        assert_eq!(chromium["codec"], "video/VP8", "{chromium}");
+        ("desk_browser_", ".webm", ["opus", "vp8"])
+    };
+    for (prefix, extension, codecs) in [browser, ("desk_aiortc_", ".mp4", ["opus", "h264"])] {
+        let mine: Vec<_> = files
+            .iter()
+            .filter(|f| f.to_str().unwrap().contains(prefix))
+            .collect();
+        let [file] = mine.as_slice() else {
+            panic!("{prefix}: {files:?}")
+        };
+        assert!(file.to_str().unwrap().ends_with(extension), "{file:?}");
+        let (got, seconds) = probe(file).await;
+        assert_eq!(got, codecs, "{file:?}");
+        assert!((seconds - 12.0).abs() < 1.5, "{file:?}: {seconds} s");
+        assert_eq!(decode(file).await.0, "", "{file:?}");
+    }
 }
