@@ -2,6 +2,8 @@
 //!
 //! - `POST /whip/broadcast/{stream}[?sourceId=..]`: publish a broadcast stream with a publish
 //!   token (`Authorization: Bearer <token>`) as a participant of the call `broadcast:<stream>`.
+//! - `POST /whep/broadcast/{stream}`: watch a broadcast stream: openly, or with a subscribe
+//!   token when a publish token of the stream says viewers need one.
 //! - `POST /whip/{type}/{id}[?source=screen][&source_id=..]`: publish; `POST /whep/{type}/{id}`:
 //!   play every other participant's tracks; `POST /whep/{type}/{id}/tracks/{track_id}`: one track.
 //!   The token comes as `Authorization: Bearer <jwt>` (or `?token=`).
@@ -48,6 +50,10 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/whip/{call_type}/{call_id}",
             post(publish).options(options),
+        )
+        .route(
+            "/whep/broadcast/{stream}",
+            post(watch_broadcast).options(options),
         )
         .route("/whep/{call_type}/{call_id}", post(play).options(options))
         .route(
@@ -329,6 +335,33 @@ async fn publish_broadcast(
         tracing::warn!(cid = %grant.cid, error = %e, "cannot record the broadcast");
     }
     Ok(created(&state, "whip", answer))
+}
+
+/// Plays a broadcast stream to a viewer.
+async fn watch_broadcast(
+    State(state): State<AppState>,
+    Path(stream): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response> {
+    let stream = StreamName::parse(stream)
+        .map_err(|e| WebRtcError(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let offer = text_body(&headers, &body, "application/sdp")?;
+    media::check_offer(&offer, false).map_err(MediaError::from)?;
+    let header_only = WebRtcQuery::default();
+    let cid = state
+        .services
+        .watch(&stream, token(&headers, &header_only))
+        .await
+        .map_err(|e| service_error(&e))?;
+    let mut id = [0u8; 8];
+    getrandom::fill(&mut id).expect("the operating system provides randomness");
+    let who = Player {
+        user_id: UserId::parse(format!("viewer-{}", hex::encode(id))).expect("a valid user id"),
+        viewer: None,
+    };
+    let answer = state.media.play(&cid, &who, None, &offer).await?;
+    Ok(created(&state, "whep", answer))
 }
 
 async fn publish(

@@ -110,6 +110,55 @@ impl Services {
         .await
     }
 
+    /// Checks that a viewer with `bearer` (if given) may watch `stream`, and makes the
+    /// stream's call if it is new (a viewer may come before the broadcaster); the call.
+    ///
+    /// A stream only an active publish token covers can be broadcast, so only such a stream
+    /// can be watched. If one of those tokens has `subscribe_requires_auth`, the viewer needs
+    /// a token: the API secret or a token signed with it (the application's backend gives
+    /// its viewers one), or a publish token of the stream itself.
+    pub async fn watch(&self, stream: &StreamName, bearer: Option<&str>) -> Result<Cid> {
+        let now = Timestamp::now();
+        let mut covering = Vec::new();
+        for page in 0.. {
+            let tokens = self
+                .store()
+                .list_tokens(TokenOrder::AddedOn, false, (page * 100, 100))
+                .await?;
+            let last = tokens.len() < 100;
+            covering.extend(tokens.into_iter().filter(|t| t.allows(stream, now).is_ok()));
+            if last {
+                break;
+            }
+        }
+        if covering.is_empty() {
+            return Err(ServiceError::NotFound(format!(
+                "no active publish token covers stream {stream}"
+            )));
+        }
+        if covering.iter().any(|t| t.subscribe_requires_auth) {
+            let bearer = bearer.filter(|b| !b.is_empty()).ok_or_else(|| {
+                ServiceError::Unauthorized(
+                    "this stream needs a subscribe token: Authorization: Bearer <token>".into(),
+                )
+            })?;
+            let known = self.keys().bearer(Some(bearer)).is_ok()
+                || covering.iter().any(|t| t.token.expose() == bearer);
+            if !known {
+                return Err(ServiceError::Unauthorized(
+                    "the subscribe token is not valid".into(),
+                ));
+            }
+        }
+        let cid = stream_cid(stream);
+        let new = NewCall {
+            created_by: Some(covering[0].publisher()),
+            ..NewCall::default()
+        };
+        self.get_or_create_call(&Caller::Server, &cid, new).await?;
+        Ok(cid)
+    }
+
     /// The user a broadcaster publishing with the token `value` publishes as, if it is one.
     pub async fn publisher_of(&self, value: &str) -> Result<Option<UserId>> {
         Ok(self

@@ -766,11 +766,18 @@ async fn chromium_trickling_ice_and_aiortc_broadcast_with_a_publish_token() {
     .await;
     let url = |source: &str| format!("{}/whip/broadcast/desk?sourceId={source}", t.base);
     // Chromium sends its offer before it knows a candidate, and each candidate by PATCH.
-    let mut chromium = tokio::process::Command::new(crate::common::python());
-    chromium
-        .arg(crate::support::script("browser_broadcast.py"))
-        .arg(format!("{}/healthz", t.base))
-        .args([&url("browser"), &value, "12"]);
+    let browser = |mode: &str, url: String, token: &str, seconds: &str| {
+        let mut c = tokio::process::Command::new(crate::common::python());
+        c.arg(crate::support::script("browser_broadcast.py")).args([
+            mode,
+            &format!("{}/healthz", t.base),
+            &url,
+            token,
+            seconds,
+        ]);
+        c
+    };
+    let mut chromium = browser("publish", url("browser"), &value, "12");
     let mut aiortc = tokio::process::Command::new(crate::common::python());
     aiortc.arg(crate::support::script("whip_publish.py")).args([
         &url("aiortc"),
@@ -778,9 +785,26 @@ async fn chromium_trickling_ice_and_aiortc_broadcast_with_a_publish_token() {
         "h264",
         "12",
     ]);
+    // A viewer watches the stream openly while it is live.
+    let mut viewer = browser("watch", format!("{}/whep/broadcast/desk", t.base), "-", "5");
     let chromium = stdout_of(&mut chromium, "the Chromium broadcaster");
     let aiortc = stdout_of(&mut aiortc, "the aiortc broadcaster");
-    let (chromium, aiortc) = tokio::join!(chromium, aiortc);
+    let viewer = async {
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        stdout_of(&mut viewer, "the Chromium viewer").await
+    };
+    let (chromium, aiortc, viewer) = tokio::join!(chromium, aiortc, viewer);
+    let viewer: Value = serde_json::from_str(viewer.trim()).unwrap();
+    assert_eq!(viewer["status"], 201, "{viewer}");
+    assert!(
+        viewer["received"]["video"].as_u64().unwrap() > 100,
+        "{viewer}"
+    );
+    assert!(
+        viewer["received"]["audio"].as_u64().unwrap() > 100,
+        "{viewer}"
+    );
+    assert!(viewer["frames_decoded"].as_u64().unwrap() > 30, "{viewer}");
     let chromium: Value = serde_json::from_str(chromium.trim()).unwrap();
     let aiortc: Value = serde_json::from_str(aiortc.trim()).unwrap();
     assert_eq!(chromium["candidates_in_offer"], 0, "{chromium}");
@@ -812,5 +836,53 @@ async fn chromium_trickling_ice_and_aiortc_broadcast_with_a_publish_token() {
         assert_eq!(got, codecs, "{file:?}");
         assert!((seconds - 12.0).abs() < 1.5, "{file:?}: {seconds} s");
         assert_eq!(decode(file).await.0, "", "{file:?}");
+    }
+}
+
+#[tokio::test]
+async fn viewers_need_a_subscribe_token_only_where_the_stream_asks_for_one() {
+    let t = server(Duration::from_secs(1), None).await;
+    let (_, open) = token(
+        &t,
+        json!({"label": "open", "streams": [{"streamName": "open"}]}),
+    )
+    .await;
+    let (_, vip) = token(
+        &t,
+        json!({"label": "vip", "streams": [{"streamName": "vip"}], "subscribeRequiresAuth": true}),
+    )
+    .await;
+    let fan = t.user_token("fan", None);
+    let watch = |stream: &str, bearer: Option<&str>| {
+        let mut req = t
+            .http
+            .post(format!("{}/whep/broadcast/{stream}", t.base))
+            .header("content-type", "application/sdp")
+            .body(offer("opus/48000/2", 1).replace("a=sendonly", "a=recvonly"));
+        if let Some(b) = bearer {
+            req = req.bearer_auth(b);
+        }
+        async move {
+            let res = req.send().await.unwrap();
+            (res.status().as_u16(), res.text().await.unwrap())
+        }
+    };
+    for (stream, bearer, status, says) in [
+        ("open", None, 201, ""),
+        ("vip", None, 401, "needs a subscribe token"),
+        ("vip", Some("wrong"), 401, "not valid"),
+        ("vip", Some(open.as_str()), 401, "not valid"),
+        ("vip", Some(fan.as_str()), 201, ""),
+        ("vip", Some(API_SECRET), 201, ""),
+        ("vip", Some(vip.as_str()), 201, ""),
+        ("nobody", None, 404, "no active publish token covers"),
+        ("..%2Fx", None, 400, "stream name"),
+    ] {
+        let (s, text) = watch(stream, bearer).await;
+        assert_eq!(s, status, "{stream} with {bearer:?}: {text}");
+        assert!(
+            text.contains(says),
+            "{stream}: {text:?} does not say {says:?}"
+        );
     }
 }

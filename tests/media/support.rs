@@ -472,11 +472,13 @@ pub async fn kit_statuses(hook: &Receiver, id: Option<&str>, count: usize) -> Ve
 
 /// A minimal offer with `video` video m-lines of `codec` and one Opus audio m-line.
 pub fn offer(audio_codec: &str, video: usize) -> String {
-    let mut sdp = String::from(
-        "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n\
+    let mids: Vec<String> = (0..=video).map(|i| i.to_string()).collect();
+    let mut sdp = format!(
+        "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE {}\r\n\
          a=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\n\
          a=fingerprint:sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF\r\n\
          a=setup:actpass\r\n",
+        mids.join(" ")
     );
     sdp.push_str(&format!(
         "m=audio 9 UDP/TLS/RTP/SAVPF 0\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=sendonly\r\na=rtcp-mux\r\na=rtpmap:0 {audio_codec}\r\n"

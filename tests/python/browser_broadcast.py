@@ -1,11 +1,12 @@
-"""Broadcasts from headless Chromium's fake camera and microphone over WHIP with trickle ICE,
-as browser broadcasters and OBS do: the offer goes before any candidate is known, and each
-candidate follows by PATCH (application/trickle-ice-sdpfrag) as the browser finds it.
+"""Broadcasts from headless Chromium's fake camera and microphone over WHIP, or watches a
+broadcast over WHEP, with trickle ICE as browsers and OBS do: the offer goes before any
+candidate is known, and each candidate follows by PATCH (application/trickle-ice-sdpfrag).
 
-usage: browser_broadcast.py ORIGIN WHIP_URL TOKEN SECONDS
-  ORIGIN is a page of the server (the script runs there); WHIP_URL the broadcast endpoint.
-  Prints one JSON line: {"candidates_in_offer", "patches", "codec", "sent": {"audio", "video"}}
-  read from the browser's stats before the session is deleted.
+usage: browser_broadcast.py publish|watch ORIGIN URL TOKEN SECONDS
+  ORIGIN is a page of the server (the script runs there); URL the WHIP or WHEP endpoint;
+  TOKEN "-" for none. Prints one JSON line: {"status"} and, once the session was made,
+  {"candidates_in_offer", "patches", "codec", "sent" or "received": {"audio", "video"},
+  "frames_decoded"} from the browser's stats before the session is deleted.
 """
 import asyncio
 import json
@@ -20,11 +21,16 @@ FLAGS = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
          "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync"]
 
-BROADCAST = """async ([url, token, seconds]) => {
-  const media = await navigator.mediaDevices.getUserMedia({audio: true, video: {width: 640, height: 360}});
+SESSION = """async ([publish, url, token, seconds]) => {
   const pc = new RTCPeerConnection();
-  for (const track of media.getTracks()) pc.addTransceiver(track, {direction: "sendonly"});
-  const auth = {"Authorization": "Bearer " + token};
+  if (publish) {
+    const media = await navigator.mediaDevices.getUserMedia({audio: true, video: {width: 640, height: 360}});
+    for (const track of media.getTracks()) pc.addTransceiver(track, {direction: "sendonly"});
+  } else {
+    pc.addTransceiver("audio", {direction: "recvonly"});
+    pc.addTransceiver("video", {direction: "recvonly"});
+  }
+  const auth = token === "-" ? {} : {"Authorization": "Bearer " + token};
   let location = null, patches = 0;
   const waiting = [];
   const patch = async (line) => {
@@ -43,19 +49,21 @@ BROADCAST = """async ([url, token, seconds]) => {
   await pc.setLocalDescription(await pc.createOffer());
   const offer = pc.localDescription.sdp;
   const r = await fetch(url, {method: "POST", body: offer, headers: {...auth, "Content-Type": "application/sdp"}});
-  if (r.status !== 201) throw new Error("WHIP answered " + r.status + ": " + await r.text());
+  if (r.status !== 201) return {status: r.status, text: await r.text()};
   location = new URL(r.headers.get("Location"), url).href;
   await pc.setRemoteDescription({type: "answer", sdp: await r.text()});
   for (const line of waiting.splice(0)) sent.push(patch(line));
   await new Promise((done) => setTimeout(done, seconds * 1000));
   await Promise.all(sent);
-  const out = {candidates_in_offer: offer.split("\\n").filter((l) => l.startsWith("a=candidate")).length,
-               patches, sent: {audio: 0, video: 0}, codec: null};
+  const out = {status: 201, candidates_in_offer: offer.split("\\n").filter((l) => l.startsWith("a=candidate")).length,
+               patches, sent: {audio: 0, video: 0}, received: {audio: 0, video: 0}, codec: null, frames_decoded: 0};
   const stats = await pc.getStats();
   for (const s of stats.values()) {
-    if (s.type === "outbound-rtp") {
-      out.sent[s.kind] += s.packetsSent;
+    if (s.type === "outbound-rtp" || s.type === "inbound-rtp") {
+      if (s.type === "outbound-rtp") out.sent[s.kind] += s.packetsSent;
+      else out.received[s.kind] += s.packetsReceived;
       if (s.kind === "video" && s.codecId) out.codec = stats.get(s.codecId).mimeType;
+      if (s.kind === "video" && s.framesDecoded) out.frames_decoded += s.framesDecoded;
     }
   }
   await fetch(location, {method: "DELETE", headers: auth});
@@ -64,16 +72,16 @@ BROADCAST = """async ([url, token, seconds]) => {
 }"""
 
 
-async def main(origin: str, url: str, token: str, seconds: float) -> None:
+async def main(mode: str, origin: str, url: str, token: str, seconds: float) -> None:
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
         page = await browser.new_page()
         page.on("console", lambda m: print(f"console: {m.text}", file=sys.stderr))
         await page.goto(origin)
-        out = await page.evaluate(BROADCAST, [url, token, seconds])
+        out = await page.evaluate(SESSION, [mode == "publish", url, token, seconds])
         await browser.close()
     print(json.dumps(out), flush=True)
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])))
+    asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5])))
