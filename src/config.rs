@@ -20,6 +20,8 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
 pub const DEFAULT_DATA_DIR: &str = "./data";
 /// Default lifetime of download links: two weeks, as Stream's.
 pub const DEFAULT_DOWNLOAD_URL_TTL: Duration = Duration::from_secs(14 * 24 * 3600);
+/// Default longest recording of a broadcast; a longer broadcast goes on in a new one.
+pub const DEFAULT_BROADCAST_SPLIT: Duration = Duration::from_secs(12 * 3600);
 /// Default time a webhook is retried before it is given up.
 pub const DEFAULT_WEBHOOK_RETRY_FOR: Duration = Duration::from_secs(24 * 3600);
 /// Default time a webhook receiver has to answer (Stream expects 2xx within 3 s).
@@ -154,6 +156,10 @@ pub struct Settings {
     /// Lifetime of download links [default: 14d; at most 7d for S3, which limits presigned URLs]
     #[arg(long, env = "REEL_DOWNLOAD_URL_TTL", value_name = "DURATION")]
     pub download_url_ttl: Option<HumanDuration>,
+
+    /// Longest recording of a broadcast; a longer one goes on in a new recording [default: 12h]
+    #[arg(long, env = "REEL_BROADCAST_SPLIT", value_name = "DURATION")]
+    pub broadcast_split: Option<HumanDuration>,
 
     /// Log format [default: text]
     #[arg(long, env = "REEL_LOG_FORMAT", value_enum)]
@@ -312,6 +318,7 @@ impl Settings {
             webhook_retry_for: over.webhook_retry_for.or(self.webhook_retry_for),
             webhook_timeout: over.webhook_timeout.or(self.webhook_timeout),
             download_url_ttl: over.download_url_ttl.or(self.download_url_ttl),
+            broadcast_split: over.broadcast_split.or(self.broadcast_split),
             log_format: over.log_format.or(self.log_format),
             composite_standby: over.composite_standby.or(self.composite_standby),
             s3,
@@ -367,6 +374,8 @@ pub struct Config {
     pub webhook_timeout: Duration,
     /// Lifetime of download links.
     pub download_url_ttl: Duration,
+    /// Longest recording of a broadcast.
+    pub broadcast_split: Duration,
     /// The default S3 store, if any; otherwise files stay on local disk.
     pub s3: Option<S3Config>,
     /// Log format.
@@ -535,6 +544,11 @@ impl Config {
                 "download_url_ttl",
                 s.download_url_ttl,
                 DEFAULT_DOWNLOAD_URL_TTL,
+            )?,
+            broadcast_split: positive(
+                "broadcast_split",
+                s.broadcast_split,
+                DEFAULT_BROADCAST_SPLIT,
             )?,
             s3,
             log_format: s.log_format.unwrap_or_default(),

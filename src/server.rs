@@ -189,6 +189,7 @@ impl Server {
             metrics.clone(),
             ServiceSettings {
                 download_url_ttl: config.download_url_ttl,
+                broadcast_split: config.broadcast_split,
                 upload_retry_for: UPLOAD_RETRY_FOR,
                 work_dir,
                 session_grace: config.session_grace,

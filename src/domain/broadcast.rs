@@ -35,6 +35,11 @@ pub struct BroadcastSource {
     pub source_id: String,
     /// Whether pictures of it are taken while it is recorded.
     pub thumbnails: bool,
+    /// The longest recording of it; it goes on in a new recording after that.
+    pub split_after: std::time::Duration,
+    /// Whether this recording goes on from one that reached `split_after` (then it is kept
+    /// however short it is).
+    pub continued: bool,
 }
 
 /// The layer a broadcast recording lists the pictures taken while it was live under.

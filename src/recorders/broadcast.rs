@@ -2,12 +2,14 @@
 //! in (nothing is transcoded): WebM for VP8, VP9, AV1 and Opus; MP4 once the video is H.264
 //! (its Opus audio kept). Written live like the individual files, so a crash leaves it
 //! playable. The recording ends when its source stops publishing; a broadcast shorter than
-//! [`MIN_LENGTH`] is not kept, and the recording fails with that reason. When the token asks
-//! for them, pictures of the source are taken while it is live (see [`super::stills`]).
+//! [`MIN_LENGTH`] is not kept, and the recording fails with that reason. One that lasts its
+//! source's `split_after` ends there, and a new recording goes on with what follows (each
+//! piece kept however short). When the token asks for them, pictures of the source are
+//! taken while it is live (see [`super::stills`]).
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
@@ -98,6 +100,9 @@ impl Recorder for BroadcastRecorder {
         let writing = SourceFile {
             files: self.files,
             stills: self.stills,
+            split_after: self.source.split_after,
+            keep_short: self.source.continued,
+            first: None,
             ended: false,
             too_short: None,
         };
@@ -110,6 +115,12 @@ struct SourceFile {
     files: ParticipantFiles,
     /// Its pictures, if its token takes them.
     stills: Option<Stills>,
+    /// Its longest length: then it ends, and a new recording goes on.
+    split_after: Duration,
+    /// Whether a short file is kept (the broadcast was split).
+    keep_short: bool,
+    /// When its first packet came.
+    first: Option<Instant>,
     /// Its file was closed: the source stopped publishing.
     ended: bool,
     /// How long a broadcast lasted that was too short to keep.
@@ -122,7 +133,7 @@ impl SourceFile {
         for f in files {
             self.ended = true;
             let length = f.end_time.since(f.start_time);
-            if length < MIN_LENGTH {
+            if length < MIN_LENGTH && !self.keep_short {
                 if let Err(e) = std::fs::remove_file(&f.path) {
                     tracing::warn!(error = %e, path = %f.path.display(), "cannot remove a short broadcast");
                 }
@@ -134,6 +145,16 @@ impl SourceFile {
                 out.hand_over(f);
             }
         }
+    }
+
+    /// Closes the file and hands it over (also when writing failed).
+    fn close(&mut self, out: &Outlet) -> Result<(), RecorderError> {
+        let closed = self.files.close();
+        let finished = self.files.take_finished();
+        self.hand_over(finished, out);
+        let closed = closed?;
+        self.hand_over(closed, out);
+        Ok(())
     }
 
     /// Takes the pictures that are due, if the token takes them.
@@ -160,8 +181,15 @@ impl Writing for SourceFile {
     const TICK: Duration = Duration::from_millis(250);
 
     fn take(&mut self, m: BusMessage, out: &Outlet) -> Result<(), RecorderError> {
-        if let (Some(stills), BusMessage::Packet(p)) = (&mut self.stills, &m) {
-            stills.packet(&p.track.track_id, p.track.track_type == TrackType::Video);
+        if self.ended {
+            // What comes after the split is the next recording's.
+            return Ok(());
+        }
+        if let BusMessage::Packet(p) = &m {
+            self.first.get_or_insert_with(Instant::now);
+            if let Some(stills) = &mut self.stills {
+                stills.packet(&p.track.track_id, p.track.track_type == TrackType::Video);
+            }
         }
         self.files.handle(&m, &mut |t| out.ask_keyframe(t));
         self.take_stills(out);
@@ -171,6 +199,13 @@ impl Writing for SourceFile {
     }
 
     fn tick(&mut self, out: &Outlet) -> Result<(), RecorderError> {
+        if !self.ended && self.first.is_some_and(|t| t.elapsed() >= self.split_after) {
+            // As long as a recording may be: what follows goes into a new one.
+            out.goes_on();
+            self.ended = true;
+            self.keep_short = true;
+            return self.close(out);
+        }
         self.files.tick();
         self.take_stills(out);
         let finished = self.files.take_finished();
@@ -183,11 +218,7 @@ impl Writing for SourceFile {
     }
 
     fn finish(mut self, out: &Outlet) -> Result<(), RecorderError> {
-        let closed = self.files.close();
-        let finished = self.files.take_finished();
-        self.hand_over(finished, out);
-        let closed = closed?;
-        self.hand_over(closed, out);
+        self.close(out)?;
         self.outcome()
     }
 }

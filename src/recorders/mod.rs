@@ -145,6 +145,9 @@ pub enum Report {
     FileFinished(FinishedFile),
     /// How a composite goes, so far.
     Progress(CompositeProgress),
+    /// What it records goes on past the longest recording (a broadcast's): a recording of
+    /// what follows is to start now, as this one finishes.
+    GoesOn,
     /// It ended, with every file it wrote handed over before.
     Finished {
         /// Whether it recorded as asked.
@@ -176,6 +179,11 @@ impl Reporter {
     /// Tells how a composite goes.
     pub fn progress(&self, p: CompositeProgress) {
         self.send(Report::Progress(p));
+    }
+
+    /// Asks for a recording of what follows.
+    pub fn goes_on(&self) {
+        self.send(Report::GoesOn);
     }
 
     fn send(&self, r: Report) {

@@ -30,6 +30,11 @@ impl Outlet<'_> {
     pub fn hand_over(&self, f: FinishedFile) {
         self.reports.file_finished(f);
     }
+
+    /// Asks for a recording of what follows this one.
+    pub fn goes_on(&self) {
+        self.reports.goes_on();
+    }
 }
 
 /// A recorder's writing side.

@@ -88,6 +88,43 @@ impl Services {
         grant: &BroadcastGrant,
         source_id: &str,
     ) -> Result<Recording> {
+        self.record_source(grant, source_id, false).await
+    }
+
+    /// Starts recording what follows a broadcast recording that reached its longest length,
+    /// if its token still exists.
+    pub(super) async fn continue_broadcast(&self, rec: &Recording) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let file = tx.record_file_of(&rec.id).await?;
+        let token = match &file {
+            Some(f) => tx.get_token(f.token_id).await?,
+            None => None,
+        };
+        self.commit(tx).await?;
+        let (Some(file), Some(token)) = (file, token) else {
+            return Err(ServiceError::NotFound(format!(
+                "the broadcast of recording {} has no token any more",
+                rec.id
+            )));
+        };
+        let grant = BroadcastGrant {
+            cid: rec.cid.clone(),
+            publisher: token.publisher(),
+            record: true,
+            token_id: token.id,
+            thumbnails: token.enable_thumbnails,
+        };
+        let next = self.record_source(&grant, &file.source_id, true).await?;
+        info!(cid = %rec.cid, recording_id = %next.id, after = %rec.id, "broadcast recording goes on");
+        Ok(())
+    }
+
+    async fn record_source(
+        &self,
+        grant: &BroadcastGrant,
+        source_id: &str,
+        continued: bool,
+    ) -> Result<Recording> {
         let (call, call_type) = self.load_call(&grant.cid).await?;
         let options = StartOptions {
             beside_others: true,
@@ -96,6 +133,8 @@ impl Services {
                 publisher: grant.publisher.clone(),
                 source_id: source_id.to_owned(),
                 thumbnails: grant.thumbnails,
+                split_after: self.inner.settings.broadcast_split,
+                continued,
             }),
             ..StartOptions::default()
         };

@@ -81,6 +81,8 @@ pub type Result<T, E = ServiceError> = std::result::Result<T, E>;
 pub struct ServiceSettings {
     /// Lifetime of download links.
     pub download_url_ttl: Duration,
+    /// Longest recording of a broadcast: a longer broadcast goes on in a new recording.
+    pub broadcast_split: Duration,
     /// How long a failing upload is retried before the file is given up (and kept locally).
     pub upload_retry_for: Duration,
     /// Where recorders write files before they are uploaded.

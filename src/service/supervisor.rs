@@ -151,6 +151,11 @@ impl Services {
                     }
                 }
                 Some(Report::Progress(p)) => self.metrics().set_composite(id.as_str(), &p),
+                Some(Report::GoesOn) => {
+                    if let Err(e) = self.continue_broadcast(&rec).await {
+                        warn!(error = %e, "cannot go on recording the broadcast");
+                    }
+                }
                 Some(Report::Finished { outcome }) => break outcome.map_err(|e| e.to_string()),
                 None => {
                     // Aborted with reel (as a crash ends it): the next start finishes it.

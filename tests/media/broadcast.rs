@@ -886,3 +886,58 @@ async fn viewers_need_a_subscribe_token_only_where_the_stream_asks_for_one() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_broadcast_longer_than_a_recording_may_be_goes_on_in_new_recordings() {
+    // Recordings of at most 6 s (12 h by default): a 15 s broadcast makes three.
+    let t = TestServer::start_with(
+        Db::Sqlite,
+        |s| {
+            s.media.session_grace = Some(reel::config::HumanDuration(Duration::from_secs(1)));
+            s.broadcast_split = Some(reel::config::HumanDuration(Duration::from_secs(6)));
+        },
+        Recorders::native(),
+    )
+    .await;
+    let clips = tempfile::tempdir().unwrap();
+    make_clips(clips.path());
+    let (_, value) = token(
+        &t,
+        json!({"label": "long", "streams": [{"streamName": "long"}], "record": true}),
+    )
+    .await;
+    let mut run = broadcast(&t, (clips.path(), "vp8.ivf"), "long", &value, 15);
+    assert!(run.wait().await.unwrap().success());
+    let mut pieces = final_recordings(&t, "long", 3).await;
+    pieces.sort_by_key(|(r, _)| r.created_at);
+    let mut spans = Vec::new();
+    for (r, files) in &pieces {
+        assert_eq!(r.state, RecordingState::Ready, "{r:?}");
+        let [file] = files.as_slice() else {
+            panic!("{files:?}")
+        };
+        let (codecs, seconds) = probe(file).await;
+        assert_eq!(codecs, ["opus", "vp8"], "{file:?}");
+        assert_eq!(decode(file).await.0, "", "{file:?}");
+        let name = file.file_stem().unwrap().to_str().unwrap();
+        let first_ms: i64 = name.rsplit('_').next().unwrap().parse().unwrap();
+        spans.push((first_ms as f64 / 1000.0, seconds));
+    }
+    println!("pieces (start s, length s): {spans:?}");
+    for (i, (_, seconds)) in spans.iter().enumerate().take(2) {
+        assert!((seconds - 6.0).abs() < 0.6, "piece {i}: {seconds} s");
+    }
+    // Each piece goes on where the one before ended, but for a key frame's wait.
+    for pair in spans.windows(2) {
+        let gap = pair[1].0 - (pair[0].0 + pair[0].1);
+        assert!(
+            (-0.1..1.0).contains(&gap),
+            "{gap} s between pieces: {spans:?}"
+        );
+    }
+    let total: f64 = spans.iter().map(|(_, s)| s).sum();
+    assert!(
+        (total - 15.0).abs() < 1.5,
+        "{total} s of 15 kept: {spans:?}"
+    );
+}
