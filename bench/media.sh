@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Media plane benchmark: `reel publish` participants against an in-process reel, on loopback
-# inside a network namespace of its own. `bench/media.sh system` runs the whole-system benchmark.
+# inside a network namespace of its own. `bench/media.sh system` runs the whole-system benchmark,
+# `bench/media.sh broadcast` the broadcast recording benchmark.
 set -euo pipefail
 bench="${1:-media}"
 cd "$(dirname "$0")/.."

@@ -9,19 +9,30 @@ use reel::config::{MediaSettings, Settings};
 /// The benchmark clips (`REEL_BENCH_CLIPS`, default `~/.cache/reel-bench/clips`), made with
 /// `scripts/make-clips.sh` if missing.
 pub fn clips() -> PathBuf {
-    let clips = std::env::var_os("REEL_BENCH_CLIPS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let home = std::env::var_os("HOME").expect("HOME");
-            PathBuf::from(home).join(".cache/reel-bench/clips")
-        });
+    match std::env::var_os("REEL_BENCH_CLIPS") {
+        Some(dir) => make_clips(PathBuf::from(dir), &[]),
+        None => clips_of("clips", &[]),
+    }
+}
+
+/// Clips made with `scripts/make-clips.sh DIR args` in `~/.cache/reel-bench/{name}`.
+pub fn clips_of(name: &str, args: &[&str]) -> PathBuf {
+    let home = std::env::var_os("HOME").expect("HOME");
+    make_clips(
+        PathBuf::from(home).join(".cache/reel-bench").join(name),
+        args,
+    )
+}
+
+fn make_clips(dir: PathBuf, args: &[&str]) -> PathBuf {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/make-clips.sh");
     let made = std::process::Command::new(script)
-        .arg(&clips)
+        .arg(&dir)
+        .args(args)
         .status()
         .expect("run scripts/make-clips.sh");
     assert!(made.success(), "making the clips failed");
-    clips
+    dir
 }
 
 /// A server on loopback with its data in `dir` (SQLite), any free ports, and these
@@ -52,8 +63,21 @@ pub fn publish(
     duration: Duration,
     secret: &str,
 ) -> tokio::process::Child {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_reel"))
-        .arg("publish")
+    publish_command(whip, clips, n, (stagger, duration))
+        .env("REEL_API_SECRET", secret)
+        .spawn()
+        .expect("start reel publish")
+}
+
+/// `reel publish` as [`publish`] runs it, without credentials.
+pub fn publish_command(
+    whip: &str,
+    clips: &Path,
+    n: usize,
+    (stagger, duration): (Duration, Duration),
+) -> tokio::process::Command {
+    let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_reel"));
+    c.arg("publish")
         .arg(whip)
         .arg("--video")
         .arg(clips.join("vp8.ivf"))
@@ -62,9 +86,7 @@ pub fn publish(
         .args(["-n", &n.to_string(), "--format", "json"])
         .args(["--stagger", &format!("{}ms", stagger.as_millis())])
         .args(["--duration", &format!("{}ms", duration.as_millis())])
-        .env("REEL_API_SECRET", secret)
         .env("REEL_LOG", "error")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start reel publish")
+        .stdout(Stdio::piped());
+    c
 }

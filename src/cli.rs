@@ -119,7 +119,9 @@ pub struct TokenArgs {
 /// `reel publish`.
 #[derive(Debug, Args)]
 pub struct PublishArgs {
-    /// The WHIP endpoint, e.g. http://127.0.0.1:3000/whip/default/demo.
+    /// The WHIP endpoint, e.g. http://127.0.0.1:3000/whip/default/demo. With several
+    /// participants, `{n}` in it becomes each one's number (1 to N): a call or broadcast
+    /// stream each.
     pub url: reqwest::Url,
     /// The video clip: IVF (VP8, VP9 or AV1) or an H.264 Annex B stream (.h264).
     #[arg(long, value_name = "FILE", required_unless_present = "audio")]
@@ -779,12 +781,24 @@ async fn publish(args: PublishArgs) -> anyhow::Result<()> {
     let audio = args.audio.as_deref().map(clip::read_audio).transpose()?;
     let several = args.participants > 1;
     let keys = args.api_secret.as_deref().map(|s| Keys::new("", s));
+    // The URL keeps `{n}` percent-encoded in its path and raw in its query.
+    let template = args.url.as_str();
+    let numbered = template.contains("%7Bn%7D") || template.contains("{n}");
+    let url_of = |i: usize| -> anyhow::Result<Option<reqwest::Url>> {
+        if !numbered {
+            return Ok(None);
+        }
+        let n = i.to_string();
+        let url = template.replace("%7Bn%7D", &n).replace("{n}", &n);
+        Ok(Some(reqwest::Url::parse(&url).context("the numbered URL")?))
+    };
     let participants = (1..=args.participants)
         .map(|i| {
             Ok(match (&args.token, &keys) {
                 (Some(token), _) => publisher::Identity {
                     token: token.clone(),
-                    source_id: several.then(|| format!("p{i}")),
+                    source_id: (several && !numbered).then(|| format!("p{i}")),
+                    url: url_of(i)?,
                 },
                 (None, Some(keys)) => {
                     let user = if several {
@@ -795,6 +809,7 @@ async fn publish(args: PublishArgs) -> anyhow::Result<()> {
                     publisher::Identity {
                         token: keys.user_token(&user, None, None),
                         source_id: None,
+                        url: url_of(i)?,
                     }
                 }
                 (None, None) => bail!(

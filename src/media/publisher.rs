@@ -58,8 +58,11 @@ pub enum PublishError {
 pub struct Identity {
     /// The user token sent as Bearer.
     pub token: String,
-    /// `?source_id=` for this participant, when several share a user.
+    /// `?source_id=` for this participant (`?sourceId=` on a broadcast), when several share
+    /// a user.
     pub source_id: Option<String>,
+    /// Its WHIP endpoint, when not the configuration's (one stream per participant).
+    pub url: Option<reqwest::Url>,
 }
 
 /// What to publish, where, and for how long.
@@ -208,9 +211,14 @@ async fn participant(
     stop: CancellationToken,
 ) -> Result<Option<Duration>, PublishError> {
     let identity = &config.participants[n];
-    let mut url = config.url.clone();
+    let mut url = identity.url.clone().unwrap_or_else(|| config.url.clone());
     if let Some(id) = &identity.source_id {
-        url.query_pairs_mut().append_pair("source_id", id);
+        let name = if url.path().contains("/whip/broadcast/") {
+            "sourceId"
+        } else {
+            "source_id"
+        };
+        url.query_pairs_mut().append_pair(name, id);
     }
     let http_error = |reason: String| PublishError::Http {
         url: url.to_string(),

@@ -138,7 +138,12 @@ impl Store {
             conditions.push(if marks.is_empty() {
                 "FALSE".into()
             } else {
-                format!("r.state IN ({})", marks.join(", "))
+                // Checked row by row as the page's order walks its index.
+                format!(
+                    "EXISTS (SELECT 1 FROM recordings r WHERE r.id = rf.recording_id \
+                     AND r.state IN ({}))",
+                    marks.join(", ")
+                )
             });
         }
         let column = match q.order {
@@ -153,9 +158,15 @@ impl Store {
             format!(" WHERE {}", conditions.join(" AND "))
         };
         let (limit, offset) = (next(), next());
-        // Built from fixed fragments and numbered parameters only.
+        // The page is found in record_files alone (walking its indexes past the offset), and
+        // only its rows are joined to their recordings. Built from fixed fragments and
+        // numbered parameters only.
+        let order = format!("ORDER BY {column} {direction}, rf.id {direction}");
         let sql = format!(
-            "{SELECT}{filter} ORDER BY {column} {direction}, rf.id {direction} LIMIT {limit} OFFSET {offset}"
+            "SELECT r.*, rf.id AS rf_id, rf.token_id, rf.stream_name, rf.source_id,
+                    rf.recorded_on, rf.metadata
+             FROM (SELECT * FROM record_files rf{filter} {order} LIMIT {limit} OFFSET {offset}) rf
+             JOIN recordings r ON r.id = rf.recording_id {order}"
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         if let Some(t) = q.token_id {

@@ -941,3 +941,77 @@ async fn a_broadcast_longer_than_a_recording_may_be_goes_on_in_new_recordings() 
         "{total} s of 15 kept: {spans:?}"
     );
 }
+
+/// The picture sizes of `file`'s video frames, in order, each once per run of frames.
+async fn frame_sizes(file: &std::path::Path) -> Vec<String> {
+    let out = tokio::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v",
+            "-show_entries",
+            "frame=width,height",
+        ])
+        .args(["-of", "csv=p=0"])
+        .arg(file)
+        .output()
+        .await
+        .unwrap();
+    let mut sizes: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    sizes.dedup();
+    sizes
+}
+
+#[tokio::test]
+async fn a_broadcast_that_changes_resolution_keeps_both_in_its_file() {
+    let t = TestServer::start_with(
+        Db::Sqlite,
+        |s| s.media.session_grace = Some(reel::config::HumanDuration(Duration::from_secs(1))),
+        Recorders::native(),
+    )
+    .await;
+    let (_, value) = token(
+        &t,
+        json!({"label": "sizes", "streams": [{"streamName": "sizes"}], "record": true}),
+    )
+    .await;
+    // Chromium halves its picture after 6 s, in H.264 and in VP8.
+    let mut runs = Vec::new();
+    for (source, codec) in [("avc", "video/H264"), ("vp8", "video/VP8")] {
+        let url = format!("{}/whip/broadcast/sizes?sourceId={source}", t.base);
+        let mut c = tokio::process::Command::new(crate::common::python());
+        c.arg(crate::support::script("browser_broadcast.py"))
+            .args(["publish", &format!("{}/healthz", t.base), &url, &value])
+            .args(["12", codec, "6"]);
+        runs.push(async move { stdout_of(&mut c, "the Chromium broadcaster").await });
+    }
+    let [avc, vp8]: [String; 2] = futures_util::future::join_all(runs)
+        .await
+        .try_into()
+        .unwrap();
+    for (run, codec) in [(&avc, "video/H264"), (&vp8, "video/VP8")] {
+        let report: Value = serde_json::from_str(run.trim()).unwrap();
+        assert_eq!(report["codec"], codec, "{report}");
+    }
+    let files: Vec<PathBuf> = final_recordings(&t, "sizes", 2)
+        .await
+        .into_iter()
+        .flat_map(|(_, f)| f)
+        .collect();
+    for (prefix, extension) in [("sizes_avc_", ".mp4"), ("sizes_vp8_", ".webm")] {
+        let file = files
+            .iter()
+            .find(|f| f.to_str().unwrap().contains(prefix))
+            .unwrap_or_else(|| panic!("{prefix}: {files:?}"));
+        assert!(file.to_str().unwrap().ends_with(extension), "{file:?}");
+        assert_eq!(decode(file).await.0, "", "{file:?}");
+        let sizes = frame_sizes(file).await;
+        assert_eq!(sizes, ["640,360", "320,180"], "{file:?}");
+        let (_, seconds) = probe(file).await;
+        assert!((seconds - 12.0).abs() < 1.5, "{file:?}: {seconds} s");
+    }
+}

@@ -2,9 +2,10 @@
 broadcast over WHEP, with trickle ICE as browsers and OBS do: the offer goes before any
 candidate is known, and each candidate follows by PATCH (application/trickle-ice-sdpfrag).
 
-usage: browser_broadcast.py publish|watch ORIGIN URL TOKEN SECONDS
+usage: browser_broadcast.py publish|watch ORIGIN URL TOKEN SECONDS [CODEC [RESIZE_AFTER]]
   ORIGIN is a page of the server (the script runs there); URL the WHIP or WHEP endpoint;
-  TOKEN "-" for none. Prints one JSON line: {"status"} and, once the session was made,
+  TOKEN "-" for none. A publisher sends CODEC (a video MIME type, by default the browser's
+  choice) at 640x360, and at 320x180 from RESIZE_AFTER seconds on, if given. Prints one JSON line: {"status"} and, once the session was made,
   {"candidates_in_offer", "patches", "codec", "sent" or "received": {"audio", "video"},
   "frames_decoded"} from the browser's stats before the session is deleted.
 """
@@ -21,11 +22,20 @@ FLAGS = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
          "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync"]
 
-SESSION = """async ([publish, url, token, seconds]) => {
+SESSION = """async ([publish, url, token, seconds, codec, resizeAfter]) => {
   const pc = new RTCPeerConnection();
   if (publish) {
     const media = await navigator.mediaDevices.getUserMedia({audio: true, video: {width: 640, height: 360}});
-    for (const track of media.getTracks()) pc.addTransceiver(track, {direction: "sendonly"});
+    for (const track of media.getTracks()) {
+      const t = pc.addTransceiver(track, {direction: "sendonly"});
+      if (codec && track.kind === "video") {
+        const caps = RTCRtpSender.getCapabilities("video").codecs;
+        t.setCodecPreferences(caps.filter((c) => c.mimeType === codec || c.mimeType === "video/rtx"));
+      }
+      if (resizeAfter && track.kind === "video") {
+        setTimeout(() => track.applyConstraints({width: 320, height: 180}), resizeAfter * 1000);
+      }
+    }
   } else {
     pc.addTransceiver("audio", {direction: "recvonly"});
     pc.addTransceiver("video", {direction: "recvonly"});
@@ -72,16 +82,20 @@ SESSION = """async ([publish, url, token, seconds]) => {
 }"""
 
 
-async def main(mode: str, origin: str, url: str, token: str, seconds: float) -> None:
+async def main(mode: str, origin: str, url: str, token: str, seconds: float,
+               codec: str | None, resize_after: float | None) -> None:
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
         page = await browser.new_page()
         page.on("console", lambda m: print(f"console: {m.text}", file=sys.stderr))
         await page.goto(origin)
-        out = await page.evaluate(SESSION, [mode == "publish", url, token, seconds])
+        out = await page.evaluate(SESSION, [mode == "publish", url, token, seconds, codec, resize_after])
         await browser.close()
     print(json.dumps(out), flush=True)
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5])))
+    args = sys.argv[1:]
+    asyncio.run(main(args[0], args[1], args[2], args[3], float(args[4]),
+                     args[5] if len(args) > 5 else None,
+                     float(args[6]) if len(args) > 6 else None))
