@@ -17,8 +17,6 @@ type HmacSha256 = Hmac<Sha256>;
 /// A console session that was signed in.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConsoleSession {
-    /// When it ends (unix seconds).
-    pub expires: i64,
     nonce: String,
 }
 
@@ -83,7 +81,6 @@ impl ConsoleSessions {
             return Err(AuthError::Expired);
         }
         Ok(ConsoleSession {
-            expires,
             nonce: nonce.to_owned(),
         })
     }

@@ -285,6 +285,17 @@ pub struct RecordingFile {
     pub layer: Option<String>,
 }
 
+impl RecordingFile {
+    /// Whether it is a picture of a broadcast (a thumbnail or a poster) rather than a
+    /// recording: listed with its recording's record file, not announced or listed alone.
+    pub fn is_picture(&self) -> bool {
+        matches!(
+            self.layer.as_deref(),
+            Some(super::broadcast::THUMBNAILS_LAYER | super::broadcast::POSTER_LAYER)
+        )
+    }
+}
+
 /// What a track recording records, and how it names its files.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TrackOptions {

@@ -121,7 +121,7 @@ struct SourceFile {
     keep_short: bool,
     /// When its first packet came.
     first: Option<Instant>,
-    /// Its file was closed: the source stopped publishing.
+    /// Its file was closed: the source stopped publishing, or the recording was split.
     ended: bool,
     /// How long a broadcast lasted that was too short to keep.
     too_short: Option<Duration>,

@@ -1,6 +1,7 @@
 //! Still pictures of a broadcast source, taken while it is live: the first once it has
-//! lasted as long as a kept broadcast must (so a broadcast that is discarded leaves none),
-//! then one every [`EVERY`], each a key frame asked for when due and decoded on its own.
+//! lasted as long as a kept broadcast must (so a broadcast discarded as too short seldom has
+//! one: only when its media spans a little less than the time it was live), then one every
+//! [`EVERY`], each a key frame asked for when due and decoded on its own.
 //! Each picture is handed over as it is made (and may be uploaded and gone from the disk at
 //! once), so the pictures that may still become the poster, the one nearest the middle of
 //! the file, are kept aside until the file is finished.
@@ -77,7 +78,9 @@ impl Stills {
     pub fn step(&mut self, files: &mut ParticipantFiles, out: &Outlet) {
         if let Some(k) = files.take_keyframe() {
             self.asked = None;
-            self.due = self.due.map(|d| d.after(EVERY));
+            // The next is due a whole interval after this one, however late this one came.
+            let at = Timestamp::from_unix_nanos(k.pts_us * 1000);
+            self.due = self.due.map(|d| d.after(EVERY).max(at.after(EVERY)));
             self.take(&k, out);
         }
         let (Some(due), Some(video)) = (self.due, &self.video) else {

@@ -5,7 +5,7 @@
 use tracing::info;
 
 use super::{NewCall, Result, ServiceError, Services, StartOptions, require_server};
-use crate::auth::Caller;
+use crate::auth::{Caller, constant_time_eq};
 use crate::domain::broadcast::{POSTER_LAYER, THUMBNAILS_LAYER};
 use crate::domain::{
     BroadcastSource, Cid, PublishToken, RecordFile, Recording, RecordingType, StreamName,
@@ -107,6 +107,9 @@ impl Services {
                 rec.id
             )));
         };
+        token
+            .allows(&file.stream, Timestamp::now())
+            .map_err(|e| ServiceError::Forbidden(e.to_string()))?;
         let grant = BroadcastGrant {
             cid: rec.cid.clone(),
             publisher: token.publisher(),
@@ -155,7 +158,8 @@ impl Services {
     /// A stream only an active publish token covers can be broadcast, so only such a stream
     /// can be watched. If one of those tokens has `subscribe_requires_auth`, the viewer needs
     /// a token: the API secret or a token signed with it (the application's backend gives
-    /// its viewers one), or a publish token of the stream itself.
+    /// its viewers one; one limited to calls must list the stream's), or a publish token of
+    /// the stream itself.
     pub async fn watch(&self, stream: &StreamName, bearer: Option<&str>) -> Result<Cid> {
         let now = Timestamp::now();
         let mut covering = Vec::new();
@@ -181,8 +185,16 @@ impl Services {
                     "this stream needs a subscribe token: Authorization: Bearer <token>".into(),
                 )
             })?;
-            let known = self.keys().bearer(Some(bearer)).is_ok()
-                || covering.iter().any(|t| t.token.expose() == bearer);
+            let cid = stream_cid(stream);
+            let signed = match self.keys().bearer(Some(bearer)) {
+                Ok(Caller::Server) => true,
+                Ok(Caller::User(u)) => u.may_access(&cid),
+                Err(_) => false,
+            };
+            let known = signed
+                || covering
+                    .iter()
+                    .any(|t| constant_time_eq(t.token.expose().as_bytes(), bearer.as_bytes()));
             if !known {
                 return Err(ServiceError::Unauthorized(
                     "the subscribe token is not valid".into(),
@@ -356,12 +368,13 @@ impl Services {
             match f.file.layer.as_deref() {
                 Some(THUMBNAILS_LAYER) => links.thumbnails.push(url),
                 Some(POSTER_LAYER) => links.poster = Some(url),
-                _ => {
+                _ if links.download.is_none() => {
                     links.download = Some(Download {
                         url,
                         expires: now.after(target.link_ttl(ttl)),
                     })
                 }
+                _ => {}
             }
         }
         Ok(links)

@@ -16,7 +16,7 @@ use crate::domain::{
 };
 use crate::recorders::{FinishedFile, RecordingJob, Viewer};
 use crate::storage::object_key;
-use crate::store::{NewFile, StoreError, StoredFile};
+use crate::store::{FileState, NewFile, StoreError, StoredFile};
 
 /// The longest a recording runs.
 const MAX_RECORDING: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
@@ -339,7 +339,7 @@ impl Services {
         let ttl = self.inner.settings.download_url_ttl;
         let mut targets = HashMap::new();
         let mut out = Vec::with_capacity(files.len());
-        for f in files {
+        for f in files.into_iter().filter(|f| !f.is_picture()) {
             let target = match targets.get(&f.storage) {
                 Some(t) => t,
                 None => {
@@ -377,8 +377,8 @@ impl Services {
     }
 
     /// Deletes finished recordings whole (each stored file, in reel's own stores from
-    /// storage too, and the recording): the ids deleted, and why the others were not (unknown,
-    /// or still recording or uploading). A broadcast recording's record file goes with it, and
+    /// storage too, a copy kept on local disk, and the recording): the ids deleted, and why
+    /// the others were not (unknown, or still recording or uploading). A broadcast recording's record file goes with it, and
     /// its `deleted` webhook is sent.
     pub async fn delete_recordings(
         &self,
@@ -394,11 +394,14 @@ impl Services {
                     id.clone(),
                     format!("recording {id} is still being recorded or uploaded"),
                 )),
-                Some(rec) => {
-                    self.forget_recording(&rec).await?;
-                    info!(cid = %rec.cid, recording_id = %id, "recording deleted");
-                    deleted.push(id.clone());
-                }
+                Some(rec) => match self.forget_recording(&rec).await {
+                    Ok(()) => {
+                        info!(cid = %rec.cid, recording_id = %id, "recording deleted");
+                        deleted.push(id.clone());
+                    }
+                    Err(ServiceError::Conflict(reason)) => refused.push((id.clone(), reason)),
+                    Err(e) => return Err(e),
+                },
             }
         }
         Ok((deleted, refused))
@@ -407,8 +410,28 @@ impl Services {
     /// Deletes a finished recording's stored files, then the recording (and its record file,
     /// announcing that).
     pub(super) async fn forget_recording(&self, rec: &Recording) -> Result<()> {
-        for f in self.store().files_of(&rec.id).await? {
+        let files = self.store().files_of(&rec.id).await?;
+        if files.iter().any(|f| f.state == FileState::Pending) {
+            return Err(ServiceError::Conflict(format!(
+                "recording {} is still being uploaded",
+                rec.id
+            )));
+        }
+        for f in files {
+            // A file whose upload was given up is only on local disk.
+            if let Some(local) = &f.local_path
+                && let Err(e) = tokio::fs::remove_file(local).await
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                warn!(error = %e, path = %local.display(), "cannot delete a local copy");
+            }
             self.delete_stored(&f).await?;
+        }
+        let work = self.inner.settings.work_dir.join(rec.id.as_str());
+        if let Err(e) = tokio::fs::remove_dir_all(&work).await
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            warn!(error = %e, path = %work.display(), "cannot delete a work directory");
         }
         let mut tx = self.begin().await?;
         let record_file = tx.record_file_of(&rec.id).await?;
@@ -498,7 +521,9 @@ impl Services {
         if to == RecordingState::Uploading {
             // Files uploaded while it recorded are announced now that it has stopped.
             for f in tx.uploaded_files(id).await? {
-                events.push(self.ready_event(&mut tx, &rec, &f, now).await?);
+                if !f.is_picture() {
+                    events.push(self.ready_event(&mut tx, &rec, &f, now).await?);
+                }
             }
         }
         self.enqueue(&mut tx, &events).await?;
@@ -651,7 +676,7 @@ impl Services {
         let mut tx = self.begin().await?;
         tx.mark_file_uploaded(f.id, now).await?;
         let state = tx.recording_state(&rec.id).await?;
-        if state.is_some_and(|s| !s.is_active()) {
+        if state.is_some_and(|s| !s.is_active()) && !f.file.is_picture() {
             let ready = self.ready_event(&mut tx, &rec, &f.file, now).await?;
             self.enqueue(&mut tx, &[ready]).await?;
         }

@@ -924,20 +924,21 @@ async fn a_broadcast_longer_than_a_recording_may_be_goes_on_in_new_recordings() 
         spans.push((first_ms as f64 / 1000.0, seconds));
     }
     println!("pieces (start s, length s): {spans:?}");
+    // Split on the recorder's next tick after 6 s (later on a busy machine).
     for (i, (_, seconds)) in spans.iter().enumerate().take(2) {
-        assert!((seconds - 6.0).abs() < 0.6, "piece {i}: {seconds} s");
+        assert!((5.9..7.5).contains(seconds), "piece {i}: {seconds} s");
     }
     // Each piece goes on where the one before ended, but for a key frame's wait.
     for pair in spans.windows(2) {
         let gap = pair[1].0 - (pair[0].0 + pair[0].1);
         assert!(
-            (-0.1..1.0).contains(&gap),
+            (-0.1..1.5).contains(&gap),
             "{gap} s between pieces: {spans:?}"
         );
     }
     let total: f64 = spans.iter().map(|(_, s)| s).sum();
     assert!(
-        (total - 15.0).abs() < 1.5,
+        (12.5..15.5).contains(&total),
         "{total} s of 15 kept: {spans:?}"
     );
 }
