@@ -54,10 +54,12 @@ impl RecorderFactory for BroadcastFactory {
     }
 
     fn recover(&self, dir: &Path, handed_over: &HashSet<String>) -> Vec<FinishedFile> {
-        ["webm", "mp4"]
+        let mut found: Vec<_> = ["webm", "mp4"]
             .into_iter()
             .flat_map(|extension| participant_files::recover(dir, extension, handed_over, None))
-            .collect()
+            .collect();
+        found.extend(super::stills::recover(dir, handed_over));
+        found
     }
 }
 

@@ -4,8 +4,10 @@
 //! [`EVERY`], each a key frame asked for when due and decoded on its own.
 //! Each picture is handed over as it is made (and may be uploaded and gone from the disk at
 //! once), so the pictures that may still become the poster, the one nearest the middle of
-//! the file, are kept aside until the file is finished.
+//! the file, are kept aside until the file is finished. After a crash, [`recover`] hands
+//! over the pictures that were written but not yet handed over.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -21,6 +23,8 @@ use crate::domain::{FileName, Timestamp, names};
 pub const EVERY: Duration = Duration::from_secs(30);
 /// The widest picture, in pixels.
 const MAX_WIDTH: u32 = 640;
+/// Where the pictures that may become the poster are kept, in the work directory.
+const KEPT_DIR: &str = "poster-candidates";
 /// How long to wait for an asked key frame before asking again.
 const ASK_AGAIN: Duration = Duration::from_secs(1);
 
@@ -57,7 +61,7 @@ impl Stills {
             due: None,
             asked: None,
             video: None,
-            kept_dir: dir.join("poster-candidates"),
+            kept_dir: dir.join(KEPT_DIR),
             kept: Vec::new(),
             first: None,
         }
@@ -168,6 +172,46 @@ impl Drop for Stills {
     }
 }
 
+/// After a crash: the pictures in `dir` that were not handed over (each was written whole),
+/// to hand over; what was half written, and the copies kept for the poster, are removed.
+pub fn recover(dir: &Path, handed_over: &HashSet<String>) -> Vec<FinishedFile> {
+    let _ = std::fs::remove_dir_all(dir.join(KEPT_DIR));
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_owned) else {
+            continue;
+        };
+        if name.ends_with(".jpg.part") {
+            let _ = std::fs::remove_file(&path);
+            continue;
+        }
+        if !name.ends_with(".jpg") || handed_over.contains(&name) {
+            continue;
+        }
+        let Ok(filename) = FileName::parse(name.clone()) else {
+            continue;
+        };
+        let at = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .map_or_else(|_| Timestamp::now(), Timestamp::from);
+        let layer = if name.ends_with("_poster.jpg") {
+            POSTER_LAYER
+        } else {
+            THUMBNAILS_LAYER
+        };
+        found.push(FinishedFile {
+            path,
+            filename,
+            start_time: at,
+            end_time: at,
+            layer: Some(layer.to_owned()),
+        });
+    }
+    found
+}
+
 /// Writes `jpeg` as `name` in `dir` whole: a crash leaves it absent, never cut short.
 fn write(dir: &Path, name: &str, jpeg: &[u8]) -> Result<PathBuf, String> {
     let path = dir.join(name);
@@ -188,5 +232,43 @@ fn hand_over(out: &Outlet, path: PathBuf, name: &str, at: Timestamp, layer: &str
             layer: Some(layer.to_owned()),
         }),
         Err(e) => warn!(error = %e, "a picture's name is not a file name"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn after_a_crash_whole_pictures_are_handed_over_and_the_rest_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for name in [
+            "s_main_1.jpg",
+            "s_main_2.jpg",
+            "s_main_9_poster.jpg",
+            "s_main_3.jpg.part",
+        ] {
+            std::fs::write(d.join(name), b"\xFF\xD8").unwrap();
+        }
+        std::fs::create_dir(d.join(KEPT_DIR)).unwrap();
+        std::fs::write(d.join(KEPT_DIR).join("s_main_1.jpg"), b"x").unwrap();
+        std::fs::write(d.join("s_main_9.webm"), b"x").unwrap();
+        let handed_over = HashSet::from(["s_main_1.jpg".to_owned()]);
+        let mut found: Vec<_> = recover(d, &handed_over)
+            .into_iter()
+            .map(|f| (f.filename.to_string(), f.layer.unwrap()))
+            .collect();
+        found.sort();
+        assert_eq!(
+            found,
+            [
+                ("s_main_2.jpg".to_owned(), THUMBNAILS_LAYER.to_owned()),
+                ("s_main_9_poster.jpg".to_owned(), POSTER_LAYER.to_owned()),
+            ]
+        );
+        assert!(!d.join("s_main_3.jpg.part").exists());
+        assert!(!d.join(KEPT_DIR).exists());
+        assert!(d.join("s_main_9.webm").exists());
     }
 }
