@@ -18,6 +18,8 @@
 
 #[path = "cpu.rs"]
 mod cpu;
+#[path = "net.rs"]
+mod net;
 // Of what the benchmarks share, this one uses the server and its own clips.
 #[allow(dead_code)]
 #[path = "support.rs"]
@@ -27,6 +29,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use cpu::cpu_seconds;
+use net::socket_drops;
 use reel::config::{Config, MediaSettings};
 use reel::domain::*;
 use reel::recorders::Recorders;
@@ -50,23 +53,8 @@ const LISTED: usize = 10_000;
 /// Requests per row of table 3.
 const REQUESTS: usize = 400;
 
-/// Datagrams this network namespace dropped because a socket's receive buffer was full.
-fn socket_drops() -> u64 {
-    let snmp = std::fs::read_to_string("/proc/net/snmp").unwrap_or_default();
-    let mut udp = snmp.lines().filter(|l| l.starts_with("Udp: "));
-    let (Some(names), Some(values)) = (udp.next(), udp.next()) else {
-        return 0;
-    };
-    names
-        .split_whitespace()
-        .zip(values.split_whitespace())
-        .find(|(n, _)| *n == "RcvbufErrors")
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0)
-}
-
 /// Bytes received on loopback so far (this network namespace has nothing else).
-fn loopback_bytes() -> u64 {
+pub fn loopback_bytes() -> u64 {
     let dev = std::fs::read_to_string("/proc/net/dev").unwrap_or_default();
     dev.lines()
         .find_map(|l| l.trim_start().strip_prefix("lo:"))

@@ -15,6 +15,8 @@
 
 #[path = "cpu.rs"]
 mod cpu;
+#[path = "net.rs"]
+mod net;
 #[path = "support.rs"]
 mod support;
 
@@ -24,6 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cpu::cpu_seconds;
+use net::socket_drops;
 use reel::bus::{Backlog, BusMessage, Subscription};
 use reel::config::{Config, MediaSettings};
 use reel::domain::Cid;
@@ -102,21 +105,6 @@ async fn consume(
             t.2 = t.2.max(p.seq);
         }
     }
-}
-
-/// Datagrams this network namespace dropped because a socket's receive buffer was full.
-fn socket_drops() -> u64 {
-    let snmp = std::fs::read_to_string("/proc/net/snmp").unwrap_or_default();
-    let mut udp = snmp.lines().filter(|l| l.starts_with("Udp: "));
-    let (Some(names), Some(values)) = (udp.next(), udp.next()) else {
-        return 0;
-    };
-    names
-        .split_whitespace()
-        .zip(values.split_whitespace())
-        .find(|(n, _)| *n == "RcvbufErrors")
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0)
 }
 
 struct Step {

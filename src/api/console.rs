@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use crate::auth::{Caller, ConsoleSession, ConsoleSessions};
-use crate::domain::broadcast::{POSTER_LAYER, THUMBNAILS_LAYER};
+use crate::domain::recording::{POSTER_LAYER, THUMBNAILS_LAYER};
 use crate::domain::{Cid, RecordingId, RecordingType, StreamName, Timestamp, stream_cid};
 use crate::service::{RecordingQuery, RecordingReport, ServiceError};
 
@@ -263,11 +263,7 @@ fn playable(name: &str) -> bool {
 fn recording(r: &RecordingReport) -> Value {
     let rec = &r.recording;
     let layer = |f: &crate::domain::RecordingFile| f.layer.clone().unwrap_or_default();
-    let media: Vec<_> = r
-        .files
-        .iter()
-        .filter(|(f, _)| !matches!(f.layer.as_deref(), Some(THUMBNAILS_LAYER | POSTER_LAYER)))
-        .collect();
+    let media: Vec<_> = r.files.iter().filter(|(f, _)| !f.is_picture()).collect();
     let picture = r
         .files
         .iter()

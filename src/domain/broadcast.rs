@@ -42,11 +42,6 @@ pub struct BroadcastSource {
     pub continued: bool,
 }
 
-/// The layer a broadcast recording lists the pictures taken while it was live under.
-pub const THUMBNAILS_LAYER: &str = "thumbnails";
-/// The layer a broadcast recording lists its file's poster under.
-pub const POSTER_LAYER: &str = "poster";
-
 impl BroadcastSource {
     /// Whether `p` is this source.
     pub fn is(&self, p: &Participant) -> bool {

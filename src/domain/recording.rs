@@ -285,14 +285,16 @@ pub struct RecordingFile {
     pub layer: Option<String>,
 }
 
+/// The layer a broadcast recording lists the pictures taken while it was live under.
+pub const THUMBNAILS_LAYER: &str = "thumbnails";
+/// The layer a broadcast recording lists its file's poster under.
+pub const POSTER_LAYER: &str = "poster";
+
 impl RecordingFile {
     /// Whether it is a picture of a broadcast (a thumbnail or a poster) rather than a
     /// recording: listed with its recording's record file, not announced or listed alone.
     pub fn is_picture(&self) -> bool {
-        matches!(
-            self.layer.as_deref(),
-            Some(super::broadcast::THUMBNAILS_LAYER | super::broadcast::POSTER_LAYER)
-        )
+        matches!(self.layer.as_deref(), Some(THUMBNAILS_LAYER | POSTER_LAYER))
     }
 }
 

@@ -16,7 +16,7 @@ use tracing::warn;
 use super::FinishedFile;
 use super::participant_files::{KeyFrame, ParticipantFiles};
 use super::worker::Outlet;
-use crate::domain::broadcast::{POSTER_LAYER, THUMBNAILS_LAYER};
+use crate::domain::recording::{POSTER_LAYER, THUMBNAILS_LAYER};
 use crate::domain::{FileName, Timestamp, names};
 
 /// How often a picture is taken.

@@ -6,7 +6,7 @@ use tracing::info;
 
 use super::{NewCall, Result, ServiceError, Services, StartOptions, require_server};
 use crate::auth::{Caller, constant_time_eq};
-use crate::domain::broadcast::{POSTER_LAYER, THUMBNAILS_LAYER};
+use crate::domain::recording::{POSTER_LAYER, THUMBNAILS_LAYER};
 use crate::domain::{
     BroadcastSource, Cid, PublishToken, RecordFile, Recording, RecordingType, StreamName,
     Timestamp, TokenChanges, TokenSpec, UserId, stream_cid,

@@ -14,7 +14,9 @@ use serde_json::{Value, json};
 use crate::common::{
     API_SECRET, Db, Receiver, S3_KEY, S3_SECRET, S3Server, TestServer, eventually, stdout_of,
 };
-use crate::support::{assert_index_in_front, decode, make_clips, offer, probe, probe_json, server};
+use crate::support::{
+    assert_index_in_front, decode, fetch, make_clips, offer, probe, probe_json, server, walk,
+};
 
 /// Calls the publish token API with the API secret; the answer's status and data.
 async fn tokens(t: &TestServer, method: &str, path: &str, body: Value) -> (StatusCode, Value) {
@@ -288,6 +290,20 @@ async fn publish_tokens_decide_who_broadcasts_what() {
     }
 }
 
+/// A server on SQLite with the native recorders, whose call sessions end a second after the
+/// last participant leaves, with `more` settings.
+async fn recording_server(more: impl FnOnce(&mut reel::config::Settings)) -> TestServer {
+    TestServer::start_with(
+        Db::Sqlite,
+        |s| {
+            s.media.session_grace = Some(reel::config::HumanDuration(Duration::from_secs(1)));
+            more(s);
+        },
+        Recorders::native(),
+    )
+    .await
+}
+
 /// The broadcast recordings of `stream` once every one is final, each with the paths of
 /// its stored files.
 async fn final_recordings(
@@ -370,15 +386,7 @@ async fn the_file(
 #[tokio::test]
 async fn broadcasts_are_recorded_in_the_codecs_they_were_sent_in() {
     let hook = Receiver::start(0).await;
-    let t = TestServer::start_with(
-        Db::Sqlite,
-        |s| {
-            s.media.session_grace = Some(reel::config::HumanDuration(Duration::from_secs(1)));
-            s.webhook_urls = Some(vec![hook.url()]);
-        },
-        Recorders::native(),
-    )
-    .await;
+    let t = recording_server(|s| s.webhook_urls = Some(vec![hook.url()])).await;
     let clips = tempfile::tempdir().unwrap();
     make_clips(clips.path());
     let (_, recorded) = token(
@@ -604,14 +612,13 @@ async fn record_files_are_listed_read_and_deleted(
             reel::domain::Timestamp::parse_rfc3339(expires).is_some(),
             "{expires}"
         );
-        let bytes = t.http.get(url).send().await.unwrap().bytes().await.unwrap();
+        let bytes = fetch(&t.http, url).await;
         assert_eq!(bytes.len() as u64, std::fs::metadata(file).unwrap().len());
         // The pictures' links give the pictures stored beside the file.
         let thumbnails = m["thumbnails"].as_array().unwrap();
         assert!(!thumbnails.is_empty(), "{m}");
         for link in thumbnails.iter().chain([&m["poster"]]) {
-            let jpeg = t.http.get(link.as_str().unwrap()).send().await.unwrap();
-            let jpeg = jpeg.bytes().await.unwrap();
+            let jpeg = fetch(&t.http, link.as_str().unwrap()).await;
             assert!(
                 stored.iter().any(|f| std::fs::read(f).unwrap() == jpeg),
                 "{link}"
@@ -648,39 +655,18 @@ async fn record_files_are_listed_read_and_deleted(
     assert_eq!(usage["bytes"], 0);
 }
 
-/// Every file under `dir`.
-fn files_under(dir: &std::path::Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut todo = vec![dir.to_owned()];
-    while let Some(d) = todo.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            if e.path().is_dir() {
-                todo.push(e.path());
-            } else {
-                out.push(e.path());
-            }
-        }
-    }
-    out
-}
-
 #[tokio::test]
 async fn record_files_stored_in_s3_are_deleted_from_the_bucket() {
     let s3 = S3Server::start("recordings").await;
     let hook = Receiver::start(0).await;
     let endpoint = s3.endpoint();
-    let t = TestServer::start_with(
-        Db::Sqlite,
-        |s| {
-            s.media.session_grace = Some(reel::config::HumanDuration(Duration::from_secs(1)));
-            s.webhook_urls = Some(vec![hook.url()]);
-            s.s3.bucket = Some("recordings".into());
-            s.s3.endpoint = Some(endpoint);
-            s.s3.access_key_id = Some(S3_KEY.into());
-            s.s3.secret_access_key = Some(S3_SECRET.into());
-        },
-        Recorders::native(),
-    )
+    let t = recording_server(|s| {
+        s.webhook_urls = Some(vec![hook.url()]);
+        s.s3.bucket = Some("recordings".into());
+        s.s3.endpoint = Some(endpoint);
+        s.s3.access_key_id = Some(S3_KEY.into());
+        s.s3.secret_access_key = Some(S3_SECRET.into());
+    })
     .await;
     let clips = tempfile::tempdir().unwrap();
     make_clips(clips.path());
@@ -696,7 +682,7 @@ async fn record_files_stored_in_s3_are_deleted_from_the_bucket() {
 
     // The file and its pictures are in the bucket; the link gives the file from there.
     let bucket = s3.root.path().join("recordings");
-    let stored = files_under(&bucket);
+    let stored = walk(&bucket);
     assert!(
         stored.len() >= 3,
         "the file, a thumbnail and a poster: {stored:?}"
@@ -712,28 +698,20 @@ async fn record_files_stored_in_s3_are_deleted_from_the_bucket() {
         url.starts_with(&s3.endpoint()) && url.contains("X-Amz-Signature"),
         "{url}"
     );
-    let bytes = t.http.get(url).send().await.unwrap().bytes().await.unwrap();
+    let bytes = fetch(&t.http, url).await;
     assert_eq!(
         bytes.len() as u64,
         data["metadata"]["sizes"]["recording"].as_u64().unwrap()
     );
     let poster = data["metadata"]["poster"].as_str().unwrap();
-    let jpeg = t
-        .http
-        .get(poster)
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let jpeg = fetch(&t.http, poster).await;
     assert_eq!(&jpeg[..2], &[0xFF, 0xD8]);
 
     // Deleted: every object goes from the bucket, once; the webhook says so, signed.
     let one = format!("record_files/{id}");
     let (s, _) = api(&t, "DELETE", &one, Value::Null).await;
     assert_eq!(s, StatusCode::OK);
-    assert_eq!(files_under(&bucket), Vec::<PathBuf>::new());
+    assert_eq!(walk(&bucket), Vec::<PathBuf>::new());
     let (s, data) = api(&t, "DELETE", &one, Value::Null).await;
     assert_eq!(s, StatusCode::NOT_FOUND, "{data}");
     let (_, usage) = api(&t, "GET", "record_files/usage", Value::Null).await;
@@ -753,12 +731,7 @@ async fn record_files_stored_in_s3_are_deleted_from_the_bucket() {
 
 #[tokio::test]
 async fn chromium_trickling_ice_and_aiortc_broadcast_with_a_publish_token() {
-    let t = TestServer::start_with(
-        Db::Sqlite,
-        |s| s.media.session_grace = Some(reel::config::HumanDuration(Duration::from_secs(1))),
-        Recorders::native(),
-    )
-    .await;
+    let t = recording_server(|_| {}).await;
     let (_, value) = token(
         &t,
         json!({"label": "desk", "streams": [{"streamName": "desk"}], "record": true}),
@@ -890,14 +863,9 @@ async fn viewers_need_a_subscribe_token_only_where_the_stream_asks_for_one() {
 #[tokio::test]
 async fn a_broadcast_longer_than_a_recording_may_be_goes_on_in_new_recordings() {
     // Recordings of at most 6 s (12 h by default): a 15 s broadcast makes three.
-    let t = TestServer::start_with(
-        Db::Sqlite,
-        |s| {
-            s.media.session_grace = Some(reel::config::HumanDuration(Duration::from_secs(1)));
-            s.broadcast_split = Some(reel::config::HumanDuration(Duration::from_secs(6)));
-        },
-        Recorders::native(),
-    )
+    let t = recording_server(|s| {
+        s.broadcast_split = Some(reel::config::HumanDuration(Duration::from_secs(6)));
+    })
     .await;
     let clips = tempfile::tempdir().unwrap();
     make_clips(clips.path());
@@ -969,12 +937,7 @@ async fn frame_sizes(file: &std::path::Path) -> Vec<String> {
 
 #[tokio::test]
 async fn a_broadcast_that_changes_resolution_keeps_both_in_its_file() {
-    let t = TestServer::start_with(
-        Db::Sqlite,
-        |s| s.media.session_grace = Some(reel::config::HumanDuration(Duration::from_secs(1))),
-        Recorders::native(),
-    )
-    .await;
+    let t = recording_server(|_| {}).await;
     let (_, value) = token(
         &t,
         json!({"label": "sizes", "streams": [{"streamName": "sizes"}], "record": true}),

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::broadcast::{broadcast, token};
 use crate::common::{API_SECRET, TestServer, eventually, stdout_of};
-use crate::support::{publish, recording_call, script};
+use crate::support::{publish, recording_call, script, walk};
 
 /// Every recording once all `count` are final.
 async fn all_final(t: &TestServer, count: usize) -> Vec<Recording> {
@@ -257,7 +257,10 @@ async fn the_console_lists_plays_and_deletes_recordings_for_whoever_signed_in() 
             .all(|r| r.id.as_str() != individual && r.id.as_str() != stage)
     );
     let dir = t.config.recordings_dir();
-    let on_disk: Vec<_> = walk(&dir);
+    let on_disk: Vec<_> = walk(&dir)
+        .into_iter()
+        .map(|p| p.strip_prefix(&dir).unwrap().display().to_string())
+        .collect();
     assert!(
         !on_disk
             .iter()
@@ -282,21 +285,4 @@ fn shown_bytes(n: u64) -> String {
         (_, true) => format!("{v:.2} {}", units[i]),
         (_, false) => format!("{v:.1} {}", units[i]),
     }
-}
-
-/// Every file under `dir`, as paths relative to it.
-fn walk(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut todo = vec![dir.to_owned()];
-    while let Some(d) = todo.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let path = e.path();
-            if path.is_dir() {
-                todo.push(path);
-            } else {
-                out.push(path.strip_prefix(dir).unwrap().display().to_string());
-            }
-        }
-    }
-    out
 }

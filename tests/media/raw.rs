@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::common::{API_SECRET, eventually, listed_recordings, python, stdout_of};
 use crate::support::{
-    browsers, decode, download, probe, read_archive, recording_call, script, tally_bus,
+    browsers, decode, download, probe, read_archive, recording_call, script, tally_bus, walk,
 };
 
 #[tokio::test]
@@ -211,20 +211,6 @@ async fn raw_archive_of_two_publishers_reads_back_whole() {
         .filter(|p| p.extension().is_none_or(|e| e != "mkv"))
         .collect();
     assert!(left.is_empty(), "{left:?}");
-}
-
-/// Every file under `dir`.
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            files.extend(walk(&path));
-        } else {
-            files.push(path);
-        }
-    }
-    files
 }
 
 #[tokio::test]

@@ -300,6 +300,12 @@ pub fn keep(file: &Path) {
     }
 }
 
+/// The body at `url`.
+pub async fn fetch(http: &reqwest::Client, url: &str) -> Vec<u8> {
+    let res = http.get(url).send().await.unwrap();
+    res.bytes().await.unwrap().to_vec()
+}
+
 /// Downloads every listed file into `dir`; their names and paths, sorted.
 pub async fn download(
     http: &reqwest::Client,
@@ -309,14 +315,7 @@ pub async fn download(
     let mut files = Vec::new();
     for r in listed {
         let name = r["filename"].as_str().unwrap().to_owned();
-        let bytes = http
-            .get(r["url"].as_str().unwrap())
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
+        let bytes = fetch(http, r["url"].as_str().unwrap()).await;
         let path = dir.join(&name);
         std::fs::write(&path, &bytes).unwrap();
         files.push((name, path));
@@ -502,4 +501,18 @@ pub fn assert_index_in_front(file: &Path) {
         index.is_some() && media.is_some() && index < media,
         "{file:?}: the index is not in front"
     );
+}
+
+/// Every file under `dir`.
+pub fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
 }
