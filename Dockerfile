@@ -2,7 +2,7 @@
 FROM rust:1.95-bookworm AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends clang libclang-dev pkg-config \
-      libavcodec-dev libavformat-dev libavutil-dev libavdevice-dev libswresample-dev \
+      libavcodec-dev libavformat-dev libavutil-dev libavdevice-dev libswresample-dev libopus-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -12,7 +12,7 @@ FROM debian:bookworm-slim
 # FFmpeg's libraries; Chromium, a virtual display and fonts for composite recordings.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates \
-      libavcodec59 libavformat59 libavutil57 libavdevice59 libswresample4 \
+      libavcodec59 libavformat59 libavutil57 libavdevice59 libswresample4 libopus0 \
       chromium xvfb fonts-noto-core fonts-noto-cjk fonts-noto-color-emoji \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --create-home --home-dir /var/lib/reel reel

@@ -3,11 +3,11 @@
 set -euo pipefail
 
 # The libav* headers and clang build the bindings of the `mux` module (reel links the system
-# FFmpeg 5.1). Composite recordings draw calls in Chromium on a virtual display (Xvfb), with
+# FFmpeg 5.1), and libopus conceals lost audio. Composite recordings draw calls in Chromium on a virtual display (Xvfb), with
 # fonts for every script a participant's name may use.
 packages=(build-essential pkg-config ca-certificates curl clang libclang-dev
   libavcodec-dev libavformat-dev libavutil-dev
-  libavdevice-dev libswresample-dev libswscale-dev
+  libavdevice-dev libswresample-dev libswscale-dev libopus-dev
   chromium xvfb fonts-noto-core fonts-noto-cjk fonts-noto-color-emoji)
 if [[ "${1:-}" == "--test" ]]; then
   # The test suite also starts PostgreSQL, runs Python clients (the Stream SDK, aiortc, a

@@ -693,12 +693,13 @@ async fn run_extract(args: ExtractArgs, kind: Kind, fix_dtx: bool) -> anyhow::Re
             .iter()
             .map(|f| {
                 format!(
-                    "{}  {:.3} s  ({} packets, {} lost, {} filled)",
+                    "{}  {:.3} s  ({} packets, {} lost, {} filled, {} concealed)",
                     f.path.display(),
                     f.duration_s,
                     f.packets,
                     f.lost,
-                    f.filled
+                    f.filled,
+                    f.concealed
                 )
             })
             .collect();

@@ -1,12 +1,13 @@
 //! The only place that calls FFmpeg: containers written from frames that are already coded
 //! (no transcoding), mixed audio (MP3, AAC), pictures of an X display, and H.264 video from them,
-//! and JPEG stills of key frames.
+//! and JPEG stills of key frames; and, with libopus, short audio losses concealed.
 //! Every file is written as it goes: Matroska and WebM in clusters of at most a second
 //! flushed as they close, MP4 in fragments, so a file cut short by a crash plays up to its
 //! last cluster or fragment.
 
 mod audio_file;
 mod composite;
+mod conceal;
 mod info;
 mod interleave;
 mod live_mix;
@@ -23,6 +24,7 @@ pub use audio_file::{AudioCodec, AudioFile};
 pub use composite::{
     AudioInput, CompositeSink, CompositeStats, SinkMeter, VideoCodec, VideoFormat,
 };
+pub use conceal::Concealer;
 pub use info::media_info;
 pub use interleave::{finalize, interleave};
 pub use live_mix::LiveMix;

@@ -4,7 +4,8 @@
 //!
 //! - Time comes from RTP timestamps anchored at each segment's first arrival, as when
 //!   recording live; lost packets and DTX silences inside a segment are filled with empty Opus
-//!   packets (`fix_dtx`), and so are gaps between segments (`fill_gaps`).
+//!   packets (`fix_dtx`), and so are gaps between segments (`fill_gaps`). Holes of a few
+//!   packets are then concealed (see [`Concealer`]): the only packets coded anew.
 //! - Between video segments the last picture is held until the next segment's first: its
 //!   duration spans the gap. Black frames would have to be encoded in each codec (VP8, VP9,
 //!   H.264, AV1) and would break the rule that nothing is transcoded; a held picture is what a
@@ -20,7 +21,7 @@ use std::path::{Path, PathBuf};
 use super::av_file::{self, AvFile, MediaFilter, Muxed};
 pub use super::selection::{ExtractError, Extracted, Fill, Kind, Selection, check_selection};
 use crate::domain::names;
-use crate::mux::{Container, StreamSpec, Writer};
+use crate::mux::{Concealer, Container, StreamSpec, Writer};
 use crate::rtp::archive::{Archive, ArchiveError, SegmentFiles, SessionFiles};
 use crate::rtp::extend::Extender;
 use crate::rtp::rtpdump::{DumpError, RtpHeader, RtpdumpReader};
@@ -369,6 +370,8 @@ fn temp_error(dump: &str, source: std::io::Error) -> ExtractError {
 /// A file being written from its segments.
 struct TrackFile {
     timeline: Timeline<Vec<u8>>,
+    /// An Opus track's.
+    concealer: Option<Concealer>,
     codec: MediaCodec,
     channels: u8,
     partial: PathBuf,
@@ -403,6 +406,7 @@ impl TrackFile {
                 plan.codec,
                 TimelineOptions::offline(plan.codec, fill.dtx, fill.gaps),
             ),
+            concealer: (plan.codec == MediaCodec::Opus).then(Concealer::default),
             codec: plan.codec,
             channels: plan.channels,
             partial: out_dir.join(format!("{}.partial", plan.name)),
@@ -476,7 +480,10 @@ impl TrackFile {
     }
 
     fn write_frames(&mut self) -> Result<(), ExtractError> {
-        let frames = std::mem::take(&mut self.frames);
+        let mut frames = std::mem::take(&mut self.frames);
+        if let Some(c) = &mut self.concealer {
+            c.conceal(&mut frames);
+        }
         for f in &frames {
             if self.writer.is_none() {
                 let spec = match self.codec.is_audio() {
@@ -559,6 +566,7 @@ impl TrackFile {
             _ => None,
         };
         let stats = self.timeline.stats();
+        let concealed = self.concealer.as_ref().map_or(0, Concealer::concealed);
         tracing::debug!(
             file = %self.path.display(),
             segments = plan.segments.len(),
@@ -568,6 +576,7 @@ impl TrackFile {
             malformed = stats.malformed,
             skipped_frames = stats.skipped_frames,
             filled = stats.filled,
+            concealed,
             "written"
         );
         let m = &plan.session.metadata;
@@ -587,6 +596,7 @@ impl TrackFile {
             packets: stats.packets,
             lost: stats.lost,
             filled: stats.filled,
+            concealed,
             stereo: self.stereo,
         };
         Ok((Some(extracted), muxed))

@@ -114,6 +114,8 @@ pub struct Extracted {
     pub lost: u64,
     /// Empty audio packets put in gaps.
     pub filled: u64,
+    /// Of those, the ones made good again (short holes, concealed and coded anew).
+    pub concealed: u64,
     /// Audio: whether any packet was coded in stereo (browsers send mono).
     pub stereo: bool,
 }

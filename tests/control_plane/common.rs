@@ -638,3 +638,33 @@ pub async fn visit(cases: &[Value]) -> Vec<Vec<Value>> {
         })
         .collect()
 }
+
+/// `file`'s audio decoded by ffmpeg: mono samples at 48 kHz, of full scale. Decoding must
+/// go without a complaint.
+pub fn samples(file: &Path) -> Vec<f64> {
+    let pcm = std::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(file)
+        .args([
+            "-map", "0:a", "-ac", "1", "-ar", "48000", "-f", "s16le", "-",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        pcm.status.success() && pcm.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&pcm.stderr)
+    );
+    pcm.stdout
+        .chunks_exact(2)
+        .map(|b| f64::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0)
+        .collect()
+}
+
+/// The RMS of each `window` seconds of `file`'s audio (see [`samples`]).
+pub fn loudness(file: &Path, window: f64) -> Vec<f64> {
+    samples(file)
+        .chunks((48_000.0 * window) as usize)
+        .map(|w| (w.iter().map(|s| s * s).sum::<f64>() / w.len() as f64).sqrt())
+        .collect()
+}

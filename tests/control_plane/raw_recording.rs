@@ -6,7 +6,7 @@ use std::process::{Command, Output};
 
 use serde_json::{Value, json};
 
-use crate::common::{S3_KEY, S3_SECRET, S3Server, reel_bin};
+use crate::common::{S3_KEY, S3_SECRET, S3Server, loudness, reel_bin, samples};
 
 /// A segment of the test's archives.
 struct Seg {
@@ -422,19 +422,7 @@ fn extracting_explains_unknown_ids_codecs_and_outputs() {
 
 /// Seconds of audio `file` decodes to, and its length by ffprobe.
 fn decoded_and_probed(file: &Path) -> (f64, f64) {
-    let pcm = Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error", "-i"])
-        .arg(file)
-        .args([
-            "-map", "0:a", "-ac", "1", "-ar", "48000", "-f", "s16le", "-",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        pcm.status.success() && pcm.stderr.is_empty(),
-        "{}",
-        String::from_utf8_lossy(&pcm.stderr)
-    );
+    let decoded = samples(file).len() as f64 / 48_000.0;
     let probe = Command::new("ffprobe")
         .args([
             "-v",
@@ -451,7 +439,7 @@ fn decoded_and_probed(file: &Path) -> (f64, f64) {
         .trim()
         .parse()
         .unwrap();
-    (pcm.stdout.len() as f64 / 96_000.0, duration)
+    (decoded, duration)
 }
 
 #[test]
@@ -608,27 +596,114 @@ fn extracted_audio_lasts_the_wall_time_through_loss_reordering_dtx_gaps_and_wrap
     assert!(decoded < 40.0 - 10.0 - 0.4, "{decoded}");
 }
 
+#[test]
+fn extracted_audio_conceals_single_lost_packets_and_keeps_gaps_silent() {
+    const T: i64 = 1_795_000_000_000;
+    let dir = tempfile::tempdir().unwrap();
+    // 12 s of a steady tone, coded as ffmpeg codes it.
+    let tone = opus_packets(dir.path(), "sine=f=440:d=12.1,volume=2.2", 1);
+    assert!(tone.len() >= 600, "{}", tone.len());
+    // 2% of the packets missing at random: up to 5 s skipped by the sender (sequence numbers
+    // contiguous, timestamps jumping), from 6 s lost on the way (sequence numbers missing).
+    // From 5 s to 6 s nothing is sent at all.
+    let mut x = 0x2545_f491_4f6c_dd1d_u64;
+    let (mut packets, mut payloads, mut missing) = (Vec::new(), Vec::new(), Vec::new());
+    let mut seq = 0u16;
+    for i in 0..600u32 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let gap = (250..300).contains(&i);
+        let lost = i > 10 && x.is_multiple_of(50) && !gap;
+        if lost && i >= 300 {
+            seq = seq.wrapping_add(1);
+        }
+        if lost || gap {
+            missing.push(i);
+            continue;
+        }
+        packets.push((seq, i * 960, i * 20));
+        payloads.push(tone[i as usize].clone());
+        seq = seq.wrapping_add(1);
+    }
+    println!("missing packets: {missing:?}");
+    let session = vec![(
+        "erin",
+        "s-erin",
+        vec![Seg {
+            packets,
+            payloads,
+            ..seg(
+                "s-erin_0001_audio",
+                "audio/opus",
+                "e-mic",
+                "TRACK_TYPE_AUDIO",
+                T,
+            )
+        }],
+    )];
+    let root = dir.path().join("in");
+    write_archive(&root, &session);
+    let out = dir.path().join("out");
+    let listed = stdout(&on_dir("extract-audio", &root, &out, &[]));
+    println!("{listed}");
+    let file = std::fs::read_dir(&out)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let concealed = missing
+        .iter()
+        .filter(|&&i| !(250..300).contains(&i))
+        .count();
+    assert!(
+        listed.contains(&format!(" {concealed} concealed)")),
+        "{concealed} concealed: {listed}"
+    );
+
+    let windows = loudness(&file, 0.1);
+    let mut sorted = windows.clone();
+    sorted.sort_by(f64::total_cmp);
+    let level = sorted[sorted.len() / 2];
+    println!("tone at {level:.4} of full scale; 100 ms windows: {windows:.3?}");
+    // The tone, but for its first window, the gap and the window after it (the decoder
+    // comes back from silence), and its last.
+    for (w, rms) in windows.iter().enumerate() {
+        if (1..50).contains(&w) || (61..119).contains(&w) {
+            assert!(
+                *rms >= level / 2.0,
+                "{:.1} s: {rms} of {level}",
+                w as f64 / 10.0
+            );
+        }
+    }
+    // The second sent nothing stays silent.
+    assert!(
+        windows[51..59].iter().all(|&rms| rms < 0.001),
+        "{:?}",
+        &windows[50..60]
+    );
+}
+
 /// About half a second of a 1 kHz tone in 20 ms Opus packets.
 fn tone(dir: &Path, channels: u8) -> Vec<Vec<u8>> {
-    let tone = dir.join(format!("tone-{channels}.ogg"));
+    opus_packets(dir, "sine=f=1000:d=0.5", channels)
+}
+
+/// 20 ms Opus packets of `source` (an ffmpeg lavfi source) in `channels`, as ffmpeg's
+/// libopus encoder codes them.
+fn opus_packets(dir: &Path, source: &str, channels: u8) -> Vec<Vec<u8>> {
+    let path = dir.join(format!("{}-{channels}.ogg", source.len()));
     let status = Command::new("ffmpeg")
-        .args([
-            "-nostdin",
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=f=1000:d=0.5",
-        ])
+        .args(["-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", source])
         .args(["-ac", &channels.to_string()])
         .args(["-c:a", "libopus", "-frame_duration", "20"])
-        .arg(&tone)
+        .arg(&path)
         .status()
         .unwrap();
     assert!(status.success());
-    let clip = reel::media::clip::read_audio(&tone).unwrap();
+    let clip = reel::media::clip::read_audio(&path).unwrap();
     // The encoder's first packet mostly holds its look-ahead: the tone starts in the second.
     clip.frames
         .iter()
@@ -651,25 +726,8 @@ fn onsets(file: &Path) -> Vec<f64> {
 
 /// The times (s) at which sound starts and stops in `file` (5 ms windows, -30 dBFS).
 fn transitions(file: &Path) -> (Vec<f64>, Vec<f64>) {
-    let pcm = Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error", "-i"])
-        .arg(file)
-        .args(["-ac", "1", "-ar", "48000", "-f", "s16le", "-"])
-        .output()
-        .unwrap();
-    assert!(
-        pcm.status.success(),
-        "{}",
-        String::from_utf8_lossy(&pcm.stderr)
-    );
-    let samples: Vec<f64> = pcm
-        .stdout
-        .chunks_exact(2)
-        .map(|b| f64::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0)
-        .collect();
     let (mut on, mut starts, mut stops) = (false, Vec::new(), Vec::new());
-    for (i, w) in samples.chunks(240).enumerate() {
-        let rms = (w.iter().map(|s| s * s).sum::<f64>() / w.len() as f64).sqrt();
+    for (i, rms) in loudness(file, 0.005).into_iter().enumerate() {
         let loud = rms > 10f64.powf(-30.0 / 20.0);
         if loud != on {
             if loud { &mut starts } else { &mut stops }.push(i as f64 * 0.005);

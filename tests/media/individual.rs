@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::common::{listed_files, stdout_of};
+use crate::common::{listed_files, loudness, stdout_of};
 use crate::support::{browsers, decode, download, probe, publish, recording_call, tally_bus};
 
 #[tokio::test]
@@ -119,6 +119,55 @@ async fn lost_packets_and_dtx_silences_do_not_shorten_the_audio() {
         (audio - time_in_call).abs() <= 0.1,
         "{audio:.3} s of audio, {time_in_call:.3} s in the call"
     );
+}
+
+#[tokio::test]
+async fn a_lost_audio_packet_costs_no_more_than_its_own_time() {
+    let (t, clips) = recording_call(
+        "conceal",
+        json!({"individual_recording": {"mode": "auto-on", "output_types": ["audio_only"]}}),
+        None,
+    )
+    .await;
+    // A steady tone longer than the call (a clip that loops starts its coding over).
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-y", "-f", "lavfi"])
+        .args(["-i", "sine=f=440:d=12,volume=2.2", "-c:a", "libopus"])
+        .args(["-b:a", "64k", "-frame_duration", "20"])
+        .arg(clips.path().join("opus.ogg"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // 3% of the datagrams lost, retransmissions too.
+    publish(
+        &t,
+        "conceal",
+        clips.path(),
+        "vp8.ivf",
+        "dave",
+        "8s",
+        &["--loss", "3"],
+    )
+    .await;
+    let listed = listed_files(&t, "conceal", 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let files = download(&t.http, &listed, dir.path()).await;
+    let (name, path) = &files[0];
+    let (errors, _) = decode(path).await;
+    assert!(errors.is_empty(), "{name}: {errors}");
+    let windows = loudness(path, 0.1);
+    let mut sorted = windows.clone();
+    sorted.sort_by(f64::total_cmp);
+    let level = sorted[sorted.len() / 2];
+    println!("{name}: the tone at {level:.4} of full scale; 100 ms windows {windows:.3?}");
+    // All but the first and last windows (the tone starting, the last cut short).
+    for (w, rms) in windows[1..windows.len() - 1].iter().enumerate() {
+        assert!(
+            *rms >= level / 2.0,
+            "{:.1} s: {rms} of {level}",
+            (w + 1) as f64 / 10.0
+        );
+    }
 }
 
 /// A clip that flashes white and beeps at the same moments: 0.48 s into every second. Both

@@ -19,7 +19,7 @@ use tracing::warn;
 use super::clock::Clock;
 use crate::bus::{BusMessage, Packet, Subscription};
 use crate::domain::Timestamp;
-use crate::mux::{AudioFile, AudioInput, LiveMix, MixedAudio, MuxError};
+use crate::mux::{AudioFile, AudioInput, Concealer, LiveMix, MixedAudio, MuxError};
 use crate::rtp::{MediaCodec, TimedFrame, Timeline};
 
 /// How far behind real time the mix is handed on.
@@ -123,10 +123,16 @@ pub type Mixer = JoinHandle<(MixStats, Result<(), MuxError>)>;
 struct Tracks {
     /// The mix, once the clock started.
     mixing: Option<Mixing>,
-    tracks: HashMap<String, Timeline<Arc<[u8]>>>,
+    tracks: HashMap<String, Voice>,
     frames: Vec<TimedFrame>,
     /// Samples so far that came too late, for whoever watches.
     late: Arc<AtomicU64>,
+}
+
+/// A track's frames on their way to the mix.
+struct Voice {
+    timeline: Timeline<Arc<[u8]>>,
+    concealer: Concealer,
 }
 
 /// A mix whose clock started.
@@ -204,14 +210,18 @@ impl Tracks {
         match m {
             BusMessage::Track(t) => {
                 if MediaCodec::from_name(&t.codec.name) == Some(MediaCodec::Opus) {
-                    self.tracks
-                        .insert(t.track_id.clone(), Timeline::new(MediaCodec::Opus));
+                    let voice = Voice {
+                        timeline: Timeline::new(MediaCodec::Opus),
+                        concealer: Concealer::default(),
+                    };
+                    self.tracks.insert(t.track_id.clone(), voice);
                 }
             }
             BusMessage::Packet(p) => self.packet(&p),
             BusMessage::Ended(t) => {
-                if let Some(mut timeline) = self.tracks.remove(&t.track_id) {
-                    timeline.finish(&mut self.frames);
+                if let Some(mut voice) = self.tracks.remove(&t.track_id) {
+                    voice.timeline.finish(&mut self.frames);
+                    voice.concealer.conceal(&mut self.frames);
                     self.mix_frames(&t.track_id);
                 }
                 if let Some(m) = &mut self.mixing {
@@ -222,10 +232,11 @@ impl Tracks {
     }
 
     fn packet(&mut self, p: &Packet) {
-        let Some(timeline) = self.tracks.get_mut(&p.track.track_id) else {
+        let Some(voice) = self.tracks.get_mut(&p.track.track_id) else {
             return;
         };
-        timeline.push(p.timed(), &mut self.frames);
+        voice.timeline.push(p.timed(), &mut self.frames);
+        voice.concealer.conceal(&mut self.frames);
         self.mix_frames(&p.track.track_id);
     }
 
@@ -263,8 +274,9 @@ impl Tracks {
     fn finish(&mut self) {
         let ids: Vec<String> = self.tracks.keys().cloned().collect();
         for id in ids {
-            if let Some(mut timeline) = self.tracks.remove(&id) {
-                timeline.finish(&mut self.frames);
+            if let Some(mut voice) = self.tracks.remove(&id) {
+                voice.timeline.finish(&mut self.frames);
+                voice.concealer.conceal(&mut self.frames);
                 self.mix_frames(&id);
             }
         }

@@ -10,7 +10,8 @@
 //! late by however much longer its capture, encoding and pacing took than the audio's. Once
 //! both tracks have a sender report, the video is moved to where the sender's clock puts it
 //! against the audio, as a receiver's lip sync does; the files wait for that (within
-//! [`HOLD`]) so that the move happens before anything is written.
+//! [`HOLD`]) so that the move happens before anything is written. Short audio losses are
+//! concealed (see [`Concealer`]).
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -23,7 +24,7 @@ use super::FilePlan;
 use super::outputs::{Content, Kind, files_for, late_file, needed_kinds};
 use crate::bus::Packet;
 use crate::domain::{FileName, Participant, Timestamp};
-use crate::mux::{StreamSpec, Writer};
+use crate::mux::{Concealer, StreamSpec, Writer};
 use crate::recorders::FinishedFile;
 use crate::rtp::{MediaCodec, TimedFrame, Timeline, frame_size};
 
@@ -59,6 +60,8 @@ struct Slot {
     codec: MediaCodec,
     channels: u8,
     timeline: Timeline<Arc<[u8]>>,
+    /// An Opus track's.
+    concealer: Option<Concealer>,
     size: Option<(u32, u32)>,
     started: bool,
     ended: bool,
@@ -258,6 +261,7 @@ impl Group {
                     codec,
                     channels: track.codec.channels,
                     timeline: Timeline::new(codec),
+                    concealer: (codec == MediaCodec::Opus).then(Concealer::default),
                     size: None,
                     started: false,
                     ended: false,
@@ -281,6 +285,9 @@ impl Group {
         let mut frames = std::mem::take(&mut shared.frames);
         let slot = &mut self.slots[index];
         let kind = slot.kind;
+        if let Some(c) = &mut slot.concealer {
+            c.conceal(&mut frames);
+        }
         for frame in frames.drain(..) {
             if kind == Kind::Video && frame.keyframe {
                 slot.size = frame_size(slot.codec, &frame.data).or(slot.size);
@@ -350,9 +357,10 @@ impl Group {
         }
         for slot in &self.slots {
             let s = slot.timeline.stats();
+            let concealed = slot.concealer.as_ref().map_or(0, Concealer::concealed);
             info!(track_id = %slot.track_id, packets = s.packets, lost = s.lost, late = s.late,
                   malformed = s.malformed, skipped_frames = s.skipped_frames, filled = s.filled,
-                  "track recorded");
+                  concealed, "track recorded");
         }
         for f in self.files.take().unwrap_or_default() {
             f.hand_over(shared);
