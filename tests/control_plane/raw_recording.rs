@@ -6,7 +6,7 @@ use std::process::{Command, Output};
 
 use serde_json::{Value, json};
 
-use crate::common::{S3_KEY, S3_SECRET, S3Server, loudness, reel_bin, samples};
+use crate::common::{S3_KEY, S3_SECRET, S3Server, loudness, python, reel_bin, samples, source_dir};
 
 /// A segment of the test's archives.
 struct Seg {
@@ -249,31 +249,75 @@ fn list_tracks_reads_directories_tar_gz_and_zip_alike() {
     for input in &inputs[1..] {
         assert_eq!(json_of(input), tracks, "{input:?}");
     }
-    let summary: Vec<(String, String, String, bool, i64)> = tracks
+    // The reference tool's shape: an object of tracks, user ids and sessions, each track
+    // with its call, times and segments.
+    let alice_cam = &tracks["tracks"][1];
+    assert_eq!(alice_cam["callType"], "default");
+    assert_eq!(alice_cam["callId"], "demo");
+    assert_eq!(alice_cam["callSessionId"], "cs");
+    assert_eq!(alice_cam["callStartTime"], "2026-11-23T10:00:00Z");
+    assert_eq!(alice_cam["trackType"], "TRACK_TYPE_VIDEO");
+    assert_eq!(alice_cam["trackStartTime"], "2026-11-18T11:06:40Z");
+    assert_eq!(alice_cam["trackEndTime"], "2026-11-18T11:06:44.98Z");
+    let segments: Vec<(&str, &str)> = alice_cam["segments"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|t| {
+        .map(|s| {
             (
-                t["user_id"].as_str().unwrap().to_owned(),
-                t["track_id"].as_str().unwrap().to_owned(),
-                t["codec"].as_str().unwrap().to_owned(),
-                t["is_screenshare"].as_bool().unwrap(),
-                t["segments"].as_i64().unwrap(),
+                s["baseFilename"].as_str().unwrap(),
+                s["sdpPath"].as_str().unwrap(),
             )
         })
         .collect();
-    let row = |u: &str, t: &str, c: &str, s, n| (u.into(), t.into(), c.into(), s, n);
     assert_eq!(
-        summary,
+        segments,
         [
-            row("alice", "a-mic", "opus", false, 1),
-            row("alice", "a-cam", "VP8", false, 2),
-            row("bob", "b-mic", "opus", false, 1),
-            row("bob", "b-screen", "H264", true, 1),
+            (
+                "s-alice_0002_video",
+                "raw_default_demo/alice/s-alice/s-alice_0002_video.sdp"
+            ),
+            (
+                "s-alice_0003_video",
+                "raw_default_demo/alice/s-alice/s-alice_0003_video.sdp"
+            )
         ]
     );
-    assert_eq!(tracks[1]["last_packet_ms"], 1_795_000_004_980i64);
+    // Read by a script written for the reference tool.
+    let mut reader = Command::new(python())
+        .arg(source_dir().join("tests/python/summarize_tracks.py"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    reader
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(tracks.to_string().as_bytes())
+        .unwrap();
+    let summary = reader.wait_with_output().unwrap();
+    assert!(
+        summary.status.success(),
+        "{}",
+        String::from_utf8_lossy(&summary.stderr)
+    );
+    let summary: Value = serde_json::from_slice(&summary.stdout).unwrap();
+    assert_eq!(
+        summary,
+        json!({
+            "users": ["alice", "bob"],
+            "sessions": ["s-alice", "s-bob"],
+            "tracks": [
+                "alice/s-alice/a-mic audio audio/opus 1 0.980",
+                "alice/s-alice/a-cam video video/VP8 2 4.980",
+                "bob/s-bob/b-mic audio audio/opus 1 0.980",
+                "bob/s-bob/b-screen video video/H264 1 0.980",
+            ],
+        })
+    );
 
     let dir_arg = ["--input-dir", root.to_str().unwrap()];
     let list = |extra: &[&str]| {
@@ -380,7 +424,7 @@ fn extracting_explains_unknown_ids_codecs_and_outputs() {
         "--format",
         "json",
     ]));
-    assert!(listed.contains("\"PCMU\""), "{listed}");
+    assert!(listed.contains("\"audio/PCMU\""), "{listed}");
     let err = failure(&extract(&["--user-id", "gus"]));
     assert!(
         err.contains("codec \"PCMU\" is not one of opus, VP8, VP9, H264, AV1"),

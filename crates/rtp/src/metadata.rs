@@ -116,14 +116,6 @@ pub struct Dimension {
     pub height: u32,
 }
 
-impl Segment {
-    /// The codec's SDP name (`opus`, `VP8`, ...): what follows the `/` of [`Segment::codec`].
-    pub fn codec_name(&self) -> &str {
-        self.codec
-            .split_once('/')
-            .map_or(self.codec.as_str(), |(_, n)| n)
-    }
-}
 
 #[cfg(test)]
 mod tests {
@@ -139,7 +131,7 @@ mod tests {
         let m: TimingMetadata = serde_json::from_str(json).unwrap();
         let s = &m.segments.audio[0];
         assert_eq!(s.track_type, TrackType::ScreenShareAudio);
-        assert_eq!((s.codec_name(), s.rtp_packets, s.ssrc), ("opus", 0, 0));
+        assert_eq!((s.codec.as_str(), s.rtp_packets, s.ssrc), ("audio/opus", 0, 0));
         assert!(m.segments.video.is_empty());
         assert_eq!(m.call.call_id, "c");
     }
