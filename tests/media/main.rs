@@ -11,6 +11,7 @@ mod browser;
 mod composite;
 mod console;
 mod crash;
+mod faults;
 mod individual;
 mod layout;
 mod publish;

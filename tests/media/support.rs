@@ -516,3 +516,22 @@ pub fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     files
 }
+
+/// Checks that `file` (audio and VP8 video) decodes without an error, and that it and its
+/// audio last `time_in_call` seconds, within `tolerance`.
+pub async fn assert_lasts(file: &Path, time_in_call: f64, tolerance: f64) {
+    let name = file.file_name().unwrap_or_default().to_string_lossy();
+    let (codecs, duration) = probe(file).await;
+    assert_eq!(codecs, ["opus", "vp8"]);
+    let (errors, audio) = decode(file).await;
+    println!("{name}: {duration:.3} s, {audio:.3} s of audio; {time_in_call:.3} s in the call");
+    assert!(errors.is_empty(), "{name}: {errors}");
+    assert!(
+        (duration - time_in_call).abs() <= tolerance,
+        "{duration:.3} s in the file, {time_in_call:.3} s in the call"
+    );
+    assert!(
+        (audio - time_in_call).abs() <= tolerance,
+        "{audio:.3} s of audio, {time_in_call:.3} s in the call"
+    );
+}

@@ -116,7 +116,6 @@ pub struct Dimension {
     pub height: u32,
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,7 +130,10 @@ mod tests {
         let m: TimingMetadata = serde_json::from_str(json).unwrap();
         let s = &m.segments.audio[0];
         assert_eq!(s.track_type, TrackType::ScreenShareAudio);
-        assert_eq!((s.codec.as_str(), s.rtp_packets, s.ssrc), ("audio/opus", 0, 0));
+        assert_eq!(
+            (s.codec.as_str(), s.rtp_packets, s.ssrc),
+            ("audio/opus", 0, 0)
+        );
         assert!(m.segments.video.is_empty());
         assert_eq!(m.call.call_id, "c");
     }
