@@ -13,9 +13,34 @@ pub fn init(format: LogFormat) {
     init_filtered(format, "info,str0m=error,chromiumoxide=error");
 }
 
+/// The AWS SDK's crates, which log credentials and signed requests at debug and trace.
+const CREDENTIAL_LOGGERS: [&str; 6] = [
+    "aws_config",
+    "aws_credential_types",
+    "aws_sdk_s3",
+    "aws_sigv4",
+    "aws_smithy_runtime",
+    "aws_smithy_runtime_api",
+];
+
+/// `directives` (as `REEL_LOG` takes them), with the crates that would log credentials kept
+/// at `info` whatever they ask: no log level shows a secret.
+pub fn filter(directives: &str) -> EnvFilter {
+    let capped: Vec<String> = CREDENTIAL_LOGGERS
+        .iter()
+        .map(|target| format!("{target}=info"))
+        .collect();
+    let all = format!("{directives},{}", capped.join(","));
+    EnvFilter::try_new(&all).unwrap_or_else(|_| EnvFilter::new(capped.join(",")))
+}
+
 /// Logs to stderr in `format`, filtered by `REEL_LOG`, else by `default`.
 pub fn init_filtered(format: LogFormat, default: &str) {
-    let filter = EnvFilter::try_from_env("REEL_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let wanted = std::env::var("REEL_LOG")
+        .ok()
+        .filter(|v| EnvFilter::try_new(v).is_ok())
+        .unwrap_or_else(|| default.to_owned());
+    let filter = filter(&wanted);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())

@@ -357,6 +357,16 @@ pub struct S3Server {
 pub const S3_KEY: &str = "AKIATESTREEL";
 pub const S3_SECRET: &str = "test-s3-secret";
 
+/// Settings for recordings stored in the bucket `recordings` of the S3 server at `endpoint`,
+/// under the prefix `reel`.
+pub fn s3_settings(s: &mut Settings, endpoint: String) {
+    s.s3.bucket = Some("recordings".into());
+    s.s3.endpoint = Some(endpoint);
+    s.s3.access_key_id = Some(S3_KEY.into());
+    s.s3.secret_access_key = Some(S3_SECRET.into());
+    s.s3.prefix = Some("reel".into());
+}
+
 impl S3Server {
     /// Starts a server with bucket `bucket`.
     pub async fn start(bucket: &str) -> Self {

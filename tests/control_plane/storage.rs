@@ -134,14 +134,6 @@ both_backends!(local_links_download_until_expiry, |db| async move {
     let _ = cid;
 });
 
-fn s3_settings(s: &mut reel::config::Settings, endpoint: String) {
-    s.s3.bucket = Some("recordings".into());
-    s.s3.endpoint = Some(endpoint);
-    s.s3.access_key_id = Some(S3_KEY.into());
-    s.s3.secret_access_key = Some(S3_SECRET.into());
-    s.s3.prefix = Some("reel".into());
-}
-
 both_backends!(s3_presigned_links, |db| async move {
     const SIZE: usize = 100_000;
     let s3 = S3Server::start("recordings").await;

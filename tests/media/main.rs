@@ -17,6 +17,7 @@ mod layout;
 mod publish;
 mod publisher;
 mod raw;
+mod secrets;
 mod sessions;
 mod support;
 mod track;
