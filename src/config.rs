@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+use crate::backoff::Backoff;
 use crate::media::{MediaConfig, UdpMode};
 use crate::secret::Secret;
 
@@ -148,6 +149,14 @@ pub struct Settings {
     /// How long a failing webhook is retried (with exponential backoff) before it is given up [default: 24h]
     #[arg(long, env = "REEL_WEBHOOK_RETRY_FOR", value_name = "DURATION")]
     pub webhook_retry_for: Option<HumanDuration>,
+
+    /// Delay before retrying a failed webhook delivery or upload; it doubles after each further failure [default: 1s]
+    #[arg(long, env = "REEL_RETRY_FIRST", value_name = "DURATION")]
+    pub retry_first: Option<HumanDuration>,
+
+    /// Longest delay between two attempts of a webhook delivery or upload [default: 10m]
+    #[arg(long, env = "REEL_RETRY_MAX", value_name = "DURATION")]
+    pub retry_max: Option<HumanDuration>,
 
     /// Time a webhook receiver has to answer [default: 3s]
     #[arg(long, env = "REEL_WEBHOOK_TIMEOUT", value_name = "DURATION")]
@@ -316,6 +325,8 @@ impl Settings {
             api_secret: over.api_secret.or(self.api_secret),
             webhook_urls: over.webhook_urls.or(self.webhook_urls),
             webhook_retry_for: over.webhook_retry_for.or(self.webhook_retry_for),
+            retry_first: over.retry_first.or(self.retry_first),
+            retry_max: over.retry_max.or(self.retry_max),
             webhook_timeout: over.webhook_timeout.or(self.webhook_timeout),
             download_url_ttl: over.download_url_ttl.or(self.download_url_ttl),
             broadcast_split: over.broadcast_split.or(self.broadcast_split),
@@ -370,6 +381,8 @@ pub struct Config {
     pub webhook_urls: Vec<String>,
     /// How long a failing webhook is retried.
     pub webhook_retry_for: Duration,
+    /// When failed webhook deliveries and uploads are tried again.
+    pub retry: Backoff,
     /// Time a webhook receiver has to answer.
     pub webhook_timeout: Duration,
     /// Lifetime of download links.
@@ -535,6 +548,10 @@ impl Config {
                 s.webhook_retry_for,
                 DEFAULT_WEBHOOK_RETRY_FOR,
             )?,
+            retry: Backoff {
+                first: positive("retry_first", s.retry_first, Backoff::default().first)?,
+                max: positive("retry_max", s.retry_max, Backoff::default().max)?,
+            },
             webhook_timeout: positive(
                 "webhook_timeout",
                 s.webhook_timeout,

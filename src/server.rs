@@ -176,7 +176,7 @@ impl Server {
             keys.api_key().to_owned(),
             keys.secret().to_owned(),
             config.webhook_timeout,
-            config.webhook_retry_for,
+            (config.retry, config.webhook_retry_for),
             metrics.clone(),
         );
         let services = Services::new(
@@ -191,6 +191,7 @@ impl Server {
                 download_url_ttl: config.download_url_ttl,
                 broadcast_split: config.broadcast_split,
                 upload_retry_for: UPLOAD_RETRY_FOR,
+                retry: config.retry,
                 work_dir,
                 session_grace: config.session_grace,
                 local_url,

@@ -85,6 +85,8 @@ pub struct ServiceSettings {
     pub broadcast_split: Duration,
     /// How long a failing upload is retried before the file is given up (and kept locally).
     pub upload_retry_for: Duration,
+    /// When a failed upload is tried again.
+    pub retry: crate::backoff::Backoff,
     /// Where recorders write files before they are uploaded.
     pub work_dir: PathBuf,
     /// How long a call session outlives its last participant.

@@ -8,7 +8,6 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::Services;
-use crate::backoff::backoff;
 use crate::domain::Timestamp;
 use crate::metrics::OutcomeLabels;
 use crate::storage::{MultipartProgress, StorageError, UploadJournal};
@@ -149,7 +148,7 @@ impl Uploader {
         };
         let attempts = f.attempts + 1;
         let now = Timestamp::now();
-        let retry_at = now.after(backoff(attempts));
+        let retry_at = now.after(self.services.inner.settings.retry.delay(attempts));
         if permanent || retry_at.since(f.created_at) > self.services.inner.settings.upload_retry_for
         {
             metrics
@@ -184,7 +183,8 @@ impl Uploader {
         if let Err(e) = self.services.file_uploaded(f).await {
             // Try again later (the next attempt finds the object stored and only records it).
             let attempts = f.attempts + 1;
-            let retry_at = Timestamp::now().after(backoff(attempts));
+            let retry_at =
+                Timestamp::now().after(self.services.inner.settings.retry.delay(attempts));
             let error = format!("cannot record the finished upload: {e}");
             warn!(cid = %f.file.cid, recording_id = %f.file.recording_id, %error, "upload not recorded; will retry");
             if let Err(e) = self

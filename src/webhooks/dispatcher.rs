@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::{sign, sign_sha1};
-use crate::backoff::backoff;
+use crate::backoff::Backoff;
 use crate::domain::Timestamp;
 use crate::metrics::{Metrics, OutcomeLabels};
 use crate::store::{Delivery, Store};
@@ -28,6 +28,7 @@ pub struct Dispatcher {
     client: reqwest::Client,
     api_key: String,
     secret: String,
+    retry: Backoff,
     retry_for: Duration,
     wake: Arc<Notify>,
     metrics: Arc<Metrics>,
@@ -40,13 +41,13 @@ enum Outcome {
 
 impl Dispatcher {
     /// A dispatcher signing with `secret`, giving each receiver `timeout` to answer and
-    /// retrying a delivery for `retry_for` after it was queued.
+    /// retrying a delivery as `retry` says for `retry_for` after it was queued.
     pub fn new(
         store: Store,
         api_key: String,
         secret: String,
         timeout: Duration,
-        retry_for: Duration,
+        (retry, retry_for): (Backoff, Duration),
         metrics: Arc<Metrics>,
     ) -> Self {
         let client = reqwest::Client::builder()
@@ -59,6 +60,7 @@ impl Dispatcher {
             client,
             api_key,
             secret,
+            retry,
             retry_for,
             wake: Arc::new(Notify::new()),
             metrics,
@@ -163,7 +165,7 @@ impl Dispatcher {
                 self.store.delivery_succeeded(d.id, attempts, now).await
             }
             Outcome::Failed { status, error } => {
-                let retry_at = now.after(backoff(attempts));
+                let retry_at = now.after(self.retry.delay(attempts));
                 let give_up = retry_at.since(d.created_at) > self.retry_for;
                 if give_up {
                     warn!(delivery = d.id, cid = %d.ordering_key, event = %d.event_type, attempts, %error,

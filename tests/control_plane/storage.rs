@@ -189,8 +189,12 @@ both_backends!(s3_presigned_links, |db| async move {
 
 both_backends!(s3_down_keeps_the_local_copy_and_retries, |db| async move {
     const SIZE: usize = 50_000;
+    // Time runs 60 times faster for retries (17 ms doubling up to 10 s stands for 1 s
+    // doubling up to 10 minutes): S3 is down for 10 minutes.
+    const OUTAGE: Duration = Duration::from_secs(10);
     let mut s3 = S3Server::start("recordings").await;
     s3.stop().await;
+    let down = std::time::Instant::now();
     let (endpoint, rx) = (s3.endpoint(), Receiver::start(0).await);
     let hook = rx.url();
     let t = TestServer::start_with(
@@ -198,6 +202,8 @@ both_backends!(s3_down_keeps_the_local_copy_and_retries, |db| async move {
         |s| {
             s3_settings(s, endpoint);
             s.webhook_urls = Some(vec![hook]);
+            s.retry_first = Some("17ms".parse().unwrap());
+            s.retry_max = Some("10s".parse().unwrap());
         },
         bytes_recorders(SIZE),
     )
@@ -220,21 +226,22 @@ both_backends!(s3_down_keeps_the_local_copy_and_retries, |db| async move {
     )
     .await;
 
-    // Two failed attempts (1 s apart), then look: the file is pending and still on disk.
+    // The uploads not done yet.
+    let pending = || async {
+        services
+            .store()
+            .due_uploads(
+                reel::domain::Timestamp::now().after(Duration::from_secs(3600)),
+                10,
+            )
+            .await
+            .unwrap()
+    };
+    // Two failed attempts, then look: the file is pending and still on disk.
     let file = eventually(
         Duration::from_secs(20),
         "two failed upload attempts",
-        || async {
-            let all = services
-                .store()
-                .due_uploads(
-                    reel::domain::Timestamp::now().after(Duration::from_secs(3600)),
-                    10,
-                )
-                .await
-                .unwrap();
-            all.into_iter().find(|f| f.attempts >= 2)
-        },
+        || async { pending().await.into_iter().find(|f| f.attempts >= 2) },
     )
     .await;
     let local = file.local_path.clone().unwrap();
@@ -290,7 +297,24 @@ both_backends!(s3_down_keeps_the_local_copy_and_retries, |db| async move {
             .contains(&"call.recording_failed".to_string())
     );
 
-    // S3 comes back: the next attempt (a few seconds later) uploads it and reports it.
+    // Through the rest of the outage too.
+    tokio::time::sleep(OUTAGE.saturating_sub(down.elapsed())).await;
+    let pending = pending().await;
+    println!(
+        "attempts after the outage: {:?}",
+        pending.iter().map(|f| f.attempts).collect::<Vec<_>>()
+    );
+    assert!(pending.iter().any(|f| f.attempts >= 8), "{pending:?}");
+    assert!(local.exists());
+    assert!(
+        !kinds(&t)
+            .await
+            .iter()
+            .any(|k| k == "call.recording_ready" || k == "call.recording_failed"),
+        "nothing reported while S3 is down"
+    );
+
+    // S3 comes back: the next attempt (at most 10 minutes later) uploads it and reports it.
     s3.resume().await;
     eventually(
         Duration::from_secs(30),

@@ -1,6 +1,6 @@
 //! Webhooks: signed, ordered per call, delivered once, across receiver failures and restarts.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use axum::http::StatusCode;
@@ -16,6 +16,141 @@ fn valid_signature(body: &[u8], signature: &str) -> bool {
     mac.update(body);
     hex::decode(signature).is_ok_and(|sig| mac.verify_slice(&sig).is_ok())
 }
+
+/// Checks that each of `got` is signed, names reel's key and has an id of its own; the
+/// events of each call, in the order received: type and recording type.
+fn check_deliveries(got: &[Received]) -> BTreeMap<String, Vec<(String, String)>> {
+    let mut ids = HashSet::new();
+    let mut per_call: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    for r in got {
+        let sig = r.headers["x-signature"].to_str().unwrap();
+        assert!(
+            valid_signature(&r.body, sig),
+            "signature of {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        assert_eq!(r.headers["x-api-key"], API_KEY);
+        assert!(
+            ids.insert(r.headers["x-webhook-id"].to_str().unwrap().to_owned()),
+            "no repeats"
+        );
+        let v: Value = serde_json::from_slice(&r.body).unwrap();
+        assert!(v["created_at"].as_i64().unwrap() > 1_600_000_000_000_000_000);
+        per_call
+            .entry(v["call_cid"].as_str().unwrap().to_owned())
+            .or_default()
+            .push((
+                v["type"].as_str().unwrap().to_owned(),
+                v["recording_type"].as_str().unwrap_or_default().to_owned(),
+            ));
+    }
+    per_call
+}
+
+/// The official SDK verifies and parses every delivered event into its models.
+fn assert_sdk_verifies(got: &[Received]) {
+    let dir = tempfile::tempdir().unwrap();
+    for (i, r) in got.iter().enumerate() {
+        std::fs::write(dir.path().join(format!("{i}.json")), &r.body).unwrap();
+        std::fs::write(
+            dir.path().join(format!("{i}.sig")),
+            r.headers["x-signature"].as_bytes(),
+        )
+        .unwrap();
+    }
+    let out = std::process::Command::new(python())
+        .arg(crate::common::source_dir().join("tests/python/verify_webhooks.py"))
+        .args([API_KEY, API_SECRET])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("verified {} events", got.len())
+    );
+}
+
+both_backends!(
+    an_hour_without_the_receiver_loses_nothing,
+    |db| async move {
+        // Time runs 360 times faster for retries: 3 ms doubling up to 1.7 s stands for 1 s
+        // doubling up to 10 minutes, and 10 s of outage for an hour.
+        const HOUR: Duration = Duration::from_secs(10);
+        let mut rx = Receiver::start(0).await;
+        rx.down().await;
+        let hook = rx.url();
+        let t = TestServer::start_with(
+            db,
+            |s| {
+                s.webhook_urls = Some(vec![hook]);
+                s.retry_first = Some("3ms".parse().unwrap());
+                s.retry_max = Some("1700ms".parse().unwrap());
+            },
+            bytes_recorders(100),
+        )
+        .await;
+        let outage = std::time::Instant::now();
+        // Five calls through the hour, each recorded once.
+        let calls = ["h1", "h2", "h3", "h4", "h5"];
+        for id in calls {
+            let cid = t.create_call(id).await;
+            t.server().services.start_session(&cid).await.unwrap();
+            record(&t, id, "raw").await;
+            tokio::time::sleep(HOUR / 6).await;
+        }
+        let store = t.server().services.store().clone();
+        let queued = eventually(Duration::from_secs(20), "every event queued", || {
+            let store = store.clone();
+            async move {
+                let d = store.deliveries(100).await.unwrap();
+                (d.len() == 20).then_some(d)
+            }
+        })
+        .await;
+        tokio::time::sleep(HOUR.saturating_sub(outage.elapsed())).await;
+        let d = store.deliveries(100).await.unwrap();
+        let attempts: Vec<u32> = d.iter().map(|d| d.attempts).collect();
+        println!("attempts per delivery after the hour: {attempts:?}");
+        assert!(d.iter().all(|d| d.delivered_at.is_none()), "{d:?}");
+        // The first event was tried as often as an hour of the default schedule tries it
+        // (each call's events wait for the one before).
+        assert!(attempts[0] >= 12, "{attempts:?}");
+        assert_eq!(queued.len(), 20);
+
+        rx.up().await;
+        eventually(Duration::from_secs(30), "all twenty events", || async {
+            (rx.received().len() >= 20).then_some(())
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let got = rx.received();
+        assert_eq!(got.len(), 20, "each event exactly once");
+        let per_call = check_deliveries(&got);
+        for id in calls {
+            let kinds: Vec<&str> = per_call[&format!("default:{id}")]
+                .iter()
+                .map(|(kind, _)| kind.as_str())
+                .collect();
+            assert_eq!(
+                kinds,
+                [
+                    "call.session_started",
+                    "call.recording_started",
+                    "call.recording_stopped",
+                    "call.recording_ready"
+                ],
+                "{id}"
+            );
+        }
+        assert_sdk_verifies(&got);
+    }
+);
 
 /// Starts and stops a recording of `kind` in call `id` (which must have a session).
 async fn record(t: &TestServer, id: &str, kind: &str) {
@@ -88,31 +223,7 @@ both_backends!(
         let got = rx.received();
         assert_eq!(got.len(), 11, "each event exactly once");
 
-        let mut ids = HashSet::new();
-        let mut per_call: std::collections::BTreeMap<String, Vec<(String, String)>> =
-            Default::default();
-        for r in &got {
-            let sig = r.headers["x-signature"].to_str().unwrap();
-            assert!(
-                valid_signature(&r.body, sig),
-                "signature of {}",
-                String::from_utf8_lossy(&r.body)
-            );
-            assert_eq!(r.headers["x-api-key"], API_KEY);
-            assert!(
-                ids.insert(r.headers["x-webhook-id"].to_str().unwrap().to_owned()),
-                "no repeats"
-            );
-            let v: Value = serde_json::from_slice(&r.body).unwrap();
-            assert!(v["created_at"].as_i64().unwrap() > 1_600_000_000_000_000_000);
-            per_call
-                .entry(v["call_cid"].as_str().unwrap().to_owned())
-                .or_default()
-                .push((
-                    v["type"].as_str().unwrap().to_owned(),
-                    v["recording_type"].as_str().unwrap_or_default().to_owned(),
-                ));
-        }
+        let per_call = check_deliveries(&got);
         let ev = |t: &str, k: &str| (format!("call.recording_{t}"), k.to_owned());
         assert_eq!(
             per_call["default:w1"],
@@ -136,32 +247,7 @@ both_backends!(
             ]
         );
 
-        // The official SDK verifies and parses every delivered event into its models.
-        let dir = tempfile::tempdir().unwrap();
-        for (i, r) in got.iter().enumerate() {
-            std::fs::write(dir.path().join(format!("{i}.json")), &r.body).unwrap();
-            std::fs::write(
-                dir.path().join(format!("{i}.sig")),
-                r.headers["x-signature"].as_bytes(),
-            )
-            .unwrap();
-        }
-        let out = std::process::Command::new(python())
-            .arg(crate::common::source_dir().join("tests/python/verify_webhooks.py"))
-            .args([API_KEY, API_SECRET])
-            .arg(dir.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert_eq!(
-            String::from_utf8_lossy(&out.stdout).trim(),
-            "verified 11 events"
-        );
+        assert_sdk_verifies(&got);
     }
 );
 
