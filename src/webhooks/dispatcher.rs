@@ -1,6 +1,6 @@
 //! The delivery loop.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::future::join_all;
@@ -32,6 +32,17 @@ pub struct Dispatcher {
     retry_for: Duration,
     wake: Arc<Notify>,
     metrics: Arc<Metrics>,
+    /// Deliveries the receiver took whose success could not be recorded yet (the database
+    /// was away): recorded before anything else is sent, never sent again.
+    unrecorded: Arc<Mutex<Vec<Sent>>>,
+}
+
+/// A delivery the receiver took: its id, attempts, and when.
+#[derive(Clone, Copy, Debug)]
+struct Sent {
+    id: i64,
+    attempts: u32,
+    at: Timestamp,
 }
 
 enum Outcome {
@@ -64,6 +75,7 @@ impl Dispatcher {
             retry_for,
             wake: Arc::new(Notify::new()),
             metrics,
+            unrecorded: Arc::default(),
         }
     }
 
@@ -109,6 +121,7 @@ impl Dispatcher {
     /// Sends every due delivery that is first in line; true if there were any. An error if an
     /// outcome could not be recorded: the loop then pauses instead of sending it again at once.
     async fn deliver_due(&self, now: Timestamp) -> Result<bool, crate::store::StoreError> {
+        self.record_unrecorded().await?;
         let due = self.store.due_deliveries(now, BATCH).await?;
         if due.is_empty() {
             return Ok(false);
@@ -120,6 +133,21 @@ impl Dispatcher {
         .await;
         settled.into_iter().collect::<Result<Vec<()>, _>>()?;
         Ok(true)
+    }
+
+    /// Records the deliveries whose success could not be recorded when they were made.
+    async fn record_unrecorded(&self) -> Result<(), crate::store::StoreError> {
+        let waiting = std::mem::take(&mut *self.unrecorded.lock().expect("not poisoned"));
+        for (i, s) in waiting.iter().enumerate() {
+            if let Err(e) = self.store.delivery_succeeded(s.id, s.attempts, s.at).await {
+                self.unrecorded
+                    .lock()
+                    .expect("not poisoned")
+                    .extend_from_slice(&waiting[i..]);
+                return Err(e);
+            }
+        }
+        Ok(())
     }
 
     async fn attempt(&self, d: &Delivery) -> Outcome {
@@ -162,7 +190,15 @@ impl Dispatcher {
                     .webhook_deliveries
                     .get_or_create(&OutcomeLabels { outcome: "ok" })
                     .inc();
-                self.store.delivery_succeeded(d.id, attempts, now).await
+                let recorded = self.store.delivery_succeeded(d.id, attempts, now).await;
+                if recorded.is_err() {
+                    self.unrecorded.lock().expect("not poisoned").push(Sent {
+                        id: d.id,
+                        attempts,
+                        at: now,
+                    });
+                }
+                recorded
             }
             Outcome::Failed { status, error } => {
                 let retry_at = now.after(self.retry.delay(attempts));

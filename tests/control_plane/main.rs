@@ -9,6 +9,7 @@ mod cli;
 mod connections;
 mod layout;
 mod observability;
+mod outages;
 mod raw_recording;
 mod realtimekit;
 mod recordings;
