@@ -50,6 +50,9 @@ pub struct RecordingEvent {
     pub egress_id: RecordingId,
     /// What kind of recording.
     pub recording_type: RecordingType,
+    /// Why it failed (`call.recording_failed` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// The fields of a call session event.
@@ -253,6 +256,7 @@ mod tests {
             created_at: Timestamp::from_unix_nanos(7),
             egress_id: RecordingId::parse("EG_1").unwrap(),
             recording_type: RecordingType::Raw,
+            error: None,
         };
         let ready = Event::RecordingReady {
             event: e.clone(),
@@ -272,9 +276,16 @@ mod tests {
         assert_eq!(v["egress_id"], "EG_1");
         assert_eq!(v["call_recording"]["start_time"], 1);
         assert_eq!(ready.kind(), "call.recording_ready");
-        let v = serde_json::to_value(Event::RecordingStarted(e)).unwrap();
+        let v = serde_json::to_value(Event::RecordingStarted(e.clone())).unwrap();
         assert_eq!(v["type"], "call.recording_started");
         assert_eq!(v["recording_type"], "raw");
+        assert!(v.get("error").is_none());
+        let failed = RecordingEvent {
+            error: Some("disk full".into()),
+            ..e
+        };
+        let v = serde_json::to_value(Event::RecordingFailed(failed)).unwrap();
+        assert_eq!(v["error"], "disk full");
         let body = serde_json::json!({"event": "recording.statusUpdate", "recording": {}});
         let update = Event::RecordingStatus(StatusUpdate {
             cid: Cid::parse("default:c1").unwrap(),

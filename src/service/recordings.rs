@@ -52,7 +52,16 @@ fn event(rec: &Recording, at: Timestamp) -> RecordingEvent {
         created_at: at,
         egress_id: rec.id.clone(),
         recording_type: rec.recording_type,
+        error: None,
     }
+}
+
+/// `call.recording_failed` of `rec`, saying why.
+fn failed_event(rec: &Recording, at: Timestamp, error: Option<&str>) -> Event {
+    Event::RecordingFailed(RecordingEvent {
+        error: error.map(str::to_owned),
+        ..event(rec, at)
+    })
 }
 
 impl Services {
@@ -514,7 +523,7 @@ impl Services {
                 RecordingState::Running | RecordingState::Paused,
                 RecordingState::Stopping | RecordingState::Uploading,
             ) => vec![Event::RecordingStopped(event(&rec, now))],
-            (_, RecordingState::Failed) => vec![Event::RecordingFailed(event(&rec, now))],
+            (_, RecordingState::Failed) => vec![failed_event(&rec, now, error)],
             _ => Vec::new(),
         };
         events.extend(self.status_event(&mut tx, id, Some(from), now).await?);
@@ -591,7 +600,7 @@ impl Services {
             .await?;
         let mut events = Vec::new();
         if to == RecordingState::Failed {
-            events.push(Event::RecordingFailed(event(rec, now)));
+            events.push(failed_event(rec, now, error));
         }
         let status = self
             .status_event(tx, &rec.id, Some(RecordingState::Uploading), now)

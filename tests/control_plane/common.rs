@@ -678,3 +678,32 @@ pub fn loudness(file: &Path, window: f64) -> Vec<f64> {
         .map(|w| (w.iter().map(|s| s * s).sum::<f64>() / w.len() as f64).sqrt())
         .collect()
 }
+
+/// The official SDK verifies and parses every delivered event into its models.
+pub fn assert_sdk_verifies(got: &[Received]) {
+    let dir = tempfile::tempdir().unwrap();
+    for (i, r) in got.iter().enumerate() {
+        std::fs::write(dir.path().join(format!("{i}.json")), &r.body).unwrap();
+        std::fs::write(
+            dir.path().join(format!("{i}.sig")),
+            r.headers["x-signature"].as_bytes(),
+        )
+        .unwrap();
+    }
+    let out = std::process::Command::new(python())
+        .arg(crate::common::source_dir().join("tests/python/verify_webhooks.py"))
+        .args([API_KEY, API_SECRET])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("verified {} events", got.len())
+    );
+}

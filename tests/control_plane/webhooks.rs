@@ -47,35 +47,6 @@ fn check_deliveries(got: &[Received]) -> BTreeMap<String, Vec<(String, String)>>
     per_call
 }
 
-/// The official SDK verifies and parses every delivered event into its models.
-fn assert_sdk_verifies(got: &[Received]) {
-    let dir = tempfile::tempdir().unwrap();
-    for (i, r) in got.iter().enumerate() {
-        std::fs::write(dir.path().join(format!("{i}.json")), &r.body).unwrap();
-        std::fs::write(
-            dir.path().join(format!("{i}.sig")),
-            r.headers["x-signature"].as_bytes(),
-        )
-        .unwrap();
-    }
-    let out = std::process::Command::new(python())
-        .arg(crate::common::source_dir().join("tests/python/verify_webhooks.py"))
-        .args([API_KEY, API_SECRET])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        format!("verified {} events", got.len())
-    );
-}
-
 both_backends!(
     an_hour_without_the_receiver_loses_nothing,
     |db| async move {

@@ -11,12 +11,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
 
 use crate::common::{Db, TestServer, listed_files, loudness};
-use crate::support::{assert_lasts, download, make_clips, publish, tally_bus};
+use crate::support::{assert_lasts, download, make_clips, publish, publish_to, tally_bus};
 
 /// What the relay does to every datagram, both ways.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -213,4 +213,189 @@ async fn recordings_ride_out_network_cuts_loss_and_jitter() {
     let silent = windows.iter().filter(|&&rms| rms < 0.001).count();
     println!("{silent} silent windows of 100 ms");
     assert!((25..=40).contains(&silent), "{windows:.3?}");
+}
+
+/// A `reel serve` whose data directory is a tmpfs of its own (mounted in a mount namespace
+/// of its own), its database outside it.
+struct SmallDisk {
+    child: std::process::Child,
+    base: String,
+    data: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    async fn start(megabytes: u32, webhook: String) -> SmallDisk {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        // The database on another disk (the test runs where only loopback exists, so it is
+        // SQLite rather than the suite's PostgreSQL).
+        let database = crate::common::database_url(Db::Sqlite, dir.path()).await;
+        let port = crate::common::free_port();
+        let flags = if rustix::process::geteuid().is_root() {
+            "-m"
+        } else {
+            "-rm"
+        };
+        let mount = format!("mount -t tmpfs -o size={megabytes}m tmpfs \"$0\" && exec \"$@\"");
+        let child = std::process::Command::new("unshare")
+            .args([flags, "sh", "-c", &mount])
+            .arg(&data)
+            .arg(crate::common::reel_bin())
+            .arg("serve")
+            .env("REEL_DATA_DIR", &data)
+            .env("REEL_DATABASE_URL", database)
+            .env("REEL_API_KEY", crate::common::API_KEY)
+            .env("REEL_API_SECRET", crate::common::API_SECRET)
+            .env("REEL_LISTEN", format!("127.0.0.1:{port}"))
+            .env("REEL_MEDIA_UDP_PORT", "0")
+            .env("REEL_SESSION_GRACE", "1s")
+            .env("REEL_WEBHOOK_URL", webhook)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("log")).unwrap())
+            .spawn()
+            .unwrap();
+        let disk = SmallDisk {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            data,
+            _dir: dir,
+        };
+        let log = disk._dir.path().join("log");
+        crate::common::eventually(Duration::from_secs(30), "reel to serve", || async {
+            let log = std::fs::read_to_string(&log).unwrap_or_default();
+            log.contains("reel is serving").then_some(())
+        })
+        .await;
+        disk
+    }
+
+    /// `name` in the data directory, as reel sees it (through its mount namespace).
+    fn path(&self, name: &str) -> std::path::PathBuf {
+        std::path::PathBuf::from(format!("/proc/{}/root", self.child.id()))
+            .join(self.data.strip_prefix("/").unwrap())
+            .join(name)
+    }
+
+    /// Fills the disk but for about `left` bytes.
+    fn fill(&self, left: u64) {
+        use std::io::Write;
+        let path = self.path("filler");
+        let mut f = std::fs::File::create(&path).unwrap();
+        let chunk = vec![0u8; 1 << 20];
+        while f.write_all(&chunk).is_ok() {}
+        let len = f.metadata().unwrap().len();
+        f.set_len(len.saturating_sub(left)).unwrap();
+    }
+
+    /// Sends a request with a server token; the status and JSON answer.
+    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let token =
+            reel::auth::Keys::new(crate::common::API_KEY, crate::common::API_SECRET).server_token();
+        let url = format!("{}{path}?api_key={}", self.base, crate::common::API_KEY);
+        let mut req = reqwest::Client::new()
+            .request(method.parse().unwrap(), url)
+            .header("authorization", token)
+            .header("stream-auth-type", "jwt");
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self._dir.path().join("log")).unwrap_or_default()
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn a_full_disk_fails_the_recording_and_loses_nothing_finished() {
+    let hook = crate::common::Receiver::start(0).await;
+    let mut disk = SmallDisk::start(40, hook.url()).await;
+    let (s, body) = disk
+        .call(
+            "POST",
+            "/api/v2/video/call/default/full",
+            Some(
+                json!({"data": {"created_by_id": "alice", "settings_override": {
+                "individual_recording": {"mode": "auto-on"}}}}),
+            ),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    let clips = tempfile::tempdir().unwrap();
+    make_clips(clips.path());
+    let recordings = "/api/v2/video/call/default/full/recordings";
+
+    // A first recording, finished and kept.
+    publish_to(
+        &disk.base,
+        "full",
+        (clips.path(), "vp8.ivf"),
+        "alice",
+        "3s",
+        &[],
+    )
+    .await;
+    let first = crate::common::eventually(Duration::from_secs(20), "the first file", || async {
+        let (_, list) = disk.call("GET", recordings, None).await;
+        list["recordings"]
+            .as_array()
+            .filter(|a| a.len() == 1)
+            .cloned()
+    })
+    .await;
+    let url = first[0]["url"].as_str().unwrap().to_owned();
+    let kept = reqwest::get(&url).await.unwrap().bytes().await.unwrap();
+    assert!(kept.len() > 100_000, "{}", kept.len());
+
+    // The disk fills up while the second one records.
+    disk.fill(20_000);
+    publish_to(
+        &disk.base,
+        "full",
+        (clips.path(), "vp8.ivf"),
+        "bob",
+        "6s",
+        &[],
+    )
+    .await;
+    let failed =
+        crate::common::eventually(Duration::from_secs(20), "call.recording_failed", || async {
+            hook.received().into_iter().find(|r| {
+                serde_json::from_slice::<Value>(&r.body)
+                    .is_ok_and(|v| v["type"] == "call.recording_failed")
+            })
+        })
+        .await;
+    let event: Value = serde_json::from_slice(&failed.body).unwrap();
+    println!("{event}");
+    assert!(
+        event["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("No space left on device"),
+        "{event}"
+    );
+    // The official SDK takes the event with its reason.
+    crate::common::assert_sdk_verifies(&[failed]);
+
+    // reel goes on serving, and what was finished is whole.
+    let (s, _) = disk
+        .call("GET", "/api/v2/video/call/default/full", None)
+        .await;
+    assert_eq!(s, 200, "{}", disk.log());
+    let again = reqwest::get(&url).await.unwrap().bytes().await.unwrap();
+    assert_eq!(again, kept, "the first recording is kept whole");
+    assert!(disk.child.try_wait().unwrap().is_none(), "reel still runs");
 }

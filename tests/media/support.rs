@@ -101,10 +101,22 @@ pub async fn publish(
     duration: &str,
     extra: &[&str],
 ) -> Value {
+    publish_to(&t.base, call, (clips, video), user, duration, extra).await
+}
+
+/// [`publish`] to the reel at `base`.
+pub async fn publish_to(
+    base: &str,
+    call: &str,
+    (clips, video): (&Path, &str),
+    user: &str,
+    duration: &str,
+    extra: &[&str],
+) -> Value {
     let out = stdout_of(
         tokio::process::Command::new(env!("CARGO_BIN_EXE_reel"))
             .arg("publish")
-            .arg(format!("{}/whip/default/{call}", t.base))
+            .arg(format!("{base}/whip/default/{call}"))
             .arg("--video")
             .arg(clips.join(video))
             .arg("--audio")
