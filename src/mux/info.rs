@@ -38,6 +38,14 @@ fn codec_name(id: Id) -> String {
     }
 }
 
+/// Whether `path` holds a frame that can be read (a file cut short before its first frame
+/// may hold its header alone, or not even that).
+pub fn holds_frames(path: &Path) -> bool {
+    init();
+    let context = format!("cannot read {}", path.display());
+    open_input(path, &context).is_ok_and(|mut input| input.packets().next().is_some())
+}
+
 /// Reads what `path` holds.
 pub fn media_info(path: &Path) -> Result<MediaInfo, MuxError> {
     init();

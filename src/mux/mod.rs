@@ -25,7 +25,7 @@ pub use composite::{
     AudioInput, CompositeSink, CompositeStats, SinkMeter, VideoCodec, VideoFormat,
 };
 pub use conceal::Concealer;
-pub use info::media_info;
+pub use info::{holds_frames, media_info};
 pub use interleave::{finalize, interleave};
 pub use live_mix::LiveMix;
 pub use mix::{MixStats, mix_to_mp3};

@@ -149,25 +149,27 @@ async fn raw_archive_of_two_publishers_reads_back_whole() {
         "list-tracks",
     )
     .await;
-    let tracks: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
-    let listed: Vec<(&str, &str, &str, i64)> = tracks
+    let listing: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let listed: Vec<(&str, &str, &str, i64)> = listing["tracks"]
+        .as_array()
+        .unwrap()
         .iter()
         .map(|t| {
             (
-                t["user_id"].as_str().unwrap(),
-                t["track_type"].as_str().unwrap(),
+                t["userId"].as_str().unwrap(),
+                t["trackKind"].as_str().unwrap(),
                 t["codec"].as_str().unwrap(),
-                t["segments"].as_i64().unwrap(),
+                t["segmentCount"].as_i64().unwrap(),
             )
         })
         .collect();
     assert_eq!(
         listed,
         [
-            ("publisher-1", "audio", "opus", 1),
-            ("publisher-1", "video", "VP8", 1),
-            ("publisher-2", "audio", "opus", 1),
-            ("publisher-2", "video", "VP8", 1),
+            ("publisher-1", "audio", "audio/opus", 1),
+            ("publisher-1", "video", "video/VP8", 1),
+            ("publisher-2", "audio", "audio/opus", 1),
+            ("publisher-2", "video", "video/VP8", 1),
         ]
     );
 

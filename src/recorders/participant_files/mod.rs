@@ -240,6 +240,14 @@ pub fn recover(
             warn!(error = %e, "handing over a file as it is");
             0
         });
+        // Cut short before its first frame: nothing in it can play.
+        if span == 0 && !mux::holds_frames(&path) {
+            warn!(file = %name, "a file cut short before any media is removed");
+            if let Err(e) = std::fs::remove_file(&path) {
+                warn!(error = %e, file = %name, "cannot remove an empty file");
+            }
+            continue;
+        }
         files.push(FinishedFile {
             path,
             filename,
