@@ -32,6 +32,22 @@ pub async fn call(
     req.send().await.unwrap().json().await.unwrap()
 }
 
+/// A publish token of the server at `base` that records broadcasts of `stream`.
+async fn recording_token(http: &reqwest::Client, base: &str, stream: &str) -> String {
+    http.post(format!("{base}/api/publish_token"))
+        .bearer_auth(API_SECRET)
+        .json(&json!({"label": stream, "streams": [{"streamName": stream}], "record": true}))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["data"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 #[tokio::test]
 async fn files_written_before_a_kill_are_finished_at_the_next_start() {
     let dir = tempfile::tempdir().unwrap();
@@ -73,19 +89,7 @@ async fn files_written_before_a_kill_are_finished_at_the_next_start() {
         .spawn()
         .unwrap();
     // And a recorded H.264 broadcast, whose file is an MP4 written in fragments.
-    let token = http
-        .post(format!("{base}/api/publish_token"))
-        .bearer_auth(API_SECRET)
-        .json(&json!({"label": "crash", "streams": [{"streamName": "crashcast"}], "record": true}))
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap()["data"]["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = recording_token(&http, &base, "crashcast").await;
     let mut broadcaster = tokio::process::Command::new(env!("CARGO_BIN_EXE_reel"))
         .arg("publish")
         .arg(format!("{base}/whip/broadcast/crashcast"))
@@ -282,19 +286,7 @@ async fn twenty_kills_at_random_moments_lose_nothing() {
     )
     .await;
     assert!(created["call"].is_object(), "{created}");
-    let token = http
-        .post(format!("{base}/api/publish_token"))
-        .bearer_auth(API_SECRET)
-        .json(&json!({"label": "chaos", "streams": [{"streamName": "chaoscast"}], "record": true}))
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap()["data"]["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = recording_token(&http, &base, "chaoscast").await;
     let publish = |url: String, args: Vec<String>| {
         tokio::process::Command::new(env!("CARGO_BIN_EXE_reel"))
             .arg("publish")
