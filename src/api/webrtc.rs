@@ -294,13 +294,14 @@ async fn publish_broadcast(
         flag("record", q.record.as_deref())?,
         flag("noRecord", q.no_record.as_deref())?,
     );
-    let offer = text_body(&headers, &body, "application/sdp")?;
-    media::check_offer(&offer, true).map_err(MediaError::from)?;
+    // The token first: a request that may not publish gets no further.
     let grant = state
         .services
         .broadcast(token, &stream, &source_id)
         .await
         .map_err(|e| service_error(&e))?;
+    let offer = text_body(&headers, &body, "application/sdp")?;
+    media::check_offer(&offer, true).map_err(MediaError::from)?;
     // One connection per source: a second publisher of a live source is refused.
     let live = state.media.state(&grant.cid).participants;
     if live

@@ -344,3 +344,96 @@ fn walk(root: &std::path::Path) -> Vec<String> {
     out.sort();
     out
 }
+
+/// `path` of the OpenAPI document with a plausible value in each parameter.
+fn concrete(path: &str) -> String {
+    let mut out = String::new();
+    let mut rest = path;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let close = rest[open..].find('}').map_or(rest.len(), |c| open + c);
+        out.push_str(match &rest[open + 1..close] {
+            "type" => "default",
+            "recording_type" => "raw",
+            "tokenId" | "recordFileId" => "1",
+            "recording_id" => "EG_0123",
+            _ => "x1",
+        });
+        rest = &rest[(close + 1).min(rest.len())..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[tokio::test]
+async fn every_secured_route_refuses_missing_malformed_expired_and_forged_tokens() {
+    let t = TestServer::start(crate::common::Db::Sqlite).await;
+    let doc = t.openapi().await;
+    let now = reel::domain::Timestamp::now().unix_secs();
+    let tokens = [
+        ("no token", None),
+        ("a malformed token", Some("abc.def.ghi".to_owned())),
+        (
+            "a token signed with another secret",
+            Some(sign(json!({"user_id": "alice"}), "not-the-secret")),
+        ),
+        (
+            "an expired token",
+            Some(sign(
+                json!({"user_id": "alice", "exp": now - 120}),
+                API_SECRET,
+            )),
+        ),
+    ];
+    let mut checked = 0;
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            let Some(security) = op["security"].as_array() else {
+                continue;
+            };
+            let stream = security[0].get("api_key").is_some();
+            let url = match stream {
+                true => format!("{}{}?api_key={API_KEY}", t.base, concrete(path)),
+                false => format!("{}{}", t.base, concrete(path)),
+            };
+            for (what, token) in &tokens {
+                let mut req = t.http.request(method.to_uppercase().parse().unwrap(), &url);
+                if let Some(token) = token {
+                    req = match stream {
+                        true => req
+                            .header("authorization", token)
+                            .header("stream-auth-type", "jwt"),
+                        false => req.bearer_auth(token),
+                    };
+                }
+                // A body of the kind the operation takes, so that only the credentials are wrong.
+                let kind = op["requestBody"]["content"]
+                    .as_object()
+                    .and_then(|c| c.keys().next().cloned());
+                req = match kind.as_deref() {
+                    None => req,
+                    Some("application/json") => req.json(&json!({})),
+                    Some(kind) => req.header("content-type", kind).body("v=0\r\n"),
+                };
+                let res = req.send().await.unwrap();
+                let status = res.status();
+                let body = res.text().await.unwrap();
+                // A WebRTC session's URL names a session id nobody can guess: one that does not
+                // exist is not found, whoever asks.
+                let unknown_session =
+                    path.contains("/sessions/{session}") && status == StatusCode::NOT_FOUND;
+                assert!(
+                    status == StatusCode::UNAUTHORIZED || unknown_session,
+                    "{method} {path} with {what}: {status} {body}"
+                );
+                if stream {
+                    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+                    assert_envelope(&body, 401, 5, "");
+                }
+                checked += 1;
+            }
+        }
+    }
+    println!("{checked} requests refused");
+    assert!(checked >= 200, "{checked}");
+}

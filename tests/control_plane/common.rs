@@ -157,6 +157,12 @@ impl TestServer {
         Keys::new(API_KEY, API_SECRET)
     }
 
+    /// The server's OpenAPI document.
+    pub async fn openapi(&self) -> Value {
+        let res = self.http.get(format!("{}/openapi.json", self.base)).send();
+        res.await.unwrap().json().await.unwrap()
+    }
+
     pub fn server_token(&self) -> String {
         self.keys().server_token()
     }

@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use serde_json::Value;
 
 use crate::both_backends;
 use crate::common::*;
@@ -87,15 +86,7 @@ both_backends!(health_and_metrics, |db| async move {
 #[tokio::test]
 async fn openapi_documents_existing_routes() {
     let t = TestServer::start(Db::Sqlite).await;
-    let doc: Value = t
-        .http
-        .get(format!("{}/openapi.json", t.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = t.openapi().await;
     assert_eq!(doc["openapi"], "3.1.0");
     let paths = doc["paths"].as_object().unwrap();
     for must in [
