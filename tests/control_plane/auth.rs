@@ -5,7 +5,7 @@ use jsonwebtoken::{EncodingKey, Header};
 use serde_json::json;
 
 use crate::both_backends;
-use crate::common::{API_KEY, API_SECRET, TestServer, assert_envelope};
+use crate::common::{API_KEY, API_SECRET, TestServer, assert_envelope, concrete_path};
 
 fn sign(claims: serde_json::Value, secret: &str) -> String {
     jsonwebtoken::encode(
@@ -345,26 +345,6 @@ fn walk(root: &std::path::Path) -> Vec<String> {
     out
 }
 
-/// `path` of the OpenAPI document with a plausible value in each parameter.
-fn concrete(path: &str) -> String {
-    let mut out = String::new();
-    let mut rest = path;
-    while let Some(open) = rest.find('{') {
-        out.push_str(&rest[..open]);
-        let close = rest[open..].find('}').map_or(rest.len(), |c| open + c);
-        out.push_str(match &rest[open + 1..close] {
-            "type" => "default",
-            "recording_type" => "raw",
-            "tokenId" | "recordFileId" => "1",
-            "recording_id" => "EG_0123",
-            _ => "x1",
-        });
-        rest = &rest[(close + 1).min(rest.len())..];
-    }
-    out.push_str(rest);
-    out
-}
-
 #[tokio::test]
 async fn every_secured_route_refuses_missing_malformed_expired_and_forged_tokens() {
     let t = TestServer::start(crate::common::Db::Sqlite).await;
@@ -393,8 +373,8 @@ async fn every_secured_route_refuses_missing_malformed_expired_and_forged_tokens
             };
             let stream = security[0].get("api_key").is_some();
             let url = match stream {
-                true => format!("{}{}?api_key={API_KEY}", t.base, concrete(path)),
-                false => format!("{}{}", t.base, concrete(path)),
+                true => format!("{}{}?api_key={API_KEY}", t.base, concrete_path(path)),
+                false => format!("{}{}", t.base, concrete_path(path)),
             };
             for (what, token) in &tokens {
                 let mut req = t.http.request(method.to_uppercase().parse().unwrap(), &url);

@@ -713,3 +713,23 @@ pub fn assert_sdk_verifies(got: &[Received]) {
         format!("verified {} events", got.len())
     );
 }
+
+/// `path` of the OpenAPI document with a plausible value in each parameter.
+pub fn concrete_path(path: &str) -> String {
+    let mut out = String::new();
+    let mut rest = path;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let close = rest[open..].find('}').map_or(rest.len(), |c| open + c);
+        out.push_str(match &rest[open + 1..close] {
+            "type" => "default",
+            "recording_type" => "raw",
+            "tokenId" | "recordFileId" => "1",
+            "recording_id" => "EG_0123",
+            _ => "x1",
+        });
+        rest = &rest[(close + 1).min(rest.len())..];
+    }
+    out.push_str(rest);
+    out
+}

@@ -106,9 +106,7 @@ async fn openapi_documents_existing_routes() {
     // Every documented operation is routed (an unknown route answers "no such API endpoint").
     let mut count = 0;
     for (path, ops) in paths {
-        let concrete = path
-            .replace("{recording_type}", "raw")
-            .replace(['{', '}'], "");
+        let concrete = concrete_path(path);
         for method in ops.as_object().unwrap().keys() {
             let (s, body) = t.call(&method.to_uppercase(), &concrete, None).await;
             assert!(

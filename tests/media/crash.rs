@@ -32,6 +32,30 @@ pub async fn call(
     req.send().await.unwrap().json().await.unwrap()
 }
 
+/// `reel publish` to `url` for a minute: the clip `video` and the Opus clip of `clips`, with
+/// `extra` arguments (who publishes); killed when dropped.
+fn spawn_publisher(
+    url: String,
+    (clips, video): (&Path, &str),
+    extra: &[&str],
+) -> tokio::process::Child {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_reel"))
+        .arg("publish")
+        .arg(url)
+        .arg("--video")
+        .arg(clips.join(video))
+        .arg("--audio")
+        .arg(clips.join("opus.ogg"))
+        .args(extra)
+        .args(["--duration", "60s"])
+        .env("REEL_API_SECRET", API_SECRET)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
 /// A publish token of the server at `base` that records broadcasts of `stream`.
 async fn recording_token(http: &reqwest::Client, base: &str, stream: &str) -> String {
     http.post(format!("{base}/api/publish_token"))
@@ -76,32 +100,18 @@ async fn files_written_before_a_kill_are_finished_at_the_next_start() {
     )
     .await;
     assert!(created["call"].is_object(), "{created}");
-    let mut publisher = tokio::process::Command::new(env!("CARGO_BIN_EXE_reel"))
-        .arg("publish")
-        .arg(format!("{base}/whip/default/crash"))
-        .arg("--video")
-        .arg(clips.path().join("vp8.ivf"))
-        .arg("--audio")
-        .arg(clips.path().join("opus.ogg"))
-        .args(["--user", "dave", "--duration", "60s"])
-        .env("REEL_API_SECRET", API_SECRET)
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let mut publisher = spawn_publisher(
+        format!("{base}/whip/default/crash"),
+        (clips.path(), "vp8.ivf"),
+        &["--user", "dave"],
+    );
     // And a recorded H.264 broadcast, whose file is an MP4 written in fragments.
     let token = recording_token(&http, &base, "crashcast").await;
-    let mut broadcaster = tokio::process::Command::new(env!("CARGO_BIN_EXE_reel"))
-        .arg("publish")
-        .arg(format!("{base}/whip/broadcast/crashcast"))
-        .arg("--video")
-        .arg(clips.path().join("h264.h264"))
-        .arg("--audio")
-        .arg(clips.path().join("opus.ogg"))
-        .args(["--token", &token, "--duration", "60s"])
-        .env_remove("REEL_API_SECRET")
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let mut broadcaster = spawn_publisher(
+        format!("{base}/whip/broadcast/crashcast"),
+        (clips.path(), "h264.h264"),
+        &["--token", &token],
+    );
     let started = Instant::now();
     start_track(&http, &base, json!({"meeting_id": "crash"})).await;
     tokio::time::sleep(Duration::from_secs(6)).await;
@@ -287,39 +297,21 @@ async fn twenty_kills_at_random_moments_lose_nothing() {
     .await;
     assert!(created["call"].is_object(), "{created}");
     let token = recording_token(&http, &base, "chaoscast").await;
-    let publish = |url: String, args: Vec<String>| {
-        tokio::process::Command::new(env!("CARGO_BIN_EXE_reel"))
-            .arg("publish")
-            .arg(url)
-            .arg("--audio")
-            .arg(clips.path().join("opus.ogg"))
-            .args(args)
-            .args(["--duration", "60s"])
-            .env("REEL_API_SECRET", API_SECRET)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap()
-    };
     let mut random = 0x9e37_79b9_7f4a_7c15_u64;
     // Each cycle: when it started, and when reel was killed.
     let mut cycles = Vec::new();
     for i in 0..KILLS {
         let started = reel::domain::Timestamp::now();
-        let video = |clip: &str| {
-            vec![
-                "--video".into(),
-                clips.path().join(clip).display().to_string(),
-            ]
-        };
-        let mut participant = publish(
+        let user = format!("p{i}");
+        let mut participant = spawn_publisher(
             format!("{base}/whip/default/chaos"),
-            [video("vp8.ivf"), vec!["--user".into(), format!("p{i}")]].concat(),
+            (clips.path(), "vp8.ivf"),
+            &["--user", &user],
         );
-        let mut broadcaster = publish(
+        let mut broadcaster = spawn_publisher(
             format!("{base}/whip/broadcast/chaoscast"),
-            [video("h264.h264"), vec!["--token".into(), token.clone()]].concat(),
+            (clips.path(), "h264.h264"),
+            &["--token", &token],
         );
         if i % 2 == 1 {
             start_track(&http, &base, json!({"meeting_id": "chaos"})).await;
@@ -338,15 +330,12 @@ async fn twenty_kills_at_random_moments_lose_nothing() {
         participant.kill().await.unwrap();
         broadcaster.kill().await.unwrap();
         // What reel started dies with it.
-        let left = eventually(
+        eventually(
             Duration::from_secs(5),
             "helpers to die with reel",
-            || async {
-                let left = helpers_of(dir.path());
-                left.is_empty().then_some(())
-            },
-        );
-        left.await;
+            || async { helpers_of(dir.path()).is_empty().then_some(()) },
+        )
+        .await;
         reel = KillOnDrop(serve(dir.path(), &envs, &[]));
     }
 

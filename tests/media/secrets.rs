@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::common::{
     API_SECRET, Db, Receiver, S3_KEY, S3_SECRET, S3Server, TestServer, eventually, s3_settings,
 };
-use crate::support::{download, make_clips, publish};
+use crate::support::{download, make_clips, publish, walk};
 
 /// Everything logged, shared with the test.
 #[derive(Clone, Default)]
@@ -40,18 +40,12 @@ fn occurrences(hay: &[u8], needle: &str) -> Vec<String> {
         .collect()
 }
 
-/// Every file under `dir`, with its bytes.
-fn files_under(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.extend(files_under(&path));
-        } else if let Ok(bytes) = std::fs::read(&path) {
-            out.push((path.display().to_string(), bytes));
-        }
-    }
-    out
+/// Every file under `dir` that can be read, with its bytes.
+fn files_with_bytes(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    walk(dir)
+        .into_iter()
+        .filter_map(|p| Some((p.display().to_string(), std::fs::read(&p).ok()?)))
+        .collect()
 }
 
 #[tokio::test]
@@ -134,9 +128,9 @@ async fn secrets_reach_no_log_answer_webhook_or_file() {
         let headers = format!("{:?}", r.headers).into_bytes();
         written.push((format!("webhook {i}"), [headers, r.body.to_vec()].concat()));
     }
-    written.extend(files_under(t.dir.path()));
-    written.extend(files_under(s3.root.path()));
-    written.extend(files_under(dir.path()));
+    written.extend(files_with_bytes(t.dir.path()));
+    written.extend(files_with_bytes(s3.root.path()));
+    written.extend(files_with_bytes(dir.path()));
     let logged = written[0].1.len();
     println!(
         "{} sources searched: {logged} bytes of log, {} webhooks",
