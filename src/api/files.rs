@@ -26,15 +26,18 @@ pub(super) async fn download(
     let (Some(expires), Some(signature)) = (q.expires, q.signature.as_deref()) else {
         return (StatusCode::FORBIDDEN, "this link is not signed\n").into_response();
     };
+    let not_found = || (StatusCode::NOT_FOUND, "not found\n").into_response();
     let path = match disk.open_link(req.uri().path(), expires, signature, Timestamp::now()) {
         Ok(p) => p,
         Err(crate::storage::LinkRefused::Link(e)) => {
             return (StatusCode::FORBIDDEN, format!("{e}\n")).into_response();
         }
-        Err(crate::storage::LinkRefused::NotFound) => {
-            return (StatusCode::NOT_FOUND, "not found\n").into_response();
-        }
+        Err(crate::storage::LinkRefused::NotFound) => return not_found(),
     };
+    // Only files are served: a directory would be answered 200 with a body that fails.
+    if !tokio::fs::metadata(&path).await.is_ok_and(|m| m.is_file()) {
+        return not_found();
+    }
     match ServeFile::new(path).oneshot(req).await {
         Ok(r) => r.into_response(),
         Err(e) => match e {},

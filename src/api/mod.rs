@@ -202,27 +202,42 @@ async fn read_whole_body(req: Request, next: Next) -> Response {
 /// The answer to a body past the limit, in the error shape of the dialect `path` belongs to.
 fn too_large(path: &str) -> Response {
     let message = format!("the request body is larger than {BODY_LIMIT} bytes");
+    refusal(
+        path,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        stream::code::INPUT,
+        message,
+    )
+}
+
+/// An answer given before any handler, in the error shape of the dialect `path` belongs to
+/// (plain text outside the dialects); `code` is Stream's error code.
+fn refusal(path: &str, status: StatusCode, code: i32, message: String) -> Response {
     if broadcast::serves(path) {
-        return broadcast::BroadcastError::new(StatusCode::PAYLOAD_TOO_LARGE, message)
-            .into_response();
+        return broadcast::BroadcastError::new(status, message).into_response();
     }
     if realtimekit::serves(path) {
-        return realtimekit::KitError::new(StatusCode::PAYLOAD_TOO_LARGE, message).into_response();
+        return realtimekit::KitError::new(status, message).into_response();
     }
     if stream::serves(path) {
         let e = stream::StreamError {
-            status: StatusCode::PAYLOAD_TOO_LARGE,
-            code: stream::code::INPUT,
+            status,
+            code,
             detail: message,
         };
         return (e.status, Json(e.envelope(None, "0.00ms"))).into_response();
     }
-    (StatusCode::PAYLOAD_TOO_LARGE, format!("{message}\n")).into_response()
+    (status, format!("{message}\n")).into_response()
 }
 
-async fn not_found() -> Response {
-    let e = stream::StreamError::not_found("there is no such API endpoint");
-    (e.status, Json(e.envelope(None, "0.00ms"))).into_response()
+async fn not_found(uri: axum::http::Uri) -> Response {
+    let message = "there is no such API endpoint".to_owned();
+    refusal(
+        uri.path(),
+        StatusCode::NOT_FOUND,
+        stream::code::NOT_FOUND,
+        message,
+    )
 }
 
 async fn healthz(State(s): State<AppState>) -> Response {

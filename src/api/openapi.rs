@@ -81,8 +81,8 @@ fn kit_op(id: &str, summary: &str, params: Vec<Value>, body: Option<Value>) -> V
     params.splice(
         0..0,
         [
-            path_param("account_id", "any account id (reel serves one application)"),
-            path_param("app_id", "any app id (reel serves one application)"),
+            path_param("account_id", "any account id: up to 64 ASCII letters, digits, - and _ (reel serves one application)"),
+            path_param("app_id", "any app id: up to 64 ASCII letters, digits, - and _ (reel serves one application)"),
         ],
     );
     bearer_op(
@@ -215,7 +215,7 @@ fn schemas() -> serde_json::Map<String, Value> {
                         "mode": {"enum": ["available", "disabled", "auto-on"]}, "audio_only": {"type": "boolean"}}}}}));
     schemas.insert("GetOrCreateCallRequest".into(), json!({"type": "object", "properties": {"data": {"type": "object", "properties": {
                     "created_by_id": {"type": "string"}, "custom": obj, "settings_override": schema("CallSettings"),
-                    "members": {"type": "array", "items": {"type": "object", "properties": {"user_id": {"type": "string"}, "role": {"type": "string"}, "custom": obj}}},
+                    "members": {"type": "array", "items": {"type": "object", "required": ["user_id"], "properties": {"user_id": {"type": "string"}, "role": {"type": "string"}, "custom": obj}}},
                     "starts_at": ns, "team": {"type": "string"}}}}}));
     schemas.insert("UpdateCallRequest".into(), json!({"type": "object", "properties": {"custom": obj, "settings_override": schema("CallSettings"), "starts_at": ns}}));
     schemas.insert("CallEnvelope".into(), json!({"type": "object", "properties": {
@@ -241,11 +241,13 @@ fn schemas() -> serde_json::Map<String, Value> {
                                "description": "role -> StartRecording, StopRecording, ListRecordings, DeleteRecording or capability names"},
                     "notification_settings": obj, "external_storage": {"type": "string"}, "created_at": ns, "updated_at": ns}}));
     schemas.insert("ListCallTypesResponse".into(), json!({"type": "object", "properties": {"call_types": {"type": "object", "additionalProperties": schema("CallType")}}}));
+    let grants = json!({"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}},
+                        "description": "role -> StartRecording, StopRecording, ListRecordings, DeleteRecording or capability names"});
     schemas.insert("CreateCallTypeRequest".into(), json!({"type": "object", "required": ["name"], "properties": {
-                    "name": {"type": "string"}, "settings": schema("CallSettings"), "grants": obj, "notification_settings": obj, "external_storage": {"type": "string"}}}));
+                    "name": {"type": "string"}, "settings": schema("CallSettings"), "grants": grants.clone(), "notification_settings": obj, "external_storage": {"type": "string"}}}));
     schemas.insert("UpdateCallTypeRequest".into(), json!({"type": "object", "properties": {
-                    "settings": schema("CallSettings"), "grants": obj, "notification_settings": obj, "external_storage": {"type": "string"}}}));
-    schemas.insert("ExternalStorageRequest".into(), json!({"type": "object", "required": ["storage_type", "bucket"], "properties": {
+                    "settings": schema("CallSettings"), "grants": grants, "notification_settings": obj, "external_storage": {"type": "string"}}}));
+    schemas.insert("ExternalStorageRequest".into(), json!({"type": "object", "required": ["storage_type", "bucket", "aws_s3"], "properties": {
                     "name": {"type": "string"}, "storage_type": {"enum": ["s3"]}, "bucket": {"type": "string"}, "path": {"type": "string"},
                     "aws_s3": {"type": "object", "required": ["s3_region"], "properties": {
                         "s3_region": {"type": "string"}, "s3_api_key": {"type": "string"}, "s3_secret": {"type": "string"},
@@ -257,7 +259,7 @@ fn schemas() -> serde_json::Map<String, Value> {
         "CheckExternalStorageResponse".into(),
         json!({"type": "object", "properties": {"file_url": {"type": "string"}}}),
     );
-    schemas.insert("UpdateUsersRequest".into(), json!({"type": "object", "properties": {"users": {"type": "object", "additionalProperties": {"type": "object", "properties": {
+    schemas.insert("UpdateUsersRequest".into(), json!({"type": "object", "required": ["users"], "properties": {"users": {"type": "object", "additionalProperties": {"type": "object", "required": ["id"], "properties": {
                     "id": {"type": "string"}, "role": {"type": "string"}, "name": {"type": "string"}, "image": {"type": "string"}, "custom": obj}}}}}));
     schemas.insert(
         "UsersResponse".into(),
@@ -515,7 +517,11 @@ pub fn document() -> Value {
             query_param("isDescending", "true for the reverse order"),
             query_param("status", "Started, InProgress, Complete or Error"),
         ];
-        params.extend(by.map(|(name, what)| query_param(name, what)));
+        params.extend(by.map(|(name, what)| {
+            let mut p = query_param(name, what);
+            p["required"] = json!(true);
+            p
+        }));
         params
     };
     add(
@@ -525,12 +531,12 @@ pub fn document() -> Value {
     add(
         "/api/record_files/list_by_token".into(),
         json!({"get": broadcast_op("ListRecordFilesByToken", "List one publish token's record files",
-            record_list(Some(("tokenId", "the publish token (required)"))), None)}),
+            record_list(Some(("tokenId", "the publish token"))), None)}),
     );
     add(
         "/api/record_files/list_by_stream".into(),
         json!({"get": broadcast_op("ListRecordFilesByStream", "List one stream's record files",
-            record_list(Some(("streamName", "the stream (required)"))), None)}),
+            record_list(Some(("streamName", "the stream"))), None)}),
     );
     let record_param = vec![path_param("recordFileId", "the record file's id")];
     add(

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::{Result, ServiceError, Services, require_server};
 use crate::auth::Caller;
+use crate::domain::storage::check_location;
 use crate::domain::{ExternalStorage, S3Access, StorageLocation, StorageName, Timestamp};
 use crate::storage::{LocalDisk, S3Bucket, S3Options, Target};
 use crate::store::{Store, StoreError, WriteTx};
@@ -135,11 +136,13 @@ impl Services {
         spec: StorageSpec,
     ) -> Result<ExternalStorage> {
         require_server(caller, "create external storages")?;
+        let path = spec.path.trim_matches('/').to_owned();
+        check_location(&spec.bucket, &path).map_err(ServiceError::Invalid)?;
         let now = Timestamp::now();
         let s = ExternalStorage {
             name: spec.name,
             bucket: spec.bucket,
-            path: spec.path.trim_matches('/').to_owned(),
+            path,
             s3: spec.s3,
             created_at: now,
             updated_at: now,
@@ -175,13 +178,15 @@ impl Services {
         spec: StorageSpec,
     ) -> Result<ExternalStorage> {
         require_server(caller, "change external storages")?;
+        let path = spec.path.trim_matches('/').to_owned();
+        check_location(&spec.bucket, &path).map_err(ServiceError::Invalid)?;
         let old = self.store().get_storage(&spec.name).await?.ok_or_else(|| {
             ServiceError::NotFound(format!("external storage {} does not exist", spec.name))
         })?;
         let s = ExternalStorage {
             name: spec.name,
             bucket: spec.bucket,
-            path: spec.path.trim_matches('/').to_owned(),
+            path,
             s3: spec.s3,
             created_at: old.created_at,
             updated_at: Timestamp::now().max(old.updated_at.after(Duration::from_nanos(1))),

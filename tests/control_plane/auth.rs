@@ -5,7 +5,7 @@ use jsonwebtoken::{EncodingKey, Header};
 use serde_json::json;
 
 use crate::both_backends;
-use crate::common::{API_KEY, API_SECRET, TestServer, assert_envelope, concrete_path};
+use crate::common::{API_KEY, API_SECRET, TestServer, assert_envelope, concrete_path, walk};
 
 fn sign(claims: serde_json::Value, secret: &str) -> String {
     jsonwebtoken::encode(
@@ -328,22 +328,6 @@ both_backends!(hostile_ids_are_refused, |db| async move {
         "only reel's own directories exist"
     );
 });
-
-fn walk(root: &std::path::Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap().flatten() {
-            let p = e.path();
-            out.push(p.strip_prefix(root).unwrap().display().to_string());
-            if p.is_dir() {
-                stack.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
-}
 
 #[tokio::test]
 async fn every_secured_route_refuses_missing_malformed_expired_and_forged_tokens() {

@@ -716,20 +716,80 @@ pub fn assert_sdk_verifies(got: &[Received]) {
 
 /// `path` of the OpenAPI document with a plausible value in each parameter.
 pub fn concrete_path(path: &str) -> String {
+    concrete_path_with(path, &[])
+}
+
+/// `path` of the OpenAPI document with the value `values` gives each parameter it names (as
+/// it goes in the URL, percent-encoded), and a plausible one in the others.
+pub fn concrete_path_with(path: &str, values: &[(&str, &str)]) -> String {
     let mut out = String::new();
     let mut rest = path;
     while let Some(open) = rest.find('{') {
         out.push_str(&rest[..open]);
         let close = rest[open..].find('}').map_or(rest.len(), |c| open + c);
-        out.push_str(match &rest[open + 1..close] {
-            "type" => "default",
-            "recording_type" => "raw",
-            "tokenId" | "recordFileId" => "1",
-            "recording_id" => "EG_0123",
-            _ => "x1",
+        let name = &rest[open + 1..close];
+        out.push_str(match values.iter().find(|(n, _)| *n == name) {
+            Some((_, v)) => v,
+            None => match name {
+                "type" => "default",
+                "recording_type" => "raw",
+                "tokenId" | "recordFileId" => "1",
+                "recording_id" => "EG_0123",
+                _ => "x1",
+            },
         });
         rest = &rest[(close + 1).min(rest.len())..];
     }
     out.push_str(rest);
+    out
+}
+
+/// Every file and directory under `root`, relative to it, sorted.
+pub fn walk(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            out.push(p.strip_prefix(root).unwrap().display().to_string());
+            if p.is_dir() {
+                stack.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Every row of every table of the SQLite database at `db`, as text: what the store holds,
+/// to compare before and after requests that must change nothing.
+pub async fn sqlite_rows(db: &Path) -> std::collections::BTreeMap<String, Vec<String>> {
+    let url = format!("sqlite://{}?mode=ro", db.display());
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    let mut out = std::collections::BTreeMap::new();
+    for table in tables {
+        let columns: Vec<String> = sqlx::query_scalar("SELECT name FROM pragma_table_info(?)")
+            .bind(&table)
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+        let row = columns
+            .iter()
+            .map(|c| format!("quote(\"{c}\")"))
+            .collect::<Vec<_>>()
+            .join(" || ',' || ");
+        let sql = format!("SELECT {row} FROM \"{table}\" ORDER BY 1");
+        let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+        out.insert(table, rows);
+    }
     out
 }

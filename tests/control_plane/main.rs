@@ -13,6 +13,7 @@ mod outages;
 mod raw_recording;
 mod realtimekit;
 mod recordings;
+mod route_table;
 mod sdk;
 mod settings;
 mod storage;

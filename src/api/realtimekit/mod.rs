@@ -16,8 +16,9 @@
 mod models;
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, RawPathParams, State};
 use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
@@ -54,6 +55,31 @@ pub fn routes() -> Router<AppState> {
             get(active),
         )
         .route(&format!("{base}/{{recording_id}}"), get(one).put(update))
+        .route_layer(axum::middleware::from_fn(plausible_ids))
+}
+
+/// Refuses account and app ids that are no ids. reel serves one application and takes any
+/// account and app id, but not `..`, control characters or kilobytes of text.
+async fn plausible_ids(
+    params: RawPathParams,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    for (name, value) in &params {
+        let plausible = !value.is_empty()
+            && value.len() <= 64
+            && value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if matches!(name, "account_id" | "app_id") && !plausible {
+            let shown: String = value.chars().take(40).collect();
+            return KitError::input(format!(
+                "{name} {shown:?} is invalid: up to 64 ASCII letters, digits, '-' and '_' are allowed"
+            ))
+            .into_response();
+        }
+    }
+    next.run(req).await
 }
 
 /// How the dialect writes an error: `{"success": false, "error": {"code", "message"}}`.
