@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
-# Fuzzes the readers of untrusted bytes (rtpdump, archives, what extraction does with their
-# packets) for a bounded time each: `scripts/fuzz.sh [seconds per target, default 30]`.
+# Fuzzes the readers of untrusted bytes for a bounded time each: rtpdump files, archives, what
+# extraction does with their packets, WHIP/WHEP offers and trickle fragments, datagrams into a
+# WebRTC session, RTCP, and every request to the HTTP API (`fuzz/fuzz_targets/`).
+# Usage: `scripts/fuzz.sh [seconds per target, default 30] [target...]`.
 # Exits non-zero, with the crashing input under fuzz/artifacts/, if any input panics.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/reel-target}"
 seconds="${1:-30}"
+shift || true
+targets=("$@")
+[[ ${#targets[@]} -gt 0 ]] || targets=(rtpdump archive timeline offer datagrams rtcp api)
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --version 0.13.2 --locked
 corpus="$HOME/.cache/reel-fuzz"
-# No sanitizer: the crate has no unsafe code, so a stable toolchain builds the targets.
+# No sanitizer: reel has no unsafe code of its own, so a stable toolchain builds the targets.
 cargo fuzz build --sanitizer none
-for target in rtpdump archive timeline; do
+for target in "${targets[@]}"; do
   mkdir -p "$corpus/$target"
   seeds=()
   [[ -d "fuzz/seeds/$target" ]] && seeds=("fuzz/seeds/$target")
@@ -23,5 +28,5 @@ for target in rtpdump archive timeline; do
     echo "fuzz target $target failed: the input is under fuzz/artifacts/$target/"
     exit 1
   fi
-  grep -E '^stat::(number_of_executed_units|peak_rss_mb)' "$log"
+  grep -E '^stat::(number_of_executed_units|peak_rss_mb)|DONE' "$log"
 done

@@ -3,7 +3,8 @@
 //! - `peer`: one task per WebRTC peer, owning its `Rtc`; publishers hand their packets to
 //!   the [`crate::bus`], players forward the bus's packets.
 //! - `room`: participants per call and their dominant speaker; `speaker`: its detection.
-//! - `udp`: one muxed port or a port per peer; `sdp`: offer checks and trickle fragments.
+//! - `udp`: one muxed port or a port per peer; `sdp`: offer checks and trickle fragments;
+//!   `negotiate`: offers and fragments answered with reel's WebRTC configuration.
 //! - [`publisher`]: the WHIP client of `reel publish`, sending [`clip`]s as participants.
 //!
 //! Only this module uses str0m. The media plane calls nothing above it: who may publish or
@@ -14,6 +15,7 @@
 //! stream, so players never renegotiate when participants come and go.
 
 pub mod clip;
+mod negotiate;
 mod peer;
 pub mod publisher;
 mod room;
@@ -28,13 +30,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
-use str0m::change::SdpOffer;
-use str0m::rtp::{Extension, ExtensionMap};
-use str0m::{Candidate, IceCreds, Rtc, RtcConfig};
+use str0m::{IceCreds, Rtc};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{info, warn};
 
-pub use sdp::{OfferShape, SdpProblem, check_offer};
+pub use negotiate::{Negotiated, add_candidates, negotiate, restart_ice};
+pub use sdp::{Fragment, OfferShape, SdpProblem, check_offer, parse_fragment};
 pub use udp::UdpMode;
 
 use crate::bus::{Backlog, Bus};
@@ -389,10 +390,7 @@ impl Media {
         if self.sessions().len() >= self.inner.config.max_peers {
             return Err(MediaError::Busy);
         }
-        let parsed = SdpOffer::from_sdp_string(offer)
-            .map_err(|e| MediaError::BadOffer(format!("malformed SDP: {e}")))?;
         let creds = IceCreds::new();
-        let mut rtc = rtc_config(creds.clone()).build(std::time::Instant::now());
         let number = self.inner.next_peer.fetch_add(1, Ordering::Relaxed);
         let (inbox_tx, inbox) = mpsc::channel(INBOX);
         let endpoint = self
@@ -401,20 +399,15 @@ impl Media {
             .endpoint(number, &creds.ufrag, inbox_tx)
             .await
             .map_err(|e| MediaError::Internal(format!("cannot open a UDP port: {e}")))?;
-        let mut local = None;
-        for ip in &self.inner.config.advertised {
-            let addr = SocketAddr::new(*ip, endpoint.port);
-            let c = Candidate::host(addr, "udp")
-                .map_err(|e| MediaError::Internal(format!("bad candidate {addr}: {e}")))?;
-            rtc.add_local_candidate(c);
-            local.get_or_insert(addr);
-        }
-        let local = local.ok_or_else(|| MediaError::Internal("no advertised address".into()))?;
-        let answer = rtc
-            .sdp_api()
-            .accept_offer(parsed)
-            .map_err(|e| MediaError::BadOffer(format!("cannot answer the offer: {e}")))?
-            .to_sdp_string();
+        let local: Vec<SocketAddr> = self
+            .inner
+            .config
+            .advertised
+            .iter()
+            .map(|ip| SocketAddr::new(*ip, endpoint.port))
+            .collect();
+        let Negotiated { rtc, answer } = negotiate(offer, creds, &local)?;
+        let local = local[0];
         Ok(Setup {
             key: uuid::Uuid::new_v4().simple().to_string(),
             cid: cid.clone(),
@@ -497,42 +490,6 @@ struct Setup {
     offer: String,
     inbox: mpsc::Receiver<udp::Datagram>,
     answer: String,
-}
-
-/// The RTP header extensions reel negotiates: str0m's standard set without video orientation.
-/// Declining it makes senders rotate frames before encoding (libwebrtc does when it is not
-/// negotiated), so every recording and player shows the picture upright, and an orientation
-/// change reaches recordings as a change of picture size, which their streams keep.
-fn extensions() -> ExtensionMap {
-    let mut map = ExtensionMap::empty();
-    for (id, ext) in [
-        (1, Extension::AudioLevel),
-        (2, Extension::AbsoluteSendTime),
-        (3, Extension::TransportSequenceNumber),
-        (4, Extension::RtpMid),
-        (10, Extension::RtpStreamId),
-        (11, Extension::RepairedRtpStreamId),
-    ] {
-        map.set(id, ext);
-    }
-    map
-}
-
-fn rtc_config(creds: IceCreds) -> RtcConfig {
-    RtcConfig::new()
-        .set_extension_map(extensions())
-        .set_ice_lite(true)
-        .set_rtp_mode(true)
-        // Publishers measure round trips from reel's receiver reports: audio's, like video's,
-        // come every second rather than str0m's five, so a new publisher has one at once.
-        .set_rtcp_report_interval_audio(Duration::from_secs(1))
-        .set_local_ice_credentials(creds)
-        .clear_codecs()
-        .enable_opus(true, false)
-        .enable_vp8(true)
-        .enable_h264(true)
-        .enable_vp9(true)
-        .enable_av1(true)
 }
 
 fn new_etag() -> String {

@@ -15,10 +15,11 @@ use str0m::format::Codec as RtcCodec;
 use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Pt};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, Ssrc};
-use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcError};
+use str0m::{Event, IceConnectionState, Input, Output, Rtc, RtcError};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
+use super::negotiate;
 use super::room::Rooms;
 use super::sdp::{self, Fragment};
 use super::udp::{Datagram, Endpoint};
@@ -266,15 +267,7 @@ impl Peer {
     fn patch(&mut self, f: Fragment) -> Result<Option<String>, MediaError> {
         if let Some((ufrag, pwd)) = &f.credentials {
             // An ICE restart: the original offer with the new credentials, answered anew.
-            let offer = sdp::with_credentials(&self.offer, ufrag, pwd);
-            let offer = str0m::change::SdpOffer::from_sdp_string(&offer)
-                .map_err(|e| MediaError::BadOffer(format!("cannot restart ICE: {e}")))?;
-            let answer = self
-                .rtc
-                .sdp_api()
-                .accept_offer(offer)
-                .map_err(|e| MediaError::BadOffer(format!("cannot restart ICE: {e}")))?
-                .to_sdp_string();
+            let answer = negotiate::restart_ice(&mut self.rtc, &self.offer, ufrag, pwd)?;
             let (lufrag, lpwd) = sdp::credentials(&answer)
                 .ok_or_else(|| MediaError::Internal("the answer lacks ICE credentials".into()))?;
             self.endpoint.add_ufrag(&lufrag);
@@ -287,12 +280,7 @@ impl Peer {
             frag.push_str("a=end-of-candidates\r\n");
             return Ok(Some(frag));
         }
-        for c in &f.candidates {
-            match Candidate::from_sdp_string(c) {
-                Ok(c) => self.rtc.add_remote_candidate(c),
-                Err(e) => return Err(MediaError::BadOffer(format!("bad candidate {c:?}: {e}"))),
-            }
-        }
+        negotiate::add_candidates(&mut self.rtc, &f.candidates)?;
         Ok(None)
     }
 

@@ -210,3 +210,72 @@ fn aiortc_publish_in_background(
             .await
     })
 }
+
+/// The ICE credentials of an answer or fragment.
+fn ufrag(sdp: &str) -> Option<&str> {
+    sdp.lines()
+        .find_map(|l| l.trim().strip_prefix("a=ice-ufrag:"))
+}
+
+#[tokio::test]
+async fn a_session_takes_trickled_candidates_and_restarts_ice() {
+    let t = server(Duration::from_secs(1), None).await;
+    t.create_call("trickle").await;
+    let token = t.user_token("alice", None);
+    let res = t
+        .http
+        .post(format!("{}/whip/default/trickle", t.base))
+        .bearer_auth(&token)
+        .header("content-type", "application/sdp")
+        .body(offer("opus/48000/2", 1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let session = format!("{}{}", t.base, res.headers()["location"].to_str().unwrap());
+    let etag = res.headers()["etag"].to_str().unwrap().to_owned();
+    let answer = res.text().await.unwrap();
+    let patch = |body: &str, if_match: Option<&str>| {
+        let mut req = t
+            .http
+            .patch(&session)
+            .bearer_auth(&token)
+            .header("content-type", "application/trickle-ice-sdpfrag")
+            .body(body.to_owned());
+        if let Some(m) = if_match {
+            req = req.header("if-match", m);
+        }
+        async move {
+            let res = req.send().await.unwrap();
+            let etag = res
+                .headers()
+                .get("etag")
+                .map(|v| v.to_str().unwrap().to_owned());
+            (res.status().as_u16(), etag, res.text().await.unwrap())
+        }
+    };
+    let candidate = "a=mid:0\r\na=candidate:1 1 udp 2130706431 127.0.0.1 40000 typ host\r\n";
+    let (status, _, body) = patch(candidate, Some(&etag)).await;
+    assert_eq!(status, 204, "a trickled candidate: {body}");
+    let (status, _, body) = patch("a=candidate:1 1 udp nonsense\r\n", None).await;
+    assert_eq!(status, 400, "a malformed candidate: {body}");
+    assert!(body.contains("bad candidate"), "{body}");
+    let (status, _, body) = patch("a=ice-ufrag:only\r\n", None).await;
+    assert_eq!(status, 400, "half an ICE restart: {body}");
+
+    // An ICE restart: new credentials both ways, and a new ETag that the next change must name.
+    let restart = "a=ice-ufrag:wxyz\r\na=ice-pwd:zyxwvutsrqponmlkjihgfedcba\r\n";
+    let (status, new_etag, fragment) = patch(restart, Some(&etag)).await;
+    assert_eq!(status, 200, "{fragment}");
+    let new_etag = new_etag.expect("a restart answers with a new ETag");
+    assert_ne!(new_etag, etag);
+    assert!(
+        ufrag(&fragment).is_some_and(|u| Some(u) != ufrag(&answer)),
+        "{fragment}"
+    );
+    assert!(fragment.contains("a=candidate:"), "{fragment}");
+    let (status, _, body) = patch(restart, Some(&etag)).await;
+    assert_eq!(status, 412, "a change naming the old ETag: {body}");
+    let (status, _, body) = patch(restart, Some(&new_etag)).await;
+    assert_eq!(status, 200, "{body}");
+}
