@@ -10,7 +10,7 @@
 //! late by however much longer its capture, encoding and pacing took than the audio's. Once
 //! both tracks have a sender report, the video is moved to where the sender's clock puts it
 //! against the audio, as a receiver's lip sync does; the files wait for that (within
-//! [`HOLD`]) so that the move happens before anything is written. Short audio losses are
+//! [`ALIGN_HOLD`]) so that the move usually happens before anything is written. Short audio losses are
 //! concealed (see [`Concealer`]).
 
 use std::collections::HashSet;
@@ -28,9 +28,12 @@ use crate::mux::{Concealer, StreamSpec, Writer};
 use crate::recorders::FinishedFile;
 use crate::rtp::{MediaCodec, TimedFrame, Timeline, frame_size};
 
-/// Longest wait for a group's other track (and for the sender reports that align the two)
-/// before its files are opened.
+/// Longest wait for a group's other track before its files are opened.
 pub(super) const HOLD: Duration = Duration::from_secs(3);
+/// Longest wait, once every track has started, for the sender reports that align them: the
+/// files open by then, so that a crash loses at most this much; a later alignment is spread
+/// over the coming frames.
+const ALIGN_HOLD: Duration = Duration::from_millis(1500);
 /// Largest move of video against audio sender reports are trusted for.
 const MAX_ALIGN_US: i64 = 1_000_000;
 
@@ -216,13 +219,9 @@ impl Group {
         if self.files.is_some() {
             return;
         }
-        let started = |k: &Kind| self.slots.iter().any(|s| s.kind == *k && s.started);
         let has = |k: Kind| self.slots.iter().any(|s| s.kind == k);
-        let all_started = needed_kinds(&shared.plan.outputs, self.screen)
-            .iter()
-            .all(started);
         let aligned = self.aligned || !(has(Kind::Audio) && has(Kind::Video));
-        if all_started && aligned {
+        if aligned && self.all_started(shared) {
             self.open(shared);
         }
     }
@@ -325,14 +324,23 @@ impl Group {
         shared.frames = frames;
     }
 
-    /// Opens the files once [`HOLD`] has passed since the group's first packet.
+    /// Opens the files once [`HOLD`] has passed since the group's first packet, or
+    /// [`ALIGN_HOLD`] if every track they need has started.
     pub(super) fn tick(&mut self, shared: &mut Shared) {
-        if self.files.is_none()
-            && self.first_seen.elapsed() >= HOLD
-            && self.slots.iter().any(|s| s.started)
-        {
+        if self.files.is_some() || !self.slots.iter().any(|s| s.started) {
+            return;
+        }
+        let waited = self.first_seen.elapsed();
+        if waited >= HOLD || (waited >= ALIGN_HOLD && self.all_started(shared)) {
             self.open(shared);
         }
+    }
+
+    /// Whether every kind the group's files need has given a first frame.
+    fn all_started(&self, shared: &Shared) -> bool {
+        needed_kinds(&shared.plan.outputs, self.screen)
+            .iter()
+            .all(|k| self.slots.iter().any(|s| s.kind == *k && s.started))
     }
 
     /// Marks `track_id` ended; true if it was the group's last live track.
