@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Media plane benchmark: `reel publish` participants against an in-process reel, on loopback
 # inside a network namespace of its own. `bench/media.sh system` runs the whole-system benchmark,
-# `bench/media.sh broadcast` the broadcast recording benchmark.
+# `bench/media.sh broadcast` the broadcast recording benchmark, `bench/media.sh soak` the soak.
 set -euo pipefail
 bench="${1:-media}"
 cd "$(dirname "$0")/.."
-./scripts/setup-debian.sh --test "$([[ $bench == composite ]] && echo --composite || true)"
+./scripts/setup-debian.sh --test "$([[ $bench == composite || $bench == soak ]] && echo --composite || true)"
 export PATH="$HOME/.cargo/bin:$PATH"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/reel-target}"
 cargo bench --locked --bench "$bench" --no-run
