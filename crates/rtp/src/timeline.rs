@@ -26,6 +26,11 @@ const MAX_STRAY_US: i64 = 500_000;
 pub const CONFIRM_US: i64 = 300_000;
 /// Longest that late frames are held, even if they seem to catch up.
 const MAX_HOLD_US: i64 = 3_000_000;
+/// Longest audio gap filled with empty packets. Nothing that sends audio goes longer without
+/// a packet while its track lives (with DTX, a packet comes every 400 ms at least), so a
+/// longer gap is a clock jump or a hostile dump claiming days of silence, which would
+/// otherwise take memory and file space without end: past this it stays a gap in time.
+const MAX_FILL_US: i64 = 600_000_000;
 /// Least time between two video frames.
 const MIN_VIDEO_STEP_US: i64 = 1_000;
 /// Most a move of frames already under way changes one video frame's time: at 30 frames a
@@ -455,7 +460,8 @@ impl<P: AsRef<[u8]>> Timeline<P> {
             let empty = [toc & 0xfc];
             let step = opus_samples(&empty).map_or(20_000, |s| i64::from(s) * 1000 / 48);
             let mut at = next;
-            while pts_us - at >= step {
+            let until = pts_us.min(next.saturating_add(MAX_FILL_US));
+            while until - at >= step {
                 out.push(TimedFrame {
                     pts_us: at,
                     duration_us: step,
@@ -527,6 +533,26 @@ mod tests {
         assert_eq!(out[4].data, [0xf8]);
         assert_eq!(t.stats().lost, 3);
         assert_eq!(t.stats().filled, 3 + 50);
+    }
+
+    #[test]
+    fn a_gap_of_days_is_filled_for_ten_minutes_only() {
+        let mut t = Timeline::with_options(
+            MediaCodec::Opus,
+            TimelineOptions::offline(MediaCodec::Opus, true, true),
+        );
+        let mut out = Vec::new();
+        t.push(audio(0, 1000), &mut out);
+        // A dump claiming the next packet came 40 days later, its clock agreeing.
+        let days_us: i64 = 40 * 86_400 * 1_000_000;
+        let mut late = audio(1, 1000 + days_us / 1000);
+        late.rtp_time = (days_us / 1000 * 48) as u64;
+        t.push(late, &mut out);
+        t.finish(&mut out);
+        assert_eq!(t.stats().filled, 600_000_000 / 20_000);
+        let last = out.last().unwrap();
+        assert_eq!(last.data, [0xf8, 0xaa]);
+        assert_eq!(last.pts_us - out[0].pts_us, days_us);
     }
 
     #[test]
