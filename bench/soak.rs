@@ -43,6 +43,8 @@ const BROADCASTS: usize = 4;
 const SAMPLE: Duration = Duration::from_secs(10);
 /// Time between two participants' starts.
 const STAGGER: Duration = Duration::from_millis(200);
+/// How long participants stay after the last sample, so that no sample sees calls ending.
+const LINGER: Duration = Duration::from_secs(30);
 /// Fonts the plot's text is drawn with (Debian's `fonts-noto-core`, installed by the set-up).
 const FONT: &str = "/usr/share/fonts/truetype/noto/NotoSans-Regular.ttf";
 
@@ -341,11 +343,22 @@ async fn main() {
         .await;
         let whip = format!("{base}/whip/default/soak-{c}");
         publishers.push(support::publish(
-            &whip, &clips, per_call, STAGGER, run, SECRET,
+            &whip,
+            &clips,
+            per_call,
+            STAGGER,
+            run + LINGER,
+            SECRET,
         ));
     }
     let broadcasts = format!("{base}/whip/broadcast/soak-{{n}}");
-    publishers.push(broadcaster(&broadcasts, &clips, BROADCASTS, run, &token));
+    publishers.push(broadcaster(
+        &broadcasts,
+        &clips,
+        BROADCASTS,
+        run + LINGER,
+        &token,
+    ));
     let pids = publishers.iter().filter_map(|p| p.id()).collect();
     // The track recordings, once each call's session is live.
     for c in 0..CALLS {
