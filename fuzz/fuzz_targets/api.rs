@@ -94,22 +94,21 @@ fuzz_target!(|data: &[u8]| {
     }
     let reel = reel();
     let sep = if path.contains('?') { '&' } else { '?' };
-    let mut url = format!("{}{path}", reel.base);
-    let dialect_of_users = ["/whip/", "/whep/", "/events/", "/join/"];
-    let mut request;
-    if path.starts_with("/api/v2/") {
-        url = format!("{url}{sep}api_key={API_KEY}");
-        request = reel.http.request(method.clone(), &url);
-        request = request
+    let base = format!("{}{path}", reel.base);
+    let of_users = ["/whip/", "/whep/", "/events/", "/join/"];
+    let request = if path.starts_with("/api/v2/") {
+        reel.http
+            .request(method.clone(), format!("{base}{sep}api_key={API_KEY}"))
             .header("authorization", &reel.server_token)
-            .header("stream-auth-type", "jwt");
-    } else if dialect_of_users.iter().any(|p| path.starts_with(p)) {
-        url = format!("{url}{sep}token={}", reel.user_token);
-        request = reel.http.request(method.clone(), &url);
+            .header("stream-auth-type", "jwt")
+    } else if of_users.iter().any(|p| path.starts_with(p)) {
+        let url = format!("{base}{sep}token={}", reel.user_token);
+        reel.http.request(method.clone(), url)
     } else {
-        request = reel.http.request(method.clone(), &url);
-        request = request.bearer_auth(API_SECRET);
-    }
+        reel.http
+            .request(method.clone(), base)
+            .bearer_auth(API_SECRET)
+    };
     let content_type = match (
         path.starts_with("/whip/") || path.starts_with("/whep/"),
         &method,
