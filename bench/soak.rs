@@ -152,16 +152,14 @@ impl Sampler {
 
 /// Calls reel's API: the Stream dialect with a server token, the others with the secret.
 async fn api(http: &reqwest::Client, base: &str, method: &str, path: &str, body: Value) -> Value {
-    let req = http.request(method.parse().expect("a method"), format!("{base}{path}"));
+    let method: reqwest::Method = method.parse().expect("a method");
     let req = if path.starts_with("/api/v2/") {
-        http.request(
-            method.parse().expect("a method"),
-            format!("{base}{path}?api_key={KEY}"),
-        )
-        .header("authorization", Keys::new(KEY, SECRET).server_token())
-        .header("stream-auth-type", "jwt")
+        http.request(method.clone(), format!("{base}{path}?api_key={KEY}"))
+            .header("authorization", Keys::new(KEY, SECRET).server_token())
+            .header("stream-auth-type", "jwt")
     } else {
-        req.bearer_auth(SECRET)
+        http.request(method.clone(), format!("{base}{path}"))
+            .bearer_auth(SECRET)
     };
     let res = req.json(&body).send().await.expect("reel answers");
     let status = res.status();
