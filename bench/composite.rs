@@ -10,7 +10,7 @@
 //! of its own, without; and the memory the display and browser standing by hold.
 //!
 //! Run with `bench/composite.sh`, which makes the clips and runs this inside a network
-//! namespace with only loopback.
+//! namespace with only loopback; `REEL_BENCH_PARTS` (`video,audio,start`) picks the tables.
 
 #[path = "cpu.rs"]
 mod cpu;
@@ -587,17 +587,35 @@ fn spread(times: &mut [f64]) -> String {
 
 #[tokio::main]
 async fn main() {
+    // REEL_BENCH_PARTS=audio runs the audio-only table alone.
+    let parts = std::env::var("REEL_BENCH_PARTS").unwrap_or_else(|_| "video,audio,start".into());
+    let part = |name: &str| parts.split(',').any(|p| p.trim() == name);
     let clips = support::clips();
     let http = reqwest::Client::new();
     // As `reel serve` runs them: a browser stands by for the next composite.
     let served = serve(Recorders::all_standing_by(), &clips, &http).await;
+    if part("video") {
+        video(&served, &http).await;
+    }
+    if part("audio") {
+        audio(&served, &http).await;
+    }
+    if part("start") {
+        starts(served, &clips, &http).await;
+    } else {
+        served.end().await;
+    }
+}
+
+/// The 720p30 table: the composite's CPU on each capture path.
+async fn video(served: &Served, http: &reqwest::Client) {
     let (server, base, stored, cid) = (&served.server, &served.base, &served.stored, &served.cid);
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!(
         "one 720p30 grid composite of {PARTICIPANTS} moving participants (`reel publish`, 720p VP8 + Opus), {cores} cores, CPU over {WINDOW:?}"
     );
     println!();
-    let (xvfb, (least, most)) = xvfb_path(server, &http, (base, stored), cid).await;
+    let (xvfb, (least, most)) = xvfb_path(server, http, (base, stored), cid).await;
     let viewer = Keys::new(KEY, SECRET).viewer_token(cid, Duration::from_secs(3600));
     let shell = begin_frame_path(format!("{base}/layout/default/{}?token={viewer}", cid.id));
     println!(
@@ -634,12 +652,17 @@ async fn main() {
         xvfb.total()
     );
     println!();
+}
+
+/// The audio-only table: how many composites of audio alone a core holds.
+async fn audio(served: &Served, http: &reqwest::Client) {
+    let (server, base, stored, cid) = (&served.server, &served.base, &served.stored, &served.cid);
     println!(
         "| audio-only composites at once | mixer + MP3 cores | per composite | composites per core | shortest file / wall (s) |"
     );
     println!("|---:|---:|---:|---:|---|");
     for n in AUDIO_ONLY {
-        let (cores, shortest, wall) = audio_only(server, &http, (base, stored), cid, n).await;
+        let (cores, shortest, wall) = audio_only(server, http, (base, stored), cid, n).await;
         let each = cores / n as f64;
         println!(
             "| {n} | {cores:.3} | {each:.4} | {:.0} | {shortest:.1} / {wall:.1} |",
@@ -649,8 +672,12 @@ async fn main() {
     println!();
     println!("target: >= 50 audio-only composites per core (Agora publishes 19 per vCPU)");
     println!();
+}
+
+/// The start times, with a browser standing by and without, and what standing by holds.
+async fn starts(served: Served, clips: &Path, http: &reqwest::Client) {
     // The start, with the browser standing by and, on a reel of its own, without.
-    let mut warm = start_times(&served, &http).await;
+    let mut warm = start_times(&served, http).await;
     // What a display and a browser standing by hold while no composite runs.
     tokio::time::sleep(Duration::from_secs(5)).await;
     let standing_by: f64 = ["chrom", "Xvfb"]
@@ -659,8 +686,8 @@ async fn main() {
         .map(group_pss)
         .sum();
     served.end().await;
-    let cold_served = serve(Recorders::all(), &clips, &http).await;
-    let mut cold = start_times(&cold_served, &http).await;
+    let cold_served = serve(Recorders::all(), clips, http).await;
+    let mut cold = start_times(&cold_served, http).await;
     println!(
         "| start request to first captured picture ({} starts) | median (min-max) |",
         STARTS
