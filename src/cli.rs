@@ -19,6 +19,7 @@ use crate::rtp::archive::{Archive, Watcher};
 use crate::secret::redact_url;
 use crate::server::Server;
 use crate::store::{DeliveryState, Store};
+use crate::telemetry::print;
 
 /// reel: a self-hosted recording service for real-time calls and broadcasts.
 #[derive(Debug, Parser)]
@@ -590,7 +591,7 @@ async fn raw_recording(command: RawRecordingCommand) -> anyhow::Result<()> {
         } => {
             let archive = input.open().await?;
             let tracks = list::tracks(&archive, track_type);
-            print!("{}", list::render(&tracks, format));
+            print(&list::render(&tracks, format))?;
             Ok(())
         }
         RawRecordingCommand::ExtractAudio { extract, dtx } => {
@@ -667,8 +668,13 @@ fn report<T: serde::Serialize>(
     lines: impl FnOnce(&T) -> Vec<String>,
 ) -> anyhow::Result<()> {
     match format {
-        ReportFormat::Json => println!("{}", serde_json::to_string(value)?),
-        ReportFormat::Text => lines(value).iter().for_each(|l| println!("{l}")),
+        ReportFormat::Json => print(&format!("{}\n", serde_json::to_string(value)?))?,
+        ReportFormat::Text => print(
+            &lines(value)
+                .iter()
+                .map(|l| format!("{l}\n"))
+                .collect::<String>(),
+        )?,
     }
     Ok(())
 }
@@ -761,10 +767,10 @@ async fn token(args: TokenArgs) -> anyhow::Result<()> {
             ),
         },
     };
-    println!(
-        "{}",
+    print(&format!(
+        "{}\n",
         keys.user_token(&user, role.as_ref(), args.ttl.map(|d| d.0))
-    );
+    ))?;
     Ok(())
 }
 
@@ -877,7 +883,7 @@ async fn webhooks(command: WebhooksCommand) -> anyhow::Result<()> {
             let store = open_store(&config.resolve()?).await?;
             let failed = store.failed_deliveries(limit).await?;
             if failed.is_empty() {
-                println!("no failed webhook deliveries");
+                print("no failed webhook deliveries\n")?;
             }
             for d in failed {
                 let state = if d.state == DeliveryState::Dead {
@@ -885,8 +891,8 @@ async fn webhooks(command: WebhooksCommand) -> anyhow::Result<()> {
                 } else {
                     "retrying"
                 };
-                println!(
-                    "{id}\t{state}\t{event}\t{cid}\t{endpoint}\tattempts={attempts}\tqueued={queued}\t{error}",
+                print(&format!(
+                    "{id}\t{state}\t{event}\t{cid}\t{endpoint}\tattempts={attempts}\tqueued={queued}\t{error}\n",
                     id = d.id,
                     event = d.event_type,
                     cid = d.ordering_key,
@@ -894,13 +900,13 @@ async fn webhooks(command: WebhooksCommand) -> anyhow::Result<()> {
                     attempts = d.attempts,
                     queued = d.created_at.to_rfc3339(),
                     error = d.last_error.unwrap_or_default(),
-                );
+                ))?;
             }
         }
         WebhooksCommand::Retry { id, all: _, config } => {
             let store = open_store(&config.resolve()?).await?;
             let n = store.requeue_dead(id, Timestamp::now()).await?;
-            println!("queued {n} delivery(ies) again");
+            print(&format!("queued {n} delivery(ies) again\n"))?;
         }
     }
     Ok(())

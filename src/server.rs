@@ -78,10 +78,13 @@ pub async fn credentials(config: &Config, store: &Store) -> Result<Keys, StoreEr
         .keep_credentials(&random_hex(8), &random_hex(32))
         .await?;
     if generated {
-        println!(
+        let shown = crate::telemetry::print(&format!(
             "Generated API credentials for this installation (shown once; they are kept in the database):\n  \
-             api_key:    {key}\n  api_secret: {secret}"
-        );
+             api_key:    {key}\n  api_secret: {secret}\n"
+        ));
+        if let Err(e) = shown {
+            warn!(error = %e, "the generated API credentials could not be shown; `reel token` still signs with them");
+        }
     }
     Ok(Keys::new(key, secret))
 }

@@ -1,4 +1,4 @@
-//! Logging set-up.
+//! Logging set-up, and what commands print.
 
 use std::io::IsTerminal;
 
@@ -49,4 +49,14 @@ pub fn init_filtered(format: LogFormat, default: &str) {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
+}
+
+/// Writes `text` to standard output as it is: a closed output (`reel ... | head`) is an
+/// error for the command to report, not a panic.
+pub fn print(text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot write to standard output: {e}")))
 }

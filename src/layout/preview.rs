@@ -27,6 +27,7 @@ use crate::browser::capture::Capture;
 use crate::browser::{Chromium, Display, Surface};
 use crate::domain::settings::{LayoutName, video_bit_rate};
 use crate::mux::{CompositeSink, VideoFormat};
+use crate::telemetry::print;
 
 /// How often the watched files are looked at.
 const WATCH_EVERY: Duration = Duration::from_millis(300);
@@ -248,11 +249,11 @@ pub async fn run(
     let server = tokio::spawn(async move { axum::serve(listener, router(shared)).await });
     let Some(output) = output else {
         let (w, h) = preview.size;
-        println!(
-            "layout preview at http://{addr}/ ({}, {} participants, {w}x{h}); the page reloads when the stylesheet or options change. Ctrl-C stops.",
+        print(&format!(
+            "layout preview at http://{addr}/ ({}, {} participants, {w}x{h}); the page reloads when the stylesheet or options change. Ctrl-C stops.\n",
             preview.layout.as_str(),
             preview.participants
-        );
+        ))?;
         tokio::signal::ctrl_c().await?;
         server.abort();
         return Ok(());
@@ -293,7 +294,7 @@ async fn render(
                 let png = Chromium::screenshot(&page).await?;
                 std::fs::write(out, png)
                     .with_context(|| format!("cannot write {}", out.display()))?;
-                println!("{}", out.display());
+                print(&format!("{}\n", out.display()))?;
                 Ok(())
             }
             .await;
@@ -366,13 +367,13 @@ async fn record(display: &Display, out: &Path, length: Duration) -> anyhow::Resu
     // The file is finished before a capture failure is told.
     let (written, ()) = (written?, captured?);
     let taken = counters.stats();
-    println!(
-        "{}: {:.1} s, {} frames; {} pictures captured, {} frames showing the picture before",
+    print(&format!(
+        "{}: {:.1} s, {} frames; {} pictures captured, {} frames showing the picture before\n",
         out.display(),
         length.as_secs_f64(),
         written.frames,
         taken.captured,
         written.repeated,
-    );
+    ))?;
     Ok(())
 }

@@ -83,6 +83,28 @@ fn token_prints_a_signed_user_token() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("user id"));
 }
 
+/// A command whose output nobody reads any more (`reel token | head -c0`) says so and fails;
+/// it does not panic.
+#[test]
+fn a_closed_output_is_an_error_not_a_panic() {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(reel_bin())
+        .args(["token", "--user", "alice"])
+        .env("REEL_API_KEY", API_KEY)
+        .env("REEL_API_SECRET", API_SECRET)
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot write to standard output") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+}
+
 fn stop(child: std::process::Child) -> String {
     // SIGTERM: a graceful stop.
     Command::new("kill")
