@@ -175,7 +175,7 @@ pub struct Settings {
     pub log_format: Option<LogFormat>,
 
     /// Keep a display and a windowless browser started for the next composite recording,
-    /// which then starts about half a second sooner [default: true]
+    /// which then starts 0.2 to 0.7 s sooner [default: true]
     #[arg(long, env = "REEL_COMPOSITE_STANDBY", value_name = "BOOL")]
     pub composite_standby: Option<bool>,
 

@@ -1,5 +1,5 @@
 //! A display and a browser started ahead of the next composite recording, so that it starts
-//! without waiting for them (about half a second). The browser has no window until a recording
+//! without waiting for them (0.2 to 0.7 s). The browser has no window until a recording
 //! takes it, with its display: it then owns both. The recording that took them starts the
 //! next pair once its own start is over ([`Standby::refill`]), at its frame size.
 
