@@ -7,6 +7,9 @@
 //! the recordings made and the seconds they kept against the seconds published, and the CPU
 //! of reel and of the publisher. The ladder stops at the first N that loses a packet.
 //!
+//! Table 1b: the same ladder with reel held to one core and `reel publish` to another, so
+//! that neither takes the other's time: what reel records per core of its own.
+//!
 //! Table 2: the cost of thumbnails: one picture from a 720p key frame (decode, scale, JPEG),
 //! and the same N recorded with and without `enableThumbnails`.
 //!
@@ -40,6 +43,8 @@ use serde_json::{Value, json};
 const SECRET: &str = "bench-secret-0123456789abcdef";
 /// Broadcasts per step of the ladder.
 const LADDER: [usize; 4] = [100, 200, 300, 400];
+/// Broadcasts per step of the ladder with a core for reel and one for the publisher.
+const SPLIT_LADDER: [usize; 4] = [100, 150, 200, 250];
 /// Broadcasts of the thumbnail comparison.
 const THUMBNAILS_AT: usize = 100;
 /// Time between two broadcasters' starts.
@@ -101,6 +106,26 @@ impl Step {
     }
 }
 
+/// Which cores a step runs on.
+#[derive(Clone, Copy, PartialEq)]
+enum Cores {
+    /// Every core, shared by reel and the publisher.
+    Shared,
+    /// Core 0 for reel (this process), core 1 for the publisher.
+    Split,
+}
+
+/// Holds every thread of this process to `cpus` (a `taskset` list).
+fn pin_self(cpus: &str) {
+    let status = std::process::Command::new("taskset")
+        .args(["--all-tasks", "--cpu-list", "--pid", cpus])
+        .arg(std::process::id().to_string())
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("run taskset");
+    assert!(status.success(), "taskset {cpus} failed");
+}
+
 /// One run: `n` broadcasts with a new token (taking pictures if `thumbnails`), measured over
 /// `STEADY`, then every recording waited for.
 async fn step(
@@ -109,6 +134,7 @@ async fn step(
     clips: &Path,
     n: usize,
     thumbnails: bool,
+    cores: Cores,
 ) -> Step {
     let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
     let token = api(
@@ -128,7 +154,16 @@ async fn step(
 
     let ramp = STAGGER * n as u32;
     let publish_for = ramp + SETTLE + STEADY;
-    let publisher = tokio::process::Command::new(env!("CARGO_BIN_EXE_reel"))
+    let mut publisher = match cores {
+        Cores::Shared => tokio::process::Command::new(env!("CARGO_BIN_EXE_reel")),
+        Cores::Split => {
+            pin_self("0");
+            let mut c = tokio::process::Command::new("taskset");
+            c.args(["--cpu-list", "1", env!("CARGO_BIN_EXE_reel")]);
+            c
+        }
+    };
+    let publisher = publisher
         .arg("publish")
         .arg(format!(
             "http://{}/whip/broadcast/r{run}-{{n}}",
@@ -166,6 +201,10 @@ async fn step(
         .await
         .expect("reel publish ran");
     let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    if cores == Cores::Split {
+        let all = std::thread::available_parallelism().map_or(1, |n| n.get());
+        pin_self(&format!("0-{}", all - 1));
+    }
 
     // Every recording ends with its broadcast; wait for them to be stored.
     let store = server.services.store();
@@ -389,35 +428,22 @@ async fn main() {
     );
     println!("loopback, {cores} cores; {STEADY:?} per step after the ramp");
     println!();
-    println!(
-        "| broadcasts | thumbnails | connected | Mbit/s in | packets on bus / sent | lost: socket / unrouted while live / recorder queue | files | seconds kept / published | reel CPU (cores) | reel CPU per 100 broadcasts | reel publish CPU (cores) |"
-    );
-    println!("|---:|---|---:|---:|---:|---|---:|---:|---:|---:|---:|");
-    // REEL_BENCH_PARTS=list runs table 3 alone; REEL_BENCH_LADDER=50,100 other steps.
+    header();
+    // REEL_BENCH_PARTS=list runs table 3 alone; REEL_BENCH_LADDER=50,100 and
+    // REEL_BENCH_SPLIT_LADDER=50,100 other steps for tables 1 and 1b.
     let parts =
-        std::env::var("REEL_BENCH_PARTS").unwrap_or_else(|_| "record,thumbnails,list".into());
-    let ladder: Vec<usize> = std::env::var("REEL_BENCH_LADDER")
-        .ok()
-        .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
-        .unwrap_or_else(|| LADDER.to_vec());
-    let mut best = None;
-    for n in ladder.into_iter().filter(|_| parts.contains("record")) {
-        let s = step(&server, &http, &clips, n, false).await;
-        row(&s, "no");
-        let held = s.lost() == 0 && s.connected == n as u64 && s.recorded == n;
-        if held {
-            best = Some(s);
-        } else {
-            break;
-        }
+        std::env::var("REEL_BENCH_PARTS").unwrap_or_else(|_| "record,split,thumbnails,list".into());
+    if parts.contains("record") {
+        let ladder = ladder_from("REEL_BENCH_LADDER", &LADDER);
+        ladder_of(&server, &http, &clips, &ladder, Cores::Shared).await;
     }
-    println!();
-    match best {
-        Some(s) => println!(
-            "largest N recorded with zero loss: {} broadcasts at {:.0} Mbit/s, reel at {:.2} cores (target: >= 300)",
-            s.n, s.mbits, s.reel_cores
-        ),
-        None => println!("no step recorded without loss"),
+    if parts.contains("split") && cores >= 2 {
+        println!();
+        println!("Table 1b: reel held to core 0, `reel publish` to core 1");
+        println!();
+        header();
+        let ladder = ladder_from("REEL_BENCH_SPLIT_LADDER", &SPLIT_LADDER);
+        ladder_of(&server, &http, &clips, &ladder, Cores::Split).await;
     }
 
     if parts.contains("thumbnails") {
@@ -427,6 +453,56 @@ async fn main() {
         list(&server, &http).await;
     }
     server.shutdown().await;
+}
+
+/// The header of tables 1, 1b and 2.
+fn header() {
+    println!(
+        "| broadcasts | thumbnails | connected | Mbit/s in | packets on bus / sent | lost: socket / unrouted while live / recorder queue | files | seconds kept / published | reel CPU (cores) | reel CPU per 100 broadcasts | reel publish CPU (cores) |"
+    );
+    println!("|---:|---|---:|---:|---:|---|---:|---:|---:|---:|---:|");
+}
+
+/// The steps given in `var` (`50,100`), or `default`.
+fn ladder_from(var: &str, default: &[usize]) -> Vec<usize> {
+    std::env::var(var)
+        .ok()
+        .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_else(|| default.to_vec())
+}
+
+/// Steps up `ladder` until a step loses a packet; prints a row per step and the largest N
+/// that lost none.
+async fn ladder_of(
+    server: &Server,
+    http: &reqwest::Client,
+    clips: &Path,
+    ladder: &[usize],
+    cores: Cores,
+) {
+    let mut best = None;
+    for &n in ladder {
+        let s = step(server, http, clips, n, false, cores).await;
+        row(&s, "no");
+        let held = s.lost() == 0 && s.connected == n as u64 && s.recorded == n;
+        if held {
+            best = Some(s);
+        } else {
+            break;
+        }
+    }
+    println!();
+    let target = match cores {
+        Cores::Shared => "target: >= 300",
+        Cores::Split => "on one core; target: >= 150",
+    };
+    match best {
+        Some(s) => println!(
+            "largest N recorded with zero loss: {} broadcasts at {:.0} Mbit/s, reel at {:.2} cores ({target})",
+            s.n, s.mbits, s.reel_cores
+        ),
+        None => println!("no step recorded without loss"),
+    }
 }
 
 /// Table 2.
@@ -442,12 +518,17 @@ async fn thumbnails(server: &Server, http: &reqwest::Client, clips: &Path) {
         median / 30_000.0 * 300.0
     );
     println!();
-    println!(
-        "| broadcasts | thumbnails | connected | Mbit/s in | packets on bus / sent | lost: socket / unrouted while live / recorder queue | files | seconds kept / published | reel CPU (cores) | reel CPU per 100 broadcasts | reel publish CPU (cores) |"
-    );
-    println!("|---:|---|---:|---:|---:|---|---:|---:|---:|---:|---:|");
+    header();
     for thumbnails in [false, true] {
-        let s = step(server, http, clips, THUMBNAILS_AT, thumbnails).await;
+        let s = step(
+            server,
+            http,
+            clips,
+            THUMBNAILS_AT,
+            thumbnails,
+            Cores::Shared,
+        )
+        .await;
         row(&s, if thumbnails { "yes" } else { "no" });
     }
 }
