@@ -427,13 +427,13 @@ async fn main() {
         "reel broadcast recording: `reel publish` (720p VP8 ~2.4 Mbit/s + Opus, one process, a stream per broadcast) -> reel (this process) recording each to WebM"
     );
     println!("loopback, {cores} cores; {STEADY:?} per step after the ramp");
-    println!();
-    header();
     // REEL_BENCH_PARTS=list runs table 3 alone; REEL_BENCH_LADDER=50,100 and
     // REEL_BENCH_SPLIT_LADDER=50,100 other steps for tables 1 and 1b.
     let parts =
         std::env::var("REEL_BENCH_PARTS").unwrap_or_else(|_| "record,split,thumbnails,list".into());
     if parts.contains("record") {
+        println!();
+        header();
         let ladder = ladder_from("REEL_BENCH_LADDER", &LADDER);
         ladder_of(&server, &http, &clips, &ladder, Cores::Shared).await;
     }
