@@ -44,7 +44,7 @@ const SECRET: &str = "bench-secret-0123456789abcdef";
 /// Broadcasts per step of the ladder.
 const LADDER: [usize; 4] = [100, 200, 300, 400];
 /// Broadcasts per step of the ladder with a core for reel and one for the publisher.
-const SPLIT_LADDER: [usize; 4] = [100, 150, 200, 250];
+const SPLIT_LADDER: [usize; 4] = [100, 200, 250, 300];
 /// Broadcasts of the thumbnail comparison.
 const THUMBNAILS_AT: usize = 100;
 /// Time between two broadcasters' starts.
@@ -426,7 +426,11 @@ async fn main() {
     println!(
         "reel broadcast recording: `reel publish` (720p VP8 ~2.4 Mbit/s + Opus, one process, a stream per broadcast) -> reel (this process) recording each to WebM"
     );
-    println!("loopback, {cores} cores; {STEADY:?} per step after the ramp");
+    let rmem_max = std::fs::read_to_string("/proc/sys/net/core/rmem_max").unwrap_or_default();
+    println!(
+        "loopback, {cores} cores, net.core.rmem_max {}; {STEADY:?} per step after the ramp",
+        rmem_max.trim()
+    );
     // REEL_BENCH_PARTS=list runs table 3 alone; REEL_BENCH_LADDER=50,100 and
     // REEL_BENCH_SPLIT_LADDER=50,100 other steps for tables 1 and 1b.
     let parts =

@@ -9,4 +9,12 @@ cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/reel-target}"
 cargo bench --locked --bench "$bench" --no-run
+# reel asks for a 32 MiB receive buffer on its media socket; the kernel grants twice rmem_max.
+if (($(sysctl -n net.core.rmem_max) < 16777216)); then
+  if [[ $(id -u) -eq 0 ]]; then
+    sysctl -w net.core.rmem_max=16777216
+  else
+    echo "net.core.rmem_max is below 16 MiB: reel's media socket will drop bursts" >&2
+  fi
+fi
 scripts/isolated cargo bench --locked --offline --bench "$bench"

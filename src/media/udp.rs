@@ -17,9 +17,10 @@ use tracing::warn;
 
 /// Largest datagram read.
 const MAX_DATAGRAM: usize = 2048;
-/// Receive buffer asked for the muxed socket, which every peer shares: about 3,500 full-size
-/// datagrams, 100 ms at 300 Mbit/s, so that a busy moment loses nothing.
-const MUX_RECV_BUFFER: usize = 8 << 20;
+/// Receive buffer asked for the muxed socket, which every peer shares: about 14,000 full-size
+/// datagrams (the kernel counts about 2.3 KiB for each), 180 ms of 300 broadcasts at 2.5
+/// Mbit/s, so that a moment without CPU for the reader loses nothing.
+const MUX_RECV_BUFFER: usize = 32 << 20;
 /// Receive buffer asked for a peer's own socket.
 const PEER_RECV_BUFFER: usize = 1 << 20;
 
