@@ -115,15 +115,28 @@ enum Cores {
     Split,
 }
 
-/// Holds every thread of this process to `cpus` (a `taskset` list).
-fn pin_self(cpus: &str) {
-    let status = std::process::Command::new("taskset")
-        .args(["--all-tasks", "--cpu-list", "--pid", cpus])
-        .arg(std::process::id().to_string())
-        .stdout(std::process::Stdio::null())
-        .status()
-        .expect("run taskset");
-    assert!(status.success(), "taskset {cpus} failed");
+/// Holds every thread of this process to `cpus` (a `taskset` list); returns the list they
+/// were held to before.
+fn pin_self(cpus: &str) -> String {
+    let before = std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .map(|l| l.trim().to_owned())
+        .expect("this process's CPU list");
+    // A thread that ends while taskset goes through them fails the call: try again.
+    let pinned = (0..5).any(|_| {
+        std::process::Command::new("taskset")
+            .args(["--all-tasks", "--cpu-list", "--pid", cpus])
+            .arg(std::process::id().to_string())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("run taskset")
+            .success()
+    });
+    assert!(pinned, "taskset {cpus} failed 5 times");
+    before
 }
 
 /// One run: `n` broadcasts with a new token (taking pictures if `thumbnails`), measured over
@@ -154,10 +167,11 @@ async fn step(
 
     let ramp = STAGGER * n as u32;
     let publish_for = ramp + SETTLE + STEADY;
+    // Once pinned, `available_parallelism` counts one core: the step restores the list it read.
+    let unpinned = (cores == Cores::Split).then(|| pin_self("0"));
     let mut publisher = match cores {
         Cores::Shared => tokio::process::Command::new(env!("CARGO_BIN_EXE_reel")),
         Cores::Split => {
-            pin_self("0");
             let mut c = tokio::process::Command::new("taskset");
             c.args(["--cpu-list", "1", env!("CARGO_BIN_EXE_reel")]);
             c
@@ -201,9 +215,8 @@ async fn step(
         .await
         .expect("reel publish ran");
     let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    if cores == Cores::Split {
-        let all = std::thread::available_parallelism().map_or(1, |n| n.get());
-        pin_self(&format!("0-{}", all - 1));
+    if let Some(cpus) = unpinned {
+        pin_self(&cpus);
     }
 
     // Every recording ends with its broadcast; wait for them to be stored.
